@@ -1,0 +1,40 @@
+"""Graph state. Parallel task nodes write disjoint keys of ``tasks``; the reducer merges them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, NotRequired, TypedDict
+
+from pydantic import JsonValue
+
+TaskStatus = Literal["ran", "passed", "retry", "failed", "skipped"]
+
+
+class CheckResult(TypedDict):
+    kind: str
+    passed: bool
+    detail: str
+
+
+class TaskRecord(TypedDict):
+    status: TaskStatus
+    attempts: int
+    outputs: dict[str, JsonValue]
+    summary: str
+    checks: list[CheckResult]
+    feedback: str
+    tokens: int
+    cost_usd: float
+    wall_s: float
+    model: str
+    error: NotRequired[str]
+
+
+def merge_tasks(left: dict[str, TaskRecord], right: dict[str, TaskRecord]) -> dict[str, TaskRecord]:
+    """Per-task last-writer-wins; different tasks never clash, so parallel supersteps merge cleanly."""
+    return {**left, **right}
+
+
+class RunState(TypedDict):
+    goal: str
+    tasks: Annotated[dict[str, TaskRecord], merge_tasks]
+    report: NotRequired[str]

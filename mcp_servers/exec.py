@@ -1,0 +1,89 @@
+"""MCP server ``exec``: run a shell command in the workspace, inside a bubblewrap sandbox, with a timeout.
+
+The sandbox has no network, a read-only view of the system, the workspace as the only writable folder
+(plus a private /tmp) and its own PID namespace. Without bubblewrap the tool refuses to run: there is no
+unsandboxed fallback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from mcp.server.fastmcp import FastMCP
+from mcp.server.fastmcp.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel
+
+MAX_OUTPUT = 20_000
+
+
+class Completed(BaseModel):
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration_s: float
+    timed_out: bool
+
+
+def sandbox_argv(workspace: Path, command: str) -> list[str]:
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise ToolError("bubblewrap (bwrap) is not installed, so commands cannot be sandboxed; "
+                        "install it with `apt-get install bubblewrap` (scripts/setup.sh does)")
+    ws = str(workspace.resolve())
+    return [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--bind", ws, ws, "--chdir", ws, "--unshare-net", "--unshare-pid", "--die-with-parent",
+            "--new-session", "--setenv", "HOME", ws, "/bin/sh", "-c", command]
+
+
+def _clip(data: bytes) -> str:
+    text = data.decode("utf-8", errors="replace")
+    return text if len(text) <= MAX_OUTPUT else text[:MAX_OUTPUT] + f"\n… [{len(text) - MAX_OUTPUT} chars cut]"
+
+
+def run_sandboxed(workspace: Path, command: str, timeout_s: float) -> Completed:
+    start = time.monotonic()
+    proc = subprocess.Popen(sandbox_argv(workspace, command), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        timed_out = True
+    return Completed(exit_code=proc.returncode if not timed_out else 124, stdout=_clip(out), stderr=_clip(err),
+                     duration_s=round(time.monotonic() - start, 3), timed_out=timed_out)
+
+
+def build(workspace: Path) -> FastMCP:
+    mcp = FastMCP("exec", log_level="WARNING", instructions="Runs shell commands in the workspace, sandboxed, without network.")
+
+    @mcp.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=False))
+    def run(command: str, timeout_s: float = 60.0) -> Completed:
+        """Run a /bin/sh command in the workspace folder; returns exit code, stdout, stderr and duration."""
+        if not command.strip():
+            raise ToolError("command is empty")
+        if not 0 < timeout_s <= 600:
+            raise ToolError("timeout_s must be in (0, 600]")
+        return run_sandboxed(workspace, command, timeout_s)
+
+    return mcp
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="naestro-mcp-exec", description=__doc__)
+    parser.add_argument("--workspace", type=Path, default=Path.cwd())
+    args = parser.parse_args(argv)
+    args.workspace.mkdir(parents=True, exist_ok=True)
+    build(args.workspace).run()
+
+
+if __name__ == "__main__":
+    main()

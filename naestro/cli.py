@@ -1,0 +1,279 @@
+"""The ``naestro`` command line (typer + rich).
+
+Exit codes: 0 success (every acceptance check passed), 1 the run finished but checks failed,
+2 bad input (invalid plan, unknown run, bad config), 3 the world failed (endpoint down, tool transport).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from naestro.endpoints import load_registry
+from naestro.errors import NaestroError, PlanInvalid, RunError, UsageError
+from naestro.events import Event, read_events
+from naestro.llm import EndpointProvider
+from naestro.nodes.planner import make_plan
+from naestro.runner import Runner, RunResult
+from naestro.runs import RunStore
+from naestro.schema import write_schema
+from naestro.settings import Settings
+from naestro.validate import parse_plan_text
+from naestro.view import LiveRun, plan_tree
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Naestro: governed autonomous agents.")
+runs_app = typer.Typer(no_args_is_help=True, help="Inspect runs.")
+models_app = typer.Typer(invoke_without_command=True, help="Model endpoints (models.yaml) and their health.")
+app.add_typer(runs_app, name="runs")
+app.add_typer(models_app, name="models")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _provider(settings: Settings) -> EndpointProvider:
+    return EndpointProvider(load_registry(settings.models_file), settings)
+
+
+def _fail(exc: NaestroError) -> typer.Exit:
+    if isinstance(exc, PlanInvalid):
+        for p in exc.problems:
+            err.print(str(p), markup=False, highlight=False)
+    else:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+    return typer.Exit(2 if isinstance(exc, UsageError) else 3)
+
+
+@app.command()
+def validate(plan_file: Annotated[Path, typer.Argument(help="plan JSON file")]) -> None:
+    """Validate a plan: one `JSON-pointer: message` line per problem, exit code 2 if any."""
+    try:
+        text = plan_file.read_text()
+    except OSError as exc:
+        err.print(f": cannot read {plan_file}: {exc.strerror}", markup=False)
+        raise typer.Exit(2) from exc
+    try:
+        plan = parse_plan_text(text, source=str(plan_file))
+    except PlanInvalid as exc:
+        raise _fail(exc) from exc
+    out.print(f"{plan_file}: valid plan, {len(plan.tasks)} task(s)")
+
+
+@app.command()
+def schema(path: Annotated[Path, typer.Option("--out", help="where to write")] = Path("schemas/plan.schema.json"),
+           check: Annotated[bool, typer.Option(help="fail if the file differs instead of writing")] = False) -> None:
+    """Generate schemas/plan.schema.json from the Plan models."""
+    changed = write_schema(path, check=check)
+    if check and changed:
+        err.print(f"{path} is out of date; run `naestro schema`")
+        raise typer.Exit(1)
+    out.print(f"{path}: {'updated' if changed else 'up to date'}")
+
+
+@app.command()
+def plan(goal: str, out_file: Annotated[Path | None, typer.Option("--out", help="write the plan JSON here")] = None,
+         as_json: Annotated[bool, typer.Option("--json", help="print the plan JSON")] = False) -> None:
+    """Ask the planner (local model, schema-constrained, validated, template fallback) for a plan."""
+    settings = _settings()
+    try:
+        outcome = asyncio.run(make_plan(goal, _provider(settings), attempts=settings.planner_attempts))
+    except NaestroError as exc:
+        raise _fail(exc) from exc
+    text = outcome.plan.model_dump_json(indent=2, by_alias=True, exclude_defaults=True)
+    if out_file:
+        out_file.write_text(text + "\n")
+    if as_json:
+        print(text)
+        return
+    for i, problems in enumerate(outcome.attempts, 1):
+        err.print(f"[dim]attempt {i} rejected: {'; '.join(map(str, problems))[:300]}[/dim]")
+    out.print(plan_tree(outcome.plan, source=outcome.source))
+    if out_file:
+        out.print(f"written to {out_file}")
+
+
+def _summary_json(result: RunResult) -> str:
+    return json.dumps({
+        "run_id": result.record.run_id, "status": result.record.status, "passed": result.passed,
+        "plan_source": result.record.plan_source, "report": str(result.report_path),
+        "workspace": result.record.workspace,
+        "tasks": {tid: {"status": r["status"], "attempts": r["attempts"], "tokens": r["tokens"],
+                        "wall_s": r["wall_s"], "checks": r["checks"]} for tid, r in result.tasks.items()},
+    }, indent=2)
+
+
+def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | None = None,
+             plan_file: Path | None = None, workspace: Path | None = None, in_place: bool = False) -> None:
+    live_state = LiveRun(goal=goal)
+    store = RunStore(settings.runs_dir)
+
+    def on_event(ev: Event) -> None:
+        if ev.get("event") in ("planned", "replanned", "run_resumed"):
+            rec = store.load(str(ev["run"]))
+            live_state.set_plan(runner.plan_of(rec, len(rec.plans) - 1))
+            if ev.get("event") == "run_resumed":
+                for e in read_events(store.dir(rec.run_id) / "events.jsonl"):
+                    live_state.apply(e)
+        live_state.apply(ev)
+
+    provider = _provider(settings)
+    runner = Runner(settings, provider, on_event=None if as_json else on_event)
+    try:
+        given = parse_plan_text(plan_file.read_text(), source=str(plan_file)) if plan_file else None
+    except OSError as exc:
+        raise _fail(UsageError(f"cannot read plan {plan_file}: {exc.strerror}")) from exc
+    except PlanInvalid as exc:
+        raise _fail(exc) from exc
+
+    async def go() -> RunResult:
+        if resume_id:
+            return await runner.resume(resume_id)
+        return await runner.start(goal, plan=given, workspace=workspace, in_place=in_place)
+
+    try:
+        if as_json:
+            result = asyncio.run(go())
+        else:
+            with Live(live_state.render(), console=out, refresh_per_second=4, get_renderable=live_state.render):
+                result = asyncio.run(go())
+    except NaestroError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        print(_summary_json(result))
+    else:
+        out.print(f"\nrun [bold]{result.record.run_id}[/bold]: "
+                  f"{'[green]PASSED[/green]' if result.passed else '[red]FAILED[/red]'}  report: {result.report_path}")
+    raise typer.Exit(0 if result.passed else 1)
+
+
+@app.command()
+def run(goal: Annotated[str, typer.Argument(help="what you want done")] = "",
+        plan_file: Annotated[Path | None, typer.Option("--plan", help="run this plan file instead of planning")] = None,
+        workspace: Annotated[Path | None, typer.Option(help="start from a copy of this folder")] = None,
+        in_place: Annotated[bool, typer.Option("--in-place", help="work in --workspace itself, no copy")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="machine-readable result")] = False) -> None:
+    """Plan and run a goal end to end; exit 0 only when every acceptance check passed."""
+    if not goal and plan_file is None:
+        err.print("give a GOAL or --plan FILE")
+        raise typer.Exit(2)
+    if in_place and workspace is None:
+        err.print("--in-place needs --workspace DIR")
+        raise typer.Exit(2)
+    _execute(goal=goal, as_json=as_json, settings=_settings(), plan_file=plan_file, workspace=workspace,
+             in_place=in_place)
+
+
+@app.command()
+def resume(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Continue an interrupted or crashed run from its last checkpoint (finished tasks are not redone)."""
+    settings = _settings()
+    try:
+        record = RunStore(settings.runs_dir).load(run_id)
+    except UsageError as exc:
+        raise _fail(exc) from exc
+    _execute(goal=record.goal, as_json=as_json, settings=settings, resume_id=run_id)
+
+
+@runs_app.command("list")
+def runs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List runs in this NAESTRO_HOME."""
+    records = RunStore(_settings().runs_dir).list()
+    if as_json:
+        print(json.dumps([{**r.model_dump(), "status": r.display_status} for r in records], indent=2))
+        return
+    table = Table("run", "status", "created", "goal")
+    for r in records:
+        table.add_row(r.run_id, r.display_status, r.created, r.goal[:70])
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show a run: status, plan, task results, report path."""
+    store = RunStore(_settings().runs_dir)
+    try:
+        record = store.load(run_id)
+    except UsageError as exc:
+        raise _fail(exc) from exc
+    events = read_events(store.dir(run_id) / "events.jsonl")
+    finished = {str(e["task"]): e for e in events if e.get("event") == "task_finished"}
+    if as_json:
+        print(json.dumps({**record.model_dump(), "status": record.display_status, "tasks": finished}, indent=2))
+        return
+    out.print(f"[bold]{record.run_id}[/bold] {record.display_status} — {record.goal}")
+    out.print(f"workspace: {record.workspace}\nplans: {record.plans}  threads: {record.threads}")
+    table = Table("task", "status", "attempts", "tokens", "wall s")
+    for tid, e in finished.items():
+        table.add_row(tid, str(e.get("status")), str(e.get("attempts")), str(e.get("tokens")), str(e.get("wall_s")))
+    out.print(table)
+    report = store.dir(run_id) / "report.md"
+    out.print(f"report: {report if report.exists() else '(not written yet)'}")
+
+
+@models_app.callback()
+def models(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List endpoints and their health (embedded servers start on demand)."""
+    if ctx.invoked_subcommand:
+        return
+    settings = _settings()
+    try:
+        provider = _provider(settings)
+    except UsageError as exc:
+        raise _fail(exc) from exc
+    rows = [{"name": e.name, "kind": e.kind, "model": e.model, "context": e.context, "locality": e.locality,
+             "capabilities": list(e.capabilities), "health": provider.health(e),
+             "role": "default" if e.name == provider.registry.default else
+                     "fast" if e.name == provider.registry.fast else ""} for e in provider.registry.endpoints]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("name", "kind", "model", "ctx", "where", "capabilities", "health", "")
+    for r in rows:
+        table.add_row(str(r["name"]), str(r["kind"]), str(r["model"]), str(r["context"]), str(r["locality"]),
+                      ",".join(map(str, r["capabilities"])), str(r["health"]), str(r["role"]))
+    out.print(table)
+
+
+@models_app.command("start")
+def models_start(name: Annotated[str | None, typer.Argument(help="endpoint; default: all embedded")] = None) -> None:
+    """Start embedded llama-server(s) now instead of on first use."""
+    settings = _settings()
+    provider = _provider(settings)
+    for e in provider.registry.endpoints:
+        if e.embedded and (name is None or e.name == name):
+            try:
+                info = provider.server(e).ensure()
+            except RunError as exc:
+                raise _fail(exc) from exc
+            out.print(f"{e.name}: up at {info.base_url} (pid {info.pid})")
+
+
+@models_app.command("stop")
+def models_stop() -> None:
+    """Stop embedded llama-server processes started by Naestro."""
+    settings = _settings()
+    provider = _provider(settings)
+    for e in provider.registry.endpoints:
+        if e.embedded:
+            stopped = provider.server(e).stop()
+            out.print(f"{e.name}: {'stopped' if stopped else 'not running'}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted; continue with `naestro resume RUN` (see `naestro runs list`)")
+        sys.exit(130)

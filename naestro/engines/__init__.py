@@ -1,0 +1,1 @@
+"""Model engines Naestro can start itself (the embedded llama.cpp server)."""

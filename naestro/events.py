@@ -1,0 +1,47 @@
+"""The run's event log (events.jsonl): one JSON object per line, appended as things happen.
+
+Timestamps are wall-clock (``ts``, ISO) plus a monotonic offset (``t``) so overlap of parallel tasks is
+visible. Subscribers (the live CLI view) get every event in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import JsonValue
+
+Event = dict[str, JsonValue]
+
+
+class EventLog:
+    def __init__(self, path: Path, *, run_id: str) -> None:
+        self.path, self.run_id = path, run_id
+        self._t0 = time.monotonic()
+        self._lock = threading.Lock()
+        self._subscribers: list[Callable[[Event], None]] = []
+
+    def subscribe(self, fn: Callable[[Event], None]) -> None:
+        self._subscribers.append(fn)
+
+    def emit(self, event: str, **fields: JsonValue) -> Event:
+        record: Event = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                         "t": round(time.monotonic() - self._t0, 4), "run": self.run_id, "event": event, **fields}
+        line = json.dumps(record, default=str)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as f:
+                f.write(line + "\n")
+        for fn in self._subscribers:
+            fn(record)
+        return record
+
+
+def read_events(path: Path) -> list[Event]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

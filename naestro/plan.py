@@ -1,0 +1,154 @@
+"""The Plan contract: what the Planner produces, the validator checks and the compiler turns into a graph.
+
+Models are frozen so that the plan a run checkpointed is exactly the plan it replays.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+
+TaskId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+"""Lower-case identifiers: they become LangGraph node names and file-safe path parts."""
+
+JsonSchema = dict[str, JsonValue]
+
+
+class Role(StrEnum):
+    researcher = "researcher"
+    coder = "coder"
+    reviewer = "reviewer"
+    runner = "runner"
+    dataops = "dataops"
+    evaluator = "evaluator"
+    reporter = "reporter"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Budget(_Frozen):
+    """Ceilings; ``None`` means "inherit" (task) or "unlimited" (plan)."""
+
+    tokens: int | None = Field(default=None, ge=1, description="prompt + completion tokens")
+    usd: float | None = Field(default=None, ge=0)
+    wall_s: float | None = Field(default=None, gt=0, description="wall-clock seconds")
+
+
+class SLO(_Frozen):
+    latency_s: float | None = Field(default=None, gt=0, description="target wall time for the task")
+
+
+class OutputSpec(_Frozen):
+    """A named value the task produces for its dependents."""
+
+    description: str = ""
+    schema_: JsonSchema = Field(default_factory=lambda: {"type": "string"}, alias="schema")
+
+
+class InputSpec(_Frozen):
+    """A named value taken from ``<task>.<output>`` of an upstream task."""
+
+    from_: str = Field(alias="from", pattern=r"^[a-z][a-z0-9_]{0,39}\.[A-Za-z_][A-Za-z0-9_]*$")
+    schema_: JsonSchema | None = Field(default=None, alias="schema")
+
+    @property
+    def task(self) -> str:
+        return self.from_.split(".", 1)[0]
+
+    @property
+    def output(self) -> str:
+        return self.from_.split(".", 1)[1]
+
+
+class CommandCheck(_Frozen):
+    """Passes when the command exits 0 in the run workspace."""
+
+    kind: Literal["command"] = "command"
+    command: str = Field(min_length=1)
+    timeout_s: float = Field(default=60, gt=0)
+
+
+class FileExistsCheck(_Frozen):
+    kind: Literal["file_exists"] = "file_exists"
+    path: str = Field(min_length=1, description="relative to the run workspace")
+
+
+class JsonSchemaCheck(_Frozen):
+    """Passes when a task output (or a JSON file in the workspace) matches the schema."""
+
+    kind: Literal["json_schema"] = "json_schema"
+    output: str | None = None
+    file: str | None = None
+    schema_: JsonSchema = Field(alias="schema")
+
+
+class RegexCheck(_Frozen):
+    """Passes when a task output (or a workspace file's text) contains a match."""
+
+    kind: Literal["regex"] = "regex"
+    pattern: str = Field(min_length=1)
+    output: str | None = None
+    file: str | None = None
+
+
+class EvaluatorCheck(_Frozen):
+    """Passes when the named evaluator scores the task's result at or above the threshold."""
+
+    kind: Literal["evaluator"] = "evaluator"
+    evaluator: str = Field(min_length=1)
+    threshold: float = Field(ge=0, le=1)
+    rubric: str = ""
+
+
+AcceptanceCheck = Annotated[
+    CommandCheck | FileExistsCheck | JsonSchemaCheck | RegexCheck | EvaluatorCheck,
+    Field(discriminator="kind"),
+]
+
+
+class DirectAction(_Frozen):
+    """A tool call run without a model: fast and deterministic (templates, tests)."""
+
+    tool: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", description="server.tool, e.g. fs.write")
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class Task(_Frozen):
+    """One unit of work. Agentic when ``action`` is absent (the role agent picks tools), direct otherwise."""
+
+    id: TaskId
+    role: Role
+    description: str = Field(min_length=1)
+    instructions: str = ""
+    action: DirectAction | None = None
+    deps: tuple[TaskId, ...] = ()
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    outputs: dict[str, OutputSpec] = Field(default_factory=dict)
+    budget: Budget = Budget()
+    slo: SLO = SLO()
+    accept: tuple[AcceptanceCheck, ...] = Field(min_length=1)
+    max_attempts: int = Field(default=2, ge=1, le=5)
+    model: str | None = Field(default=None, description="endpoint name from models.yaml; else the role's")
+
+    @property
+    def is_direct(self) -> bool:
+        return self.action is not None
+
+
+class Plan(_Frozen):
+    """A DAG of tasks for one goal, with a run-level budget ceiling."""
+
+    version: Literal["1"] = "1"
+    goal: str = Field(min_length=1)
+    tasks: tuple[Task, ...] = Field(min_length=1)
+    budget: Budget = Budget()
+
+    def task(self, task_id: str) -> Task:
+        for t in self.tasks:
+            if t.id == task_id:
+                return t
+        raise KeyError(task_id)

@@ -1,0 +1,100 @@
+"""The run directory (HOME/runs/RUN/): run.json, plan.json, events.jsonl, report.md and the workspace.
+
+run.json is rewritten atomically (tmp + rename) so a crash never leaves it half-written.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from naestro.errors import UnknownRun, UsageError
+
+RunStatus = Literal["planning", "running", "passed", "failed", "error"]
+
+
+class RunRecord(BaseModel):
+    run_id: str
+    goal: str
+    status: RunStatus
+    created: str
+    updated: str
+    pid: int
+    workspace: str
+    threads: list[str] = []
+    plans: list[str] = []
+    plan_source: str = ""
+    error: str = ""
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    @property
+    def display_status(self) -> str:
+        if self.status in ("planning", "running") and not self.alive():
+            return "interrupted"
+        return self.status
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class RunStore:
+    def __init__(self, runs_dir: Path) -> None:
+        self.runs_dir = runs_dir
+
+    def dir(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+    def create(self, goal: str, *, source_workspace: Path | None, in_place: bool) -> RunRecord:
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+        run_dir = self.dir(run_id)
+        if source_workspace is not None and not source_workspace.is_dir():
+            raise UsageError(f"--workspace {source_workspace} is not a folder")
+        run_dir.mkdir(parents=True)
+        if source_workspace is not None and in_place:
+            workspace = source_workspace.resolve()
+        elif source_workspace is not None:
+            workspace = run_dir / "workspace"
+            shutil.copytree(source_workspace, workspace, symlinks=True)
+        else:
+            workspace = run_dir / "workspace"
+            workspace.mkdir()
+        record = RunRecord(run_id=run_id, goal=goal, status="planning", created=_now(), updated=_now(),
+                           pid=os.getpid(), workspace=str(workspace))
+        self.save(record)
+        return record
+
+    def save(self, record: RunRecord) -> None:
+        record.updated = _now()
+        path = self.dir(record.run_id) / "run.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(record.model_dump_json(indent=2))
+        tmp.replace(path)
+
+    def load(self, run_id: str) -> RunRecord:
+        path = self.dir(run_id) / "run.json"
+        if not path.exists():
+            raise UnknownRun(run_id, home=str(self.runs_dir.parent))
+        return RunRecord.model_validate_json(path.read_text())
+
+    def list(self) -> list[RunRecord]:
+        if not self.runs_dir.exists():
+            return []
+        out = [RunRecord.model_validate_json((d / "run.json").read_text())
+               for d in self.runs_dir.iterdir() if (d / "run.json").exists()]
+        return sorted(out, key=lambda r: r.created)

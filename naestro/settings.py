@@ -1,0 +1,35 @@
+"""Settings, built once at the entry point and passed down; library code never reads os.environ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NAESTRO_", extra="ignore")
+
+    home: Path = Field(default=Path(".naestro"), description="data dir: runs, checkpoints, logs, servers")
+    models_dir: Path | None = Field(default=None, description="joined GGUF files; default HOME/models")
+    models_file: Path | None = Field(default=None, description="models.yaml; default: the packaged one")
+    max_concurrency: int = Field(default=8, ge=1, description="parallel task nodes per superstep")
+    max_replans: int = Field(default=1, ge=0, description="re-plans of the unfinished part after retries fail")
+    planner_attempts: int = Field(default=3, ge=1, description="model attempts before the template fallback")
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir or self.home / "models"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def checkpoint_db(self) -> Path:
+        return self.home / "checkpoints.sqlite"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"

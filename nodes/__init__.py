@@ -1,0 +1,1 @@
+"""Graph nodes: the planner, role agents, acceptance evaluator and reporter; one node kind per module."""

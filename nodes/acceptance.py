@@ -1,0 +1,99 @@
+"""The acceptance evaluator: runs a task's typed checks against its outputs and the run workspace.
+
+Commands run through the same sandboxed ``exec.run`` tool agents use, so a check cannot do what an
+agent could not.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+from pydantic import JsonValue
+
+from naestro.context import RunContext
+from naestro.graphs.state import CheckResult
+from naestro.nodes.judge import judge
+from naestro.plan import (
+    AcceptanceCheck,
+    CommandCheck,
+    EvaluatorCheck,
+    FileExistsCheck,
+    JsonSchemaCheck,
+    RegexCheck,
+    Task,
+)
+
+__all__ = ["run_checks"]
+
+
+def _inside(workspace: Path, rel: str) -> Path | None:
+    root = workspace.resolve()
+    p = (root / rel).resolve()
+    return p if p == root or root in p.parents else None
+
+
+def _target_text(check: RegexCheck | JsonSchemaCheck, outputs: dict[str, JsonValue],
+                 workspace: Path) -> tuple[str | None, str]:
+    if check.output is not None:
+        if check.output not in outputs:
+            return None, f"output {check.output!r} was not produced"
+        value = outputs[check.output]
+        return (value if isinstance(value, str) else json.dumps(value)), f"output {check.output!r}"
+    if check.file is not None:
+        path = _inside(workspace, check.file)
+        if path is None or not path.is_file():
+            return None, f"file {check.file!r} does not exist in the workspace"
+        return path.read_text(errors="replace"), f"file {check.file!r}"
+    return None, "check names neither an output nor a file"
+
+
+async def _one(check: AcceptanceCheck, task: Task, outputs: dict[str, JsonValue], summary: str,
+               ctx: RunContext) -> CheckResult:
+    match check:
+        case CommandCheck():
+            res = await ctx.bus.call("exec.run", {"command": check.command, "timeout_s": check.timeout_s},
+                                     timeout_s=check.timeout_s + 10)
+            data = res.structured if isinstance(res.structured, dict) else {}
+            code = data.get("exit_code")
+            ok = res.ok and code == 0
+            tail = str(data.get("stderr") or data.get("stdout") or res.text)[-400:]
+            return {"kind": "command", "passed": ok,
+                    "detail": f"`{check.command}` exited {code}" + ("" if ok else f": {tail}")}
+        case FileExistsCheck():
+            path = _inside(ctx.workspace, check.path)
+            ok = path is not None and path.exists()
+            return {"kind": "file_exists", "passed": ok,
+                    "detail": f"{check.path} {'exists' if ok else 'does not exist'}"}
+        case RegexCheck():
+            text, what = _target_text(check, outputs, ctx.workspace)
+            ok = text is not None and re.search(check.pattern, text, re.MULTILINE) is not None
+            detail = what if text is None else f"{what} {'matches' if ok else 'does not match'} /{check.pattern}/"
+            return {"kind": "regex", "passed": ok, "detail": detail}
+        case JsonSchemaCheck():
+            if check.output is not None and check.output in outputs:
+                value: JsonValue = outputs[check.output]
+                what = f"output {check.output!r}"
+            else:
+                text, what = _target_text(check, outputs, ctx.workspace)
+                if text is None:
+                    return {"kind": "json_schema", "passed": False, "detail": what}
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    return {"kind": "json_schema", "passed": False, "detail": f"{what} is not JSON: {exc}"}
+            errors = sorted(Draft202012Validator(check.schema_).iter_errors(value), key=lambda e: list(e.path))
+            detail = f"{what} matches the schema" if not errors else \
+                f"{what}: " + "; ".join(f"/{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:3])
+            return {"kind": "json_schema", "passed": not errors, "detail": detail}
+        case EvaluatorCheck():
+            score, reason = await judge(check, task, outputs, summary, ctx)
+            ok = score >= check.threshold
+            return {"kind": "evaluator", "passed": ok,
+                    "detail": f"{check.evaluator} scored {score:.2f} (threshold {check.threshold:.2f}): {reason}"}
+
+
+async def run_checks(task: Task, outputs: dict[str, JsonValue], summary: str, ctx: RunContext) -> list[CheckResult]:
+    return [await _one(check, task, outputs, summary, ctx) for check in task.accept]

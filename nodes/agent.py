@@ -1,0 +1,130 @@
+"""A role agent: the model picks one tool per step through a json_schema-constrained reply, until ``finish``.
+
+The embedded endpoint has no native tool calls (see FACTS.md), so the reply schema is an ``anyOf`` with
+one branch per allowed tool (its MCP input schema as ``arguments``) plus ``finish`` carrying the task's
+declared outputs. Grammar-constrained decoding then makes every reply a well-formed action.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from pydantic import JsonValue
+
+from naestro.budget import TaskMeter
+from naestro.context import RunContext
+from naestro.llm import complete_json
+from naestro.plan import OutputSpec, Task
+from naestro.toolbus import ToolSpec
+
+__all__ = ["AgentOutcome", "action_schema", "run_agent"]
+
+OBSERVATION_CHARS = 2500
+
+
+@dataclass
+class AgentOutcome:
+    outputs: dict[str, JsonValue]
+    summary: str
+    finished: bool
+    steps: int
+    model: str
+    transcript: list[str] = field(default_factory=list)
+
+
+def _args_schema(schema: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    props = schema.get("properties", {})
+    clean: dict[str, JsonValue] = {"type": "object", "properties": props,
+                                   "required": schema.get("required", []), "additionalProperties": False}
+    return clean
+
+
+def action_schema(tools: list[ToolSpec], outputs: dict[str, OutputSpec]) -> dict[str, JsonValue]:
+    thought: JsonValue = {"type": "string", "maxLength": 300}
+    variants: list[JsonValue] = []
+    for t in tools:
+        variants.append({"type": "object", "additionalProperties": False, "required": ["thought", "tool", "arguments"],
+                         "properties": {"thought": thought, "tool": {"const": t.name},
+                                        "arguments": _args_schema(t.input_schema)}})
+    finish_outputs: dict[str, JsonValue] = {
+        "type": "object", "additionalProperties": False, "required": list(outputs),
+        "properties": {name: spec.schema_ for name, spec in outputs.items()}}
+    variants.append({"type": "object", "additionalProperties": False, "required": ["thought", "tool", "arguments"],
+                     "properties": {"thought": thought, "tool": {"const": "finish"},
+                                    "arguments": {"type": "object", "additionalProperties": False,
+                                                  "required": ["summary", "outputs"],
+                                                  "properties": {"summary": {"type": "string", "maxLength": 600},
+                                                                 "outputs": finish_outputs}}}})
+    return {"anyOf": variants}
+
+
+def _task_prompt(task: Task, inputs: dict[str, JsonValue], feedback: str, goal: str) -> str:
+    lines = [f"Overall goal: {goal}", f"Your task ({task.id}): {task.description}"]
+    if task.instructions:
+        lines.append(f"Instructions: {task.instructions}")
+    if inputs:
+        lines.append("Inputs from earlier tasks:\n" + json.dumps(inputs, indent=1)[:3000])
+    checks = "\n".join(f"- {c.model_dump_json(by_alias=True, exclude_defaults=True)}" for c in task.accept)
+    lines.append(f"The task is accepted only if these checks pass afterwards:\n{checks}")
+    if task.outputs:
+        outs = ", ".join(f"{n} ({o.description or o.schema_.get('type', 'value')})" for n, o in task.outputs.items())
+        lines.append(f"When finishing, return these outputs: {outs}.")
+    if feedback:
+        lines.append(f"A previous attempt FAILED. Fix this:\n{feedback}")
+    lines.append("All paths are relative to the workspace. Reply with one action as JSON.")
+    return "\n\n".join(lines)
+
+
+def _system_prompt(role_prompt: str, tools: list[ToolSpec]) -> str:
+    tool_lines = "\n".join(f"- {t.name}: {t.description.strip().splitlines()[0]}" for t in tools)
+    return (f"{role_prompt}\n\nTools:\n{tool_lines}\n- finish: end the task with a summary and the outputs.\n\n"
+            "Each reply is ONE action: {\"thought\": why, \"tool\": name, \"arguments\": {...}}. "
+            "You see the tool's result, then choose the next action. Check your work (read the file back, run "
+            "it) before you finish. Never finish before the work is done.")
+
+
+async def run_agent(task: Task, ctx: RunContext, meter: TaskMeter, *, inputs: dict[str, JsonValue],
+                    feedback: str) -> AgentOutcome:
+    role = ctx.roles[task.role]
+    allowed = set(role.tools)
+    tools = [s for s in ctx.bus.specs() if s.name in allowed]
+    endpoint = ctx.endpoint_for(task.role, task.model)
+    schema = action_schema(tools, task.outputs)
+    messages: list[BaseMessage] = [SystemMessage(_system_prompt(role.prompt, tools)),
+                                   HumanMessage(_task_prompt(task, inputs, feedback, ctx.plan.goal))]
+    outcome = AgentOutcome(outputs={}, summary="", finished=False, steps=0, model=endpoint)
+    for step in range(1, role.max_steps + 1):
+        meter.check_time()
+        reply = await complete_json(ctx.provider, endpoint, messages, schema=schema, name="action")
+        ctx.events.emit("model_call", task=task.id, endpoint=reply.endpoint, prompt_tokens=reply.prompt_tokens,
+                        completion_tokens=reply.completion_tokens, latency_s=reply.latency_s, cost_usd=reply.cost_usd)
+        meter.charge(tokens=reply.prompt_tokens + reply.completion_tokens, usd=reply.cost_usd)
+        outcome.steps = step
+        action = reply.value
+        messages.append(AIMessage(json.dumps(action)))
+        if not isinstance(action, dict) or not isinstance(action.get("tool"), str):
+            messages.append(HumanMessage("That was not a valid action object. Reply with one JSON action."))
+            continue
+        name, args = action["tool"], action.get("arguments")
+        if not isinstance(args, dict):
+            args = {}
+        if name == "finish":
+            outs = args.get("outputs")
+            outcome.outputs = dict(outs) if isinstance(outs, dict) else {}
+            outcome.summary = str(args.get("summary", ""))
+            outcome.finished = True
+            return outcome
+        if name not in allowed:
+            observation = f"Tool {name!r} is not allowed for the {task.role} role. Allowed: {sorted(allowed)}"
+        else:
+            result = await ctx.bus.call(name, args, timeout_s=min(300.0, meter.remaining_s() or 300.0))
+            ctx.events.emit("tool_call", task=task.id, tool=name, ok=result.ok, duration_s=result.duration_s,
+                            args_sha256=result.args_sha256, result_sha256=result.result_sha256)
+            status = "OK" if result.ok else "ERROR"
+            observation = f"[{name} {status}]\n{result.text[:OBSERVATION_CHARS]}"
+        outcome.transcript.append(f"{name}: {observation[:200]}")
+        messages.append(HumanMessage(observation))
+    outcome.summary = f"stopped after {role.max_steps} steps without finishing"
+    return outcome

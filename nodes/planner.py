@@ -1,0 +1,115 @@
+"""The Planner: goal → validated Plan.
+
+The model is asked for a Plan under a json_schema grammar (shape guaranteed), then the validator checks
+the sense (deps, cycles, IO contracts, budgets); its ``pointer: message`` lines go back to the model for
+a bounded number of re-plans. If no attempt validates, the best-matching template from the skill library
+(``naestro/plans/*.json``, data only) is used. Small models give schema-valid but nonsensical DAGs often
+enough (FACTS.md) that the fallback is part of the design, not an afterthought.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel, ConfigDict, JsonValue
+
+from naestro.errors import PlanInvalid, PlanProblem, UsageError
+from naestro.llm import ModelProvider, complete_json
+from naestro.plan import Plan, Role
+from naestro.validate import parse_plan, plan_problems
+
+__all__ = ["PlanOutcome", "Template", "load_templates", "make_plan", "match_template"]
+
+_EXAMPLE = {
+    "goal": "Create greet.py with greet(name) returning 'Hello, <name>!' and check it works",
+    "tasks": [
+        {"id": "write_greet", "role": "coder", "description": "Write greet.py with the greet function",
+         "deps": [], "accept": [{"kind": "file_exists", "path": "greet.py"}]},
+        {"id": "test_greet", "role": "coder", "description": "Write test_greet.py with pytest tests and run them",
+         "deps": ["write_greet"],
+         "accept": [{"kind": "command", "command": "python3 -m pytest -q test_greet.py"}]},
+    ],
+}
+
+_SYSTEM = f"""You are the Planner of an agent runtime. Turn the user's goal into a small plan: 1 to 4 tasks.
+Each task has: id (lower_snake_case), role (one of: {", ".join(r.value for r in Role)}), description,
+deps (ids of EARLIER tasks it needs; [] if none), and accept: checks that prove the task is done.
+Check kinds: {{"kind": "file_exists", "path": ...}}, {{"kind": "command", "command": ...}} (must exit 0; runs in
+the workspace, offline, python3 and pytest available), {{"kind": "regex", "file": ..., "pattern": ...}}.
+Tasks that do not depend on each other must have no deps between them so they run in parallel.
+Never make a task depend on itself or on a later task. Agents can read/write files and run commands.
+Example plan:
+{json.dumps(_EXAMPLE)}"""
+
+
+class Template(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    description: str
+    keywords: tuple[str, ...]
+    plan: dict[str, JsonValue]
+
+    def instantiate(self, goal: str) -> Plan:
+        text = json.dumps(self.plan).replace("{goal}", json.dumps(goal)[1:-1])
+        return parse_plan(json.loads(text), source=f"template {self.name}")
+
+
+def load_templates() -> list[Template]:
+    folder = resources.files("naestro").joinpath("plans")
+    return [Template.model_validate_json(f.read_text()) for f in sorted(folder.iterdir(), key=lambda f: f.name)
+            if f.name.endswith(".json")]
+
+
+def match_template(goal: str, templates: list[Template]) -> Template | None:
+    words = set(re.findall(r"[a-z0-9]+", goal.lower()))
+    scored = [(len(words & set(t.keywords)), t) for t in templates]
+    best = max(scored, key=lambda s: s[0], default=(0, None))
+    return best[1] if best[0] > 0 else None
+
+
+@dataclass
+class PlanOutcome:
+    plan: Plan
+    source: str  # "model" or "template:<name>"
+    attempts: list[list[PlanProblem]] = field(default_factory=list)
+    tokens: int = 0
+
+
+def _plan_schema() -> dict[str, JsonValue]:
+    schema: dict[str, JsonValue] = Plan.model_json_schema(by_alias=True)
+    return schema
+
+
+async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, endpoint: str | None = None,
+                    context: str = "") -> PlanOutcome:
+    """Ask the model; on validation errors feed them back; after ``attempts`` fall back to a template."""
+    if not goal.strip():
+        raise UsageError("the goal is empty; say what you want done, e.g. naestro run \"write fib.py ...\"")
+    messages: list[BaseMessage] = [SystemMessage(_SYSTEM), HumanMessage(f"Goal: {goal}\n{context}".strip())]
+    history: list[list[PlanProblem]] = []
+    tokens = 0
+    schema = _plan_schema()
+    for _ in range(attempts):
+        reply = await complete_json(provider, endpoint, messages, schema=schema, name="plan")
+        tokens += reply.prompt_tokens + reply.completion_tokens
+        candidate = reply.value
+        if isinstance(candidate, dict):
+            candidate = {**candidate, "goal": goal}
+        problems = plan_problems(candidate)
+        if not problems:
+            return PlanOutcome(plan=Plan.model_validate(candidate), source="model", attempts=history, tokens=tokens)
+        history.append(problems)
+        messages += [AIMessage(json.dumps(reply.value)),
+                     HumanMessage("That plan is invalid:\n" + "\n".join(map(str, problems)) +
+                                  "\nReturn the corrected plan.")]
+    template = match_template(goal, load_templates())
+    if template is None:
+        last = history[-1] if history else [PlanProblem("", "no plan produced")]
+        raise PlanInvalid(last, source=f"model plan for {goal!r} (and no template matches; "
+                                       f"write a plan file and use `naestro run --plan FILE`)")
+    return PlanOutcome(plan=template.instantiate(goal), source=f"template:{template.name}", attempts=history,
+                       tokens=tokens)

@@ -1,0 +1,93 @@
+"""The Reporter: writes report.md from the run's facts, plus a short summary written by the Reporter model.
+
+The facts (task status, acceptance results, artifacts, tokens, cost) are rendered by code, so the report
+never depends on the model telling the truth; the model only adds the prose summary.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+from pydantic import JsonValue
+
+from naestro.context import RunContext
+from naestro.errors import RunError
+from naestro.graphs.state import RunState, TaskRecord
+from naestro.llm import complete_json
+from naestro.plan import Plan, Role
+
+__all__ = ["render_report", "report_node", "run_passed"]
+
+_SUMMARY_SCHEMA: dict[str, JsonValue] = {
+    "type": "object", "additionalProperties": False, "required": ["summary"],
+    "properties": {"summary": {"type": "string", "maxLength": 900}}}
+
+
+def run_passed(plan: Plan, tasks: dict[str, TaskRecord]) -> bool:
+    return all(tasks.get(t.id, {}).get("status") == "passed" for t in plan.tasks)
+
+
+def artifacts(workspace: Path) -> list[tuple[str, int]]:
+    return sorted((str(p.relative_to(workspace)), p.stat().st_size) for p in workspace.rglob("*")
+                  if p.is_file() and ".git" not in p.parts)[:200]
+
+
+def render_report(plan: Plan, tasks: dict[str, TaskRecord], workspace: Path, *, summary: str) -> str:
+    ok = run_passed(plan, tasks)
+    total_tokens = sum(r["tokens"] for r in tasks.values())
+    total_cost = sum(r["cost_usd"] for r in tasks.values())
+    lines = [f"# Naestro report: {'PASSED' if ok else 'FAILED'}", "", f"**Goal:** {plan.goal}", "",
+             "## Summary", "", summary or "_(no summary)_", "", "## Tasks", "",
+             "| task | role | status | attempts | model | tokens | wall s |", "|---|---|---|---|---|---|---|"]
+    for t in plan.tasks:
+        r = tasks.get(t.id)
+        if r is None:
+            lines.append(f"| {t.id} | {t.role} | not run | 0 | | 0 | 0 |")
+            continue
+        lines.append(f"| {t.id} | {t.role} | {r['status']} | {r['attempts']} | {r['model'] or 'direct'} | "
+                     f"{r['tokens']} | {r['wall_s']:.1f} |")
+    lines += ["", "## Acceptance checks", ""]
+    for t in plan.tasks:
+        r = tasks.get(t.id)
+        lines.append(f"- **{t.id}**: {t.description}")
+        for c in (r["checks"] if r else []):
+            lines.append(f"  - {'✅' if c['passed'] else '❌'} {c['kind']}: {c['detail']}")
+        if r and r.get("error"):
+            lines.append(f"  - ⚠️ {r['error']}")
+    lines += ["", "## Artifacts", ""]
+    lines += [f"- `{name}` ({size} bytes)" for name, size in artifacts(workspace)] or ["_(none)_"]
+    lines += ["", "## Cost", "", f"- tokens: {total_tokens}", f"- cost: ${total_cost:.4f}"]
+    return "\n".join(lines) + "\n"
+
+
+async def _summary(plan: Plan, tasks: dict[str, TaskRecord], ctx: RunContext) -> str:
+    facts = {tid: {"status": r["status"], "summary": r["summary"][:300],
+                   "checks": [f"{'PASS' if c['passed'] else 'FAIL'} {c['detail'][:150]}" for c in r["checks"]]}
+             for tid, r in tasks.items()}
+    prompt = (f"Goal: {plan.goal}\nFacts per task:\n{json.dumps(facts, indent=1)}\n"
+              f"Files: {[n for n, _ in artifacts(ctx.workspace)][:40]}\n"
+              "Write 2-4 sentences: what was done and whether every check passed.")
+    try:
+        reply = await complete_json(ctx.provider, ctx.endpoint_for(Role.reporter),
+                                    [SystemMessage(ctx.roles[Role.reporter].prompt), HumanMessage(prompt)],
+                                    schema=_SUMMARY_SCHEMA, name="report")
+    except RunError as exc:
+        return f"_(summary unavailable: {exc})_"
+    ctx.events.emit("model_call", task="report", endpoint=reply.endpoint, prompt_tokens=reply.prompt_tokens,
+                    completion_tokens=reply.completion_tokens, latency_s=reply.latency_s)
+    value = reply.value if isinstance(reply.value, dict) else {}
+    return str(value.get("summary", ""))
+
+
+async def report_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    summary = await _summary(ctx.plan, state["tasks"], ctx)
+    text = render_report(ctx.plan, state["tasks"], ctx.workspace, summary=summary)
+    (ctx.run_dir / "report.md").write_text(text)
+    ctx.events.emit("report_written", path=str(ctx.run_dir / "report.md"),
+                    passed=run_passed(ctx.plan, state["tasks"]))
+    return {"report": text}

@@ -1,0 +1,140 @@
+"""The three graph nodes per task: execute (role agent or direct action), check (acceptance), done (join).
+
+``done_<id>`` exists so that downstream joins fire once, after the task's final verdict, and not on
+every retry of the check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from langgraph.runtime import Runtime
+from pydantic import JsonValue
+
+from naestro.budget import TaskMeter, effective_budget
+from naestro.context import RunContext
+from naestro.errors import BudgetExceeded
+from naestro.graphs.state import RunState, TaskRecord
+from naestro.nodes.acceptance import run_checks
+from naestro.nodes.agent import run_agent
+from naestro.plan import Task
+
+__all__ = ["check_node", "done_node", "execute_node", "route_after_check"]
+
+Node = Callable[[RunState, Runtime[RunContext]], Awaitable[dict[str, Any]]]
+
+
+def _record(**fields: Any) -> TaskRecord:
+    base: TaskRecord = {"status": "ran", "attempts": 0, "outputs": {}, "summary": "", "checks": [], "feedback": "",
+                        "tokens": 0, "cost_usd": 0.0, "wall_s": 0.0, "model": ""}
+    base.update(fields)  # type: ignore[typeddict-item]
+    return base
+
+
+def _inputs(task: Task, state: RunState) -> dict[str, JsonValue]:
+    values: dict[str, JsonValue] = {}
+    for name, spec in task.inputs.items():
+        upstream = state["tasks"].get(spec.task)
+        values[name] = upstream["outputs"].get(spec.output) if upstream else None
+    return values
+
+
+async def _direct(task: Task, ctx: RunContext) -> tuple[dict[str, JsonValue], str, bool]:
+    assert task.action is not None
+    result = await ctx.bus.call(task.action.tool, dict(task.action.arguments))
+    ctx.events.emit("tool_call", task=task.id, tool=task.action.tool, ok=result.ok, duration_s=result.duration_s,
+                    args_sha256=result.args_sha256, result_sha256=result.result_sha256)
+    data = result.structured if isinstance(result.structured, dict) else {}
+    outputs: dict[str, JsonValue] = {n: data.get(n, result.text) for n in task.outputs}
+    return outputs, result.text[:500], result.ok
+
+
+def execute_node(task: Task) -> Node:
+    async def execute(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        ctx = runtime.context
+        prev = state["tasks"].get(task.id)
+        blocked = [d for d in task.deps if state["tasks"].get(d, {}).get("status") != "passed"]
+        if blocked:
+            ctx.events.emit("task_skipped", task=task.id, blocked_by=blocked)
+            return {"tasks": {task.id: _record(status="skipped", error=f"dependencies did not pass: {blocked}")}}
+        attempt = (prev["attempts"] if prev else 0) + 1
+        feedback = prev["feedback"] if prev and prev["status"] == "retry" else ""
+        role = ctx.roles[task.role]
+        budget = effective_budget(task.budget, role.budget, ctx.plan.budget)
+        meter = TaskMeter(task_id=task.id, budget=budget, run=ctx.run_budget)
+        model = "" if task.is_direct else ctx.endpoint_for(task.role, task.model)
+        ctx.events.emit("task_started", task=task.id, role=task.role.value, attempt=attempt, model=model,
+                        direct=task.is_direct)
+        start = time.monotonic()
+        record = _record(attempts=attempt, model=model)
+        try:
+            if task.is_direct:
+                outputs, summary, ok = await _direct(task, ctx)
+                record.update(outputs=outputs, summary=summary)
+                if not ok:
+                    record.update(status="failed", error=summary)
+            else:
+                outcome = await asyncio.wait_for(
+                    run_agent(task, ctx, meter, inputs=_inputs(task, state), feedback=feedback),
+                    timeout=budget.wall_s)
+                record.update(outputs=outcome.outputs, summary=outcome.summary)
+        except (BudgetExceeded, TimeoutError) as exc:
+            err = exc if isinstance(exc, BudgetExceeded) else BudgetExceeded(
+                scope=f"task {task.id!r}", resource="wall_s", limit=budget.wall_s or 0, spent=meter.elapsed_s)
+            record.update(status="failed", error=str(err))
+            ctx.events.emit("budget_exceeded", task=task.id, resource=err.resource, limit=err.limit, spent=err.spent)
+        record.update(tokens=meter.tokens + (prev["tokens"] if prev else 0),
+                      cost_usd=meter.usd + (prev["cost_usd"] if prev else 0.0),
+                      wall_s=round(time.monotonic() - start + (prev["wall_s"] if prev else 0.0), 3))
+        ctx.events.emit("task_ran", task=task.id, attempt=attempt, status=record["status"], tokens=meter.tokens,
+                        wall_s=round(time.monotonic() - start, 3))
+        return {"tasks": {task.id: record}}
+
+    execute.__name__ = f"task_{task.id}"
+    return execute
+
+
+def _feedback(checks: list[dict[str, Any]]) -> str:
+    return "\n".join(f"- {c['kind']} check failed: {c['detail']}" for c in checks if not c["passed"])
+
+
+def check_node(task: Task) -> Node:
+    async def check(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        ctx = runtime.context
+        record = dict(state["tasks"][task.id])
+        if record["status"] == "ran":
+            checks = await run_checks(task, record["outputs"], record["summary"], ctx)
+            passed = all(c["passed"] for c in checks)
+            record["checks"] = checks
+            if passed:
+                record["status"] = "passed"
+                record["feedback"] = ""
+            else:
+                record["feedback"] = _feedback([dict(c) for c in checks])
+                record["status"] = "retry" if record["attempts"] < task.max_attempts else "failed"
+        ctx.events.emit("task_checked", task=task.id, status=record["status"], attempt=record["attempts"],
+                        checks=[dict(c) for c in record["checks"]])
+        return {"tasks": {task.id: record}}
+
+    check.__name__ = f"check_{task.id}"
+    return check
+
+
+def route_after_check(task: Task) -> Callable[[RunState], str]:
+    def route(state: RunState) -> str:
+        return f"task_{task.id}" if state["tasks"][task.id]["status"] == "retry" else f"done_{task.id}"
+    return route
+
+
+def done_node(task: Task) -> Node:
+    async def done(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        rec = state["tasks"][task.id]
+        runtime.context.events.emit("task_finished", task=task.id, status=rec["status"], attempts=rec["attempts"],
+                                    tokens=rec["tokens"], wall_s=rec["wall_s"])
+        return {}
+
+    done.__name__ = f"done_{task.id}"
+    return done

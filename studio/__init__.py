@@ -1,0 +1,1 @@
+"""The offline web Studio (later issue). Nothing here yet."""
