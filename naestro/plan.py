@@ -67,20 +67,20 @@ class InputSpec(_Frozen):
 class CommandCheck(_Frozen):
     """Passes when the command exits 0 in the run workspace."""
 
-    kind: Literal["command"] = "command"
+    kind: Literal["command"]
     command: str = Field(min_length=1)
     timeout_s: float = Field(default=60, gt=0)
 
 
 class FileExistsCheck(_Frozen):
-    kind: Literal["file_exists"] = "file_exists"
+    kind: Literal["file_exists"]
     path: str = Field(min_length=1, description="relative to the run workspace")
 
 
 class JsonSchemaCheck(_Frozen):
     """Passes when a task output (or a JSON file in the workspace) matches the schema."""
 
-    kind: Literal["json_schema"] = "json_schema"
+    kind: Literal["json_schema"]
     output: str | None = None
     file: str | None = None
     schema_: JsonSchema = Field(alias="schema")
@@ -89,7 +89,7 @@ class JsonSchemaCheck(_Frozen):
 class RegexCheck(_Frozen):
     """Passes when a task output (or a workspace file's text) contains a match."""
 
-    kind: Literal["regex"] = "regex"
+    kind: Literal["regex"]
     pattern: str = Field(min_length=1)
     output: str | None = None
     file: str | None = None
@@ -98,7 +98,7 @@ class RegexCheck(_Frozen):
 class EvaluatorCheck(_Frozen):
     """Passes when the named evaluator scores the task's result at or above the threshold."""
 
-    kind: Literal["evaluator"] = "evaluator"
+    kind: Literal["evaluator"]
     evaluator: str = Field(min_length=1)
     threshold: float = Field(ge=0, le=1)
     rubric: str = ""
