@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -39,7 +40,13 @@ def sandbox_argv(workspace: Path, command: str) -> list[str]:
     ws = str(workspace.resolve())
     return [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
             "--bind", ws, ws, "--chdir", ws, "--unshare-net", "--unshare-pid", "--die-with-parent",
-            "--new-session", "--setenv", "HOME", ws, "/bin/sh", "-c", command]
+            "--new-session", "--setenv", "HOME", ws, "--setenv", "PATH", _path(),
+            "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "/bin/sh", "-c", command]
+
+
+def _path() -> str:
+    """Naestro's own interpreter first, so `python3 -m pytest` in a command finds the installed tools."""
+    return os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")])
 
 
 def _clip(data: bytes) -> str:

