@@ -1,0 +1,132 @@
+"""Compiled plans on real LangGraph + real SQLite checkpoints + real MCP servers; only model text is scripted."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, BaseMessage
+
+from naestro.errors import EndpointUnavailable
+from naestro.events import read_events
+from naestro.graphs.compile import build_graph
+from naestro.plan import Plan
+from naestro.runner import Runner
+from naestro.settings import Settings
+from tests.fakes import ScriptedProvider, all_text
+
+
+def coder_script(contents: dict[str, str], *, fixed_after_feedback: dict[str, str] | None = None) -> Any:
+    """Task ``t`` writes ``t.txt`` with contents[t] (or the fixed text once it has seen feedback), then finishes."""
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        if "Write 2-4 sentences" in text:  # the Reporter's summary
+            return {"summary": "All tasks wrote their files and every check passed."}
+        task = re.search(r"Your task \((\w+)\)", text)
+        assert task, text
+        tid = task.group(1)
+        steps = sum(isinstance(m, AIMessage) for m in messages)
+        if steps == 0:
+            body = contents[tid]
+            if fixed_after_feedback and "previous attempt FAILED" in text:
+                body = fixed_after_feedback[tid]
+            return {"thought": "write it", "tool": "fs.write", "arguments": {"path": f"{tid}.txt", "content": body}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": f"wrote {tid}.txt", "outputs": {}}}
+    return script
+
+
+def regex_task(tid: str, pattern: str, deps: list[str] | None = None) -> dict[str, Any]:
+    return {"id": tid, "role": "coder", "description": f"write {tid}.txt", "deps": deps or [],
+            "accept": [{"kind": "regex", "file": f"{tid}.txt", "pattern": pattern}]}
+
+
+def test_compiled_graph_shape() -> None:
+    plan = Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "x"), regex_task("b", "x"),
+                                                       regex_task("c", "x", ["a", "b"])]})
+    graph = build_graph(plan).compile()
+    nodes = set(graph.get_graph().nodes)
+    assert {"task_a", "check_a", "done_a", "task_c", "report"} <= nodes
+    edges = {(e.source, e.target) for e in graph.get_graph().edges}
+    assert ("__start__", "task_a") in edges and ("__start__", "task_b") in edges
+    assert ("check_a", "task_a") in edges and ("check_a", "done_a") in edges
+
+
+async def test_parallel_tasks_overlap_and_pass(settings: Settings) -> None:
+    plan = Plan.model_validate({"goal": "g", "tasks": [regex_task(t, "ok") for t in ("a", "b", "c")]
+                                + [regex_task("d", "ok", ["a", "b", "c"])]})
+    provider = ScriptedProvider(coder_script({t: "ok" for t in "abcd"}), delay_s=0.3)
+    result = await Runner(settings, provider).start("g", plan=plan)
+    assert result.passed and result.record.status == "passed"
+    events = read_events(settings.runs_dir / result.record.run_id / "events.jsonl")
+    started = {e["task"]: e["t"] for e in events if e["event"] == "task_started"}
+    ran = {e["task"]: e["t"] for e in events if e["event"] == "task_ran"}
+    # all three independent tasks started before any of them finished: they overlapped in time
+    assert max(started[t] for t in "abc") < min(ran[t] for t in "abc")
+    assert started["d"] > max(ran[t] for t in "abc")
+    report = result.report_path.read_text()
+    assert report.startswith("# Naestro report: PASSED") and "`d.txt`" in report
+    assert (Path(result.record.workspace) / "d.txt").read_text() == "ok"
+
+
+async def test_failed_check_retries_with_feedback(settings: Settings) -> None:
+    plan = Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "^right$")]})
+    provider = ScriptedProvider(coder_script({"a": "wrong"}, fixed_after_feedback={"a": "right"}))
+    result = await Runner(settings, provider).start("g", plan=plan)
+    assert result.passed
+    assert result.tasks["a"]["attempts"] == 2
+
+
+async def test_exhausted_retries_fail_and_skip_dependents(settings: Settings) -> None:
+    plan = Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "^right$"), regex_task("b", "x", ["a"])]})
+    provider = ScriptedProvider(coder_script({"a": "wrong", "b": "x"}))
+    result = await Runner(settings, provider).start("g", plan=plan)
+    assert not result.passed and result.record.status == "failed"
+    assert result.tasks["a"]["status"] == "failed" and result.tasks["a"]["attempts"] == 2
+    assert result.tasks["b"]["status"] == "skipped"
+    assert "does not match" in result.report_path.read_text()
+
+
+async def test_token_budget_fails_task_with_typed_error(settings: Settings) -> None:
+    plan = Plan.model_validate({"goal": "g", "tasks": [{**regex_task("a", "ok"), "budget": {"tokens": 20}}]})
+    provider = ScriptedProvider(coder_script({"a": "ok"}))
+    result = await Runner(settings, provider).start("g", plan=plan)
+    assert result.tasks["a"]["status"] == "failed"
+    assert "exceeded its tokens budget: spent 30 of 20" in result.tasks["a"].get("error", "")
+
+
+async def test_resume_after_crash_does_not_redo_finished_tasks(settings: Settings) -> None:
+    plan = Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "ok"), regex_task("b", "ok", ["a"])]})
+    script = coder_script({"a": "ok", "b": "ok"})
+
+    def crashing(messages: list[BaseMessage]) -> Any:
+        if "Your task (b)" in all_text(messages):
+            raise EndpointUnavailable(endpoint="scripted", reason="simulated crash")
+        return script(messages)
+
+    runner = Runner(settings, ScriptedProvider(crashing))
+    with pytest.raises(EndpointUnavailable):
+        await runner.start("g", plan=plan)
+    run_id = runner.store.list()[0].run_id
+    assert runner.store.load(run_id).status == "error"
+
+    healthy = ScriptedProvider(script)
+    result = await Runner(settings, healthy).resume(run_id)
+    assert result.passed
+    events = read_events(settings.runs_dir / run_id / "events.jsonl")
+    assert [e["task"] for e in events if e["event"] == "task_started"].count("a") == 1
+    assert healthy.model.calls == 2 + 1  # b's two steps + the report summary; a was not redone
+
+
+async def test_direct_action_runs_without_model(settings: Settings) -> None:
+    plan = Plan.model_validate({"goal": "g", "tasks": [{
+        "id": "w", "role": "runner", "description": "write a file",
+        "action": {"tool": "fs.write", "arguments": {"path": "hello.txt", "content": "hi"}},
+        "outputs": {"bytes": {"schema": {"type": "integer"}}},
+        "accept": [{"kind": "file_exists", "path": "hello.txt"},
+                   {"kind": "json_schema", "output": "bytes", "schema": {"type": "integer", "const": 2}}]}]})
+    provider = ScriptedProvider(lambda m: {"summary": "wrote hello.txt"})
+    result = await Runner(settings, provider).start("g", plan=plan)
+    assert result.passed, result.tasks
+    assert result.tasks["w"]["outputs"] == {"bytes": 2}
