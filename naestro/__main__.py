@@ -1,0 +1,3 @@
+from naestro.cli import main
+
+main()

@@ -1,0 +1,81 @@
+"""End to end against the real embedded llama-server (Qwen2.5-Coder). Slow; runs in CI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+NAESTRO = [sys.executable, "-m", "naestro"]
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {**os.environ, "NAESTRO_HOME": str(home), "NAESTRO_MODELS_DIR": str(REPO / ".naestro" / "models"),
+            "NAESTRO_PLANNER_ATTEMPTS": "2"}
+
+
+def _cli(home: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*NAESTRO, *args], env=_env(home), capture_output=True, text=True, timeout=timeout)
+
+
+def test_plan_on_a_new_goal_validates(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    res = _cli(tmp_path, "plan", "Write wordcount.py that prints the number of words in a text file given as "
+                                 "its first argument, and check it on a sample file.", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert _cli(tmp_path, "validate", str(out)).returncode == 0
+
+
+PLAN = {
+    "goal": "Prepare a data file, then write fib.py",
+    "tasks": [
+        {"id": "seed", "role": "runner", "description": "create the numbers file",
+         "action": {"tool": "exec.run", "arguments": {"command": "seq 1 10 > numbers.txt"}},
+         "accept": [{"kind": "file_exists", "path": "numbers.txt"}]},
+        {"id": "fib", "role": "coder", "deps": ["seed"], "model": "coder-1.5b",
+         "description": "Write fib.py defining fib(n) that returns the n-th Fibonacci number (fib(0)=0, fib(1)=1).",
+         "accept": [{"kind": "command", "command": "python3 -c 'from fib import fib; assert fib(10) == 55'"}],
+         "max_attempts": 3},
+    ],
+}
+
+
+def test_sigkill_mid_run_then_resume_finishes_without_redoing(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(PLAN))
+    proc = subprocess.Popen([*NAESTRO, "run", "--plan", str(plan), "--json"], env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    runs = tmp_path / "runs"
+    deadline = time.monotonic() + 300
+    run_dir = None
+    while time.monotonic() < deadline:
+        dirs = list(runs.glob("*/events.jsonl")) if runs.exists() else []
+        if dirs and any('"event": "model_call"' in line for line in dirs[0].read_text().splitlines()):
+            run_dir = dirs[0].parent  # seed is done and the fib agent is mid-flight
+            break
+        time.sleep(0.2)
+    assert run_dir is not None, "the run never reached the model"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    listed = json.loads(_cli(tmp_path, "runs", "list", "--json").stdout)
+    assert listed[0]["status"] == "interrupted"
+
+    res = _cli(tmp_path, "resume", run_dir.name, "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["passed"] and summary["tasks"]["fib"]["status"] == "passed"
+    events = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
+    starts = [e["task"] for e in events if e["event"] == "task_started"]
+    assert starts.count("seed") == 1  # finished before the kill: not redone
+    assert (run_dir / "report.md").read_text().startswith("# Naestro report: PASSED")
+    assert _cli(tmp_path, "runs", "show", run_dir.name).returncode == 0
