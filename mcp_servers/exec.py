@@ -8,10 +8,11 @@ unsandboxed fallback.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -54,18 +55,22 @@ def _clip(data: bytes) -> str:
     return text if len(text) <= MAX_OUTPUT else text[:MAX_OUTPUT] + f"\n… [{len(text) - MAX_OUTPUT} chars cut]"
 
 
-def run_sandboxed(workspace: Path, command: str, timeout_s: float) -> Completed:
+async def run_sandboxed(workspace: Path, command: str, timeout_s: float) -> Completed:
+    """Async so that one server runs many commands at once (parallel tasks share this server)."""
     start = time.monotonic()
-    proc = subprocess.Popen(sandbox_argv(workspace, command), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = await asyncio.create_subprocess_exec(*sandbox_argv(workspace, command), stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+                                                start_new_session=True)
+    timed_out = False
     try:
-        out, err = proc.communicate(timeout=timeout_s)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout_s)
+    except TimeoutError:
         timed_out = True
-    return Completed(exit_code=proc.returncode if not timed_out else 124, stdout=_clip(out), stderr=_clip(err),
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = await proc.communicate()
+    code = 124 if timed_out else (proc.returncode if proc.returncode is not None else -1)
+    return Completed(exit_code=code, stdout=_clip(out), stderr=_clip(err),
                      duration_s=round(time.monotonic() - start, 3), timed_out=timed_out)
 
 
@@ -73,13 +78,13 @@ def build(workspace: Path) -> FastMCP:
     mcp = FastMCP("exec", log_level="WARNING", instructions="Runs shell commands in the workspace, sandboxed, without network.")
 
     @mcp.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=False))
-    def run(command: str, timeout_s: float = 60.0) -> Completed:
+    async def run(command: str, timeout_s: float = 60.0) -> Completed:
         """Run a /bin/sh command in the workspace folder; returns exit code, stdout, stderr and duration."""
         if not command.strip():
             raise ToolError("command is empty")
         if not 0 < timeout_s <= 600:
             raise ToolError("timeout_s must be in (0, 600]")
-        return run_sandboxed(workspace, command, timeout_s)
+        return await run_sandboxed(workspace, command, timeout_s)
 
     return mcp
 
