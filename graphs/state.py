@@ -34,6 +34,11 @@ def merge_tasks(left: dict[str, TaskRecord], right: dict[str, TaskRecord]) -> di
     return {**left, **right}
 
 
+def status_of(tasks: dict[str, TaskRecord], task_id: str) -> TaskStatus | None:
+    record = tasks.get(task_id)
+    return record["status"] if record else None
+
+
 class RunState(TypedDict):
     goal: str
     tasks: Annotated[dict[str, TaskRecord], merge_tasks]

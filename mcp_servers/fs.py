@@ -26,7 +26,8 @@ class Listing(BaseModel):
 
 
 def build(workspace: Path) -> FastMCP:
-    mcp = FastMCP("fs", log_level="WARNING", instructions=f"Files inside the workspace {workspace}; paths are relative to it.")
+    mcp = FastMCP("fs", log_level="WARNING",
+                  instructions=f"Files inside the workspace {workspace}; paths are relative to it.")
 
     @mcp.tool(annotations=ToolAnnotations(readOnlyHint=True))
     def read(path: str) -> str:

@@ -233,7 +233,7 @@ def models(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
     except UsageError as exc:
         raise _fail(exc) from exc
     rows = [{"name": e.name, "kind": e.kind, "model": e.model, "context": e.context, "locality": e.locality,
-             "capabilities": list(e.capabilities), "health": provider.health(e),
+             "capabilities": ",".join(e.capabilities), "health": provider.health(e),
              "role": "default" if e.name == provider.registry.default else
                      "fast" if e.name == provider.registry.fast else ""} for e in provider.registry.endpoints]
     if as_json:
@@ -241,8 +241,7 @@ def models(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
         return
     table = Table("name", "kind", "model", "ctx", "where", "capabilities", "health", "")
     for r in rows:
-        table.add_row(str(r["name"]), str(r["kind"]), str(r["model"]), str(r["context"]), str(r["locality"]),
-                      ",".join(map(str, r["capabilities"])), str(r["health"]), str(r["role"]))
+        table.add_row(*(str(v) for v in r.values()))
     out.print(table)
 
 

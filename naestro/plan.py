@@ -42,11 +42,15 @@ class SLO(_Frozen):
     latency_s: float | None = Field(default=None, gt=0, description="target wall time for the task")
 
 
+def _string_schema() -> JsonSchema:
+    return {"type": "string"}
+
+
 class OutputSpec(_Frozen):
     """A named value the task produces for its dependents."""
 
     description: str = ""
-    schema_: JsonSchema = Field(default_factory=lambda: {"type": "string"}, alias="schema")
+    schema_: JsonSchema = Field(default_factory=_string_schema, alias="schema")
 
 
 class InputSpec(_Frozen):

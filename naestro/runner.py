@@ -145,8 +145,13 @@ class Runner:
         run_dir = self.store.dir(record.run_id)
         phase = len(record.threads)
         done = {t: r["summary"][:200] for t, r in tasks.items() if r["status"] == "passed"}
-        failed = {t.id: (tasks.get(t.id, {}).get("feedback") or tasks.get(t.id, {}).get("error", "not run"))
-                  for t in plan.tasks if tasks.get(t.id, {}).get("status") != "passed"}
+        failed: dict[str, str] = {}
+        for t in plan.tasks:
+            rec = tasks.get(t.id)
+            if rec is None:
+                failed[t.id] = "not run"
+            elif rec["status"] != "passed":
+                failed[t.id] = rec["feedback"] or rec.get("error", "")
         files = sorted(str(p.relative_to(record.workspace)) for p in Path(record.workspace).rglob("*") if p.is_file())
         context = (f"Already done (do NOT plan again): {json.dumps(done)}\nFiles in the workspace: {files[:50]}\n"
                    f"Unfinished, with the reason it failed: {json.dumps(failed)[:2000]}\n"

@@ -21,7 +21,7 @@ from langchain_core.tools import BaseTool
 from langchain_mcp_adapters.client import MultiServerMCPClient
 from langchain_mcp_adapters.sessions import Connection, StdioConnection
 from langchain_mcp_adapters.tools import load_mcp_tools
-from pydantic import BaseModel, ConfigDict, JsonValue
+from pydantic import BaseModel, ConfigDict, JsonValue, TypeAdapter
 
 from naestro.errors import ToolFailed
 
@@ -91,7 +91,8 @@ class McpToolBus:
     def specs(self) -> list[ToolSpec]:
         out = []
         for name, tool in sorted(self._tools.items()):
-            schema = tool.args_schema if isinstance(tool.args_schema, dict) else tool.get_input_schema().model_json_schema()
+            schema = (tool.args_schema if isinstance(tool.args_schema, dict)
+                      else TypeAdapter(tool.get_input_schema()).json_schema())
             hints = tool.metadata or {}
             out.append(ToolSpec(name=name, description=tool.description, input_schema=schema,
                                 read_only=bool(hints.get("readOnlyHint"))))
@@ -109,7 +110,7 @@ class McpToolBus:
             msg = await asyncio.wait_for(tool.ainvoke(call), timeout=timeout_s)
         except TimeoutError:
             return self._receipt(name, args_json, start, ok=False, text=f"timed out after {timeout_s:g}s")
-        except Exception as exc:  # noqa: BLE001 - the MCP transport's failures are wrapped once, here
+        except Exception as exc:
             raise ToolFailed(tool=name, reason=str(exc)) from exc
         assert isinstance(msg, ToolMessage)
         text = "\n".join(b["text"] for b in msg.content if isinstance(b, dict) and b.get("type") == "text") \

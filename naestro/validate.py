@@ -229,7 +229,8 @@ def _type_mismatch(spec: Mapping[str, JsonValue], out: JsonValue, where: str) ->
 _RESOURCES = ("tokens", "usd", "wall_s")
 
 
-def _budget_problems(raw: Mapping[str, JsonValue], tasks: list[tuple[int, Mapping[str, JsonValue]]]) -> list[PlanProblem]:
+def _budget_problems(raw: Mapping[str, JsonValue],
+                     tasks: list[tuple[int, Mapping[str, JsonValue]]]) -> list[PlanProblem]:
     ceiling = raw.get("budget")
     if not isinstance(ceiling, Mapping):
         return []

@@ -16,7 +16,7 @@ from pydantic import JsonValue
 
 from naestro.context import RunContext
 from naestro.errors import RunError
-from naestro.graphs.state import RunState, TaskRecord
+from naestro.graphs.state import RunState, TaskRecord, status_of
 from naestro.llm import complete_json
 from naestro.plan import Plan, Role
 
@@ -28,7 +28,7 @@ _SUMMARY_SCHEMA: dict[str, JsonValue] = {
 
 
 def run_passed(plan: Plan, tasks: dict[str, TaskRecord]) -> bool:
-    return all(tasks.get(t.id, {}).get("status") == "passed" for t in plan.tasks)
+    return all(status_of(tasks, t.id) == "passed" for t in plan.tasks)
 
 
 def artifacts(workspace: Path) -> list[tuple[str, int]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from langgraph.runtime import Runtime
 from pydantic import JsonValue
@@ -17,21 +17,25 @@ from pydantic import JsonValue
 from naestro.budget import TaskMeter, effective_budget
 from naestro.context import RunContext
 from naestro.errors import BudgetExceeded
-from naestro.graphs.state import RunState, TaskRecord
+from naestro.graphs.state import CheckResult, RunState, TaskRecord, TaskStatus, status_of
 from naestro.nodes.acceptance import run_checks
 from naestro.nodes.agent import run_agent
 from naestro.plan import Task
 
 __all__ = ["check_node", "done_node", "execute_node", "route_after_check"]
 
-Node = Callable[[RunState, Runtime[RunContext]], Awaitable[dict[str, Any]]]
+class Node(Protocol):
+    """LangGraph's node-with-runtime signature (the runtime is passed by keyword)."""
+
+    def __call__(self, state: RunState, *, runtime: Runtime[RunContext]) -> Awaitable[dict[str, Any]]: ...
 
 
-def _record(**fields: Any) -> TaskRecord:
-    base: TaskRecord = {"status": "ran", "attempts": 0, "outputs": {}, "summary": "", "checks": [], "feedback": "",
-                        "tokens": 0, "cost_usd": 0.0, "wall_s": 0.0, "model": ""}
-    base.update(fields)  # type: ignore[typeddict-item]
-    return base
+def _record(*, status: TaskStatus = "ran", attempts: int = 0, model: str = "", error: str | None = None) -> TaskRecord:
+    record: TaskRecord = {"status": status, "attempts": attempts, "outputs": {}, "summary": "", "checks": [],
+                          "feedback": "", "tokens": 0, "cost_usd": 0.0, "wall_s": 0.0, "model": model}
+    if error is not None:
+        record["error"] = error
+    return record
 
 
 def _inputs(task: Task, state: RunState) -> dict[str, JsonValue]:
@@ -53,10 +57,10 @@ async def _direct(task: Task, ctx: RunContext) -> tuple[dict[str, JsonValue], st
 
 
 def execute_node(task: Task) -> Node:
-    async def execute(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    async def execute(state: RunState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx = runtime.context
         prev = state["tasks"].get(task.id)
-        blocked = [d for d in task.deps if state["tasks"].get(d, {}).get("status") != "passed"]
+        blocked: list[JsonValue] = [d for d in task.deps if status_of(state["tasks"], d) != "passed"]
         if blocked:
             ctx.events.emit("task_skipped", task=task.id, blocked_by=blocked)
             return {"tasks": {task.id: _record(status="skipped", error=f"dependencies did not pass: {blocked}")}}
@@ -73,22 +77,22 @@ def execute_node(task: Task) -> Node:
         try:
             if task.is_direct:
                 outputs, summary, ok = await _direct(task, ctx)
-                record.update(outputs=outputs, summary=summary)
+                record["outputs"], record["summary"] = outputs, summary
                 if not ok:
-                    record.update(status="failed", error=summary)
+                    record["status"], record["error"] = "failed", summary
             else:
                 outcome = await asyncio.wait_for(
                     run_agent(task, ctx, meter, inputs=_inputs(task, state), feedback=feedback),
                     timeout=budget.wall_s)
-                record.update(outputs=outcome.outputs, summary=outcome.summary)
+                record["outputs"], record["summary"] = outcome.outputs, outcome.summary
         except (BudgetExceeded, TimeoutError) as exc:
             err = exc if isinstance(exc, BudgetExceeded) else BudgetExceeded(
                 scope=f"task {task.id!r}", resource="wall_s", limit=budget.wall_s or 0, spent=meter.elapsed_s)
-            record.update(status="failed", error=str(err))
+            record["status"], record["error"] = "failed", str(err)
             ctx.events.emit("budget_exceeded", task=task.id, resource=err.resource, limit=err.limit, spent=err.spent)
-        record.update(tokens=meter.tokens + (prev["tokens"] if prev else 0),
-                      cost_usd=meter.usd + (prev["cost_usd"] if prev else 0.0),
-                      wall_s=round(time.monotonic() - start + (prev["wall_s"] if prev else 0.0), 3))
+        record["tokens"] = meter.tokens + (prev["tokens"] if prev else 0)
+        record["cost_usd"] = meter.usd + (prev["cost_usd"] if prev else 0.0)
+        record["wall_s"] = round(time.monotonic() - start + (prev["wall_s"] if prev else 0.0), 3)
         ctx.events.emit("task_ran", task=task.id, attempt=attempt, status=record["status"], tokens=meter.tokens,
                         wall_s=round(time.monotonic() - start, 3))
         return {"tasks": {task.id: record}}
@@ -97,14 +101,14 @@ def execute_node(task: Task) -> Node:
     return execute
 
 
-def _feedback(checks: list[dict[str, Any]]) -> str:
+def _feedback(checks: list[CheckResult]) -> str:
     return "\n".join(f"- {c['kind']} check failed: {c['detail']}" for c in checks if not c["passed"])
 
 
 def check_node(task: Task) -> Node:
-    async def check(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    async def check(state: RunState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx = runtime.context
-        record = dict(state["tasks"][task.id])
+        record = state["tasks"][task.id].copy()
         if record["status"] == "ran":
             checks = await run_checks(task, record["outputs"], record["summary"], ctx)
             passed = all(c["passed"] for c in checks)
@@ -113,10 +117,11 @@ def check_node(task: Task) -> Node:
                 record["status"] = "passed"
                 record["feedback"] = ""
             else:
-                record["feedback"] = _feedback([dict(c) for c in checks])
+                record["feedback"] = _feedback(checks)
                 record["status"] = "retry" if record["attempts"] < task.max_attempts else "failed"
         ctx.events.emit("task_checked", task=task.id, status=record["status"], attempt=record["attempts"],
-                        checks=[dict(c) for c in record["checks"]])
+                        checks=[{"kind": c["kind"], "passed": c["passed"], "detail": c["detail"]}
+                                for c in record["checks"]])
         return {"tasks": {task.id: record}}
 
     check.__name__ = f"check_{task.id}"
@@ -130,7 +135,7 @@ def route_after_check(task: Task) -> Callable[[RunState], str]:
 
 
 def done_node(task: Task) -> Node:
-    async def done(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    async def done(state: RunState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
         rec = state["tasks"][task.id]
         runtime.context.events.emit("task_finished", task=task.id, status=rec["status"], attempts=rec["attempts"],
                                     tokens=rec["tokens"], wall_s=rec["wall_s"])

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,12 +29,20 @@ def _cli(home: Path, *args: str, timeout: float = 900) -> subprocess.CompletedPr
     return subprocess.run([*NAESTRO, *args], env=_env(home), capture_output=True, text=True, timeout=timeout)
 
 
-def test_plan_on_a_new_goal_validates(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One NAESTRO_HOME for the module, so the llama-servers start once; stopped at the end, never leaked."""
+    path = tmp_path_factory.mktemp("home")
+    yield path
+    _cli(path, "models", "stop", timeout=60)
+
+
+def test_plan_on_a_new_goal_validates(home: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
-    res = _cli(tmp_path, "plan", "Write wordcount.py that prints the number of words in a text file given as "
+    res = _cli(home, "plan", "Write wordcount.py that prints the number of words in a text file given as "
                                  "its first argument, and check it on a sample file.", "--out", str(out))
     assert res.returncode == 0, res.stderr
-    assert _cli(tmp_path, "validate", str(out)).returncode == 0
+    assert _cli(home, "validate", str(out)).returncode == 0
 
 
 PLAN = {
@@ -50,12 +59,12 @@ PLAN = {
 }
 
 
-def test_sigkill_mid_run_then_resume_finishes_without_redoing(tmp_path: Path) -> None:
+def test_sigkill_mid_run_then_resume_finishes_without_redoing(home: Path, tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(PLAN))
-    proc = subprocess.Popen([*NAESTRO, "run", "--plan", str(plan), "--json"], env=_env(tmp_path),
+    proc = subprocess.Popen([*NAESTRO, "run", "--plan", str(plan), "--json"], env=_env(home),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    runs = tmp_path / "runs"
+    runs = home / "runs"
     deadline = time.monotonic() + 300
     run_dir = None
     while time.monotonic() < deadline:
@@ -67,10 +76,10 @@ def test_sigkill_mid_run_then_resume_finishes_without_redoing(tmp_path: Path) ->
     assert run_dir is not None, "the run never reached the model"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    listed = json.loads(_cli(tmp_path, "runs", "list", "--json").stdout)
+    listed = json.loads(_cli(home, "runs", "list", "--json").stdout)
     assert listed[0]["status"] == "interrupted"
 
-    res = _cli(tmp_path, "resume", run_dir.name, "--json")
+    res = _cli(home, "resume", run_dir.name, "--json")
     assert res.returncode == 0, res.stdout + res.stderr
     summary = json.loads(res.stdout)
     assert summary["passed"] and summary["tasks"]["fib"]["status"] == "passed"
@@ -78,4 +87,4 @@ def test_sigkill_mid_run_then_resume_finishes_without_redoing(tmp_path: Path) ->
     starts = [e["task"] for e in events if e["event"] == "task_started"]
     assert starts.count("seed") == 1  # finished before the kill: not redone
     assert (run_dir / "report.md").read_text().startswith("# Naestro report: PASSED")
-    assert _cli(tmp_path, "runs", "show", run_dir.name).returncode == 0
+    assert _cli(home, "runs", "show", run_dir.name).returncode == 0
