@@ -7,7 +7,6 @@ unsandboxed fallback.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -21,6 +20,8 @@ from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel
+
+from naestro.mcp_servers.workspace import serve
 
 MAX_OUTPUT = 20_000
 
@@ -91,11 +92,7 @@ def build(workspace: Path) -> FastMCP:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="naestro-mcp-exec", description=__doc__)
-    parser.add_argument("--workspace", type=Path, default=Path.cwd())
-    args = parser.parse_args(argv)
-    args.workspace.mkdir(parents=True, exist_ok=True)
-    build(args.workspace).run()
+    serve(build, prog="naestro-mcp-exec", description=__doc__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from mcp.server.fastmcp import FastMCP
@@ -10,7 +9,7 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel
 
-from naestro.mcp_servers.workspace import confine
+from naestro.mcp_servers.workspace import confine, serve
 
 MAX_READ_BYTES = 200_000
 
@@ -62,11 +61,7 @@ def build(workspace: Path) -> FastMCP:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="naestro-mcp-fs", description=__doc__)
-    parser.add_argument("--workspace", type=Path, default=Path.cwd())
-    args = parser.parse_args(argv)
-    args.workspace.mkdir(parents=True, exist_ok=True)
-    build(args.workspace).run()
+    serve(build, prog="naestro-mcp-fs", description=__doc__, argv=argv)
 
 
 if __name__ == "__main__":

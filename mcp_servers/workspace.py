@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from pathlib import Path
 
+from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
 
 
@@ -15,3 +18,12 @@ def confine(root: Path, path: str) -> Path:
         raise ToolError(f"path {path!r} resolves outside the workspace ({candidate}); use a path relative to "
                         f"the workspace root")
     return candidate
+
+
+def serve(build: Callable[[Path], FastMCP], *, prog: str, description: str | None, argv: list[str] | None) -> None:
+    """Standalone entry point shared by the servers: ``--workspace DIR``, stdio transport."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--workspace", type=Path, default=Path.cwd())
+    args = parser.parse_args(argv)
+    args.workspace.mkdir(parents=True, exist_ok=True)
+    build(args.workspace).run()
