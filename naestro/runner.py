@@ -66,19 +66,21 @@ class Runner:
                                    in_place=in_place)
         events = self._events(record)
         events.emit("run_started", goal=record.goal, workspace=record.workspace)
+        rejected: list[list[str]] = []
+        tokens = 0
         if plan is None:
             events.emit("planning", endpoint=self.provider.registry.default)
             outcome = await make_plan(record.goal, self.provider, attempts=self.settings.planner_attempts)
-            plan = outcome.plan
-            events.emit("planned", source=outcome.source, tasks=[t.id for t in plan.tasks],
-                        rejected_attempts=[[str(p) for p in a] for a in outcome.attempts], tokens=outcome.tokens)
-            record.plan_source = outcome.source
+            plan, record.plan_source, tokens = outcome.plan, outcome.source, outcome.tokens
+            rejected = [[str(p) for p in a] for a in outcome.attempts]
         else:
             record.plan_source = "file"
-            events.emit("planned", source="file", tasks=[t.id for t in plan.tasks])
         self._write_plan(record, plan, "plan.json")
         record.plans, record.threads, record.status = ["plan.json"], [record.run_id], "running"
         self.store.save(record)
+        # Emitted only once plan.json and run.json are on disk: subscribers may read them.
+        events.emit("planned", source=record.plan_source, tasks=[t.id for t in plan.tasks],
+                    rejected_attempts=rejected, tokens=tokens)  # type: ignore[arg-type]
         return await self._drive(record, events)
 
     async def resume(self, run_id: str) -> RunResult:

@@ -57,7 +57,16 @@ async def test_parallel_tasks_overlap_and_pass(settings: Settings) -> None:
     plan = Plan.model_validate({"goal": "g", "tasks": [regex_task(t, "ok") for t in ("a", "b", "c")]
                                 + [regex_task("d", "ok", ["a", "b", "c"])]})
     provider = ScriptedProvider(coder_script({t: "ok" for t in "abcd"}), delay_s=0.3)
-    result = await Runner(settings, provider).start("g", plan=plan)
+    seen: list[str] = []
+
+    def on_event(ev: dict[str, Any]) -> None:  # what the live CLI view does: read the plan back on "planned"
+        if ev["event"] == "planned":
+            rec = runner.store.load(str(ev["run"]))
+            seen.extend(t.id for t in runner.plan_of(rec, len(rec.plans) - 1).tasks)
+
+    runner = Runner(settings, provider, on_event=on_event)
+    result = await runner.start("g", plan=plan)
+    assert seen == ["a", "b", "c", "d"]
     assert result.passed and result.record.status == "passed"
     events = read_events(settings.runs_dir / result.record.run_id / "events.jsonl")
     started = {e["task"]: e["t"] for e in events if e["event"] == "task_started"}
