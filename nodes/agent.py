@@ -95,6 +95,7 @@ async def run_agent(task: Task, ctx: RunContext, meter: TaskMeter, *, inputs: di
     messages: list[BaseMessage] = [SystemMessage(_system_prompt(role.prompt, tools)),
                                    HumanMessage(_task_prompt(task, inputs, feedback, ctx.plan.goal))]
     outcome = AgentOutcome(outputs={}, summary="", finished=False, steps=0, model=endpoint)
+    previous: str | None = None
     for step in range(1, role.max_steps + 1):
         meter.check_time()
         reply = await complete_json(ctx.provider, endpoint, messages, schema=schema, name="action")
@@ -116,14 +117,20 @@ async def run_agent(task: Task, ctx: RunContext, meter: TaskMeter, *, inputs: di
             outcome.summary = str(args.get("summary", ""))
             outcome.finished = True
             return outcome
+        signature = json.dumps([name, args], sort_keys=True)
         if name not in allowed:
             observation = f"Tool {name!r} is not allowed for the {task.role} role. Allowed: {sorted(allowed)}"
+        elif signature == previous:
+            # Small models loop on the same call; say so instead of repeating the effect.
+            observation = (f"You just made exactly this {name} call and saw its result. Do something else: "
+                           "verify the work (e.g. exec.run a test) or call finish.")
         else:
             result = await ctx.bus.call(name, args, timeout_s=min(300.0, meter.remaining_s() or 300.0))
             ctx.events.emit("tool_call", task=task.id, tool=name, ok=result.ok, duration_s=result.duration_s,
                             args_sha256=result.args_sha256, result_sha256=result.result_sha256)
             status = "OK" if result.ok else "ERROR"
             observation = f"[{name} {status}]\n{result.text[:OBSERVATION_CHARS]}"
+        previous = signature
         outcome.transcript.append(f"{name}: {observation[:200]}")
         messages.append(HumanMessage(observation))
     outcome.summary = f"stopped after {role.max_steps} steps without finishing"

@@ -139,3 +139,24 @@ async def test_direct_action_runs_without_model(settings: Settings) -> None:
     result = await Runner(settings, provider).start("g", plan=plan)
     assert result.passed, result.tasks
     assert result.tasks["w"]["outputs"] == {"bytes": 2}
+
+
+async def test_repeated_identical_action_is_not_repeated(settings: Settings) -> None:
+    plan = Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "ok")]})
+    observations: list[str] = []
+
+    def script(messages: list[BaseMessage]) -> Any:
+        text = all_text(messages)
+        if "Write 2-4 sentences" in text:
+            return {"summary": "done"}
+        steps = sum(isinstance(m, AIMessage) for m in messages)
+        observations.append(str(messages[-1].content))
+        if steps < 2:
+            return {"thought": "w", "tool": "fs.write", "arguments": {"path": "a.txt", "content": "ok"}}
+        return {"thought": "f", "tool": "finish", "arguments": {"summary": "s", "outputs": {}}}
+
+    result = await Runner(settings, ScriptedProvider(script)).start("g", plan=plan)
+    assert result.passed
+    assert observations[2].startswith("You just made exactly this fs.write call")
+    events = read_events(settings.runs_dir / result.record.run_id / "events.jsonl")
+    assert sum(e["event"] == "tool_call" for e in events) == 1
