@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from naestro.mcp_servers.workspace import serve
 
 MAX_OUTPUT = 20_000
+SANDBOX_WORKSPACE = "/tmp/workspace"  # inside the sandbox's private /tmp (the root is read-only)
 
 
 class Completed(BaseModel):
@@ -39,10 +40,12 @@ def sandbox_argv(workspace: Path, command: str) -> list[str]:
     if bwrap is None:
         raise ToolError("bubblewrap (bwrap) is not installed, so commands cannot be sandboxed; "
                         "install it with `apt-get install bubblewrap` (scripts/setup.sh does)")
+    # The workspace appears at a neutral /tmp/workspace: tools that search parent folders for config (pytest,
+    # git, ruff) must not find the host project the run directory happens to live in.
     ws = str(workspace.resolve())
     return [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--bind", ws, ws, "--chdir", ws, "--unshare-net", "--unshare-pid", "--die-with-parent",
-            "--new-session", "--setenv", "HOME", ws, "--setenv", "PATH", _path(),
+            "--bind", ws, SANDBOX_WORKSPACE, "--chdir", SANDBOX_WORKSPACE, "--unshare-net", "--unshare-pid",
+            "--die-with-parent", "--new-session", "--setenv", "HOME", SANDBOX_WORKSPACE, "--setenv", "PATH", _path(),
             "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "/bin/sh", "-c", command]
 
 
@@ -77,7 +80,7 @@ async def run_sandboxed(workspace: Path, command: str, timeout_s: float) -> Comp
 
 def build(workspace: Path) -> FastMCP:
     mcp = FastMCP("exec", log_level="WARNING",
-                  instructions="Runs shell commands in the workspace, sandboxed, without network.")
+                  instructions="Runs shell commands in the workspace (mounted at /tmp/workspace), sandboxed, no network.")
 
     @mcp.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=False))
     async def run(command: str, timeout_s: float = 60.0) -> Completed:
