@@ -59,7 +59,9 @@ async def _one(check: AcceptanceCheck, task: Task, outputs: dict[str, JsonValue]
             data = res.structured if isinstance(res.structured, dict) else {}
             code = data.get("exit_code")
             ok = res.ok and code == 0
-            tail = str(data.get("stderr") or data.get("stdout") or res.text)[-400:]
+            # Test runners report failures on stdout and warnings on stderr: the agent needs both.
+            tail = (str(data.get("stdout", ""))[-700:] + "\n" + str(data.get("stderr", ""))[-300:]).strip() \
+                if data else res.text[-700:]
             return {"kind": "command", "passed": ok,
                     "detail": f"`{check.command}` exited {code}" + ("" if ok else f": {tail}")}
         case FileExistsCheck():
