@@ -160,3 +160,16 @@ async def test_repeated_identical_action_is_not_repeated(settings: Settings) -> 
     assert observations[2].startswith("You just made exactly this fs.write call")
     events = read_events(settings.runs_dir / result.record.run_id / "events.jsonl")
     assert sum(e["event"] == "tool_call" for e in events) == 1
+
+
+async def test_workspace_is_copied_unless_in_place(settings: Settings, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "seed.txt").write_text("seed")
+    plan = Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "ok")]})
+    script = coder_script({"a": "ok"})
+    copied = await Runner(settings, ScriptedProvider(script)).start("g", plan=plan, workspace=src)
+    assert copied.passed and (Path(copied.record.workspace) / "seed.txt").exists()
+    assert not (src / "a.txt").exists()  # the original is untouched
+    in_place = await Runner(settings, ScriptedProvider(script)).start("g", plan=plan, workspace=src, in_place=True)
+    assert in_place.passed and (src / "a.txt").read_text() == "ok"
