@@ -173,3 +173,25 @@ async def test_workspace_is_copied_unless_in_place(settings: Settings, tmp_path:
     assert not (src / "a.txt").exists()  # the original is untouched
     in_place = await Runner(settings, ScriptedProvider(script)).start("g", plan=plan, workspace=src, in_place=True)
     assert in_place.passed and (src / "a.txt").read_text() == "ok"
+
+
+async def test_replan_of_the_unfinished_part(settings: Settings) -> None:
+    settings = settings.model_copy(update={"max_replans": 1})
+    plan = Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "^right$")]})
+    replan = {"goal": "g", "tasks": [regex_task("fix", "^right$")]}
+    coder = coder_script({"a": "wrong", "fix": "right"})
+
+    def script(messages: list[BaseMessage]) -> Any:
+        text = all_text(messages)
+        if "You are the Planner" in text:
+            assert "Unfinished, with the reason it failed" in text and '"a"' in text
+            return replan
+        return coder(messages)
+
+    result = await Runner(settings, ScriptedProvider(script)).start("g", plan=plan)
+    assert result.passed
+    assert result.record.plans == ["plan.json", "plan.replan1.json"]
+    assert result.record.threads == [result.record.run_id, f"{result.record.run_id}.replan1"]
+    run_dir = settings.runs_dir / result.record.run_id
+    assert (run_dir / "report.phase0.md").read_text().startswith("# Naestro report: FAILED")
+    assert result.report_path.read_text().startswith("# Naestro report: PASSED")
