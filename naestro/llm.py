@@ -90,6 +90,13 @@ async def complete_json(provider: ModelProvider, endpoint: str | None, messages:
         msg = await model.bind(response_format=fmt).ainvoke(messages)
     except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError) as exc:
         raise EndpointUnavailable(endpoint=ep.name, reason=str(exc)) from exc
+    except openai.LengthFinishReasonError as exc:
+        # The model ran away to the token limit: not a run failure, feedback for its next attempt.
+        cut = exc.completion.usage
+        pt, ct = (cut.prompt_tokens, cut.completion_tokens) if cut else (0, 0)
+        return ModelReply(value={"__unparsed__": "reply cut off at the token limit; reply with a shorter action"},
+                          prompt_tokens=pt, completion_tokens=ct, latency_s=round(time.monotonic() - start, 3),
+                          cost_usd=ep.cost_usd(pt, ct), endpoint=ep.name)
     assert isinstance(msg, AIMessage)
     text = msg.content if isinstance(msg.content, str) else json.dumps(msg.content)
     try:

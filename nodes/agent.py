@@ -106,7 +106,9 @@ async def run_agent(task: Task, ctx: RunContext, meter: TaskMeter, *, inputs: di
         action = reply.value
         messages.append(AIMessage(json.dumps(action)))
         if not isinstance(action, dict) or not isinstance(action.get("tool"), str):
-            messages.append(HumanMessage("That was not a valid action object. Reply with one JSON action."))
+            problem = action.get("__unparsed__") if isinstance(action, dict) else None
+            messages.append(HumanMessage(f"That was not a valid action ({problem or 'not an action object'}). "
+                                         "Reply with one short JSON action."))
             continue
         name, args = action["tool"], action.get("arguments")
         if not isinstance(args, dict):
