@@ -80,7 +80,8 @@ async def run_sandboxed(workspace: Path, command: str, timeout_s: float) -> Comp
 
 def build(workspace: Path) -> FastMCP:
     mcp = FastMCP("exec", log_level="WARNING",
-                  instructions="Runs shell commands in the workspace (mounted at /tmp/workspace), sandboxed, no network.")
+                  instructions="Runs shell commands in the workspace (mounted at /tmp/workspace), sandboxed, "
+                               "no network.")
 
     @mcp.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=False))
     async def run(command: str, timeout_s: float = 60.0) -> Completed:
