@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-GOAL="${1:-Create fib.py with fib(n) returning the n-th Fibonacci number (fib(0)=0, fib(1)=1) and primes.py with primes(n) returning the list of the first n prime numbers; write test_fib.py and test_primes.py with plain pytest test functions (no fixtures, no parameters) and make them pass.}"
+GOAL="${1:-Create fib.py with fib(n) returning the n-th Fibonacci number (fib(0)=0, fib(1)=1), and test_fib.py with plain pytest test functions (no fixtures, no parameters) for it; make the tests pass.}"
 exec .venv/bin/naestro run "$GOAL"
