@@ -97,7 +97,6 @@ async def main(tasks: int, repeat: int) -> None:
                                   roles=load_roles(), run_budget=RunBudget(ceiling=plan.budget))
 
             chain = chain_plan(tasks)
-            naestro_chain = compile_plan(chain)
             anchor_chain = bare_chain(tasks, ws)
             # The report node asks the model for a summary; benchmark the task machinery without it.
             naestro_chain = compile_plan(chain).with_config(recursion_limit=10_000)

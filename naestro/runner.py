@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from langchain_core.runnables import RunnableConfig
+from pydantic import JsonValue
 
 from naestro.budget import RunBudget
 from naestro.checkpoints.sqlite import open_sqlite_saver
@@ -66,7 +67,7 @@ class Runner:
                                    in_place=in_place)
         events = self._events(record)
         events.emit("run_started", goal=record.goal, workspace=record.workspace)
-        rejected: list[list[str]] = []
+        rejected: list[JsonValue] = []
         tokens = 0
         if plan is None:
             events.emit("planning", endpoint=self.provider.registry.default)
@@ -80,7 +81,7 @@ class Runner:
         self.store.save(record)
         # Emitted only once plan.json and run.json are on disk: subscribers may read them.
         events.emit("planned", source=record.plan_source, tasks=[t.id for t in plan.tasks],
-                    rejected_attempts=rejected, tokens=tokens)  # type: ignore[arg-type]
+                    rejected_attempts=rejected, tokens=tokens)
         return await self._drive(record, events)
 
     async def resume(self, run_id: str) -> RunResult:

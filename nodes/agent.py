@@ -99,8 +99,7 @@ async def run_agent(task: Task, ctx: RunContext, meter: TaskMeter, *, inputs: di
     for step in range(1, role.max_steps + 1):
         meter.check_time()
         reply = await complete_json(ctx.provider, endpoint, messages, schema=schema, name="action")
-        ctx.events.emit("model_call", task=task.id, endpoint=reply.endpoint, prompt_tokens=reply.prompt_tokens,
-                        completion_tokens=reply.completion_tokens, latency_s=reply.latency_s, cost_usd=reply.cost_usd)
+        ctx.record_model_call(task.id, reply)
         meter.charge(tokens=reply.prompt_tokens + reply.completion_tokens, usd=reply.cost_usd)
         outcome.steps = step
         action = reply.value
@@ -128,8 +127,7 @@ async def run_agent(task: Task, ctx: RunContext, meter: TaskMeter, *, inputs: di
                            "verify the work (e.g. exec.run a test) or call finish.")
         else:
             result = await ctx.bus.call(name, args, timeout_s=min(300.0, meter.remaining_s() or 300.0))
-            ctx.events.emit("tool_call", task=task.id, tool=name, ok=result.ok, duration_s=result.duration_s,
-                            args_sha256=result.args_sha256, result_sha256=result.result_sha256)
+            ctx.record_tool_call(task.id, result)
             status = "OK" if result.ok else "ERROR"
             observation = f"[{name} {status}]\n{result.text[:OBSERVATION_CHARS]}"
         previous = signature

@@ -30,8 +30,7 @@ async def judge(check: EvaluatorCheck, task: Task, outputs: dict[str, JsonValue]
     reply = await complete_json(ctx.provider, ctx.endpoint_for(Role.evaluator),
                                 [SystemMessage(ctx.roles[Role.evaluator].prompt), HumanMessage(prompt)],
                                 schema=_SCHEMA, name="verdict")
-    ctx.events.emit("model_call", task=task.id, endpoint=reply.endpoint, prompt_tokens=reply.prompt_tokens,
-                    completion_tokens=reply.completion_tokens, latency_s=reply.latency_s, purpose="evaluator")
+    ctx.record_model_call(task.id, reply, purpose="evaluator")
     value = reply.value if isinstance(reply.value, dict) else {}
     raw = value.get("score", 0.0)
     score = min(1.0, max(0.0, float(raw))) if isinstance(raw, int | float) else 0.0

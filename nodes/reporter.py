@@ -77,8 +77,7 @@ async def _summary(plan: Plan, tasks: dict[str, TaskRecord], ctx: RunContext) ->
                                     schema=_SUMMARY_SCHEMA, name="report")
     except RunError as exc:
         return f"_(summary unavailable: {exc})_"
-    ctx.events.emit("model_call", task="report", endpoint=reply.endpoint, prompt_tokens=reply.prompt_tokens,
-                    completion_tokens=reply.completion_tokens, latency_s=reply.latency_s)
+    ctx.record_model_call("report", reply, purpose="reporter")
     value = reply.value if isinstance(reply.value, dict) else {}
     return str(value.get("summary", ""))
 

@@ -49,8 +49,7 @@ def _inputs(task: Task, state: RunState) -> dict[str, JsonValue]:
 async def _direct(task: Task, ctx: RunContext) -> tuple[dict[str, JsonValue], str, bool]:
     assert task.action is not None
     result = await ctx.bus.call(task.action.tool, dict(task.action.arguments))
-    ctx.events.emit("tool_call", task=task.id, tool=task.action.tool, ok=result.ok, duration_s=result.duration_s,
-                    args_sha256=result.args_sha256, result_sha256=result.result_sha256)
+    ctx.record_tool_call(task.id, result)
     data = result.structured if isinstance(result.structured, dict) else {}
     outputs: dict[str, JsonValue] = {n: data.get(n, result.text) for n in task.outputs}
     return outputs, result.text[:500], result.ok
