@@ -6,13 +6,17 @@
     ├── UsageError            the user or developer got something wrong; fix the input and retry
     │   ├── PlanInvalid       a plan failed validation (carries every problem as a JSON pointer + message)
     │   ├── ConfigError       settings / models.yaml / roles are wrong
+    │   │   └── PolicyError   a policy file does not load (syntax error at file:line)
     │   └── UnknownRun        a run id that does not exist in this NAESTRO_HOME
     ├── RunError              the world failed while running; checkpointed state stays resumable
     │   ├── EndpointUnavailable  a model endpoint is down or could not be started
     │   ├── BudgetExceeded    a task or the run spent more tokens / seconds than allowed
     │   ├── ModelIntegrityError  a model file failed its sha256 / header check
-    │   └── ToolFailed        an MCP tool call failed at the transport level
+    │   ├── ToolFailed        an MCP tool call failed at the transport level
+    │   ├── RunPaused         a kill switch (naestro pause) stopped the run at a gate
+    │   └── AuditError        the audit log could not be written (the action is not taken)
     └── ToolFeedback          shown to the model so it can correct itself (bad tool args, unknown tool)
+        └── PolicyDenied      the policy gate (or the human) said no; the reasons go back to the agent
 
 Facts live in attributes so callers never parse messages.
 """
@@ -59,6 +63,15 @@ class ConfigError(UsageError):
         super().__init__(f"{file}: {message}" if file else message)
 
 
+class PolicyError(ConfigError):
+    """A policy file failed to load or evaluate; ``line`` points at the problem when known."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+        self.line = line
+        where = f"{file}:{line}" if file and line else file
+        super().__init__(message, file=where)
+
+
 class UnknownRun(UsageError):
     def __init__(self, run_id: str, *, home: str) -> None:
         self.run_id, self.home = run_id, home
@@ -103,9 +116,29 @@ class ToolFailed(RunError):
         super().__init__(f"tool {tool} failed: {reason}")
 
 
+class RunPaused(RunError):
+    def __init__(self, *, run_id: str, reason: str) -> None:
+        self.run_id, self.reason = run_id, reason
+        super().__init__(f"run {run_id} paused by a kill switch ({reason}); continue with `naestro resume {run_id}`")
+
+
+class AuditError(RunError):
+    def __init__(self, *, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"audit log {path}: {reason}; the action was not taken")
+
+
 class ToolFeedback(NaestroError):
     """Returned to the model as an observation so it can fix its next action."""
 
     def __init__(self, *, tool: str, message: str) -> None:
         self.tool, self.message = tool, message
         super().__init__(f"{tool}: {message}")
+
+
+class PolicyDenied(ToolFeedback):
+    """A gate decision (or a human) denied an action; the agent sees the reasons and must try another way."""
+
+    def __init__(self, *, tool: str, reasons: list[str], by: str = "policy") -> None:
+        self.reasons, self.by = reasons, by
+        super().__init__(tool=tool, message=f"denied by {by}: " + "; ".join(reasons))

@@ -1,0 +1,132 @@
+"""Secret and PII detection and redaction: labels for the policy's data scopes, placeholders for logs.
+
+Detectors are patterns with validation where one exists (Luhn for card numbers), plus the literal values
+of this process's secret-looking environment variables (``*KEY*``, ``*TOKEN*``, ``*SECRET*``,
+``*PASSWORD*``), so a key the user exported is caught even when it has no known shape. A placeholder is
+stable (``[REDACTED:secret:1a2b3c4d]``, from a hash of the value) so the same value reads the same
+everywhere without being recoverable.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["Finding", "find", "labels", "redact", "redact_value"]
+
+Label = Literal["secret", "pii"]
+
+_SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("private_key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----")),
+    ("api_key", re.compile(r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}")),
+    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})")),
+    ("aws_key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("slack_token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("bearer", re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}")),
+    ("assignment", re.compile(
+        r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token)\b\s*[:=]\s*"
+        r"[\"']?(?P<value>[^\s\"',;]{6,})")),
+]
+_PII_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")),
+    ("card", re.compile(r"\b(?:\d[ -]?){12,18}\d\b")),
+    ("ssn", re.compile(r"\b\d{3}-\d{2}-\d{4}\b")),
+    ("phone", re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")),
+]
+_ENV_NAME = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)")
+
+
+@dataclass(frozen=True)
+class Finding:
+    label: Label
+    kind: str
+    start: int
+    end: int
+
+
+def _luhn(digits: str) -> bool:
+    nums = [int(c) for c in digits if c.isdigit()]
+    if not 13 <= len(nums) <= 19:
+        return False
+    total = 0
+    for i, n in enumerate(reversed(nums)):
+        if i % 2:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return total % 10 == 0
+
+
+@functools.lru_cache(maxsize=1)
+def _env_secrets(snapshot: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    return tuple(sorted({v for k, v in snapshot if _ENV_NAME.search(k) and len(v) >= 8}, key=len, reverse=True))
+
+
+def _iter(text: str) -> Iterator[Finding]:
+    for secret in _env_secrets(tuple(sorted(os.environ.items()))):
+        start = text.find(secret)
+        while start != -1:
+            yield Finding("secret", "env_value", start, start + len(secret))
+            start = text.find(secret, start + 1)
+    for kind, pattern in _SECRET_PATTERNS:
+        for m in pattern.finditer(text):
+            if "value" in pattern.groupindex:
+                yield Finding("secret", kind, m.start("value"), m.end("value"))
+            else:
+                yield Finding("secret", kind, m.start(), m.end())
+    for kind, pattern in _PII_PATTERNS:
+        for m in pattern.finditer(text):
+            if kind == "card" and not _luhn(m.group()):
+                continue
+            yield Finding("pii", kind, m.start(), m.end())
+
+
+def find(text: str) -> list[Finding]:
+    """Non-overlapping findings, earliest and longest first."""
+    chosen: list[Finding] = []
+    for f in sorted(_iter(text), key=lambda f: (f.start, -(f.end - f.start))):
+        if not chosen or f.start >= chosen[-1].end:
+            chosen.append(f)
+    return chosen
+
+
+def labels(value: Any) -> set[str]:
+    """The data labels (``secret``, ``pii``) of any JSON-like value."""
+    return {f.label for text in _strings(value) for f in find(text)}
+
+
+def redact(text: str) -> str:
+    out, last = [], 0
+    for f in find(text):
+        digest = hashlib.sha256(text[f.start:f.end].encode()).hexdigest()[:8]
+        out.append(text[last:f.start] + f"[REDACTED:{f.label}:{digest}]")
+        last = f.end
+    return "".join(out) + text[last:]
+
+
+def redact_value(value: Any) -> Any:
+    """``redact`` applied to every string inside a JSON-like value (dict keys included)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from _strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _strings(v)

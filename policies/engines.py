@@ -1,0 +1,216 @@
+"""Rego engines behind one seam: the same ``.rego`` files and data, three real evaluators.
+
+- ``RegorusEngine`` (default): Microsoft's regorus in-process (``gordon-to-regorus``), ~tens of µs per
+  decision, Rego v1.
+- ``OpaGoEngine``: the reference OPA Go engine through ``opa-golib-python-bindings`` (the conformance
+  oracle; optional, installed by scripts/setup.sh because its metadata claims Python >= 3.14).
+- ``OpaRestEngine``: an OPA server over its REST API with ``opa-python-client`` (``NAESTRO_POLICY_URL``).
+
+Loading refuses a broken policy file with ``file:line`` (``PolicyError``); an evaluation error never
+allows: ``decide`` fails closed with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import regorus
+from pydantic import JsonValue, ValidationError
+
+from naestro.errors import PolicyError
+from naestro.policies.decision import Decision
+
+__all__ = ["DECISION", "EXPLAIN", "OpaGoEngine", "OpaRestEngine", "PolicyBundle", "PolicyEngine", "RegorusEngine",
+           "available_engines", "load_bundle"]
+
+REGO_DIR = Path(__file__).resolve().parent / "rego"
+DECISION = "data.naestro.gate.decision"
+EXPLAIN = "data.naestro.gate.fired"
+
+_REGORUS_ERR = re.compile(r"--> (?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+).*?\nerror: (?P<msg>[^\n]+)", re.S)
+_OPA_ERR = re.compile(r"(?P<file>[^\s:]+\.rego):(?P<line>\d+): (?P<code>rego_\w+): (?P<msg>[^\n]+)")
+
+
+@dataclass(frozen=True)
+class PolicyBundle:
+    """Rego modules (file name → source) and the data document, exactly what every engine loads."""
+
+    modules: dict[str, str]
+    data: dict[str, Any]
+    root: Path = REGO_DIR
+    tests: dict[str, str] = field(default_factory=dict)
+
+
+def _policy_error(exc: Exception, files: dict[str, str]) -> PolicyError:
+    text = str(exc).split("Stack backtrace:")[0].strip()
+    for pattern in (_REGORUS_ERR, _OPA_ERR):
+        m = pattern.search(text)
+        if m:
+            return PolicyError(f"{m['msg'].strip()}; fix the policy and retry", file=m["file"], line=int(m["line"]))
+    return PolicyError(f"{text.splitlines()[0] if text else exc!r}; fix the policy and retry",
+                       file=", ".join(files) or None)
+
+
+def load_bundle(directory: Path = REGO_DIR, *, roles: dict[str, list[str]] | None = None) -> PolicyBundle:
+    """Read ``*.rego`` (tests kept apart) and ``*.json`` data under ``directory``; compile-check the modules.
+
+    ``roles`` (role → tool patterns, from nodes/roles.yaml) becomes ``data.naestro.roles`` so the tool
+    allowlists have one source of truth.
+    """
+    if not directory.is_dir():
+        raise PolicyError("policy folder does not exist; set NAESTRO_POLICY_DIR or restore policies/rego",
+                          file=str(directory))
+    modules: dict[str, str] = {}
+    tests: dict[str, str] = {}
+    for path in sorted(directory.glob("*.rego")):
+        name = str(path.relative_to(directory.parent))
+        (tests if path.stem.endswith("_test") else modules)[name] = path.read_text()
+    if not modules:
+        raise PolicyError("no .rego policy files found", file=str(directory))
+    data: dict[str, Any] = {}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            _merge(data, json.loads(path.read_text()))
+        except json.JSONDecodeError as exc:
+            raise PolicyError(f"malformed JSON data: {exc.msg}", file=str(path), line=exc.lineno) from exc
+    if roles is not None:
+        _merge(data, {"naestro": {"roles": {r: {"tools": list(t)} for r, t in roles.items()}}})
+    bundle = PolicyBundle(modules=modules, data=data, root=directory, tests=tests)
+    RegorusEngine(bundle, with_tests=True)  # compile check: refuses syntax errors with file:line
+    return bundle
+
+
+def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _decision(value: JsonValue, engine: str) -> Decision:
+    if value is None:
+        return Decision.fail_closed(f"{engine}: {DECISION} is undefined for this input")
+    try:
+        return Decision.model_validate(value)
+    except ValidationError as exc:
+        return Decision.fail_closed(f"{engine}: decision has the wrong shape: {exc.errors()[0]['msg']}")
+
+
+class PolicyEngine(Protocol):
+    name: str
+
+    def evaluate(self, path: str, document: dict[str, JsonValue]) -> JsonValue:
+        """The value of ``path`` (``data.pkg.rule``) for this input; None when undefined. May raise."""
+        ...
+
+    def decide(self, document: dict[str, JsonValue]) -> Decision: ...
+
+
+class _Decides:
+    name = "engine"
+
+    def evaluate(self, path: str, document: dict[str, JsonValue]) -> JsonValue:
+        raise NotImplementedError
+
+    def decide(self, document: dict[str, JsonValue]) -> Decision:
+        try:
+            return _decision(self.evaluate(DECISION, document), self.name)
+        except Exception as exc:  # noqa: BLE001 - fail closed on any engine failure, and say which
+            return Decision.fail_closed(f"{self.name}: {str(exc).split('Stack backtrace:')[0].strip()[:300]}")
+
+
+class RegorusEngine(_Decides):
+    """The default: regorus in-process. One engine per gate; evaluation is synchronous and fast."""
+
+    name = "regorus"
+
+    def __init__(self, bundle: PolicyBundle, *, with_tests: bool = False) -> None:
+        self._engine = regorus.Engine()
+        files = {**bundle.modules, **(bundle.tests if with_tests else {})}
+        for name, source in files.items():
+            try:
+                self._engine.add_policy(name, source)
+            except RuntimeError as exc:
+                raise _policy_error(exc, {name: source}) from exc
+        self._engine.add_data_json(json.dumps(bundle.data))
+
+    def evaluate(self, path: str, document: dict[str, JsonValue]) -> JsonValue:
+        self._engine.set_input_json(json.dumps(document))
+        value: JsonValue = self._engine.eval_rule(path)
+        return value
+
+
+class OpaGoEngine(_Decides):
+    """The reference OPA Go engine, in-process through ctypes (``opa-golib-python-bindings``)."""
+
+    name = "opa-go"
+
+    def __init__(self, bundle: PolicyBundle, *, with_tests: bool = False) -> None:
+        from opa_bindings import OpaEngine, OpaError  # optional: see module docstring
+
+        self._undefined: type[Exception] = OpaError
+        self._engine = OpaEngine()
+        files = {**bundle.modules, **(bundle.tests if with_tests else {})}
+        for name, source in files.items():
+            try:
+                self._engine.add_policy(name, source)
+            except OpaError as exc:
+                raise _policy_error(exc, {name: source}) from exc
+        self._engine.add_data(bundle.data)
+
+    def evaluate(self, path: str, document: dict[str, JsonValue]) -> JsonValue:
+        from opa_bindings import OpaUndefinedError
+
+        try:
+            value: JsonValue = self._engine.eval_document(path.removeprefix("data."), input=document)
+        except OpaUndefinedError:
+            return None
+        return value
+
+
+class OpaRestEngine(_Decides):
+    """An OPA server over REST (``opa-python-client``): policies and data are pushed at start (``push``)."""
+
+    name = "opa-rest"
+
+    def __init__(self, url: str, bundle: PolicyBundle | None = None, *, timeout_s: float = 2.0) -> None:
+        from opa_client import OpaClient
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PolicyError(f"NAESTRO_POLICY_URL={url!r} is not an http(s) URL like http://127.0.0.1:8181")
+        self.url = url
+        self._client = OpaClient(host=parts.hostname, port=parts.port or (443 if parts.scheme == "https" else 80),
+                                 ssl=parts.scheme == "https", timeout=timeout_s, retries=0)
+        if bundle is not None:
+            self.push(bundle)
+
+    def push(self, bundle: PolicyBundle) -> None:
+        try:
+            for name, source in bundle.modules.items():
+                self._client.update_policy_from_string(source, name.replace("/", "_"))
+            for key, value in bundle.data.items():
+                self._client.update_or_create_data(value, key)
+        except Exception as exc:
+            raise PolicyError(f"could not load policies into the OPA server at {self.url}: {exc}") from exc
+
+    def evaluate(self, path: str, document: dict[str, JsonValue]) -> JsonValue:
+        package, _, rule = path.removeprefix("data.").rpartition(".")
+        reply = self._client.query_rule(input_data=document, package_path=package, rule_name=rule)
+        value: JsonValue = reply.get("result")
+        return value
+
+
+def available_engines(bundle: PolicyBundle, *, with_tests: bool = False) -> list[PolicyEngine]:
+    """Every in-process engine installed here (regorus always; OPA Go when its bindings are present)."""
+    engines: list[PolicyEngine] = [RegorusEngine(bundle, with_tests=with_tests)]
+    with contextlib.suppress(ImportError):
+        engines.append(OpaGoEngine(bundle, with_tests=with_tests))
+    return engines

@@ -1,0 +1,236 @@
+"""The policy gate: every tool call and model call an agent makes is decided here, audited, then enforced.
+
+allow → the call proceeds (with the policy's obligations, e.g. a timeout); deny → ``PolicyDenied``, which
+the agent sees as tool feedback; ask → LangGraph ``interrupt()`` with a consent request, resumed by a human
+with approve / deny / edited arguments (optionally remembered for the run as an approved scope). Kill
+switches are read at every decision: a paused run stops here (``RunPaused``), quarantined tools and
+endpoints are denied by the policy itself, revoked consents are forgotten.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, JsonValue
+
+from naestro.budget import TaskMeter
+from naestro.errors import PolicyDenied, RunPaused
+from naestro.events import EventLog
+from naestro.policies.audit import AuditLog
+from naestro.policies.decision import (
+    Action,
+    Actor,
+    ApprovedScope,
+    BudgetLine,
+    Context,
+    Decision,
+    EndpointFact,
+    Mode,
+    PolicyInput,
+    Quarantine,
+    Window,
+)
+from naestro.policies.engines import PolicyEngine
+from naestro.policies.facts import path_facts, url_facts
+from naestro.policies.switches import KillSwitches
+from naestro.redact import labels, redact_value
+
+__all__ = ["ConsentAnswer", "ConsentRequest", "Gate", "RunPolicy"]
+
+
+class RunPolicy(BaseModel):
+    """A run's policy settings, chosen at ``naestro run`` and kept in run.json so a resume decides alike."""
+
+    mode: Mode = "copilot"
+    approve: list[ApprovedScope] = Field(default_factory=list)
+    allow_domains: list[str] = Field(default_factory=list)
+    allow_cidrs: list[str] = Field(default_factory=list)
+    roots: list[str] = Field(default_factory=list)
+    scopes: list[str] = Field(default_factory=list)
+    scratch: bool = Field(default=True, description="the workspace is Naestro's own copy (not --in-place)")
+
+
+class ConsentRequest(BaseModel):
+    """The ``interrupt()`` payload: what the agent wants to do and why the policy asks."""
+
+    kind: Literal["consent"] = "consent"
+    run: str
+    task: str
+    role: str
+    action: str
+    arguments: dict[str, JsonValue]
+    reasons: list[str]
+    risk: Literal["medium", "high"]
+    remember_scope: ApprovedScope
+
+
+class ConsentAnswer(BaseModel):
+    """The human's reply, given to ``Command(resume=...)``."""
+
+    approve: bool
+    arguments: dict[str, JsonValue] | None = None
+    remember: bool = False
+    by: str = "cli"
+    purpose: str = ""
+
+
+@dataclass
+class _Windows:
+    """Sliding-window call counts per (action, role) for the rate-limit rule."""
+
+    calls: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+
+    def count(self, key: tuple[str, str], window_s: float, now: float) -> int:
+        q = self.calls.setdefault(key, deque())
+        while q and q[0] <= now - window_s:
+            q.popleft()
+        return len(q)
+
+    def add(self, key: tuple[str, str], now: float) -> None:
+        self.calls.setdefault(key, deque()).append(now)
+
+
+class Gate:
+    def __init__(self, engine: PolicyEngine, *, run_id: str, workspace: Path, policy: RunPolicy, audit: AuditLog,
+                 switches: KillSwitches, registered: Callable[[], set[str]], rate_limits: dict[str, Any],
+                 events: EventLog | None = None) -> None:
+        self.engine, self.run_id, self.policy = engine, run_id, policy
+        self.workspace = workspace.resolve()
+        self.audit, self.switches, self.events = audit, switches, events
+        self.registered, self.rate_limits = registered, rate_limits
+        self.remembered: list[ApprovedScope] = []
+        self._windows = _Windows()
+        self._revocations_seen = {s.id for s in switches.active() if s.kind == "revoke_consents"}
+
+    # --- building the input ----------------------------------------------------------------------------
+
+    def _context(self, *, rate_key: str, role: str, meter: TaskMeter | None, data: Any) -> Context:
+        limit = self.rate_limits.get(rate_key) or self.rate_limits.get("default") or {"window_s": 60}
+        window_s = int(limit.get("window_s", 60))
+        budget: dict[str, dict[str, BudgetLine]] = {}
+        if meter is not None:
+            budget["task"] = {"tokens": BudgetLine(spent=meter.tokens, limit=meter.budget.tokens),
+                              "usd": BudgetLine(spent=meter.usd, limit=meter.budget.usd),
+                              "wall_s": BudgetLine(spent=round(meter.elapsed_s, 3), limit=meter.budget.wall_s)}
+            run = meter.run
+            budget["run"] = {"tokens": BudgetLine(spent=run.tokens, limit=run.ceiling.tokens),
+                             "usd": BudgetLine(spent=run.usd, limit=run.ceiling.usd)}
+        p = self.policy
+        return Context(
+            workspace=str(self.workspace), scratch=p.scratch, roots=[str(Path(r).resolve()) for r in p.roots],
+            allowed_domains=p.allow_domains, allowed_cidrs=p.allow_cidrs, approved=[*p.approve, *self.remembered],
+            scopes=p.scopes, data_labels=sorted(labels(data)),
+            quarantined=Quarantine(tools=self.switches.targets("quarantine_tool"),
+                                   models=self.switches.targets("quarantine_model")),
+            window=Window(calls=self._windows.count((rate_key, role), window_s, time.monotonic()), window_s=window_s),
+            budget=budget)
+
+    def tool_input(self, *, task: str, role: str, tool: str, arguments: dict[str, JsonValue],
+                   meter: TaskMeter | None = None) -> PolicyInput:
+        rate_key = tool if tool in self.rate_limits else "default"
+        return PolicyInput(
+            actor=Actor(run=self.run_id, task=task, role=role, mode=self.policy.mode),
+            action=Action(kind="tool", tool=tool, registered=tool in self.registered(), arguments=arguments,
+                          paths=path_facts(arguments, self.workspace), urls=url_facts(arguments)),
+            context=self._context(rate_key=rate_key, role=role, meter=meter, data=arguments))
+
+    def model_input(self, *, task: str, role: str, endpoint: str, locality: str, estimate: dict[str, float],
+                    text: str, meter: TaskMeter | None = None) -> PolicyInput:
+        return PolicyInput(
+            actor=Actor(run=self.run_id, task=task, role=role, mode=self.policy.mode),
+            action=Action(kind="model", endpoint=EndpointFact(name=endpoint, locality=locality), estimate=estimate),
+            context=self._context(rate_key="model", role=role, meter=meter, data=text))
+
+    # --- deciding --------------------------------------------------------------------------------------
+
+    def _check_switches(self, task: str) -> None:
+        paused = self.switches.paused(self.run_id)
+        if paused is not None:
+            self.audit.append("paused", task=task, switch=paused.id, by=paused.by, reason=paused.reason)
+            raise RunPaused(run_id=self.run_id, reason=paused.reason or f"switch #{paused.id}")
+        revokes = {s.id for s in self.switches.active() if s.kind == "revoke_consents" and s.target == self.run_id}
+        if revokes - self._revocations_seen:
+            self._revocations_seen |= revokes
+            if self.remembered:
+                self.audit.append("consents_revoked", scopes=[s.model_dump() for s in self.remembered])
+            self.remembered = []
+
+    def decide(self, inp: PolicyInput) -> Decision:
+        """Evaluate (fail closed), audit and emit; nothing is enforced here."""
+        start = time.perf_counter()
+        decision = self.engine.decide(inp.document())
+        latency_us = round((time.perf_counter() - start) * 1e6, 1)
+        action = inp.action.tool or f"model:{inp.action.endpoint.name if inp.action.endpoint else '?'}"
+        self.audit.append("decision", task=inp.actor.task, role=inp.actor.role, mode=inp.actor.mode, action=action,
+                          arguments=inp.action.arguments, verdict=decision.verdict, reasons=decision.reasons,
+                          engine=self.engine.name, latency_us=latency_us)
+        if self.events is not None:
+            self.events.emit("policy_decision", task=inp.actor.task, action=action, verdict=decision.verdict,
+                             reasons=[*decision.reasons], engine=self.engine.name, latency_us=latency_us)
+        return decision
+
+    def _consent(self, inp: PolicyInput, decision: Decision) -> ConsentAnswer:
+        from langgraph.types import interrupt  # only meaningful inside a graph node
+
+        action = inp.action.tool or f"model:{inp.action.endpoint.name if inp.action.endpoint else '?'}"
+        dirs = sorted({str(Path(p.resolved).parent) for p in inp.action.paths})
+        scope = ApprovedScope(tool=action, under=dirs[0] if len(dirs) == 1 else None)
+        high = any(e in " ".join(decision.reasons) for e in ("shell", "network", "outside scratch", "external"))
+        request = ConsentRequest(run=self.run_id, task=inp.actor.task, role=inp.actor.role, action=action,
+                                 arguments=redact_value(inp.action.arguments), reasons=decision.reasons,
+                                 risk="high" if high else "medium", remember_scope=scope)
+        if self.events is not None:
+            self.events.emit("consent_requested", task=inp.actor.task, action=action, reasons=[*decision.reasons])
+        raw = interrupt(request.model_dump(mode="json"))
+        answer = ConsentAnswer.model_validate(raw)
+        self.audit.append("consent", task=inp.actor.task, action=action, approve=answer.approve, by=answer.by,
+                          purpose=answer.purpose, remember=answer.remember, edited=answer.arguments is not None,
+                          arguments=answer.arguments if answer.arguments is not None else inp.action.arguments)
+        if self.events is not None:
+            self.events.emit("consent_given" if answer.approve else "consent_refused", task=inp.actor.task,
+                             action=action, by=answer.by, remember=answer.remember)
+        if answer.approve and answer.remember:
+            self.remembered.append(scope)
+        return answer
+
+    def authorize_tool(self, *, task: str, role: str, tool: str, arguments: dict[str, JsonValue],
+                       meter: TaskMeter | None = None) -> tuple[Decision, dict[str, JsonValue]]:
+        """The decision for a tool call and the arguments to call it with (a human may have edited them)."""
+        self._check_switches(task)
+        inp = self.tool_input(task=task, role=role, tool=tool, arguments=arguments, meter=meter)
+        decision = self.decide(inp)
+        if decision.ask:
+            answer = self._consent(inp, decision)
+            if not answer.approve:
+                raise PolicyDenied(tool=tool, reasons=[f"{answer.by} refused consent", *decision.reasons], by="human")
+            if answer.arguments is not None and answer.arguments != arguments:
+                arguments = answer.arguments
+                decision = self.decide(self.tool_input(task=task, role=role, tool=tool, arguments=arguments,
+                                                       meter=meter))
+                if not decision.allow and not decision.ask:  # consent never overrides a deny rule
+                    raise PolicyDenied(tool=tool, reasons=decision.reasons)
+        elif not decision.allow:
+            raise PolicyDenied(tool=tool, reasons=decision.reasons)
+        key = (tool if tool in self.rate_limits else "default", role)
+        self._windows.add(key, time.monotonic())
+        return decision, arguments
+
+    def authorize_model(self, *, task: str, role: str, endpoint: str, locality: str, estimate: dict[str, float],
+                        text: str, meter: TaskMeter | None = None) -> Decision:
+        self._check_switches(task)
+        inp = self.model_input(task=task, role=role, endpoint=endpoint, locality=locality, estimate=estimate,
+                               text=text, meter=meter)
+        decision = self.decide(inp)
+        if decision.ask:
+            answer = self._consent(inp, decision)
+            if not answer.approve:
+                raise PolicyDenied(tool=f"model:{endpoint}", reasons=[f"{answer.by} refused consent"], by="human")
+        elif not decision.allow:
+            raise PolicyDenied(tool=f"model:{endpoint}", reasons=decision.reasons)
+        self._windows.add(("model", role), time.monotonic())
+        return decision
