@@ -12,4 +12,7 @@ fi
 # Only the llama.cpp tools we run; native CPU flags (the build runs on the machine that uses it).
 export CMAKE_ARGS="${CMAKE_ARGS:--DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF}"
 .venv/bin/python -m pip install -q -r requirements.lock
+# The reference OPA Go engine (the policy conformance oracle): its metadata claims Python >= 3.14, but the
+# ctypes bridge runs on 3.11 (checked by tests/unit/test_policy_conformance.py), hence the flag.
+.venv/bin/python -m pip install -q --no-deps --ignore-requires-python opa-golib-python-bindings==0.4.4
 .venv/bin/python -m pip install -q --no-deps -e .
