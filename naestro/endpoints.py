@@ -1,4 +1,4 @@
-"""The model registry (models.yaml): OpenAI-compatible endpoints Naestro may call."""
+"""The model registry (models.yaml): OpenAI-compatible endpoints Naestro may call, and the router's settings."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ class Endpoint(BaseModel):
     price_out_per_1k: float = Field(default=0.0, ge=0)
     capabilities: tuple[Capability, ...] = ()
     locality: Literal["local", "cloud"] = "local"
+    concurrency: int = Field(default=2, ge=1, description="requests in flight before the router spills (queue)")
+    timeout_s: float = Field(default=600.0, gt=0, description="per request; a dead endpoint never hangs a run")
     gguf: GgufSource | None = None
 
     @property
@@ -47,11 +49,41 @@ class Endpoint(BaseModel):
         return (prompt_tokens * self.price_in_per_1k + completion_tokens * self.price_out_per_1k) / 1000
 
 
+class Prior(BaseModel):
+    """Beta(alpha, beta) belief that ``endpoint`` succeeds for ``kind`` (a role or task kind; ``*`` = any)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    endpoint: str
+    kind: str = "*"
+    alpha: float = Field(default=1.0, gt=0)
+    beta: float = Field(default=1.0, gt=0)
+    p95_latency_s: float | None = Field(default=None, gt=0, description="measured by `naestro router tune`")
+
+
+class RouterConfig(BaseModel):
+    """How the router picks among endpoints (see naestro/router/route.py for the order of the rules)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    slo_p95_s: float | None = Field(default=None, gt=0, description="spill when an endpoint's p95 exceeds it")
+    latency_window: int = Field(default=20, ge=1, description="calls in the sliding p95 window")
+    min_samples: int = Field(default=5, ge=1, description="calls before the p95 SLO rule applies")
+    retries: int = Field(default=1, ge=0, description="retries on the same endpoint after a timeout / 5xx")
+    backoff_s: float = Field(default=0.5, ge=0, description="first backoff; doubles per retry")
+    down_cooldown_s: float = Field(default=30.0, ge=0, description="how long a failed endpoint is skipped")
+    bandit: bool = Field(default=False, description="let Thompson sampling choose within the local tier")
+    cost_weight: float = Field(default=0.0, ge=0, description="reward -= cost_weight * USD")
+    latency_weight: float = Field(default=0.0, ge=0, description="reward -= latency_weight * seconds")
+    explore_min_budget_usd: float = Field(default=0.0, ge=0,
+                                          description="below this remaining budget, exploit (no sampling)")
+    priors: tuple[Prior, ...] = ()
+
+
 class ModelRegistry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     default: str
     fast: str | None = None
     endpoints: tuple[Endpoint, ...] = Field(min_length=1)
+    router: RouterConfig = RouterConfig()
 
     def get(self, name: str | None) -> Endpoint:
         wanted = name or self.default
@@ -82,8 +114,22 @@ def load_registry(path: Path | None = None) -> ModelRegistry:
     except ValidationError as exc:
         lines = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(lines, file=where) from exc
+    check_registry(registry, where=where)
+    return registry
+
+
+def check_registry(registry: ModelRegistry, *, where: str) -> None:
+    """Cross-field checks pydantic cannot express; each names the field to fix."""
+    seen: set[str] = set()
     for e in registry.endpoints:
+        if e.name in seen:
+            raise ConfigError(f"endpoints: duplicate name {e.name!r}", file=where)
+        seen.add(e.name)
         if e.embedded and e.gguf is None:
             raise ConfigError(f"endpoint {e.name!r} needs base_url or gguf", file=where)
-    registry.get(registry.default)
-    return registry
+    for field, name in (("default", registry.default), ("fast", registry.fast)):
+        if name is not None and name not in seen:
+            raise ConfigError(f"{field}: unknown endpoint {name!r} (known: {', '.join(sorted(seen))})", file=where)
+    for i, prior in enumerate(registry.router.priors):
+        if prior.endpoint not in seen:
+            raise ConfigError(f"router.priors.{i}.endpoint: unknown endpoint {prior.endpoint!r}", file=where)

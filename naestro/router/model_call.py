@@ -1,0 +1,28 @@
+"""The one place a routed model call happens: route, call ``complete_json`` on the chosen endpoint, re-route."""
+
+from __future__ import annotations
+
+from langchain_core.messages import BaseMessage
+from pydantic import JsonValue
+
+from naestro.endpoints import Endpoint
+from naestro.llm import ModelProvider, ModelReply, complete_json
+from naestro.router.route import Emit, RouteDecision, Router, RouteRequest, estimate_tokens
+
+__all__ = ["complete_json_routed", "request_for"]
+
+
+def request_for(messages: list[BaseMessage], *, kind: str, requested: str | None = None,
+                max_output_tokens: int = 2048, budget_usd: float | None = None) -> RouteRequest:
+    """Schema-constrained calls need the json_schema capability; the prompt size is estimated from the text."""
+    return RouteRequest(kind=kind, prompt_tokens=estimate_tokens(messages), max_output_tokens=max_output_tokens,
+                        needs=frozenset({"json_schema"}), requested=requested, budget_usd=budget_usd)
+
+
+async def complete_json_routed(router: Router, provider: ModelProvider, req: RouteRequest,
+                               messages: list[BaseMessage], *, schema: dict[str, JsonValue], name: str,
+                               emit: Emit | None = None) -> tuple[ModelReply, RouteDecision]:
+    async def invoke(ep: Endpoint) -> ModelReply:
+        return await complete_json(provider, ep.name, messages, schema=schema, name=name)
+
+    return await router.call(req, invoke, emit=emit)
