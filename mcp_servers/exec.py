@@ -1,96 +1,53 @@
-"""MCP server ``exec``: run a shell command in the workspace, inside a bubblewrap sandbox, with a timeout.
+"""MCP server ``exec``: run a command in the workspace inside a bubblewrap sandbox, with resource limits.
 
-The sandbox has no network, a read-only view of the system, the workspace as the only writable folder
-(plus a private /tmp) and its own PID namespace. Without bubblewrap the tool refuses to run: there is no
-unsandboxed fallback.
+The sandbox (``naestro.mcp_servers.sandbox``) has no network, a read-only view of the system, the workspace as
+the only writable folder (plus a private /tmp), its own PID namespace, and CPU / wall-time / memory / process /
+output limits. Without bubblewrap the tool refuses to run: there is no unsandboxed fallback.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import shutil
-import signal
-import sys
-import time
-from pathlib import Path
+from typing import Annotated
 
 from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel
+from pydantic import Field, ValidationError
 
-from naestro.mcp_servers.workspace import serve
+from naestro.mcp_servers.sandbox import Completed, Limits, SandboxUnavailable, run_sandboxed, sandbox_argv
+from naestro.mcp_servers.workspace import ServerOptions, new_server, serve
 
-MAX_OUTPUT = 20_000
-SANDBOX_WORKSPACE = "/tmp/workspace"  # inside the sandbox's private /tmp (the root is read-only)
-
-
-class Completed(BaseModel):
-    exit_code: int
-    stdout: str
-    stderr: str
-    duration_s: float
-    timed_out: bool
+__all__ = ["Completed", "build", "main", "sandbox_argv"]
 
 
-def sandbox_argv(workspace: Path, command: str) -> list[str]:
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        raise ToolError("bubblewrap (bwrap) is not installed, so commands cannot be sandboxed; "
-                        "install it with `apt-get install bubblewrap` (scripts/setup.sh does)")
-    # The workspace appears at a neutral /tmp/workspace: tools that search parent folders for config (pytest,
-    # git, ruff) must not find the host project the run directory happens to live in.
-    ws = str(workspace.resolve())
-    return [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--bind", ws, SANDBOX_WORKSPACE, "--chdir", SANDBOX_WORKSPACE, "--unshare-net", "--unshare-pid",
-            "--die-with-parent", "--new-session", "--setenv", "HOME", SANDBOX_WORKSPACE, "--setenv", "PATH", _path(),
-            "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "/bin/sh", "-c", command]
+def build(options: ServerOptions) -> FastMCP:
+    workspace = options.workspace
+    mcp = new_server("exec", instructions="Runs commands in the workspace (mounted at /tmp/workspace), sandboxed: "
+                                          "no network, read-only system, CPU/memory/time/output limits.")
 
-
-def _path() -> str:
-    """Naestro's own interpreter first, so `python3 -m pytest` in a command finds the installed tools."""
-    return os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")])
-
-
-def _clip(data: bytes) -> str:
-    text = data.decode("utf-8", errors="replace")
-    return text if len(text) <= MAX_OUTPUT else text[:MAX_OUTPUT] + f"\n… [{len(text) - MAX_OUTPUT} chars cut]"
-
-
-async def run_sandboxed(workspace: Path, command: str, timeout_s: float) -> Completed:
-    """Async so that one server runs many commands at once (parallel tasks share this server)."""
-    start = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(*sandbox_argv(workspace, command), stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
-                                                start_new_session=True)
-    timed_out = False
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout_s)
-    except TimeoutError:
-        timed_out = True
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, err = await proc.communicate()
-    code = 124 if timed_out else (proc.returncode if proc.returncode is not None else -1)
-    return Completed(exit_code=code, stdout=_clip(out), stderr=_clip(err),
-                     duration_s=round(time.monotonic() - start, 3), timed_out=timed_out)
-
-
-def build(workspace: Path) -> FastMCP:
-    mcp = FastMCP("exec", log_level="WARNING",
-                  instructions="Runs shell commands in the workspace (mounted at /tmp/workspace), sandboxed, "
-                               "no network.")
-
-    @mcp.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=False))
-    async def run(command: str, timeout_s: float = 60.0) -> Completed:
-        """Run a /bin/sh command in the workspace folder; returns exit code, stdout, stderr and duration."""
-        if not command.strip():
-            raise ToolError("command is empty")
-        if not 0 < timeout_s <= 600:
-            raise ToolError("timeout_s must be in (0, 600]")
-        return await run_sandboxed(workspace, command, timeout_s)
+    @mcp.tool(annotations=ToolAnnotations(title="Run sandboxed command", readOnlyHint=False, destructiveHint=True,
+                                          idempotentHint=False, openWorldHint=False))
+    async def run(command: Annotated[list[str] | str, Field(description=(
+                      'an argv list (["python3", "t.py"]) run directly, or a string run by /bin/sh -c'))],
+                  timeout_s: Annotated[float, Field(description="wall-clock limit in seconds")] = 60.0,
+                  cpu_s: Annotated[int | None, Field(description="CPU-time limit in seconds")] = None,
+                  memory_mb: Annotated[int | None, Field(description="address-space limit per process")] = None,
+                  ) -> Completed:
+        """Run a command in the workspace folder; returns exit code, stdout, stderr, duration and which limit
+        (if any) stopped it."""
+        if not (command.strip() if isinstance(command, str) else command and command[0]):
+            raise ToolError("command is empty; give an argv list or a shell string")
+        try:
+            limits = Limits(wall_s=timeout_s, **({"cpu_s": cpu_s} if cpu_s is not None else {}),
+                            **({"memory_mb": memory_mb} if memory_mb is not None else {}))
+        except ValidationError as exc:
+            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+            raise ToolError(f"invalid limits ({problems}); timeout_s must be in (0, 600], cpu_s in [1, 600], "
+                            f"memory_mb in [16, 16384]") from exc
+        try:
+            return await run_sandboxed(workspace, command, limits)
+        except SandboxUnavailable as exc:
+            raise ToolError(str(exc)) from exc
 
     return mcp
 

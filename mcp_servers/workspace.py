@@ -1,13 +1,54 @@
-"""Confinement of paths to a workspace root, shared by the servers that touch files."""
+"""Confinement of paths to a workspace root, and the one entry point every server shares.
+
+Each server module defines ``build(options: ServerOptions) -> FastMCP``; ``serve`` parses the command line
+(``--workspace DIR [--http PORT] [--allow-domain D ...] [--database DSN]``) and runs the server over stdio or
+streamable HTTP (served at ``http://HOST:PORT/mcp``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["BUILTIN_SERVERS", "ServerOptions", "build_server", "confine", "new_server", "serve", "serve_server"]
+
+#: Naestro's own servers, by the name that prefixes their tools (``fs.read``, ``exec.run``, ...).
+BUILTIN_SERVERS: tuple[str, ...] = ("fs", "exec")
+
+
+class ServerOptions(BaseModel):
+    """What a server is confined to. The same options reach a server from the CLI or from the tool bus."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    workspace: Path
+    allow_domains: tuple[str, ...] = Field(default=(), description="web: hosts fetch may reach (suffix match)")
+    database: str | None = Field(default=None, description="db: SQLite path in the workspace, or postgresql:// DSN")
+
+    def argv(self) -> list[str]:
+        """The command-line form of these options, for starting the server as a child process."""
+        args = ["--workspace", str(self.workspace)]
+        for domain in self.allow_domains:
+            args += ["--allow-domain", domain]
+        if self.database:
+            args += ["--database", self.database]
+        return args
+
+
+def new_server(name: str, *, instructions: str) -> FastMCP:
+    """A FastMCP server that reports Naestro's version (tool versions in the registry derive from it)."""
+    mcp = FastMCP(name, instructions=instructions, log_level="WARNING")
+    try:
+        mcp._mcp_server.version = version("naestro")
+    except PackageNotFoundError:  # running from a source tree without `pip install -e .`
+        mcp._mcp_server.version = "0+source"
+    return mcp
 
 
 def confine(root: Path, path: str) -> Path:
@@ -20,10 +61,37 @@ def confine(root: Path, path: str) -> Path:
     return candidate
 
 
-def serve(build: Callable[[Path], FastMCP], *, prog: str, description: str | None, argv: list[str] | None) -> None:
-    """Standalone entry point shared by the servers: ``--workspace DIR``, stdio transport."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--workspace", type=Path, default=Path.cwd())
-    args = parser.parse_args(argv)
+def build_server(name: str, options: ServerOptions) -> FastMCP:
+    """Import a builtin server module by name (lazily: pdf and web pull heavier libraries) and build it."""
+    if name not in BUILTIN_SERVERS:
+        raise ValueError(f"unknown server {name!r}; builtin servers: {', '.join(BUILTIN_SERVERS)}")
+    module = importlib.import_module(f"naestro.mcp_servers.{name}")
+    build: Callable[[ServerOptions], FastMCP] = module.build
+    return build(options)
+
+
+def serve_server(mcp: FastMCP, *, http_port: int | None = None, host: str = "127.0.0.1") -> None:
+    """Run over stdio, or over streamable HTTP on ``host:http_port`` (loopback by default)."""
+    if http_port is None:
+        mcp.run()
+        return
+    mcp.settings.host, mcp.settings.port = host, http_port
+    mcp.run("streamable-http")
+
+
+def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--workspace", type=Path, default=Path.cwd())
+    p.add_argument("--http", type=int, default=None, metavar="PORT", help="serve streamable HTTP instead of stdio")
+    p.add_argument("--allow-domain", action="append", default=[], help="web: a host fetch may reach")
+    p.add_argument("--database", default=None, help="db: SQLite file (relative to the workspace) or postgresql:// DSN")
+    return p
+
+
+def serve(build: Callable[[ServerOptions], FastMCP], *, prog: str, description: str | None,
+          argv: list[str] | None) -> None:
+    """Standalone entry point shared by the servers (``python -m naestro.mcp_servers.NAME``)."""
+    args = parser(prog, description).parse_args(argv)
     args.workspace.mkdir(parents=True, exist_ok=True)
-    build(args.workspace).run()
+    options = ServerOptions(workspace=args.workspace, allow_domains=tuple(args.allow_domain), database=args.database)
+    serve_server(build(options), http_port=args.http)

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from naestro.commands import mcp as mcp_commands
 from naestro.endpoints import load_registry
 from naestro.errors import NaestroError, PlanInvalid, RunError, UsageError
 from naestro.events import Event, read_events
@@ -34,6 +35,7 @@ runs_app = typer.Typer(no_args_is_help=True, help="Inspect runs.")
 models_app = typer.Typer(invoke_without_command=True, help="Model endpoints (models.yaml) and their health.")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
+app.add_typer(mcp_commands.app, name="mcp")
 
 out = Console()
 err = Console(stderr=True)

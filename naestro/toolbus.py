@@ -1,8 +1,12 @@
-"""The MCP tool bus for one run: persistent sessions to Naestro's servers, tools addressed as ``server.tool``.
+"""The MCP tool bus for one run: persistent sessions to MCP servers, tools addressed as ``server.tool``.
 
-Sessions are opened once per run (not per call) and every call has a timeout. Errors the model can fix
-(unknown tool, bad arguments, a tool's own error) come back as ``ToolResult(ok=False)`` so the agent sees
-them as an observation; transport failures raise ``ToolFailed``.
+Sessions are opened once per run (not per call). Every call has a timeout; when it fires the bus sends the
+server ``notifications/cancelled`` so the tool stops (exec kills its sandbox), then reports the timeout. Errors
+the model can fix (unknown tool, bad arguments, a tool's own ``isError`` result) come back as
+``ToolResult(ok=False)`` so the agent sees them as an observation; transport failures raise ``ToolFailed``.
+
+Tool descriptions and annotations from servers not marked trusted (everything but Naestro's own servers) are
+hints only: ``ToolSpec.trusted`` is False and the policy gate, never the annotation, decides.
 """
 
 from __future__ import annotations
@@ -12,32 +16,56 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Collection
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Protocol
 
-from langchain_core.messages import ToolCall, ToolMessage
-from langchain_core.tools import BaseTool
+import mcp.types as mt
 from langchain_mcp_adapters.client import MultiServerMCPClient
 from langchain_mcp_adapters.sessions import Connection, StdioConnection
-from langchain_mcp_adapters.tools import load_mcp_tools
-from pydantic import BaseModel, ConfigDict, JsonValue, TypeAdapter
+from mcp import ClientSession
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from naestro.errors import ToolFailed
+from naestro.mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions
 
-__all__ = ["McpToolBus", "ToolBus", "ToolResult", "ToolSpec", "builtin_servers"]
+__all__ = ["McpToolBus", "ToolAnnotations", "ToolBus", "ToolResult", "ToolSpec", "builtin_servers", "schema_version"]
+
+
+class ToolAnnotations(BaseModel):
+    """MCP tool annotations (hints). For untrusted servers they are claims, not facts."""
+
+    model_config = ConfigDict(frozen=True)
+    title: str | None = None
+    read_only: bool | None = Field(default=None, description="readOnlyHint")
+    destructive: bool | None = Field(default=None, description="destructiveHint")
+    idempotent: bool | None = Field(default=None, description="idempotentHint")
+    open_world: bool | None = Field(default=None, description="openWorldHint: reaches outside the workspace")
+
+    @classmethod
+    def from_mcp(cls, ann: mt.ToolAnnotations | None) -> ToolAnnotations:
+        if ann is None:
+            return cls()
+        return cls(title=ann.title, read_only=ann.readOnlyHint, destructive=ann.destructiveHint,
+                   idempotent=ann.idempotentHint, open_world=ann.openWorldHint)
 
 
 class ToolSpec(BaseModel):
     model_config = ConfigDict(frozen=True)
-    name: str
+    name: str = Field(description="server.tool")
     description: str
     input_schema: dict[str, JsonValue]
     read_only: bool
+    server: str = ""
+    output_schema: dict[str, JsonValue] | None = None
+    annotations: ToolAnnotations = ToolAnnotations()
+    version: str = Field(default="", description="server version + sha256 prefix of the input/output schemas")
+    trusted: bool = Field(default=True, description="False for external servers: description/annotations untrusted")
 
 
 class ToolResult(BaseModel):
-    """A receipt of one call: what went in (hash), what came out, how long it took."""
+    """A receipt of one call: what went in (hash), what came out (hash, bytes), how long it took."""
 
     tool: str
     ok: bool
@@ -46,6 +74,8 @@ class ToolResult(BaseModel):
     args_sha256: str
     result_sha256: str
     duration_s: float
+    result_bytes: int = 0
+    timed_out: bool = False
 
 
 class ToolBus(Protocol):
@@ -57,29 +87,53 @@ def _sha(data: str) -> str:
     return hashlib.sha256(data.encode()).hexdigest()
 
 
-def builtin_servers(workspace: Path) -> dict[str, Connection]:
+def schema_version(server_version: str, tool: mt.Tool) -> str:
+    """A version that changes when the server release or the tool's contract (schemas) changes."""
+    contract = json.dumps([tool.inputSchema, tool.outputSchema], sort_keys=True)
+    return f"{server_version}+{_sha(contract)[:12]}"
+
+
+def builtin_servers(workspace: Path, *, allow_domains: Collection[str] = (), database: str | None = None,
+                    names: Collection[str] = BUILTIN_SERVERS) -> dict[str, Connection]:
     """Naestro's own servers, as stdio child processes confined to ``workspace``."""
+    options = ServerOptions(workspace=workspace, allow_domains=tuple(allow_domains), database=database)
+
     def stdio(module: str) -> StdioConnection:
         return {"transport": "stdio", "command": sys.executable,
-                "args": ["-m", f"naestro.mcp_servers.{module}", "--workspace", str(workspace)]}
-    return {"fs": stdio("fs"), "exec": stdio("exec")}
+                "args": ["-m", f"naestro.mcp_servers.{module}", *options.argv()]}
+    return {name: stdio(name) for name in names}
+
+
+class _Tool(BaseModel):
+    spec: ToolSpec
+    server: str
+    remote_name: str
 
 
 class McpToolBus:
-    """The default ToolBus: MCP sessions opened at ``__aenter__`` and closed at ``__aexit__``."""
+    """The default ToolBus: MCP sessions opened at ``__aenter__`` and closed at ``__aexit__``.
 
-    def __init__(self, servers: dict[str, Connection]) -> None:
+    ``untrusted`` names servers whose descriptions and annotations are not to be believed (external servers).
+    """
+
+    def __init__(self, servers: dict[str, Connection], *, untrusted: Collection[str] = ()) -> None:
         self._client = MultiServerMCPClient(servers)
         self._servers = list(servers)
+        self._untrusted = set(untrusted)
         self._stack = AsyncExitStack()
-        self._tools: dict[str, BaseTool] = {}
+        self._sessions: dict[str, ClientSession] = {}
+        self._tools: dict[str, _Tool] = {}
 
     async def __aenter__(self) -> McpToolBus:
+        server = ""
         try:
             for server in self._servers:
-                session = await self._stack.enter_async_context(self._client.session(server))
-                for tool in await load_mcp_tools(session):
-                    self._tools[f"{server}.{tool.name}"] = tool
+                session = await self._stack.enter_async_context(self._client.session(server, auto_initialize=False))
+                init = await session.initialize()
+                self._sessions[server] = session
+                listed = await session.list_tools()
+                for tool in listed.tools:
+                    self._add(server, init.serverInfo.version, tool)
         except Exception as exc:
             await self._stack.aclose()
             raise ToolFailed(tool=f"{server}.*", reason=f"could not start MCP server {server!r}: {exc}") from exc
@@ -88,15 +142,20 @@ class McpToolBus:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._stack.aclose()
 
+    def _add(self, server: str, server_version: str, tool: mt.Tool) -> None:
+        name = f"{server}.{tool.name}"
+        annotations = ToolAnnotations.from_mcp(tool.annotations)
+        trusted = server not in self._untrusted
+        description = tool.description or ""
+        if not trusted:
+            description = f"[untrusted server {server}] {description}"
+        self._tools[name] = _Tool(server=server, remote_name=tool.name, spec=ToolSpec(
+            name=name, description=description, input_schema=tool.inputSchema,
+            output_schema=tool.outputSchema, read_only=bool(trusted and annotations.read_only), server=server,
+            annotations=annotations, version=schema_version(server_version, tool), trusted=trusted))
+
     def specs(self) -> list[ToolSpec]:
-        out = []
-        for name, tool in sorted(self._tools.items()):
-            schema = (tool.args_schema if isinstance(tool.args_schema, dict)
-                      else TypeAdapter(tool.get_input_schema()).json_schema())
-            hints = tool.metadata or {}
-            out.append(ToolSpec(name=name, description=tool.description, input_schema=schema,
-                                read_only=bool(hints.get("readOnlyHint"))))
-        return out
+        return [t.spec for _, t in sorted(self._tools.items())]
 
     async def call(self, name: str, arguments: dict[str, JsonValue], *, timeout_s: float = 120.0) -> ToolResult:
         args_json = json.dumps(arguments, sort_keys=True)
@@ -105,23 +164,46 @@ class McpToolBus:
         if tool is None:
             known = ", ".join(sorted(self._tools))
             return self._receipt(name, args_json, start, ok=False, text=f"unknown tool {name!r}; known tools: {known}")
-        call = ToolCall(name=name, args=dict(arguments), id=f"call-{_sha(args_json)[:12]}", type="tool_call")
+        session = self._sessions[tool.server]
+        request_ids: list[int] = []
+        request = mt.ClientRequest(mt.CallToolRequest(params=mt.CallToolRequestParams(
+            name=tool.remote_name, arguments=dict(arguments))))
+
+        async def send() -> mt.CallToolResult:
+            # mcp 1.x does not tell the server when a caller gives up; remember the JSON-RPC id that
+            # send_request is about to take (no await in between) so a timeout can cancel it on the server.
+            request_ids.append(session._request_id)
+            return await session.send_request(request, mt.CallToolResult)
+
         try:
-            msg = await asyncio.wait_for(tool.ainvoke(call), timeout=timeout_s)
+            result = await asyncio.wait_for(send(), timeout=timeout_s)
         except TimeoutError:
-            return self._receipt(name, args_json, start, ok=False, text=f"timed out after {timeout_s:g}s")
+            await self._cancel(session, request_ids, f"timed out after {timeout_s:g}s")
+            return self._receipt(name, args_json, start, ok=False, timed_out=True,
+                                 text=f"{name} timed out after {timeout_s:g}s and was cancelled; "
+                                      f"use a smaller input or a longer timeout")
         except Exception as exc:
-            raise ToolFailed(tool=name, reason=str(exc)) from exc
-        assert isinstance(msg, ToolMessage)
-        text = "\n".join(b["text"] for b in msg.content if isinstance(b, dict) and b.get("type") == "text") \
-            if isinstance(msg.content, list) else str(msg.content)
-        structured = None
-        if isinstance(msg.artifact, dict):
-            structured = msg.artifact.get("structured_content")
-        return self._receipt(name, args_json, start, ok=msg.status != "error", text=text, structured=structured)
+            raise ToolFailed(tool=name, reason=str(exc) or type(exc).__name__) from exc
+        text = "\n".join(block.text if isinstance(block, mt.TextContent) else f"[{block.type} content]"
+                         for block in result.content)
+        return self._receipt(name, args_json, start, ok=not result.isError, text=text,
+                             structured=result.structuredContent)
+
+    @staticmethod
+    async def _cancel(session: ClientSession, request_ids: list[int], reason: str) -> None:
+        if not request_ids:
+            return
+        note = mt.ClientNotification(mt.CancelledNotification(
+            params=mt.CancelledNotificationParams(requestId=request_ids[0], reason=reason)))
+        try:
+            await session.send_notification(note)
+        except Exception:  # noqa: BLE001  (best effort: the session may be gone; the timeout is already reported)
+            return
 
     @staticmethod
     def _receipt(name: str, args_json: str, start: float, *, ok: bool, text: str,
-                 structured: JsonValue = None) -> ToolResult:
+                 structured: JsonValue = None, timed_out: bool = False) -> ToolResult:
+        body = json.dumps(structured, sort_keys=True) if structured is not None else text
         return ToolResult(tool=name, ok=ok, text=text, structured=structured, args_sha256=_sha(args_json),
-                          result_sha256=_sha(text), duration_s=round(time.monotonic() - start, 4))
+                          result_sha256=_sha(body), duration_s=round(time.monotonic() - start, 4),
+                          result_bytes=len(text.encode()), timed_out=timed_out)

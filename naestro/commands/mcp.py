@@ -1,0 +1,37 @@
+"""``naestro mcp``: run Naestro's own MCP servers for IDE clients (Claude Desktop, Cursor, VS Code, Inspector)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from naestro.mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions, build_server, serve_server
+
+app = typer.Typer(no_args_is_help=True, help="Naestro's MCP servers (stdio or streamable HTTP).")
+
+
+@app.command()
+def serve(name: Annotated[str, typer.Argument(help=f"server: {', '.join(BUILTIN_SERVERS)}")],
+          workspace: Annotated[Path, typer.Option(help="the folder the server is confined to")] = Path("."),
+          http: Annotated[int | None, typer.Option(metavar="PORT", help="serve streamable HTTP at "
+                                                   "http://127.0.0.1:PORT/mcp instead of stdio")] = None,
+          allow_domain: Annotated[list[str] | None, typer.Option(help="web: a host fetch may reach "
+                                                                  "(repeat for more)")] = None,
+          database: Annotated[str | None, typer.Option(help="db: SQLite file in the workspace or "
+                                                       "postgresql:// DSN")] = None) -> None:
+    """Run one server over stdio (the default, for IDE clients) or streamable HTTP."""
+    if name not in BUILTIN_SERVERS:
+        typer.echo(f"error: unknown server {name!r}; choose one of: {', '.join(BUILTIN_SERVERS)}", err=True)
+        raise typer.Exit(2)
+    workspace.mkdir(parents=True, exist_ok=True)
+    options = ServerOptions(workspace=workspace, allow_domains=tuple(allow_domain or ()), database=database)
+    serve_server(build_server(name, options), http_port=http)
+
+
+@app.command("list")
+def list_servers() -> None:
+    """The builtin server names."""
+    for name in BUILTIN_SERVERS:
+        typer.echo(name)
