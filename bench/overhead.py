@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import statistics
 import tempfile
 import time
@@ -26,16 +27,19 @@ from naestro.context import RunContext
 from naestro.endpoints import load_registry
 from naestro.events import EventLog
 from naestro.graphs.compile import compile_plan
+from naestro.journal import Journal
 from naestro.llm import EndpointProvider
 from naestro.nodes.roles import load_roles
 from naestro.plan import Plan
+from naestro.policies.decision import ApprovedScope, RunPolicy
+from naestro.runner import Runner
 from naestro.settings import Settings
 from naestro.toolbus import McpToolBus, builtin_servers
 
 
 def chain_plan(n: int) -> Plan:
     return Plan.model_validate({"goal": "bench", "tasks": [
-        {"id": f"t{i}", "role": "runner", "description": "write", "deps": [f"t{i - 1}"] if i else [],
+        {"id": f"t{i}", "role": "dataops", "description": "write", "deps": [f"t{i - 1}"] if i else [],
          "action": {"tool": "fs.write", "arguments": {"path": f"f{i}.txt", "content": "x"}},
          "accept": [{"kind": "file_exists", "path": f"f{i}.txt"}]} for i in range(n)]})
 
@@ -83,6 +87,14 @@ async def timed(fn: Any, repeat: int) -> float:
     return statistics.median(samples)
 
 
+async def passed(run: Any) -> None:
+    """Await a Naestro graph run and insist every task passed: a denied or failed task is not a measurement."""
+    state = await run
+    bad = {t: r["status"] for t, r in state["tasks"].items() if r["status"] != "passed"}
+    if bad or not state["tasks"]:
+        raise SystemExit(f"benchmark run did not pass: {bad or 'no tasks ran'}")
+
+
 async def main(tasks: int, repeat: int) -> None:
     settings = Settings()
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,18 +102,24 @@ async def main(tasks: int, repeat: int) -> None:
         ws.mkdir()
         async with McpToolBus(builtin_servers(ws)) as bus:
             provider = EndpointProvider(load_registry(settings.models_file), settings)
+            runner = Runner(settings.model_copy(update={"home": Path(tmp) / "home"}), provider)
 
             def ctx(plan: Plan) -> RunContext:
+                events = EventLog(run_dir / "events.jsonl", run_id="bench")
+                # Copilot mode with exec.run pre-approved (as `naestro run --approve exec.run` would).
+                policy = RunPolicy(approve=[ApprovedScope(tool="exec.run")])
+                gate = runner.make_gate(run_id="bench", workspace=ws, policy=policy, bus=bus, events=events)
                 return RunContext(run_id="bench", plan=plan, run_dir=run_dir, workspace=ws, provider=provider,
-                                  bus=bus, events=EventLog(run_dir / "events.jsonl", run_id="bench"),
-                                  roles=load_roles(), run_budget=RunBudget(ceiling=plan.budget))
+                                  bus=bus, events=events, roles=load_roles(), gate=gate,
+                                  journal=Journal(run_dir / "journal.jsonl"), thread=secrets.token_hex(4),
+                                  run_budget=RunBudget(ceiling=plan.budget))
 
             chain = chain_plan(tasks)
             anchor_chain = bare_chain(tasks, ws)
             # The report node asks the model for a summary; benchmark the task machinery without it.
             naestro_chain = compile_plan(chain).with_config(recursion_limit=10_000)
-            n_ms = await timed(lambda: naestro_chain.ainvoke({"goal": "bench", "tasks": {}}, context=ctx(chain),
-                                                             interrupt_before=["report"]), repeat)
+            n_ms = await timed(lambda: passed(naestro_chain.ainvoke({"goal": "bench", "tasks": {}}, context=ctx(chain),
+                                                                    interrupt_before=["report"])), repeat)
             a_ms = await timed(lambda: anchor_chain.ainvoke({"done": []}), repeat)
             print(f"chain of {tasks} trivial tasks: naestro {n_ms * 1000:.1f} ms, bare langgraph {a_ms * 1000:.2f} ms, "
                   f"ratio {n_ms / a_ms:.1f}x, overhead {(n_ms - a_ms) / tasks * 1000:.2f} ms/task")
@@ -110,8 +128,8 @@ async def main(tasks: int, repeat: int) -> None:
             naestro_par = compile_plan(par)
             anchor_par = bare_parallel(8)
             cfg = {"max_concurrency": 8}
-            p_ms = await timed(lambda: naestro_par.ainvoke({"goal": "bench", "tasks": {}}, cfg, context=ctx(par),
-                                                           interrupt_before=["report"]), max(3, repeat // 4))
+            p_ms = await timed(lambda: passed(naestro_par.ainvoke({"goal": "bench", "tasks": {}}, cfg, context=ctx(par),
+                                                                  interrupt_before=["report"])), max(3, repeat // 4))
             b_ms = await timed(lambda: anchor_par.ainvoke({"done": []}, cfg), max(3, repeat // 4))
             print(f"8 independent 100 ms tasks: naestro {p_ms * 1000:.0f} ms (serial would be 800 ms; "
                   f"parallel efficiency {0.1 / p_ms:.0%}), bare langgraph {b_ms * 1000:.0f} ms "

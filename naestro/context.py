@@ -1,16 +1,50 @@
-"""What a compiled graph's nodes need at run time, passed as LangGraph runtime context (never checkpointed)."""
+"""What a compiled graph's nodes need at run time, passed as LangGraph runtime context (never checkpointed).
+
+``call_tool`` and ``complete`` are the only ways a node reaches a tool or a model: each call is looked up
+in the effect journal (a re-executed node replays instead of repeating), then decided by the policy gate
+(deny → feedback, ask → ``interrupt()``), then made, journalled and recorded as an event.
+"""
 
 from __future__ import annotations
 
+import functools
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from naestro.budget import RunBudget
+from langchain_core.messages import BaseMessage
+from pydantic import JsonValue
+
+from naestro.budget import RunBudget, TaskMeter
+from naestro.endpoints import Endpoint
+from naestro.errors import PolicyDenied
 from naestro.events import EventLog
-from naestro.llm import ModelProvider, ModelReply
+from naestro.journal import Journal, request_hash
+from naestro.llm import ModelProvider, ModelReply, complete_json
 from naestro.nodes.roles import RoleSpec
 from naestro.plan import Plan, Role
-from naestro.toolbus import ToolBus, ToolResult
+from naestro.policies.gate import Gate
+from naestro.router import Router, complete_json_routed, request_for
+from naestro.toolbus import ToolBus, ToolResult, ToolSpec
+
+__all__ = ["Execution", "RunContext"]
+
+
+
+@dataclass
+class Execution:
+    """One execution of a node on behalf of a task and role: the journal keys its calls by number."""
+
+    node: str
+    task_id: str
+    role: Role
+    attempt: int
+    meter: TaskMeter | None = None
+    calls: int = 0
+
+    def next_key(self, thread: str, kind: str) -> str:
+        self.calls += 1
+        return f"{thread}/{self.node}/{self.task_id}/{self.attempt}/{kind}/{self.calls}"
 
 
 @dataclass
@@ -23,7 +57,11 @@ class RunContext:
     bus: ToolBus
     events: EventLog
     roles: dict[Role, RoleSpec]
+    gate: Gate
+    journal: Journal
+    thread: str = ""
     run_budget: RunBudget = field(default_factory=lambda: RunBudget(ceiling=Plan.model_fields["budget"].default))
+    router: Router | None = None  # None: call the requested endpoint directly (no spill, no re-route)
 
     def endpoint_for(self, role: Role, override: str | None = None) -> str:
         """Endpoint name for a role: the task's override, else the role's preference (default/fast aliases)."""
@@ -35,6 +73,10 @@ class RunContext:
             return registry.fast or registry.default
         return wanted
 
+    def tools_for(self, role: Role) -> list[ToolSpec]:
+        allowed = set(self.roles[role].tools)
+        return [s for s in self.bus.specs() if s.name in allowed]
+
     def record_model_call(self, task_id: str, reply: ModelReply, *, purpose: str = "agent") -> None:
         """The one event shape for a model call, whoever made it (agent, evaluator, reporter)."""
         self.events.emit("model_call", task=task_id, endpoint=reply.endpoint, prompt_tokens=reply.prompt_tokens,
@@ -45,3 +87,71 @@ class RunContext:
         """The tool receipt as an event: what was called, whether it worked, hashes of what went in and out."""
         self.events.emit("tool_call", task=task_id, tool=result.tool, ok=result.ok, duration_s=result.duration_s,
                          args_sha256=result.args_sha256, result_sha256=result.result_sha256)
+
+    async def call_tool(self, ex: Execution, name: str, arguments: dict[str, JsonValue], *,
+                        timeout_s: float = 120.0) -> ToolResult:
+        """Journal → gate → tool. A denial comes back as a failed receipt (the agent reads the reasons)."""
+        key = ex.next_key(self.thread, "tool")
+        request = request_hash([name, arguments])
+        entry = self.journal.lookup(key, "tool", request)
+        if entry is not None and entry.state == "done":
+            self.events.emit("tool_replayed", task=ex.task_id, tool=name, key=key)
+            return ToolResult.model_validate(entry.value)
+        if entry is not None:
+            self.events.emit("tool_redone", task=ex.task_id, tool=name, key=key,
+                             note="started before a crash; its effect may have happened once already")
+        start = time.monotonic()
+        try:
+            decision, arguments = self.gate.authorize_tool(task=ex.task_id, role=ex.role.value, tool=name,
+                                                           arguments=arguments, meter=ex.meter)
+        except PolicyDenied as exc:
+            denied = ToolResult(tool=name, ok=False, text=f"POLICY DENIED: {exc.message}",
+                                args_sha256=request, result_sha256=request_hash(exc.message),
+                                duration_s=round(time.monotonic() - start, 4))
+            self.events.emit("tool_denied", task=ex.task_id, tool=name, by=exc.by, reasons=[*exc.reasons])
+            return denied
+        limit = decision.obligations.get("timeout_s")
+        if isinstance(limit, int | float):
+            timeout_s = min(timeout_s, float(limit))
+        self.journal.started(key, "tool", request)
+        result = await self.bus.call(name, arguments, timeout_s=timeout_s)
+        cap = decision.obligations.get("max_output_chars")
+        if isinstance(cap, int) and len(result.text) > cap:
+            result = result.model_copy(update={"text": result.text[:cap] + f"\n[... truncated at {cap} chars]"})
+        self.journal.done(key, "tool", request, result.model_dump(mode="json"))
+        self.record_tool_call(ex.task_id, result)
+        return result
+
+    async def complete(self, ex: Execution, endpoint: str, messages: list[BaseMessage], *,
+                       schema: dict[str, JsonValue], name: str, purpose: str = "agent") -> ModelReply:
+        """Journal → gate → model; charges the execution's meter. ``PolicyDenied`` propagates (no model)."""
+        key = ex.next_key(self.thread, "model")
+        text = "\n".join(str(m.content) for m in messages)
+        request = request_hash([endpoint, text, schema])
+        entry = self.journal.lookup(key, "model", request)
+        if entry is not None and entry.state == "done" and isinstance(entry.value, dict):
+            reply = ModelReply(**entry.value)  # type: ignore[arg-type]
+        else:
+            ep = self.provider.registry.get(endpoint)
+            # What the call will certainly spend: its prompt (~4 chars/token); the reply is charged after.
+            prompt_estimate = len(text) // 4
+            estimate = {"tokens": float(prompt_estimate), "usd": ep.cost_usd(prompt_estimate, 0)}
+            self.gate.authorize_model(task=ex.task_id, role=ex.role.value, endpoint=ep.name, locality=ep.locality,
+                                      estimate=estimate, text=text, meter=ex.meter)
+            if self.router is None:
+                reply = await complete_json(self.provider, ep.name, messages, schema=schema, name=name)
+            else:  # the router may spill or re-route to another endpoint: the gate sees that one too
+                def authorize(other: Endpoint) -> None:
+                    if other.name != ep.name:
+                        self.gate.authorize_model(task=ex.task_id, role=ex.role.value, endpoint=other.name,
+                                                  locality=other.locality, estimate=estimate, text=text,
+                                                  meter=ex.meter)
+                reply, _ = await complete_json_routed(
+                    self.router, self.provider, request_for(messages, kind=ex.role.value, requested=ep.name),
+                    messages, schema=schema, name=name, authorize=authorize,
+                    emit=functools.partial(self.events.emit, task=ex.task_id))
+            self.journal.done(key, "model", request, dict(reply.__dict__))
+            self.record_model_call(ex.task_id, reply, purpose=purpose)
+        if ex.meter is not None:
+            ex.meter.charge(tokens=reply.prompt_tokens + reply.completion_tokens, usd=reply.cost_usd)
+        return reply

@@ -62,13 +62,15 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-@functools.lru_cache(maxsize=1)
-def _env_secrets(snapshot: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
-    return tuple(sorted({v for k, v in snapshot if _ENV_NAME.search(k) and len(v) >= 8}, key=len, reverse=True))
+@functools.cache
+def _env_secrets() -> tuple[str, ...]:
+    """Secret-looking environment values, read once (``_env_secrets.cache_clear()`` after changing them)."""
+    return tuple(sorted({v for k, v in os.environ.items() if _ENV_NAME.search(k) and len(v) >= 8},
+                        key=len, reverse=True))
 
 
 def _iter(text: str) -> Iterator[Finding]:
-    for secret in _env_secrets(tuple(sorted(os.environ.items()))):
+    for secret in _env_secrets():
         start = text.find(secret)
         while start != -1:
             yield Finding("secret", "env_value", start, start + len(secret))

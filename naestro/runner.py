@@ -14,25 +14,42 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
 from pydantic import JsonValue
 
 from naestro.budget import RunBudget
 from naestro.checkpoints.sqlite import open_sqlite_saver
 from naestro.context import RunContext
+from naestro.errors import RunPaused
 from naestro.events import Event, EventLog
 from naestro.graphs.compile import compile_plan
 from naestro.graphs.state import RunState, TaskRecord
+from naestro.journal import Journal
 from naestro.llm import ModelProvider
 from naestro.nodes.planner import make_plan
 from naestro.nodes.reporter import run_passed
 from naestro.nodes.roles import load_roles
 from naestro.plan import Plan
+from naestro.policies.audit import AuditLog, load_signing_key
+from naestro.policies.decision import RunPolicy
+from naestro.policies.engines import REGO_DIR, PolicyEngine, configured_engine, load_bundle
+from naestro.policies.gate import ConsentAnswer, Gate
+from naestro.policies.switches import KillSwitches
+from naestro.router import Router
 from naestro.runs import RunRecord, RunStore
 from naestro.settings import Settings
-from naestro.toolbus import McpToolBus, builtin_servers
+from naestro.toolbus import McpToolBus, ToolBus, builtin_servers
 from naestro.validate import parse_plan_text
 
 __all__ = ["RunResult", "Runner"]
+
+
+@dataclass(frozen=True)
+class PendingConsent:
+    """An ``interrupt()`` waiting for a human: its LangGraph id and the gate's consent request."""
+
+    id: str
+    request: dict[str, JsonValue]
 
 
 @dataclass
@@ -42,14 +59,33 @@ class RunResult:
     tasks: dict[str, TaskRecord]
     passed: bool
     report_path: Path
+    pending: list[PendingConsent]
 
 
 class Runner:
     def __init__(self, settings: Settings, provider: ModelProvider, *,
-                 on_event: Callable[[Event], None] | None = None) -> None:
+                 on_event: Callable[[Event], None] | None = None, router: Router | None = None) -> None:
         self.settings, self.provider, self.on_event = settings, provider, on_event
+        self.router = router  # shared by every run of this runner: endpoint health outlives a run
         self.store = RunStore(settings.runs_dir)
         self.roles = load_roles()
+        # Loaded before any run starts: a broken policy file refuses the run with file:line (PolicyError).
+        self.policy_bundle = load_bundle(settings.policy_dir or REGO_DIR,
+                                         roles={r.value: list(spec.tools) for r, spec in self.roles.items()})
+        self.engine: PolicyEngine = configured_engine(self.policy_bundle, settings.policy_url)
+        self.switches = KillSwitches(settings.control_db)
+        self._key = load_signing_key(settings.keys_dir)
+
+    def audit_log(self, run_id: str) -> AuditLog:
+        return AuditLog(self.store.dir(run_id) / "audit.jsonl", run_id=run_id, key=self._key)
+
+    def make_gate(self, *, run_id: str, workspace: Path, policy: RunPolicy, bus: ToolBus, events: EventLog | None,
+                  audit: AuditLog | None = None) -> Gate:
+        """The gate a run's nodes use: this runner's engine, kill switches and signing key."""
+        return Gate(self.engine, run_id=run_id, workspace=workspace, policy=policy,
+                    audit=audit or self.audit_log(run_id), switches=self.switches, events=events,
+                    registered=lambda: {s.name for s in bus.specs()},
+                    rate_limits=self.policy_bundle.data.get("naestro", {}).get("rate_limits", {}))
 
     def _events(self, record: RunRecord) -> EventLog:
         log = EventLog(self.store.dir(record.run_id) / "events.jsonl", run_id=record.run_id)
@@ -62,9 +98,10 @@ class Runner:
                                                                                 exclude_defaults=True))
 
     async def start(self, goal: str, *, plan: Plan | None = None, workspace: Path | None = None,
-                    in_place: bool = False) -> RunResult:
+                    in_place: bool = False, policy: RunPolicy | None = None) -> RunResult:
         record = self.store.create(plan.goal if plan and not goal else goal, source_workspace=workspace,
-                                   in_place=in_place)
+                                   in_place=in_place, policy=policy)
+        self.audit_log(record.run_id).append("run_started", goal=record.goal, policy=record.policy.model_dump())
         events = self._events(record)
         events.emit("run_started", goal=record.goal, workspace=record.workspace)
         rejected: list[JsonValue] = []
@@ -84,25 +121,43 @@ class Runner:
                     rejected_attempts=rejected, tokens=tokens)
         return await self._drive(record, events)
 
-    async def resume(self, run_id: str) -> RunResult:
+    async def resume(self, run_id: str, answers: dict[str, ConsentAnswer] | None = None) -> RunResult:
+        """Continue from the last checkpoint; ``answers`` (interrupt id → consent) resume waiting gates."""
         record = self.store.load(run_id)
         if not record.threads:
             # Killed while planning: nothing ran yet, plan again.
             record.status = "planning"
             self.store.save(record)
-            return await self.start(record.goal, workspace=Path(record.workspace), in_place=True)
+            return await self.start(record.goal, workspace=Path(record.workspace), in_place=True,
+                                    policy=record.policy)
+        if self.switches.lift("pause", run_id):
+            self.audit_log(run_id).append("unpaused", by="resume")
         record.pid, record.status, record.error = os.getpid(), "running", ""
         self.store.save(record)
         events = self._events(record)
-        events.emit("run_resumed", thread=record.threads[-1])
-        return await self._drive(record, events)
+        events.emit("run_resumed", thread=record.threads[-1], answers=len(answers or {}))
+        return await self._drive(record, events, answers=answers)
+
+    async def pending(self, run_id: str) -> list[PendingConsent]:
+        """Consent requests a waiting run is blocked on (read from its checkpoint)."""
+        record = self.store.load(run_id)
+        if not record.threads:
+            return []
+        async with open_sqlite_saver(self.settings.checkpoint_db) as saver:
+            graph = compile_plan(self.plan_of(record, len(record.threads) - 1), checkpointer=saver)
+            snapshot = await graph.aget_state({"configurable": {"thread_id": record.threads[-1]}})
+        return [PendingConsent(id=i.id, request=i.value) for i in snapshot.interrupts]
 
     def plan_of(self, record: RunRecord, phase: int) -> Plan:
         path = self.store.dir(record.run_id) / record.plans[phase]
         return parse_plan_text(path.read_text(), source=str(path))
 
-    async def _drive(self, record: RunRecord, events: EventLog) -> RunResult:
+    async def _drive(self, record: RunRecord, events: EventLog,
+                     answers: dict[str, ConsentAnswer] | None = None) -> RunResult:
         run_dir = self.store.dir(record.run_id)
+        audit = self.audit_log(record.run_id)
+        journal = Journal(run_dir / "journal.jsonl")
+        pending: list[PendingConsent] = []
         try:
             async with open_sqlite_saver(self.settings.checkpoint_db) as saver, \
                     McpToolBus(builtin_servers(Path(record.workspace))) as bus:
@@ -116,32 +171,54 @@ class Runner:
                         "recursion_limit": 20 + 4 * sum(t.max_attempts for t in plan.tasks)}
                     snapshot = await graph.aget_state(config)
                     done_tokens = sum(r["tokens"] for r in snapshot.values.get("tasks", {}).values())
+                    gate = self.make_gate(run_id=record.run_id, workspace=Path(record.workspace), policy=record.policy,
+                                          bus=bus, events=events, audit=audit)
                     ctx = RunContext(run_id=record.run_id, plan=plan, run_dir=run_dir,
                                      workspace=Path(record.workspace), provider=self.provider, bus=bus,
-                                     events=events, roles=self.roles,
-                                     run_budget=RunBudget(ceiling=plan.budget, tokens=done_tokens))
+                                     events=events, roles=self.roles, gate=gate, journal=journal,
+                                     thread=record.threads[-1],
+                                     run_budget=RunBudget(ceiling=plan.budget, tokens=done_tokens),
+                                     router=self.router)
+                    stream_input: RunState | Command[None] | None = None  # None: continue from the checkpoint
                     if snapshot.created_at is None:
-                        initial: RunState | None = {"goal": plan.goal, "tasks": {}}
-                    else:
-                        initial = None  # continue from the last checkpoint
-                    if initial is not None or snapshot.next:
-                        async for _ in graph.astream(initial, config, context=ctx, stream_mode="updates"):
+                        stream_input = {"goal": plan.goal, "tasks": {}}
+                    elif snapshot.interrupts and answers:
+                        stream_input = Command(resume={i: a.model_dump(mode="json") for i, a in answers.items()})
+                        answers = None
+                    if snapshot.created_at is None or snapshot.next:
+                        async for _ in graph.astream(stream_input, config, context=ctx, stream_mode="updates"):
                             pass
                     final = await graph.aget_state(config)
                     tasks: dict[str, TaskRecord] = final.values.get("tasks", {})
+                    pending = [PendingConsent(id=i.id, request=i.value) for i in final.interrupts]
+                    if pending:
+                        break
                     passed = run_passed(plan, tasks)
                     if passed or phase >= self.settings.max_replans:
                         break
                     await self._replan(record, plan, tasks, events)
+        except RunPaused as exc:
+            record.status, record.error = "paused", str(exc)
+            self.store.save(record)
+            events.emit("run_paused", reason=exc.reason)
+            raise
         except BaseException as exc:
             record.status, record.error = "error", f"{exc.__class__.__name__}: {exc}"
             self.store.save(record)
             events.emit("run_error", error=record.error)
             raise
+        if pending:
+            record.status = "waiting"
+            self.store.save(record)
+            events.emit("waiting_for_consent", pending=[p.id for p in pending])
+            return RunResult(record=record, plan=plan, tasks=tasks, passed=False, report_path=run_dir / "report.md",
+                             pending=pending)
         record.status = "passed" if passed else "failed"
         self.store.save(record)
+        audit.append("run_finished", status=record.status)
         events.emit("run_finished", status=record.status, phase=phase)
-        return RunResult(record=record, plan=plan, tasks=tasks, passed=passed, report_path=run_dir / "report.md")
+        return RunResult(record=record, plan=plan, tasks=tasks, passed=passed, report_path=run_dir / "report.md",
+                         pending=[])
 
     async def _replan(self, record: RunRecord, plan: Plan, tasks: dict[str, TaskRecord], events: EventLog) -> None:
         """Plan only what is unfinished, telling the planner what is already done and why the rest failed."""

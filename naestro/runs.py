@@ -16,8 +16,9 @@ from typing import Literal
 from pydantic import BaseModel
 
 from naestro.errors import UnknownRun, UsageError
+from naestro.policies.decision import RunPolicy
 
-RunStatus = Literal["planning", "running", "passed", "failed", "error"]
+RunStatus = Literal["planning", "running", "waiting", "paused", "passed", "failed", "error"]
 
 
 class RunRecord(BaseModel):
@@ -32,6 +33,7 @@ class RunRecord(BaseModel):
     plans: list[str] = []
     plan_source: str = ""
     error: str = ""
+    policy: RunPolicy = RunPolicy()
 
     def alive(self) -> bool:
         try:
@@ -60,7 +62,8 @@ class RunStore:
     def dir(self, run_id: str) -> Path:
         return self.runs_dir / run_id
 
-    def create(self, goal: str, *, source_workspace: Path | None, in_place: bool) -> RunRecord:
+    def create(self, goal: str, *, source_workspace: Path | None, in_place: bool,
+               policy: RunPolicy | None = None) -> RunRecord:
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
         run_dir = self.dir(run_id)
         if source_workspace is not None and not source_workspace.is_dir():
@@ -75,7 +78,8 @@ class RunStore:
             workspace = run_dir / "workspace"
             workspace.mkdir()
         record = RunRecord(run_id=run_id, goal=goal, status="planning", created=_now(), updated=_now(),
-                           pid=os.getpid(), workspace=str(workspace))
+                           pid=os.getpid(), workspace=str(workspace),
+                           policy=(policy or RunPolicy()).model_copy(update={"scratch": not in_place}))
         self.save(record)
         return record
 

@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(default=8, ge=1, description="parallel task nodes per superstep")
     max_replans: int = Field(default=1, ge=0, description="re-plans of the unfinished part after retries fail")
     planner_attempts: int = Field(default=3, ge=1, description="model attempts before the template fallback")
+    policy_dir: Path | None = Field(default=None, description="Rego policies + data; default: the packaged ones")
+    policy_url: str | None = Field(default=None, description="an OPA server (REST) instead of embedded regorus")
 
     @property
     def models_path(self) -> Path:
@@ -33,3 +35,12 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Signing keys: outside every run directory, so a run cannot rewrite its own audit trail."""
+        return self.home / "keys"
+
+    @property
+    def control_db(self) -> Path:
+        return self.home / "control.sqlite"

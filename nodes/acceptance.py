@@ -13,7 +13,7 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 from pydantic import JsonValue
 
-from naestro.context import RunContext
+from naestro.context import Execution, RunContext
 from naestro.graphs.state import CheckResult
 from naestro.nodes.judge import judge
 from naestro.plan import (
@@ -23,6 +23,7 @@ from naestro.plan import (
     FileExistsCheck,
     JsonSchemaCheck,
     RegexCheck,
+    Role,
     Task,
 )
 
@@ -51,11 +52,11 @@ def _target_text(check: RegexCheck | JsonSchemaCheck, outputs: dict[str, JsonVal
 
 
 async def _one(check: AcceptanceCheck, task: Task, outputs: dict[str, JsonValue], summary: str,
-               ctx: RunContext) -> CheckResult:
+               ctx: RunContext, ex: Execution) -> CheckResult:
     match check:
         case CommandCheck():
-            res = await ctx.bus.call("exec.run", {"command": check.command, "timeout_s": check.timeout_s},
-                                     timeout_s=check.timeout_s + 10)
+            res = await ctx.call_tool(ex, "exec.run", {"command": check.command, "timeout_s": check.timeout_s},
+                                      timeout_s=check.timeout_s + 10)
             data = res.structured if isinstance(res.structured, dict) else {}
             code = data.get("exit_code")
             ok = res.ok and code == 0
@@ -91,11 +92,14 @@ async def _one(check: AcceptanceCheck, task: Task, outputs: dict[str, JsonValue]
                 f"{what}: " + "; ".join(f"/{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:3])
             return {"kind": "json_schema", "passed": not errors, "detail": detail}
         case EvaluatorCheck():
-            score, reason = await judge(check, task, outputs, summary, ctx)
+            score, reason = await judge(check, task, outputs, summary, ctx, ex)
             ok = score >= check.threshold
             return {"kind": "evaluator", "passed": ok,
                     "detail": f"{check.evaluator} scored {score:.2f} (threshold {check.threshold:.2f}): {reason}"}
 
 
-async def run_checks(task: Task, outputs: dict[str, JsonValue], summary: str, ctx: RunContext) -> list[CheckResult]:
-    return [await _one(check, task, outputs, summary, ctx) for check in task.accept]
+async def run_checks(task: Task, outputs: dict[str, JsonValue], summary: str, ctx: RunContext, *,
+                     attempt: int) -> list[CheckResult]:
+    """Run every check; commands go through the gate as the Evaluator role (the plan came from a model)."""
+    ex = Execution(node="check", task_id=task.id, role=Role.evaluator, attempt=attempt)
+    return [await _one(check, task, outputs, summary, ctx, ex) for check in task.accept]

@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import JsonValue
 
-from naestro.budget import TaskMeter
-from naestro.context import RunContext
-from naestro.llm import complete_json
+from naestro.context import Execution, RunContext
 from naestro.plan import OutputSpec, Task
 from naestro.toolbus import ToolSpec
 
@@ -85,11 +83,13 @@ def _system_prompt(role_prompt: str, tools: list[ToolSpec]) -> str:
             "it) before you finish. Never finish before the work is done.")
 
 
-async def run_agent(task: Task, ctx: RunContext, meter: TaskMeter, *, inputs: dict[str, JsonValue],
+async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[str, JsonValue],
                     feedback: str) -> AgentOutcome:
     role = ctx.roles[task.role]
     allowed = set(role.tools)
-    tools = [s for s in ctx.bus.specs() if s.name in allowed]
+    tools = ctx.tools_for(task.role)
+    meter = ex.meter
+    assert meter is not None
     endpoint = ctx.endpoint_for(task.role, task.model)
     schema = action_schema(tools, task.outputs)
     messages: list[BaseMessage] = [SystemMessage(_system_prompt(role.prompt, tools)),
@@ -98,9 +98,7 @@ async def run_agent(task: Task, ctx: RunContext, meter: TaskMeter, *, inputs: di
     previous: str | None = None
     for step in range(1, role.max_steps + 1):
         meter.check_time()
-        reply = await complete_json(ctx.provider, endpoint, messages, schema=schema, name="action")
-        ctx.record_model_call(task.id, reply)
-        meter.charge(tokens=reply.prompt_tokens + reply.completion_tokens, usd=reply.cost_usd)
+        reply = await ctx.complete(ex, endpoint, messages, schema=schema, name="action")
         outcome.steps = step
         action = reply.value
         messages.append(AIMessage(json.dumps(action)))
@@ -126,8 +124,7 @@ async def run_agent(task: Task, ctx: RunContext, meter: TaskMeter, *, inputs: di
             observation = (f"You just made exactly this {name} call and saw its result. Do something else: "
                            "verify the work (e.g. exec.run a test) or call finish.")
         else:
-            result = await ctx.bus.call(name, args, timeout_s=min(300.0, meter.remaining_s() or 300.0))
-            ctx.record_tool_call(task.id, result)
+            result = await ctx.call_tool(ex, name, args, timeout_s=min(300.0, meter.remaining_s() or 300.0))
             status = "OK" if result.ok else "ERROR"
             observation = f"[{name} {status}]\n{result.text[:OBSERVATION_CHARS]}"
         previous = signature

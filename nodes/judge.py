@@ -7,9 +7,8 @@ import json
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import JsonValue
 
-from naestro.context import RunContext
+from naestro.context import Execution, RunContext
 from naestro.errors import UsageError
-from naestro.llm import complete_json
 from naestro.plan import EvaluatorCheck, Role, Task
 
 EVALUATORS = ("llm_judge",)
@@ -20,17 +19,16 @@ _SCHEMA: dict[str, JsonValue] = {
 
 
 async def judge(check: EvaluatorCheck, task: Task, outputs: dict[str, JsonValue], summary: str,
-                ctx: RunContext) -> tuple[float, str]:
+                ctx: RunContext, ex: Execution) -> tuple[float, str]:
     if check.evaluator not in EVALUATORS:
         raise UsageError(f"unknown evaluator {check.evaluator!r} (known: {', '.join(EVALUATORS)})")
     files = sorted(str(p.relative_to(ctx.workspace)) for p in ctx.workspace.rglob("*") if p.is_file())[:50]
     prompt = (f"Task: {task.description}\nRubric: {check.rubric or 'Does the result complete the task?'}\n"
               f"Agent summary: {summary}\nOutputs: {json.dumps(outputs)[:3000]}\nWorkspace files: {files}\n"
               "Score from 0 (fails the rubric) to 1 (fully meets it), with a one-sentence reason.")
-    reply = await complete_json(ctx.provider, ctx.endpoint_for(Role.evaluator),
-                                [SystemMessage(ctx.roles[Role.evaluator].prompt), HumanMessage(prompt)],
-                                schema=_SCHEMA, name="verdict")
-    ctx.record_model_call(task.id, reply, purpose="evaluator")
+    reply = await ctx.complete(ex, ctx.endpoint_for(Role.evaluator),
+                               [SystemMessage(ctx.roles[Role.evaluator].prompt), HumanMessage(prompt)],
+                               schema=_SCHEMA, name="verdict", purpose="evaluator")
     value = reply.value if isinstance(reply.value, dict) else {}
     raw = value.get("score", 0.0)
     score = min(1.0, max(0.0, float(raw))) if isinstance(raw, int | float) else 0.0

@@ -14,10 +14,9 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from pydantic import JsonValue
 
-from naestro.context import RunContext
-from naestro.errors import RunError
+from naestro.context import Execution, RunContext
+from naestro.errors import PolicyDenied, RunError, RunPaused
 from naestro.graphs.state import RunState, TaskRecord, status_of
-from naestro.llm import complete_json
 from naestro.plan import Plan, Role
 
 __all__ = ["render_report", "report_node", "run_passed"]
@@ -71,13 +70,15 @@ async def _summary(plan: Plan, tasks: dict[str, TaskRecord], ctx: RunContext) ->
     prompt = (f"Goal: {plan.goal}\nFacts per task:\n{json.dumps(facts, indent=1)}\n"
               f"Files: {[n for n, _ in artifacts(ctx.workspace)][:40]}\n"
               "Write 2-4 sentences: what was done and whether every check passed.")
+    ex = Execution(node="report", task_id="report", role=Role.reporter, attempt=1)
     try:
-        reply = await complete_json(ctx.provider, ctx.endpoint_for(Role.reporter),
-                                    [SystemMessage(ctx.roles[Role.reporter].prompt), HumanMessage(prompt)],
-                                    schema=_SUMMARY_SCHEMA, name="report")
-    except RunError as exc:
+        reply = await ctx.complete(ex, ctx.endpoint_for(Role.reporter),
+                                   [SystemMessage(ctx.roles[Role.reporter].prompt), HumanMessage(prompt)],
+                                   schema=_SUMMARY_SCHEMA, name="report", purpose="reporter")
+    except RunPaused:
+        raise
+    except (RunError, PolicyDenied) as exc:
         return f"_(summary unavailable: {exc})_"
-    ctx.record_model_call("report", reply, purpose="reporter")
     value = reply.value if isinstance(reply.value, dict) else {}
     return str(value.get("summary", ""))
 

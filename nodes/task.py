@@ -15,8 +15,8 @@ from langgraph.runtime import Runtime
 from pydantic import JsonValue
 
 from naestro.budget import TaskMeter, effective_budget
-from naestro.context import RunContext
-from naestro.errors import BudgetExceeded
+from naestro.context import Execution, RunContext
+from naestro.errors import BudgetExceeded, PolicyDenied
 from naestro.graphs.state import CheckResult, RunState, TaskRecord, TaskStatus, status_of
 from naestro.nodes.acceptance import run_checks
 from naestro.nodes.agent import run_agent
@@ -46,10 +46,9 @@ def _inputs(task: Task, state: RunState) -> dict[str, JsonValue]:
     return values
 
 
-async def _direct(task: Task, ctx: RunContext) -> tuple[dict[str, JsonValue], str, bool]:
+async def _direct(task: Task, ctx: RunContext, ex: Execution) -> tuple[dict[str, JsonValue], str, bool]:
     assert task.action is not None
-    result = await ctx.bus.call(task.action.tool, dict(task.action.arguments))
-    ctx.record_tool_call(task.id, result)
+    result = await ctx.call_tool(ex, task.action.tool, dict(task.action.arguments))
     data = result.structured if isinstance(result.structured, dict) else {}
     outputs: dict[str, JsonValue] = {n: data.get(n, result.text) for n in task.outputs}
     return outputs, result.text[:500], result.ok
@@ -73,15 +72,16 @@ def execute_node(task: Task) -> Node:
                         direct=task.is_direct)
         start = time.monotonic()
         record = _record(attempts=attempt, model=model)
+        ex = Execution(node="task", task_id=task.id, role=task.role, attempt=attempt, meter=meter)
         try:
             if task.is_direct:
-                outputs, summary, ok = await _direct(task, ctx)
+                outputs, summary, ok = await _direct(task, ctx, ex)
                 record["outputs"], record["summary"] = outputs, summary
                 if not ok:
                     record["status"], record["error"] = "failed", summary
             else:
                 outcome = await asyncio.wait_for(
-                    run_agent(task, ctx, meter, inputs=_inputs(task, state), feedback=feedback),
+                    run_agent(task, ctx, ex, inputs=_inputs(task, state), feedback=feedback),
                     timeout=budget.wall_s)
                 record["outputs"], record["summary"] = outcome.outputs, outcome.summary
         except (BudgetExceeded, TimeoutError) as exc:
@@ -89,6 +89,8 @@ def execute_node(task: Task) -> Node:
                 scope=f"task {task.id!r}", resource="wall_s", limit=budget.wall_s or 0, spent=meter.elapsed_s)
             record["status"], record["error"] = "failed", str(err)
             ctx.events.emit("budget_exceeded", task=task.id, resource=err.resource, limit=err.limit, spent=err.spent)
+        except PolicyDenied as exc:  # a model call was denied: the task cannot go on
+            record["status"], record["error"] = "failed", str(exc)
         record["tokens"] = meter.tokens + (prev["tokens"] if prev else 0)
         record["cost_usd"] = meter.usd + (prev["cost_usd"] if prev else 0.0)
         record["wall_s"] = round(time.monotonic() - start + (prev["wall_s"] if prev else 0.0), 3)
@@ -109,7 +111,7 @@ def check_node(task: Task) -> Node:
         ctx = runtime.context
         record = state["tasks"][task.id].copy()
         if record["status"] == "ran":
-            checks = await run_checks(task, record["outputs"], record["summary"], ctx)
+            checks = await run_checks(task, record["outputs"], record["summary"], ctx, attempt=record["attempts"])
             passed = all(c["passed"] for c in checks)
             record["checks"] = checks
             if passed:

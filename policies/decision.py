@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 __all__ = ["Action", "Actor", "ApprovedScope", "BudgetLine", "Context", "Decision", "Mode", "PathFact",
-           "PolicyInput", "UrlFact"]
+           "PolicyInput", "RunPolicy", "UrlFact"]
 
 Mode = Literal["guide", "copilot", "auto"]
 
@@ -108,6 +108,18 @@ class PolicyInput(_Model):
     def document(self) -> dict[str, JsonValue]:
         """The JSON document every engine receives as ``input``."""
         return self.model_dump(mode="json")
+
+
+class RunPolicy(_Model):
+    """A run's policy settings, chosen at ``naestro run`` and kept in run.json so a resume decides alike."""
+
+    mode: Mode = "copilot"
+    approve: list[ApprovedScope] = Field(default_factory=list)
+    allow_domains: list[str] = Field(default_factory=list)
+    allow_cidrs: list[str] = Field(default_factory=list)
+    roots: list[str] = Field(default_factory=list)
+    scopes: list[str] = Field(default_factory=list)
+    scratch: bool = Field(default=True, description="the workspace is Naestro's own copy (not --in-place)")
 
 
 class Decision(BaseModel):

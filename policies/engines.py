@@ -27,7 +27,7 @@ from naestro.errors import PolicyError
 from naestro.policies.decision import Decision
 
 __all__ = ["DECISION", "EXPLAIN", "OpaGoEngine", "OpaRestEngine", "PolicyBundle", "PolicyEngine", "RegorusEngine",
-           "available_engines", "load_bundle"]
+           "available_engines", "configured_engine", "load_bundle"]
 
 REGO_DIR = Path(__file__).resolve().parent / "rego"
 DECISION = "data.naestro.gate.decision"
@@ -206,6 +206,11 @@ class OpaRestEngine(_Decides):
         reply = self._client.query_rule(input_data=document, package_path=package, rule_name=rule)
         value: JsonValue = reply.get("result")
         return value
+
+
+def configured_engine(bundle: PolicyBundle, policy_url: str | None) -> PolicyEngine:
+    """The engine a run uses: an OPA server when ``NAESTRO_POLICY_URL`` is set, else regorus in-process."""
+    return OpaRestEngine(policy_url, bundle) if policy_url else RegorusEngine(bundle)
 
 
 def available_engines(bundle: PolicyBundle, *, with_tests: bool = False) -> list[PolicyEngine]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, JsonValue
 
 from naestro.budget import TaskMeter
 from naestro.errors import PolicyDenied, RunPaused
@@ -30,9 +30,9 @@ from naestro.policies.decision import (
     Context,
     Decision,
     EndpointFact,
-    Mode,
     PolicyInput,
     Quarantine,
+    RunPolicy,
     Window,
 )
 from naestro.policies.engines import PolicyEngine
@@ -40,19 +40,7 @@ from naestro.policies.facts import path_facts, url_facts
 from naestro.policies.switches import KillSwitches
 from naestro.redact import labels, redact_value
 
-__all__ = ["ConsentAnswer", "ConsentRequest", "Gate", "RunPolicy"]
-
-
-class RunPolicy(BaseModel):
-    """A run's policy settings, chosen at ``naestro run`` and kept in run.json so a resume decides alike."""
-
-    mode: Mode = "copilot"
-    approve: list[ApprovedScope] = Field(default_factory=list)
-    allow_domains: list[str] = Field(default_factory=list)
-    allow_cidrs: list[str] = Field(default_factory=list)
-    roots: list[str] = Field(default_factory=list)
-    scopes: list[str] = Field(default_factory=list)
-    scratch: bool = Field(default=True, description="the workspace is Naestro's own copy (not --in-place)")
+__all__ = ["ConsentAnswer", "ConsentRequest", "Gate"]
 
 
 class ConsentRequest(BaseModel):

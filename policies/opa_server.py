@@ -39,6 +39,7 @@ class _State:
 def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else keep-alive replies wait ~40 ms for a delayed ACK
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet: the gate audits decisions
             pass

@@ -70,10 +70,10 @@ approved if {
 	scope_paths_ok(scope)
 }
 
-scope_paths_ok(scope) if not scope.under
+scope_paths_ok(scope) if object.get(scope, "under", null) == null
 
 scope_paths_ok(scope) if {
-	scope.under
+	is_string(scope.under)
 	count(input.action.paths) > 0
 	every p in input.action.paths {
 		within(p.resolved, scope.under)

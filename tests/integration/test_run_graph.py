@@ -13,6 +13,7 @@ from naestro.errors import EndpointUnavailable
 from naestro.events import read_events
 from naestro.graphs.compile import build_graph
 from naestro.plan import Plan
+from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.runner import Runner
 from naestro.settings import Settings
 from tests.fakes import ScriptedProvider, all_text
@@ -97,12 +98,16 @@ async def test_exhausted_retries_fail_and_skip_dependents(settings: Settings) ->
     assert "does not match" in result.report_path.read_text()
 
 
-async def test_token_budget_fails_task_with_typed_error(settings: Settings) -> None:
+async def test_token_budget_is_enforced_by_the_gate_before_the_call(settings: Settings) -> None:
     plan = Plan.model_validate({"goal": "g", "tasks": [{**regex_task("a", "ok"), "budget": {"tokens": 20}}]})
     provider = ScriptedProvider(coder_script({"a": "ok"}))
     result = await Runner(settings, provider).start("g", plan=plan)
     assert result.tasks["a"]["status"] == "failed"
-    assert "exceeded its tokens budget: spent 30 of 20" in result.tasks["a"].get("error", "")
+    error = result.tasks["a"].get("error", "")
+    # The prompt alone would overrun the task's 20-token budget: the policy denies the model call unmade.
+    assert re.search(r"task budget: tokens spent 0 \+ estimated \d+ would exceed the limit 20", error), error
+    events = read_events(result.report_path.parent / "events.jsonl")
+    assert not [e for e in events if e["event"] == "model_call" and e.get("task") == "a"]
 
 
 async def test_resume_after_crash_does_not_redo_finished_tasks(settings: Settings) -> None:
@@ -130,7 +135,7 @@ async def test_resume_after_crash_does_not_redo_finished_tasks(settings: Setting
 
 async def test_direct_action_runs_without_model(settings: Settings) -> None:
     plan = Plan.model_validate({"goal": "g", "tasks": [{
-        "id": "w", "role": "runner", "description": "write a file",
+        "id": "w", "role": "dataops", "description": "write a file",
         "action": {"tool": "fs.write", "arguments": {"path": "hello.txt", "content": "hi"}},
         "outputs": {"bytes": {"schema": {"type": "integer"}}},
         "accept": [{"kind": "file_exists", "path": "hello.txt"},
@@ -171,7 +176,10 @@ async def test_workspace_is_copied_unless_in_place(settings: Settings, tmp_path:
     copied = await Runner(settings, ScriptedProvider(script)).start("g", plan=plan, workspace=src)
     assert copied.passed and (Path(copied.record.workspace) / "seed.txt").exists()
     assert not (src / "a.txt").exists()  # the original is untouched
-    in_place = await Runner(settings, ScriptedProvider(script)).start("g", plan=plan, workspace=src, in_place=True)
+    # Writing into the user's own folder is sensitive (not Naestro's scratch copy): pre-approve it here.
+    approve = RunPolicy(approve=[ApprovedScope(tool="fs.write", under=str(src.resolve()))])
+    in_place = await Runner(settings, ScriptedProvider(script)).start("g", plan=plan, workspace=src, in_place=True,
+                                                                      policy=approve)
     assert in_place.passed and (src / "a.txt").read_text() == "ok"
 
 
