@@ -1,28 +1,36 @@
 """The ``naestro`` command line (typer + rich).
 
 Exit codes: 0 success (every acceptance check passed), 1 the run finished but checks failed,
-2 bad input (invalid plan, unknown run, bad config), 3 the world failed (endpoint down, tool transport).
+2 bad input (invalid plan, unknown run, bad config, broken policy file), 3 the world failed (endpoint down,
+tool transport, run paused), 4 the run waits for consent (``naestro approve``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from naestro.commands import control
 from naestro.commands import mcp as mcp_commands
+from naestro.commands import policy as policy_commands
+from naestro.commands.consent import describe, prompt_answers
 from naestro.endpoints import load_registry
 from naestro.errors import NaestroError, PlanInvalid, RunError, UsageError
 from naestro.events import Event, read_events
 from naestro.llm import EndpointProvider
 from naestro.nodes.planner import make_plan
+from naestro.policies.decision import ApprovedScope, RunPolicy
+from naestro.policies.gate import ConsentAnswer
 from naestro.runner import Runner, RunResult
 from naestro.runs import RunStore
 from naestro.schema import write_schema
@@ -36,6 +44,13 @@ models_app = typer.Typer(invoke_without_command=True, help="Model endpoints (mod
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(mcp_commands.app, name="mcp")
+app.add_typer(policy_commands.app, name="policy")
+app.add_typer(control.quarantine_app, name="quarantine")
+app.add_typer(control.revoke_app, name="revoke")
+app.add_typer(control.audit_app, name="audit")
+app.command()(control.pause)
+
+EXIT_WAITING = 4  # a gate asked; answer with `naestro approve`
 
 out = Console()
 err = Console(stderr=True)
@@ -116,8 +131,14 @@ def _summary_json(result: RunResult) -> str:
     }, indent=2)
 
 
+def _pending_json(result: RunResult) -> list[dict[str, object]]:
+    return [{"id": p.id, **p.request} for p in result.pending]
+
+
 def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | None = None,
-             plan_file: Path | None = None, workspace: Path | None = None, in_place: bool = False) -> None:
+             plan_file: Path | None = None, workspace: Path | None = None, in_place: bool = False,
+             policy: RunPolicy | None = None, answers: dict[str, ConsentAnswer] | None = None) -> None:
+    """Start or resume a run; when a gate asks, prompt (interactive terminal) or print how to answer."""
     live_state = LiveRun(goal=goal)
     store = RunStore(settings.runs_dir)
 
@@ -131,33 +152,58 @@ def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | N
         live_state.apply(ev)
 
     provider = _provider(settings)
-    runner = Runner(settings, provider, on_event=None if as_json else on_event)
     try:
+        runner = Runner(settings, provider, on_event=None if as_json else on_event)
         given = parse_plan_text(plan_file.read_text(), source=str(plan_file)) if plan_file else None
     except OSError as exc:
         raise _fail(UsageError(f"cannot read plan {plan_file}: {exc.strerror}")) from exc
-    except PlanInvalid as exc:
+    except NaestroError as exc:
         raise _fail(exc) from exc
 
     async def go() -> RunResult:
         if resume_id:
-            return await runner.resume(resume_id)
-        return await runner.start(goal, plan=given, workspace=workspace, in_place=in_place)
+            return await runner.resume(resume_id, answers)
+        return await runner.start(goal, plan=given, workspace=workspace, in_place=in_place, policy=policy)
 
-    try:
-        if as_json:
-            result = asyncio.run(go())
-        else:
-            with Live(live_state.render(), console=out, refresh_per_second=4, get_renderable=live_state.render):
+    interactive = not as_json and sys.stdin.isatty()
+    while True:
+        try:
+            if as_json:
                 result = asyncio.run(go())
-    except NaestroError as exc:
-        raise _fail(exc) from exc
+            else:
+                with Live(live_state.render(), console=out, refresh_per_second=4, get_renderable=live_state.render):
+                    result = asyncio.run(go())
+        except NaestroError as exc:
+            raise _fail(exc) from exc
+        if not result.pending or not interactive:
+            break
+        resume_id, answers = result.record.run_id, prompt_answers(result.pending, out)
     if as_json:
-        print(_summary_json(result))
+        print(_summary_json(result) if not result.pending else
+              json.dumps({"run_id": result.record.run_id, "status": "waiting",
+                          "pending": _pending_json(result)}, indent=2))
+    elif result.pending:
+        out.print(f"\nrun [bold]{result.record.run_id}[/bold] is [yellow]waiting for consent[/yellow]:")
+        for p in result.pending:
+            out.print(f"  {p.id}: {describe(p)}")
+        out.print(f"answer with `naestro approve {result.record.run_id} [ID] [--deny] [--remember] [--args JSON]`")
     else:
         out.print(f"\nrun [bold]{result.record.run_id}[/bold]: "
                   f"{'[green]PASSED[/green]' if result.passed else '[red]FAILED[/red]'}  report: {result.report_path}")
-    raise typer.Exit(0 if result.passed else 1)
+    raise typer.Exit(EXIT_WAITING if result.pending else 0 if result.passed else 1)
+
+
+def _policy(mode: str, approve: list[str] | None, allow_domain: list[str] | None, root: list[Path] | None,
+            scope: list[str] | None) -> RunPolicy:
+    if mode not in ("guide", "copilot", "auto"):
+        raise _fail(UsageError(f"--mode {mode!r} is not one of guide, copilot, auto"))
+    try:
+        return RunPolicy.model_validate({
+            "mode": mode, "approve": [ApprovedScope.parse(a).model_dump() for a in approve or []],
+            "allow_domains": allow_domain or [], "roots": [str(r.resolve()) for r in root or []],
+            "scopes": scope or []})
+    except ValidationError as exc:
+        raise _fail(UsageError(f"bad policy option: {exc.errors()[0]['msg']}")) from exc
 
 
 @app.command()
@@ -165,8 +211,18 @@ def run(goal: Annotated[str, typer.Argument(help="what you want done")] = "",
         plan_file: Annotated[Path | None, typer.Option("--plan", help="run this plan file instead of planning")] = None,
         workspace: Annotated[Path | None, typer.Option(help="start from a copy of this folder")] = None,
         in_place: Annotated[bool, typer.Option("--in-place", help="work in --workspace itself, no copy")] = False,
+        mode: Annotated[str, typer.Option(help="guide (no side effects) | copilot (sensitive actions ask) | "
+                                               "auto (only pre-approved scopes run)")] = "copilot",
+        approve: Annotated[list[str] | None, typer.Option(
+            "--approve", help="pre-approve TOOL[:FOLDER], e.g. exec.run or fs.write:/data (repeatable)")] = None,
+        allow_domain: Annotated[list[str] | None, typer.Option(
+            "--allow-domain", help="network allowlist: example.com or *.example.com (repeatable)")] = None,
+        root: Annotated[list[Path] | None, typer.Option(
+            "--root", help="extra folder tools may touch besides the workspace (repeatable)")] = None,
+        scope: Annotated[list[str] | None, typer.Option(
+            "--scope", help="data scope, e.g. secret, pii_external, offprem_pii (repeatable)")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="machine-readable result")] = False) -> None:
-    """Plan and run a goal end to end; exit 0 only when every acceptance check passed."""
+    """Plan and run a goal end to end; exit 0 only when every acceptance check passed (4: waiting for consent)."""
     if not goal and plan_file is None:
         err.print("give a GOAL or --plan FILE")
         raise typer.Exit(2)
@@ -174,18 +230,55 @@ def run(goal: Annotated[str, typer.Argument(help="what you want done")] = "",
         err.print("--in-place needs --workspace DIR")
         raise typer.Exit(2)
     _execute(goal=goal, as_json=as_json, settings=_settings(), plan_file=plan_file, workspace=workspace,
-             in_place=in_place)
+             in_place=in_place, policy=_policy(mode, approve, allow_domain, root, scope))
 
 
 @app.command()
 def resume(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Continue an interrupted or crashed run from its last checkpoint (finished tasks are not redone)."""
+    """Continue an interrupted, paused or crashed run from its last checkpoint (finished tasks are not redone)."""
     settings = _settings()
     try:
         record = RunStore(settings.runs_dir).load(run_id)
     except UsageError as exc:
         raise _fail(exc) from exc
     _execute(goal=record.goal, as_json=as_json, settings=settings, resume_id=run_id)
+
+
+@app.command()
+def approve(run_id: str,
+            consent_id: Annotated[str | None, typer.Argument(help="which request; default: every pending one")] = None,
+            deny: Annotated[bool, typer.Option("--deny", help="refuse instead of approving")] = False,
+            args: Annotated[str | None, typer.Option("--args", help="approve with these arguments (JSON)")] = None,
+            remember: Annotated[bool, typer.Option("--remember", help="approve the same scope for the rest of the run")]
+            = False,
+            purpose: Annotated[str, typer.Option(help="why (recorded in the audit log)")] = "",
+            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Answer a waiting run's consent request(s) and resume it."""
+    settings = _settings()
+    try:
+        record = RunStore(settings.runs_dir).load(run_id)
+        pending = asyncio.run(Runner(settings, _provider(settings)).pending(run_id))
+        edited = json.loads(args) if args is not None else None
+    except json.JSONDecodeError as exc:
+        raise _fail(UsageError(f"--args is not JSON: {exc.msg}")) from exc
+    except NaestroError as exc:
+        raise _fail(exc) from exc
+    chosen = [p for p in pending if consent_id is None or p.id == consent_id]
+    if not chosen:
+        known = ", ".join(p.id for p in pending) or "none"
+        raise _fail(UsageError(f"run {run_id} has no pending consent {consent_id or ''} (pending: {known})"))
+    if edited is not None and (len(chosen) != 1 or not isinstance(edited, dict)):
+        raise _fail(UsageError("--args needs exactly one consent id and a JSON object"))
+    answers = {p.id: ConsentAnswer(approve=not deny, arguments=edited, remember=remember and not deny,
+                                   by=f"{_user()} (naestro approve)", purpose=purpose) for p in chosen}
+    _execute(goal=record.goal, as_json=as_json, settings=settings, resume_id=run_id, answers=answers)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
 
 
 @runs_app.command("list")

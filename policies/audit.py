@@ -9,6 +9,7 @@ tampered record: edited, forged (re-hashed without the key), deleted, reordered,
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
@@ -75,36 +76,41 @@ class AuditLog:
     def __init__(self, path: Path, *, run_id: str, key: Ed25519PrivateKey) -> None:
         self.path, self.run_id, self._key = path, run_id, key
         self.head_path = path.with_suffix(".head")
-        self._seq, self._prev = 0, GENESIS
-        if path.exists():
-            lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-            if lines:
-                last = json.loads(lines[-1])
-                self._seq, self._prev = int(last["seq"]), str(last["hash"])
+
+    def _last(self, fh: Any) -> tuple[int, str]:
+        """seq and hash of the last record, read from the file's tail (other processes append too)."""
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0, GENESIS
+        fh.seek(max(0, size - 8192))
+        lines = [ln for ln in fh.read().splitlines() if ln.strip()]
+        last = json.loads(lines[-1])
+        return int(last["seq"]), str(last["hash"])
 
     def append(self, kind: str, **data: Any) -> dict[str, Any]:
-        record: dict[str, Any] = {"seq": self._seq + 1, "ts": round(time.time(), 6), "run": self.run_id,
-                                  "kind": kind, "data": redact_value(data), "prev": self._prev}
-        record["hash"] = _hash(record)
-        record["sig"] = base64.b64encode(self._key.sign(bytes.fromhex(record["hash"]))).decode()
-        line = json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
-        head = {"seq": record["seq"], "hash": record["hash"]}
-        head["sig"] = base64.b64encode(self._key.sign(_canonical(head))).decode()
+        """Sign and append one record; an exclusive lock serialises writers (the run, ``naestro pause``...)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as fh:
-                fh.write(line)
+            with self.path.open("a+b") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                seq, prev = self._last(fh)
+                record: dict[str, Any] = {"seq": seq + 1, "ts": round(time.time(), 6), "run": self.run_id,
+                                          "kind": kind, "data": redact_value(data), "prev": prev}
+                record["hash"] = _hash(record)
+                record["sig"] = base64.b64encode(self._key.sign(bytes.fromhex(record["hash"]))).decode()
+                fh.write((json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode())
                 fh.flush()  # in the OS after this: survives SIGKILL (fsync would add ~5 ms per call)
-            # One small overwrite in place (a rename costs ~2.5 ms of metadata I/O here); padded so a shorter
-            # head never leaves stale bytes behind.
-            fd = os.open(self.head_path, os.O_WRONLY | os.O_CREAT, 0o644)
-            try:
-                os.pwrite(fd, json.dumps(head).ljust(_HEAD_SIZE).encode(), 0)
-            finally:
-                os.close(fd)
+                head = {"seq": record["seq"], "hash": record["hash"]}
+                head["sig"] = base64.b64encode(self._key.sign(_canonical(head))).decode()
+                # One small overwrite in place (a rename costs ~2.5 ms of metadata I/O here); padded so a
+                # shorter head never leaves stale bytes behind.
+                fd = os.open(self.head_path, os.O_WRONLY | os.O_CREAT, 0o644)
+                try:
+                    os.pwrite(fd, json.dumps(head).ljust(_HEAD_SIZE).encode(), 0)
+                finally:
+                    os.close(fd)
         except OSError as exc:
             raise AuditError(path=str(self.path), reason=exc.strerror or str(exc)) from exc
-        self._seq, self._prev = record["seq"], record["hash"]
         return record
 
 

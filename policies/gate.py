@@ -84,7 +84,7 @@ class _Windows:
 
 
 class Gate:
-    def __init__(self, engine: PolicyEngine, *, run_id: str, workspace: Path, policy: RunPolicy, audit: AuditLog,
+    def __init__(self, engine: PolicyEngine, *, run_id: str, workspace: Path, policy: RunPolicy, audit: AuditLog | None,
                  switches: KillSwitches, registered: Callable[[], set[str]], rate_limits: dict[str, Any],
                  events: EventLog | None = None) -> None:
         self.engine, self.run_id, self.policy = engine, run_id, policy
@@ -94,6 +94,10 @@ class Gate:
         self.remembered: list[ApprovedScope] = []
         self._windows = _Windows()
         self._revocations_seen = {s.id for s in switches.active() if s.kind == "revoke_consents"}
+
+    def _audit(self, kind: str, **data: Any) -> None:
+        if self.audit is not None:  # None only for dry evaluations (naestro policy check)
+            self.audit.append(kind, **data)
 
     # --- building the input ----------------------------------------------------------------------------
 
@@ -139,13 +143,13 @@ class Gate:
     def _check_switches(self, task: str) -> None:
         paused = self.switches.paused(self.run_id)
         if paused is not None:
-            self.audit.append("paused", task=task, switch=paused.id, by=paused.by, reason=paused.reason)
+            self._audit("paused", task=task, switch=paused.id, by=paused.by, reason=paused.reason)
             raise RunPaused(run_id=self.run_id, reason=paused.reason or f"switch #{paused.id}")
         revokes = {s.id for s in self.switches.active() if s.kind == "revoke_consents" and s.target == self.run_id}
         if revokes - self._revocations_seen:
             self._revocations_seen |= revokes
             if self.remembered:
-                self.audit.append("consents_revoked", scopes=[s.model_dump() for s in self.remembered])
+                self._audit("consents_revoked", scopes=[s.model_dump() for s in self.remembered])
             self.remembered = []
 
     def decide(self, inp: PolicyInput) -> Decision:
@@ -154,7 +158,7 @@ class Gate:
         decision = self.engine.decide(inp.document())
         latency_us = round((time.perf_counter() - start) * 1e6, 1)
         action = inp.action.tool or f"model:{inp.action.endpoint.name if inp.action.endpoint else '?'}"
-        self.audit.append("decision", task=inp.actor.task, role=inp.actor.role, mode=inp.actor.mode, action=action,
+        self._audit("decision", task=inp.actor.task, role=inp.actor.role, mode=inp.actor.mode, action=action,
                           arguments=inp.action.arguments, verdict=decision.verdict, reasons=decision.reasons,
                           engine=self.engine.name, latency_us=latency_us)
         if self.events is not None:
@@ -176,7 +180,7 @@ class Gate:
             self.events.emit("consent_requested", task=inp.actor.task, action=action, reasons=[*decision.reasons])
         raw = interrupt(request.model_dump(mode="json"))
         answer = ConsentAnswer.model_validate(raw)
-        self.audit.append("consent", task=inp.actor.task, action=action, approve=answer.approve, by=answer.by,
+        self._audit("consent", task=inp.actor.task, action=action, approve=answer.approve, by=answer.by,
                           purpose=answer.purpose, remember=answer.remember, edited=answer.arguments is not None,
                           arguments=answer.arguments if answer.arguments is not None else inp.action.arguments)
         if self.events is not None:

@@ -1,0 +1,140 @@
+"""Kill switches and the audit trail: ``naestro pause | quarantine | revoke | audit``.
+
+Switches land in the durable store every gate reads (NAESTRO_HOME/control.sqlite), so they take effect at
+the next gate of every live run; each is itself audited (a run's log for pause/revoke, the installation's
+control log for quarantines, which apply to every run).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+
+from naestro.errors import AuditError, UsageError
+from naestro.policies.audit import AuditLog, load_public_key, load_signing_key, verify_log
+from naestro.policies.switches import KillSwitches, SwitchKind
+from naestro.runs import RunStore
+from naestro.settings import Settings
+
+quarantine_app = typer.Typer(no_args_is_help=True, help="Deny a tool or model endpoint in every run.")
+revoke_app = typer.Typer(no_args_is_help=True, help="Withdraw a run's remembered consents or lift a quarantine.")
+audit_app = typer.Typer(no_args_is_help=True, help="The signed, hash-chained audit log of a run.")
+out = Console()
+err = Console(stderr=True)
+
+Target = Literal["tool", "model"]
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _run_dir(settings: Settings, run_id: str) -> Path:
+    try:
+        RunStore(settings.runs_dir).load(run_id)
+    except UsageError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2) from exc
+    return RunStore(settings.runs_dir).dir(run_id)
+
+
+def _log(settings: Settings, run_id: str | None) -> AuditLog:
+    key = load_signing_key(settings.keys_dir)
+    if run_id is None:
+        return AuditLog(settings.home / "audit" / "control.jsonl", run_id="control", key=key)
+    return AuditLog(_run_dir(settings, run_id) / "audit.jsonl", run_id=run_id, key=key)
+
+
+def pause(run_id: str, reason: Annotated[str, typer.Option(help="why (audited)")] = "") -> None:
+    """Stop a run at its next gate; `naestro resume RUN` continues it."""
+    settings = Settings()
+    log = _log(settings, run_id)
+    switch = KillSwitches(settings.control_db).set("pause", run_id, reason=reason, by=_who())
+    log.append("switch", action="pause", switch=switch.id, by=switch.by, reason=reason)
+    out.print(f"run {run_id}: paused at its next gate (switch #{switch.id})")
+
+
+def _quarantine(kind: Target, name: str, reason: str) -> None:
+    settings = Settings()
+    switch_kind: SwitchKind = "quarantine_tool" if kind == "tool" else "quarantine_model"
+    switch = KillSwitches(settings.control_db).set(switch_kind, name, reason=reason, by=_who())
+    _log(settings, None).append("switch", action=f"quarantine_{kind}", target=name, switch=switch.id,
+                                by=switch.by, reason=reason)
+    out.print(f"{kind} {name}: quarantined in every run (switch #{switch.id}); lift with "
+              f"`naestro revoke quarantine {kind} {name}`")
+
+
+@quarantine_app.command("tool")
+def quarantine_tool(name: str, reason: Annotated[str, typer.Option(help="why (audited)")] = "") -> None:
+    """Deny a tool (server.tool) at every gate."""
+    _quarantine("tool", name, reason)
+
+
+@quarantine_app.command("model")
+def quarantine_model(name: str, reason: Annotated[str, typer.Option(help="why (audited)")] = "") -> None:
+    """Deny a model endpoint (models.yaml name) at every gate."""
+    _quarantine("model", name, reason)
+
+
+@revoke_app.command("consents")
+def revoke_consents(run_id: str) -> None:
+    """Forget the approvals a run remembered ("approve all ..."); its next sensitive action asks again."""
+    settings = Settings()
+    log = _log(settings, run_id)
+    switch = KillSwitches(settings.control_db).set("revoke_consents", run_id, by=_who())
+    log.append("switch", action="revoke_consents", switch=switch.id, by=switch.by)
+    out.print(f"run {run_id}: remembered consents revoked (switch #{switch.id})")
+
+
+@revoke_app.command("quarantine")
+def revoke_quarantine(kind: Annotated[str, typer.Argument(help="tool | model")], name: str) -> None:
+    """Lift a quarantine."""
+    if kind not in ("tool", "model"):
+        err.print(f"error: {kind!r} is not tool or model")
+        raise typer.Exit(2)
+    settings = Settings()
+    lifted = KillSwitches(settings.control_db).lift("quarantine_tool" if kind == "tool" else "quarantine_model", name)
+    _log(settings, None).append("switch", action=f"lift_quarantine_{kind}", target=name, lifted=lifted, by=_who())
+    out.print(f"{kind} {name}: {'quarantine lifted' if lifted else 'was not quarantined'}")
+
+
+@audit_app.command("verify")
+def audit_verify(run_id: Annotated[str, typer.Argument(help="a run id, or `control` for the switch log")],
+                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Check hashes, signatures, chain, order and head; name every tampered record. Exit 1 if any."""
+    settings = Settings()
+    path = settings.home / "audit" / "control.jsonl" if run_id == "control" else \
+        _run_dir(settings, run_id) / "audit.jsonl"
+    try:
+        problems = verify_log(path, load_public_key(settings.keys_dir))
+    except AuditError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2) from exc
+    records = sum(1 for ln in path.read_text().splitlines() if ln.strip()) if path.exists() else 0
+    if as_json:
+        print(json.dumps({"log": str(path), "records": records, "intact": not problems,
+                          "problems": [p.__dict__ for p in problems]}, indent=2))
+    elif problems:
+        for p in problems:
+            err.print(f"{path}: {p}", markup=False, highlight=False)
+    else:
+        out.print(f"{path}: {records} records, chain and signatures intact")
+    raise typer.Exit(1 if problems else 0)
+
+
+@audit_app.command("show")
+def audit_show(run_id: str, kind: Annotated[str | None, typer.Option(help="only records of this kind")] = None) -> None:
+    """Print a run's audit records (arguments already redacted when written)."""
+    path = _run_dir(Settings(), run_id) / "audit.jsonl"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        rec = json.loads(line)
+        if kind is None or rec["kind"] == kind:
+            print(json.dumps({k: rec[k] for k in ("seq", "ts", "kind", "data")}))
