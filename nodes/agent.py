@@ -86,7 +86,6 @@ def _system_prompt(role_prompt: str, tools: list[ToolSpec]) -> str:
 async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[str, JsonValue],
                     feedback: str) -> AgentOutcome:
     role = ctx.roles[task.role]
-    allowed = set(role.tools)
     tools = ctx.tools_for(task.role)
     meter = ex.meter
     assert meter is not None
@@ -117,13 +116,12 @@ async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[
             outcome.finished = True
             return outcome
         signature = json.dumps([name, args], sort_keys=True)
-        if name not in allowed:
-            observation = f"Tool {name!r} is not allowed for the {task.role} role. Allowed: {sorted(allowed)}"
-        elif signature == previous:
+        if signature == previous:
             # Small models loop on the same call; say so instead of repeating the effect.
             observation = (f"You just made exactly this {name} call and saw its result. Do something else: "
                            "verify the work (e.g. exec.run a test) or call finish.")
         else:
+            # Whatever the model names (even a tool it was not offered) goes to the gate: one audited decision.
             result = await ctx.call_tool(ex, name, args, timeout_s=min(300.0, meter.remaining_s() or 300.0))
             status = "OK" if result.ok else "ERROR"
             observation = f"[{name} {status}]\n{result.text[:OBSERVATION_CHARS]}"

@@ -16,6 +16,7 @@ from pydantic import JsonValue
 
 from naestro.context import Execution, RunContext
 from naestro.errors import PolicyDenied, RunError, RunPaused
+from naestro.events import Event, read_events
 from naestro.graphs.state import RunState, TaskRecord, status_of
 from naestro.plan import Plan, Role
 
@@ -35,7 +36,25 @@ def artifacts(workspace: Path) -> list[tuple[str, int]]:
                   if p.is_file() and ".git" not in p.parts)[:200]
 
 
-def render_report(plan: Plan, tasks: dict[str, TaskRecord], workspace: Path, *, summary: str) -> str:
+POLICY_EVENTS = ("tool_denied", "consent_given", "consent_refused")
+
+
+def _policy_lines(events: list[Event]) -> list[str]:
+    lines = []
+    for e in events:
+        if e.get("event") == "tool_denied":
+            reasons = e.get("reasons")
+            why = "; ".join(map(str, reasons)) if isinstance(reasons, list) else str(reasons)
+            lines.append(f"- ⛔ {e.get('task')}: `{e.get('tool')}` denied by {e.get('by')}: {why}")
+        elif e.get("event") in ("consent_given", "consent_refused"):
+            verb = "approved" if e["event"] == "consent_given" else "refused"
+            lines.append(f"- 🙋 {e.get('task')}: `{e.get('action')}` {verb} by {e.get('by')}"
+                         + (" (remembered for the run)" if e.get("remember") else ""))
+    return lines
+
+
+def render_report(plan: Plan, tasks: dict[str, TaskRecord], workspace: Path, *, summary: str,
+                  policy: list[Event] | None = None) -> str:
     ok = run_passed(plan, tasks)
     total_tokens = sum(r["tokens"] for r in tasks.values())
     total_cost = sum(r["cost_usd"] for r in tasks.values())
@@ -59,6 +78,8 @@ def render_report(plan: Plan, tasks: dict[str, TaskRecord], workspace: Path, *, 
             lines.append(f"  - ⚠️ {r['error']}")
     lines += ["", "## Artifacts", ""]
     lines += [f"- `{name}` ({size} bytes)" for name, size in artifacts(workspace)] or ["_(none)_"]
+    lines += ["", "## Policy decisions", ""]
+    lines += _policy_lines(policy or []) or ["_(no action was denied or needed consent)_"]
     lines += ["", "## Cost", "", f"- tokens: {total_tokens}", f"- cost: ${total_cost:.4f}"]
     return "\n".join(lines) + "\n"
 
@@ -86,7 +107,8 @@ async def _summary(plan: Plan, tasks: dict[str, TaskRecord], ctx: RunContext) ->
 async def report_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     summary = await _summary(ctx.plan, state["tasks"], ctx)
-    text = render_report(ctx.plan, state["tasks"], ctx.workspace, summary=summary)
+    policy = [e for e in read_events(ctx.events.path) if e.get("event") in POLICY_EVENTS]
+    text = render_report(ctx.plan, state["tasks"], ctx.workspace, summary=summary, policy=policy)
     (ctx.run_dir / "report.md").write_text(text)
     ctx.events.emit("report_written", path=str(ctx.run_dir / "report.md"),
                     passed=run_passed(ctx.plan, state["tasks"]))
