@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Literal
 
@@ -181,6 +182,7 @@ async def _remove_cgroup(cgroup: Path | None) -> None:
 async def run_sandboxed(workspace: Path, command: list[str] | str, limits: Limits) -> Completed:
     """Async so that one server runs many commands at once (parallel tasks share this server)."""
     cgroup = _make_cgroup(limits.max_pids)
+    proc: asyncio.subprocess.Process | None = None
     try:
         argv = sandbox_argv(workspace, command, limits, cgroup=cgroup)
         start = time.monotonic()
@@ -188,35 +190,16 @@ async def run_sandboxed(workspace: Path, command: list[str] | str, limits: Limit
                                                     stderr=asyncio.subprocess.PIPE,
                                                     stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
         budget = _OutputBudget(limits.max_output_bytes)
-        assert proc.stdout is not None and proc.stderr is not None
-        readers = asyncio.gather(budget.read(proc.stdout, "stdout"), budget.read(proc.stderr, "stderr"))
-
-        async def drained() -> None:
-            await readers
-
-        killed: KillReason | None = None
-        exceeded, finished = asyncio.ensure_future(budget.exceeded.wait()), asyncio.ensure_future(drained())
-        try:
-            async with asyncio.timeout(limits.wall_s):
-                await asyncio.wait([exceeded, finished], return_when=asyncio.FIRST_COMPLETED)
-                if budget.exceeded.is_set():
-                    killed = "output_limit"
-                else:
-                    await proc.wait()
-        except TimeoutError:
-            killed = "wall_time"
-        except asyncio.CancelledError:
-            # The client cancelled the call (notifications/cancelled or a closed session): take the tree down.
-            await _kill_tree(proc, cgroup)
-            raise
-        finally:
-            exceeded.cancel()
-        if killed is not None:
-            await _kill_tree(proc, cgroup)
-        await asyncio.gather(readers, return_exceptions=True)
-        code = await proc.wait()
-    finally:
-        await _remove_cgroup(cgroup)
+        killed, code = await _supervise(proc, budget, limits, cgroup)
+    except BaseException:
+        # Cancelled (notifications/cancelled, closed session) or failed: the tree must die. Under anyio every
+        # further await in a cancelled scope is cancelled too, so kill now and reap in a task of its own.
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        _in_background(_remove_cgroup(cgroup))
+        raise
+    await _remove_cgroup(cgroup)
     if killed == "wall_time":
         code = 124
     elif killed is None and code == SIGXCPU_EXIT:
@@ -230,6 +213,43 @@ async def run_sandboxed(workspace: Path, command: list[str] | str, limits: Limit
                      timed_out=killed == "wall_time", killed=killed, stdout_bytes=budget.seen["stdout"],
                      stderr_bytes=budget.seen["stderr"], truncated=budget.truncated,
                      pids_limit_by="cgroup" if cgroup else "rlimit")
+
+
+async def _supervise(proc: asyncio.subprocess.Process, budget: _OutputBudget, limits: Limits,
+                     cgroup: Path | None) -> tuple[KillReason | None, int]:
+    """Read output within the budget until exit, the wall-clock limit or the output limit."""
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = asyncio.gather(budget.read(proc.stdout, "stdout"), budget.read(proc.stderr, "stderr"))
+
+    async def drained() -> None:
+        await readers
+
+    killed: KillReason | None = None
+    exceeded, finished = asyncio.ensure_future(budget.exceeded.wait()), asyncio.ensure_future(drained())
+    try:
+        async with asyncio.timeout(limits.wall_s):
+            await asyncio.wait([exceeded, finished], return_when=asyncio.FIRST_COMPLETED)
+            if budget.exceeded.is_set():
+                killed = "output_limit"
+            else:
+                await proc.wait()
+    except TimeoutError:
+        killed = "wall_time"
+    finally:
+        exceeded.cancel()
+    if killed is not None:
+        await _kill_tree(proc, cgroup)
+    await asyncio.gather(readers, return_exceptions=True)
+    return killed, await proc.wait()
+
+
+_background: set[asyncio.Task[None]] = set()  # strong references until the reaping tasks finish
+
+
+def _in_background(job: Coroutine[None, None, None]) -> None:
+    task = asyncio.get_running_loop().create_task(job)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 class _OutputBudget:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = ["BUILTIN_SERVERS", "ServerOptions", "build_server", "confine", "new_server", "serve", "serve_server"]
 
 #: Naestro's own servers, by the name that prefixes their tools (``fs.read``, ``exec.run``, ...).
-BUILTIN_SERVERS: tuple[str, ...] = ("fs", "exec")
+BUILTIN_SERVERS: tuple[str, ...] = ("fs", "exec", "git", "pdf", "db", "web")
 
 
 class ServerOptions(BaseModel):
@@ -30,6 +30,7 @@ class ServerOptions(BaseModel):
     workspace: Path
     allow_domains: tuple[str, ...] = Field(default=(), description="web: hosts fetch may reach (suffix match)")
     database: str | None = Field(default=None, description="db: SQLite path in the workspace, or postgresql:// DSN")
+    search_url: str | None = Field(default=None, description="web: a SearXNG instance for web.search")
 
     def argv(self) -> list[str]:
         """The command-line form of these options, for starting the server as a child process."""
@@ -38,6 +39,8 @@ class ServerOptions(BaseModel):
             args += ["--allow-domain", domain]
         if self.database:
             args += ["--database", self.database]
+        if self.search_url:
+            args += ["--search-url", self.search_url]
         return args
 
 
@@ -85,6 +88,7 @@ def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     p.add_argument("--http", type=int, default=None, metavar="PORT", help="serve streamable HTTP instead of stdio")
     p.add_argument("--allow-domain", action="append", default=[], help="web: a host fetch may reach")
     p.add_argument("--database", default=None, help="db: SQLite file (relative to the workspace) or postgresql:// DSN")
+    p.add_argument("--search-url", default=None, help="web: base URL of a SearXNG instance for web.search")
     return p
 
 
@@ -93,5 +97,6 @@ def serve(build: Callable[[ServerOptions], FastMCP], *, prog: str, description: 
     """Standalone entry point shared by the servers (``python -m naestro.mcp_servers.NAME``)."""
     args = parser(prog, description).parse_args(argv)
     args.workspace.mkdir(parents=True, exist_ok=True)
-    options = ServerOptions(workspace=args.workspace, allow_domains=tuple(args.allow_domain), database=args.database)
+    options = ServerOptions(workspace=args.workspace, allow_domains=tuple(args.allow_domain), database=args.database,
+                            search_url=args.search_url)
     serve_server(build(options), http_port=args.http)
