@@ -151,6 +151,7 @@ def verify_log(path: Path, pub: Ed25519PublicKey) -> list[AuditProblem]:
             continue
         records.append((lineno, rec))
     present = {int(rec["seq"]) for _, rec in records}
+    run = records[0][1].get("run") if records else None
     last_seq = 0
     seen: dict[int, str] = {}
     for lineno, rec in records:
@@ -159,6 +160,10 @@ def verify_log(path: Path, pub: Ed25519PublicKey) -> list[AuditProblem]:
             problems.append(AuditProblem(lineno, seq, "edited", "content does not match its hash"))
         elif not _sig_ok(pub, str(rec.get("sig", "")), bytes.fromhex(stored)):
             problems.append(AuditProblem(lineno, seq, "forged", "hash is consistent but the signature is not ours"))
+        if rec.get("run") != run:
+            problems.append(AuditProblem(lineno, seq, "inserted",
+                                         f"record of run {rec.get('run')!r} in run {run!r}'s log"))
+            continue
         if seq in seen:
             kind = "duplicated" if seen[seq] == stored else "inserted"
             problems.append(AuditProblem(lineno, seq, kind, f"seq {seq} already appeared earlier"))

@@ -40,6 +40,7 @@ class UrlFact(_Model):
     ip: bool
     private: bool
     loopback: bool
+    addresses: list[str] = Field(default_factory=list)
 
 
 class EndpointFact(_Model):

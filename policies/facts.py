@@ -82,7 +82,7 @@ def _host_fact(arg: str, url: str) -> UrlFact:
     loopback = any(a.is_loopback for a in addresses)
     private = loopback or any(a.is_private or a.is_link_local or a.is_reserved for a in addresses)
     return UrlFact(arg=arg, url=url, scheme=parts.scheme.lower(), host=host, ip=addr is not None,
-                   private=private, loopback=loopback)
+                   private=private, loopback=loopback, addresses=sorted({str(a) for a in addresses}))
 
 
 def url_facts(arguments: dict[str, JsonValue]) -> list[UrlFact]:

@@ -2,7 +2,7 @@
 #
 # input.actor   {run, task, role, mode: guide|copilot|auto}
 # input.action  {kind: tool|model, tool, registered, arguments, paths: [{arg, resolved}],
-#                urls: [{arg, url, scheme, host, ip, private, loopback}],
+#                urls: [{arg, url, scheme, host, ip, private, loopback, addresses}],
 #                endpoint: {name, locality}, estimate: {tokens, usd}}
 # input.context {workspace, scratch, roots, allowed_domains, allowed_cidrs, approved: [{tool, under}],
 #                scopes, data_labels, quarantined: {tools, models}, window: {calls, window_s},
@@ -58,9 +58,17 @@ domain_ok(host) if {
 	endswith(host, substring(pattern, 1, -1))
 }
 
-cidr_ok(host) if {
+cidr_ok(addr) if {
 	some cidr in input.context.allowed_cidrs
-	net.cidr_contains(cidr, host)
+	net.cidr_contains(cidr, addr)
+}
+
+# Every address the host is (an IP literal) or resolves to lies in an allowlisted CIDR.
+addresses_allowed(u) if {
+	count(u.addresses) > 0
+	every a in u.addresses {
+		cidr_ok(a)
+	}
 }
 
 # A pre-approved scope (from --approve or a remembered consent) covers the action.
@@ -116,14 +124,14 @@ deny contains {"rule": "network_scheme", "message": sprintf("%s: scheme %q is no
 deny contains {"rule": "network_ip_literal", "message": sprintf("%s: IP address %s is not allowed; use an allowlisted domain name", [u.arg, u.host])} if {
 	some u in input.action.urls
 	u.ip
-	not cidr_ok(u.host)
+	not addresses_allowed(u)
 }
 
 deny contains {"rule": "network_private", "message": sprintf("%s: host %s resolves to a loopback or private address", [u.arg, u.host])} if {
 	some u in input.action.urls
 	not u.ip
 	u.private
-	not cidr_ok(u.host)
+	not addresses_allowed(u)
 }
 
 deny contains {"rule": "network_domain", "message": sprintf("%s: domain %s is not on the allowlist %v", [u.arg, u.host, input.context.allowed_domains])} if {

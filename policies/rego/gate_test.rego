@@ -32,7 +32,9 @@ tool_call(role, tool, paths, urls) := {
 ws_path(rel) := [{"arg": "path", "resolved": concat("/", ["/runs/r1/workspace", rel])}]
 
 url(host, ip, private) := [{"arg": "url", "url": concat("", ["https://", host, "/"]), "scheme": "https",
-	"host": host, "ip": ip, "private": private, "loopback": false}]
+	"host": host, "ip": ip, "private": private, "loopback": false, "addresses": addrs}] if {
+	addrs := [a | some a in [host]; ip]
+}
 
 decide(inp) := d if {
 	d := gate.decision with input as inp with data.naestro.roles as roles
@@ -106,6 +108,14 @@ test_private_host_denied if {
 	not d.allow
 	some r in d.reasons
 	contains(r, "private address")
+}
+
+test_private_name_allowed_only_by_cidr if {
+	intranet := [{"arg": "url", "url": "https://wiki.corp/", "scheme": "https", "host": "wiki.corp", "ip": false, "private": true, "loopback": false, "addresses": ["10.9.8.7"]}]
+	inp := json.patch(tool_call("researcher", "web.fetch", [], intranet), [{"op": "replace", "path": "/context/allowed_domains", "value": ["wiki.corp"]}])
+	not decide(inp).ask
+	cidr := json.patch(inp, [{"op": "replace", "path": "/context/allowed_cidrs", "value": ["10.0.0.0/8"]}])
+	decide(cidr).ask
 }
 
 test_allowed_cidr_lets_ip_through if {
