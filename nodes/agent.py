@@ -106,7 +106,7 @@ async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[
             messages.append(HumanMessage(f"That was not a valid action ({problem or 'not an action object'}). "
                                          "Reply with one short JSON action."))
             continue
-        name, args = action["tool"], action.get("arguments")
+        name, args = str(action["tool"]), action.get("arguments")
         if not isinstance(args, dict):
             args = {}
         if name == "finish":
