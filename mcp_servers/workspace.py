@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
+from mcp.types import LoggingLevel
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["BUILTIN_SERVERS", "ServerOptions", "build_server", "confine", "new_server", "serve", "serve_server"]
@@ -51,7 +53,18 @@ def new_server(name: str, *, instructions: str) -> FastMCP:
         mcp._mcp_server.version = version("naestro")
     except PackageNotFoundError:  # running from a source tree without `pip install -e .`
         mcp._mcp_server.version = "0+source"
+
+    @mcp._mcp_server.set_logging_level()  # type: ignore[no-untyped-call,untyped-decorator]  # untyped in the SDK
+    async def set_level(level: LoggingLevel) -> None:
+        """logging/setLevel: the client picks how much of the server's log it wants (RFC 5424 levels)."""
+        logging.getLogger("mcp").setLevel(_PY_LEVELS[level])
+
     return mcp
+
+
+_PY_LEVELS: dict[LoggingLevel, int] = {
+    "debug": logging.DEBUG, "info": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING,
+    "error": logging.ERROR, "critical": logging.CRITICAL, "alert": logging.CRITICAL, "emergency": logging.CRITICAL}
 
 
 def confine(root: Path, path: str) -> Path:

@@ -16,3 +16,5 @@ export CMAKE_ARGS="${CMAKE_ARGS:--DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=
 # ctypes bridge runs on 3.11 (checked by tests/unit/test_policy_conformance.py), hence the flag.
 .venv/bin/python -m pip install -q --no-deps --ignore-requires-python opa-golib-python-bindings==0.4.4
 .venv/bin/python -m pip install -q --no-deps -e .
+# MCP test clients (Inspector CLI, conformance suite, node 22), pinned in tests/mcp/package-lock.json.
+npm ci --prefix tests/mcp --no-audit --no-fund --loglevel=error
