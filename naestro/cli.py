@@ -23,6 +23,7 @@ from rich.table import Table
 from naestro.commands import control
 from naestro.commands import mcp as mcp_commands
 from naestro.commands import policy as policy_commands
+from naestro.commands import tools as tools_commands
 from naestro.commands.consent import describe, prompt_answers
 from naestro.endpoints import load_registry
 from naestro.errors import NaestroError, PlanInvalid, RunError, UsageError
@@ -44,6 +45,7 @@ models_app = typer.Typer(invoke_without_command=True, help="Model endpoints (mod
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(mcp_commands.app, name="mcp")
+app.add_typer(tools_commands.app, name="tools")
 app.add_typer(policy_commands.app, name="policy")
 app.add_typer(control.quarantine_app, name="quarantine")
 app.add_typer(control.revoke_app, name="revoke")

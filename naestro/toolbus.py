@@ -93,9 +93,10 @@ def schema_version(server_version: str, tool: mt.Tool) -> str:
 
 
 def builtin_servers(workspace: Path, *, allow_domains: Collection[str] = (), database: str | None = None,
-                    names: Collection[str] = BUILTIN_SERVERS) -> dict[str, Connection]:
+                    search_url: str | None = None, names: Collection[str] = BUILTIN_SERVERS) -> dict[str, Connection]:
     """Naestro's own servers, as stdio child processes confined to ``workspace``."""
-    options = ServerOptions(workspace=workspace, allow_domains=tuple(allow_domains), database=database)
+    options = ServerOptions(workspace=workspace, allow_domains=tuple(allow_domains), database=database,
+                            search_url=search_url)
 
     def stdio(module: str) -> StdioConnection:
         return {"transport": "stdio", "command": sys.executable,

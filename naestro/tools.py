@@ -1,0 +1,167 @@
+"""The tool registry: every tool an agent can call, named ``server.tool``, typed and versioned.
+
+Built from the MCP ``tools/list`` of Naestro's own servers plus the external MCP servers declared in a
+``tools.yaml`` (a stdio command or a streamable-HTTP URL each). External servers' tools get the server name as
+prefix like ours, and their descriptions and annotations are marked untrusted: the policy gate decides what
+they may do, never the annotation. ::
+
+    # tools.yaml
+    builtin:                       # options for Naestro's own servers
+      allow_domains: [docs.python.org]
+      database: data/shop.sqlite   # SQLite in the workspace, or a postgresql:// DSN
+    servers:                       # external MCP servers
+      weather: {command: python3, args: [weather_server.py], env: {UNITS: metric}}
+      search: {url: "http://127.0.0.1:8080/mcp", headers: {Authorization: "Bearer ..."}}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from langchain_mcp_adapters.sessions import Connection
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+
+from naestro.errors import ConfigError
+from naestro.mcp_servers.workspace import BUILTIN_SERVERS
+from naestro.toolbus import McpToolBus, ToolAnnotations, ToolSpec, builtin_servers
+
+__all__ = ["BuiltinOptions", "ExternalServer", "Registry", "ToolEntry", "ToolsConfig", "build_registry",
+           "load_tools_config", "run_servers"]
+
+_SERVER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class ExternalServer(BaseModel):
+    """An MCP server someone else wrote: a stdio command, or a streamable-HTTP URL."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    env: dict[str, str] | None = None
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> ExternalServer:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give either `command` (stdio) or `url` (streamable HTTP), not both or neither")
+        if self.url is not None and (self.args or self.env or self.cwd):
+            raise ValueError("`args`, `env` and `cwd` apply to stdio servers only")
+        return self
+
+    def connection(self) -> Connection:
+        if self.url is not None:
+            return {"transport": "streamable_http", "url": self.url, "headers": self.headers}
+        assert self.command is not None
+        return {"transport": "stdio", "command": self.command, "args": list(self.args), "env": self.env,
+                "cwd": self.cwd}
+
+
+class BuiltinOptions(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    allow_domains: tuple[str, ...] = ()
+    database: str | None = None
+    search_url: str | None = None
+
+
+class ToolsConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    builtin: BuiltinOptions = BuiltinOptions()
+    servers: dict[str, ExternalServer] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _names(self) -> ToolsConfig:
+        for name in self.servers:
+            if name in BUILTIN_SERVERS:
+                raise ValueError(f"server name {name!r} is taken by a builtin server; rename it (its tools are "
+                                 f"called {name}.<tool>)")
+            if not _SERVER_NAME.match(name):
+                raise ValueError(f"server name {name!r} must match {_SERVER_NAME.pattern} (it prefixes tool names)")
+        return self
+
+
+def load_tools_config(path: Path | None) -> ToolsConfig:
+    """``tools.yaml``; a missing file (or None) means builtin servers only, with their defaults."""
+    if path is None or not path.exists():
+        return ToolsConfig()
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        return ToolsConfig.model_validate(data)
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(str(exc), file=str(path)) from exc
+
+
+def run_servers(workspace: Path, config: ToolsConfig, *, allow_domains: Sequence[str] = ()
+                ) -> tuple[dict[str, Connection], set[str]]:
+    """Connections for one run (builtin + external) and the names of the untrusted (external) servers.
+
+    ``allow_domains`` (e.g. the run policy's) is added to the configured web allowlist."""
+    domains = tuple(dict.fromkeys([*config.builtin.allow_domains, *allow_domains]))
+    servers = builtin_servers(workspace, allow_domains=domains, database=config.builtin.database,
+                              search_url=config.builtin.search_url)
+    for name, ext in config.servers.items():
+        servers[name] = ext.connection()
+    return servers, set(config.servers)
+
+
+class ToolEntry(BaseModel):
+    """One registered tool: what the registry, policies, audit and the CLI know about it."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str = Field(description="server.tool")
+    server: str
+    version: str
+    description: str
+    input_schema: dict[str, JsonValue]
+    output_schema: dict[str, JsonValue] | None
+    annotations: ToolAnnotations
+    trusted: bool = Field(description="False: description and annotations come from an external server")
+    adapter: Literal["mcp"] = "mcp"
+    transport: Literal["stdio", "streamable_http", "sse", "websocket"]
+    scopes: tuple[str, ...] = Field(description="roles (nodes/roles.yaml) allowed to call it")
+
+    @classmethod
+    def from_spec(cls, spec: ToolSpec, *, transport: str, scopes: Sequence[str]) -> ToolEntry:
+        return cls.model_validate({
+            "name": spec.name, "server": spec.server, "version": spec.version, "description": spec.description,
+            "input_schema": spec.input_schema, "output_schema": spec.output_schema,
+            "annotations": spec.annotations, "trusted": spec.trusted, "transport": transport,
+            "scopes": tuple(scopes)})
+
+
+class Registry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    tools: tuple[ToolEntry, ...]
+
+    def get(self, name: str) -> ToolEntry:
+        for tool in self.tools:
+            if tool.name == name:
+                return tool
+        near = [t.name for t in self.tools if t.name.split(".")[-1] == name.split(".")[-1]]
+        hint = f"; did you mean {', '.join(near)}?" if near else "; see `naestro tools list`"
+        raise ConfigError(f"no tool {name!r} in the registry{hint}")
+
+
+def role_scopes(roles: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """tool name → roles whose allowlist names it."""
+    scopes: dict[str, list[str]] = {}
+    for role, tools in roles.items():
+        for tool in tools:
+            scopes.setdefault(tool, []).append(role)
+    return scopes
+
+
+async def build_registry(workspace: Path, config: ToolsConfig, *, roles: Mapping[str, Sequence[str]]) -> Registry:
+    """Start every configured server, read its tools/list, and close it again."""
+    servers, untrusted = run_servers(workspace, config)
+    scopes = role_scopes(roles)
+    async with McpToolBus(servers, untrusted=untrusted) as bus:
+        specs = bus.specs()
+    return Registry(tools=tuple(ToolEntry.from_spec(s, transport=servers[s.server]["transport"],
+                                                    scopes=sorted(scopes.get(s.name, ()))) for s in specs))
+
