@@ -31,7 +31,7 @@ from naestro.nodes.reporter import run_passed
 from naestro.nodes.roles import load_roles
 from naestro.plan import Plan
 from naestro.policies.audit import AuditLog, load_signing_key
-from naestro.policies.decision import RunPolicy
+from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.policies.engines import REGO_DIR, PolicyEngine, configured_engine, load_bundle
 from naestro.policies.gate import ConsentAnswer, Gate
 from naestro.policies.switches import KillSwitches
@@ -80,12 +80,21 @@ class Runner:
         return AuditLog(self.store.dir(run_id) / "audit.jsonl", run_id=run_id, key=self._key)
 
     def make_gate(self, *, run_id: str, workspace: Path, policy: RunPolicy, bus: ToolBus, events: EventLog | None,
-                  audit: AuditLog | None = None) -> Gate:
-        """The gate a run's nodes use: this runner's engine, kill switches and signing key."""
+                  audit: AuditLog | None = None, record: RunRecord | None = None) -> Gate:
+        """The gate a run's nodes use: this runner's engine, kill switches and signing key.
+
+        With ``record``, consents remembered for the run are loaded from and saved to its run.json.
+        """
+        def remember(scopes: list[ApprovedScope]) -> None:
+            if record is not None:
+                record.remembered = scopes
+                self.store.save(record)
+
         return Gate(self.engine, run_id=run_id, workspace=workspace, policy=policy,
                     audit=audit or self.audit_log(run_id), switches=self.switches, events=events,
                     registered=lambda: {s.name for s in bus.specs()},
-                    rate_limits=self.policy_bundle.data.get("naestro", {}).get("rate_limits", {}))
+                    rate_limits=self.policy_bundle.data.get("naestro", {}).get("rate_limits", {}),
+                    remembered=record.remembered if record is not None else None, on_remember=remember)
 
     def _events(self, record: RunRecord) -> EventLog:
         log = EventLog(self.store.dir(record.run_id) / "events.jsonl", run_id=record.run_id)
@@ -160,7 +169,8 @@ class Runner:
         pending: list[PendingConsent] = []
         try:
             async with open_sqlite_saver(self.settings.checkpoint_db) as saver, \
-                    McpToolBus(builtin_servers(Path(record.workspace))) as bus:
+                    McpToolBus(builtin_servers(Path(record.workspace),
+                                               allow_domains=record.policy.allow_domains)) as bus:
                 while True:
                     phase = len(record.threads) - 1
                     plan = self.plan_of(record, phase)
@@ -172,7 +182,7 @@ class Runner:
                     snapshot = await graph.aget_state(config)
                     done_tokens = sum(r["tokens"] for r in snapshot.values.get("tasks", {}).values())
                     gate = self.make_gate(run_id=record.run_id, workspace=Path(record.workspace), policy=record.policy,
-                                          bus=bus, events=events, audit=audit)
+                                          bus=bus, events=events, audit=audit, record=record)
                     ctx = RunContext(run_id=record.run_id, plan=plan, run_dir=run_dir,
                                      workspace=Path(record.workspace), provider=self.provider, bus=bus,
                                      events=events, roles=self.roles, gate=gate, journal=journal,

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from naestro.errors import UnknownRun, UsageError
-from naestro.policies.decision import RunPolicy
+from naestro.policies.decision import ApprovedScope, RunPolicy
 
 RunStatus = Literal["planning", "running", "waiting", "paused", "passed", "failed", "error"]
 
@@ -34,6 +34,7 @@ class RunRecord(BaseModel):
     plan_source: str = ""
     error: str = ""
     policy: RunPolicy = RunPolicy()
+    remembered: list[ApprovedScope] = []  # consents a human approved "for the rest of the run"
 
     def alive(self) -> bool:
         try:

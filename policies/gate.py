@@ -86,14 +86,17 @@ class _Windows:
 class Gate:
     def __init__(self, engine: PolicyEngine, *, run_id: str, workspace: Path, policy: RunPolicy, audit: AuditLog | None,
                  switches: KillSwitches, registered: Callable[[], set[str]], rate_limits: dict[str, Any],
-                 events: EventLog | None = None) -> None:
+                 events: EventLog | None = None, remembered: list[ApprovedScope] | None = None,
+                 on_remember: Callable[[list[ApprovedScope]], None] | None = None) -> None:
         self.engine, self.run_id, self.policy = engine, run_id, policy
         self.workspace = workspace.resolve()
         self.audit, self.switches, self.events = audit, switches, events
         self.registered, self.rate_limits = registered, rate_limits
-        self.remembered: list[ApprovedScope] = []
+        # Consents a human said to remember ("approve all ..."): persisted by ``on_remember`` (run.json),
+        # so they survive a crash and resume, and are dropped by `naestro revoke consents RUN`.
+        self.remembered: list[ApprovedScope] = list(remembered or [])
+        self._on_remember = on_remember
         self._windows = _Windows()
-        self._revocations_seen = {s.id for s in switches.active() if s.kind == "revoke_consents"}
 
     def _audit(self, kind: str, **data: Any) -> None:
         if self.audit is not None:  # None only for dry evaluations (naestro policy check)
@@ -145,12 +148,15 @@ class Gate:
         if paused is not None:
             self._audit("paused", task=task, switch=paused.id, by=paused.by, reason=paused.reason)
             raise RunPaused(run_id=self.run_id, reason=paused.reason or f"switch #{paused.id}")
-        revokes = {s.id for s in self.switches.active() if s.kind == "revoke_consents" and s.target == self.run_id}
-        if revokes - self._revocations_seen:
-            self._revocations_seen |= revokes
+        revokes = [s.id for s in self.switches.active() if s.kind == "revoke_consents" and s.target == self.run_id]
+        if revokes:
+            # A revocation is consumed (lifted) once applied: later "approve all" answers stand.
+            self.switches.lift("revoke_consents", self.run_id)
             if self.remembered:
                 self._audit("consents_revoked", scopes=[s.model_dump() for s in self.remembered])
             self.remembered = []
+            if self._on_remember is not None:
+                self._on_remember([])
 
     def decide(self, inp: PolicyInput) -> Decision:
         """Evaluate (fail closed), audit and emit; nothing is enforced here."""
@@ -188,6 +194,8 @@ class Gate:
                              action=action, by=answer.by, remember=answer.remember)
         if answer.approve and answer.remember:
             self.remembered.append(scope)
+            if self._on_remember is not None:
+                self._on_remember(list(self.remembered))
         return answer
 
     def authorize_tool(self, *, task: str, role: str, tool: str, arguments: dict[str, JsonValue],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -40,6 +41,13 @@ def steps_script(actions: list[dict[str, Any]]) -> Any:
             return {"thought": "next", **actions[step]}
         return {"thought": "done", "tool": "finish", "arguments": {"summary": "finished", "outputs": {}}}
     return script
+
+
+class _ReadOnlyBus:
+    """Only the registry side of a bus (a gate built outside a run consults nothing else)."""
+
+    def specs(self) -> list[Any]:
+        return [SimpleNamespace(name="fs.read")]
 
 
 def one_task(role: str = "coder", *, accept_file: str = "done.txt", attempts: int = 1) -> Plan:
@@ -136,6 +144,15 @@ async def test_remembered_consent_covers_later_calls(settings: Settings) -> None
     [pending] = waiting.pending
     done = await runner.resume(waiting.record.run_id, {pending.id: ConsentAnswer(approve=True, remember=True)})
     assert done.passed and not done.pending  # the second exec.run did not ask again
+    # persisted in run.json, so a crash + resume keeps it; `naestro revoke consents` drops it
+    assert runner.store.load(done.record.run_id).remembered == [ApprovedScope(tool="exec.run")]
+    KillSwitches(settings.control_db).set("revoke_consents", done.record.run_id)
+    gate = Runner(settings, provider).make_gate(run_id=done.record.run_id, workspace=Path(done.record.workspace),
+                                                policy=done.record.policy, bus=_ReadOnlyBus(), events=None,
+                                                record=runner.store.load(done.record.run_id))
+    assert gate.remembered == [ApprovedScope(tool="exec.run")]
+    gate.authorize_tool(task="t", role="coder", tool="fs.read", arguments={"path": "a.txt"})  # reads the switch
+    assert gate.remembered == [] and runner.store.load(done.record.run_id).remembered == []
 
 
 async def test_auto_mode_denies_what_is_not_pre_approved(settings: Settings) -> None:
