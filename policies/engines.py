@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -126,24 +127,59 @@ class _Decides:
             return Decision.fail_closed(f"{self.name}: {str(exc).split('Stack backtrace:')[0].strip()[:300]}")
 
 
+class _RegorusPair:
+    """One thread's regorus interpreter + compiled RVM program (regorus objects must stay on their thread)."""
+
+    def __init__(self, bundle: PolicyBundle, with_tests: bool) -> None:
+        self.engine = regorus.Engine()
+        files = {**bundle.modules, **(bundle.tests if with_tests else {})}
+        for name, source in files.items():
+            try:
+                self.engine.add_policy(name, source)
+            except RuntimeError as exc:
+                raise _policy_error(exc, {name: source}) from exc
+        data = json.dumps(bundle.data)
+        self.engine.add_data_json(data)
+        self.vm: Any = None
+        try:
+            program = regorus.Program.compile_from_modules(data, list(bundle.modules.items()), [DECISION])
+        except RuntimeError:
+            return  # a construct the RVM compiler lacks: the interpreter decides (slower, same answers)
+        self.vm = regorus.Rvm()
+        self.vm.load_program(program)
+        self.vm.set_data_json(data)
+
+
 class RegorusEngine(_Decides):
-    """The default: regorus in-process. One engine per gate; evaluation is synchronous and fast."""
+    """The default: regorus in-process, synchronous and fast.
+
+    The decision runs on regorus's compiled RVM program (~3x faster than its interpreter here); other
+    queries (tests, ``explain``) use the interpreter. Both load the same modules and data, and the
+    conformance test holds the RVM's decisions to the OPA Go engine's. regorus objects may not cross
+    threads, so each thread that evaluates gets its own pair, built on first use.
+    """
 
     name = "regorus"
 
     def __init__(self, bundle: PolicyBundle, *, with_tests: bool = False) -> None:
-        self._engine = regorus.Engine()
-        files = {**bundle.modules, **(bundle.tests if with_tests else {})}
-        for name, source in files.items():
-            try:
-                self._engine.add_policy(name, source)
-            except RuntimeError as exc:
-                raise _policy_error(exc, {name: source}) from exc
-        self._engine.add_data_json(json.dumps(bundle.data))
+        self._bundle, self._with_tests = bundle, with_tests
+        self._local = threading.local()
+        self._local.pair = _RegorusPair(bundle, with_tests)  # compile check now, in the caller's thread
+
+    def _pair(self) -> _RegorusPair:
+        pair: _RegorusPair | None = getattr(self._local, "pair", None)
+        if pair is None:
+            pair = self._local.pair = _RegorusPair(self._bundle, self._with_tests)
+        return pair
 
     def evaluate(self, path: str, document: dict[str, JsonValue]) -> JsonValue:
-        self._engine.set_input_json(json.dumps(document))
-        value: JsonValue = self._engine.eval_rule(path)
+        pair = self._pair()
+        if path == DECISION and pair.vm is not None:
+            pair.vm.set_input_json(json.dumps(document))
+            value: JsonValue = json.loads(pair.vm.execute_entry_point(DECISION))
+            return value
+        pair.engine.set_input_json(json.dumps(document))
+        value = pair.engine.eval_rule(path)
         return value
 
 
