@@ -75,6 +75,8 @@ class RouterConfig(BaseModel):
     latency_weight: float = Field(default=0.0, ge=0, description="reward -= latency_weight * seconds")
     explore_min_budget_usd: float = Field(default=0.0, ge=0,
                                           description="below this remaining budget, exploit (no sampling)")
+    store: str | None = Field(default=None, description="bandit store: postgresql://... or a SQLite path; "
+                                                        "default HOME/router.sqlite")
     priors: tuple[Prior, ...] = ()
 
 

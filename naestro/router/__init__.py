@@ -14,7 +14,15 @@ from naestro.router.bandit import (
 )
 from naestro.router.health import HealthBoard
 from naestro.router.model_call import complete_json_routed, request_for
-from naestro.router.route import NoRoute, RouteDecision, Router, RouteRequest, classify_failure, estimate_tokens
+from naestro.router.route import (
+    NoRoute,
+    RouteDecision,
+    Router,
+    RouteRequest,
+    build_router,
+    classify_failure,
+    estimate_tokens,
+)
 
 __all__ = [
     "ArmStats",
@@ -28,6 +36,7 @@ __all__ = [
     "Router",
     "SqliteBanditStore",
     "ThompsonBandit",
+    "build_router",
     "classify_failure",
     "complete_json_routed",
     "estimate_tokens",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from langchain_core.messages import BaseMessage
 from pydantic import JsonValue
 
@@ -21,8 +23,14 @@ def request_for(messages: list[BaseMessage], *, kind: str, requested: str | None
 
 async def complete_json_routed(router: Router, provider: ModelProvider, req: RouteRequest,
                                messages: list[BaseMessage], *, schema: dict[str, JsonValue], name: str,
-                               emit: Emit | None = None) -> tuple[ModelReply, RouteDecision]:
+                               emit: Emit | None = None, authorize: Callable[[Endpoint], object] | None = None
+                               ) -> tuple[ModelReply, RouteDecision]:
+    """``authorize(endpoint)`` runs before each attempt on the endpoint actually chosen (the policy gate: it
+    raises ``PolicyDenied``, which is not a routing failure and propagates)."""
+
     async def invoke(ep: Endpoint) -> ModelReply:
+        if authorize is not None:
+            authorize(ep)
         return await complete_json(provider, ep.name, messages, schema=schema, name=name)
 
     return await router.call(req, invoke, emit=emit)

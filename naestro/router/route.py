@@ -8,7 +8,7 @@ Rules, in order, for every call (each rejected endpoint keeps its reason for the
 2. soft filters: calls in flight below the endpoint's ``concurrency`` (queue depth), p95 latency over the
    sliding window within the SLO; an endpoint failing only these is used when nothing else is left;
 3. choice: the requested endpoint when it passed; else local before cloud (registry order within a tier);
-   with ``router.bandit`` on and no endpoint requested by name, Thompson sampling picks within the best tier.
+   with ``router.bandit`` on (and the request not pinned), Thompson sampling picks within the best tier.
 
 A call that fails with a timeout, a 5xx (llama.cpp / vLLM report OOM as 500) or a refused connection is
 retried with exponential backoff (not for a refused connection: the server is gone), then the endpoint is
@@ -22,6 +22,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
@@ -31,10 +32,10 @@ from pydantic import JsonValue
 
 from naestro.endpoints import Endpoint, ModelRegistry
 from naestro.errors import EndpointUnavailable, RunError
-from naestro.router.bandit import BanditStore, ThompsonBandit
+from naestro.router.bandit import BanditStore, ThompsonBandit, open_store
 from naestro.router.health import HealthBoard
 
-__all__ = ["NoRoute", "RouteDecision", "RouteRequest", "Router", "classify_failure", "estimate_tokens"]
+__all__ = ["NoRoute", "RouteDecision", "RouteRequest", "Router", "build_router", "classify_failure", "estimate_tokens"]
 
 T = TypeVar("T")
 Emit = Callable[..., object]
@@ -53,13 +54,18 @@ class NoRoute(RunError):
 
 @dataclass(frozen=True)
 class RouteRequest:
-    """What the router needs to know about one model call."""
+    """What the router needs to know about one model call.
+
+    ``requested`` is the role's or task's preference; with the bandit on it is only a preference unless
+    ``pinned`` (the bandit may choose another local endpoint). Either way the rules can spill away from it.
+    """
 
     kind: str
     prompt_tokens: int
     max_output_tokens: int = 1024
     needs: frozenset[str] = frozenset()
     requested: str | None = None
+    pinned: bool = False
     budget_usd: float | None = None
     slo_p95_s: float | None = None
 
@@ -181,28 +187,30 @@ class Router:
                                  f"({rejected[ep.name]})", spilled=ep.name != requested and requested is not None,
                                  rejected=rejected)
         names = [e.name for e in eligible]
-        if requested in names:
+        use_bandit = self.bandit is not None and self.config.bandit and not req.pinned
+        if requested in names and not use_bandit:
             ep = eligible[names.index(requested)]
             return RouteDecision(ep, "requested", f"{ep.name} was requested and fits", False, rejected)
         local = [e for e in eligible if e.locality == "local"]
         tier = local or eligible
-        spilled = requested is not None
-        why_not = f"{requested} rejected ({rejected.get(requested, 'unknown endpoint')}); " if requested else ""
+        spilled = requested is not None and requested not in names
+        why_not = f"{requested} rejected ({rejected.get(requested or '', 'unknown endpoint')}); " if spilled else ""
         if not local:
             why_not += "no local endpoint fits; "
-        if self.bandit is not None and self.config.bandit and requested is None and len(tier) > 1:
+        if use_bandit and self.bandit is not None and len(tier) > 1:
             explore = req.budget_usd is None or req.budget_usd >= self.config.explore_min_budget_usd
             best, scores = self.bandit.choose(req.kind, [e.name for e in tier], explore=explore)
             ep = next(e for e in tier if e.name == best)
             how = "sampled" if explore else "posterior mean (budget too low to explore)"
             return RouteDecision(ep, "bandit", f"{why_not}Thompson {how}: {best} scored highest for {req.kind}",
                                  spilled, rejected, scores)
+        if requested in names:  # bandit on but a single candidate in the tier
+            ep = eligible[names.index(requested)]
+            return RouteDecision(ep, "requested", f"{ep.name} was requested and fits", False, rejected)
         ep = tier[0]
         rule = "spill" if spilled or not local else "local-first"
         return RouteDecision(ep, rule, f"{why_not}{ep.name} is the first {ep.locality} endpoint that fits",
                              spilled or not local, rejected)
-
-    # -- calling --------------------------------------------------------------------------------------------
 
     async def call(self, req: RouteRequest, invoke: Callable[[Endpoint], Awaitable[T]], *,
                    emit: Emit | None = None) -> tuple[T, RouteDecision]:
@@ -251,3 +259,11 @@ class Router:
         if self.bandit is None:
             return None
         return self.bandit.update(kind, endpoint, success=success, cost_usd=cost_usd, latency_s=latency_s)
+
+
+def build_router(registry: ModelRegistry, *, home: Path, allowed: Allowed | None = None,
+                 health: HealthBoard | None = None) -> Router:
+    """The router a CLI run uses: bandit observations in ``router.store`` (default HOME/router.sqlite)."""
+    store = open_store(registry.router.store or home / "router.sqlite")
+    return Router(registry, health=health, bandit=ThompsonBandit.from_config(store, registry.router), store=store,
+                  allowed=allowed)

@@ -63,7 +63,7 @@ def test_sqlite_store_persists_across_instances(tmp_path: Path) -> None:
     assert second.posterior("coder", "big") == (2.0, 2.0)
 
 
-def test_router_uses_bandit_within_local_tier_and_not_for_requested() -> None:
+def test_router_uses_bandit_within_local_tier_unless_pinned() -> None:
     eps = tuple(Endpoint(name=n, kind="openai", model=n, base_url="http://127.0.0.1:9/v1", context=8192,
                          capabilities=("json_schema",), locality=loc)
                 for n, loc in (("small", "local"), ("big", "local"), ("cloud", "cloud")))
@@ -75,7 +75,9 @@ def test_router_uses_bandit_within_local_tier_and_not_for_requested() -> None:
     r = Router(reg, bandit=ThompsonBandit.from_config(store, cfg, rng=random.Random(0)))
     d = r.decide(RouteRequest(kind="coder", prompt_tokens=10))
     assert d.endpoint.name == "big" and d.rule == "bandit" and set(d.scores) == {"small", "big"}
-    assert r.decide(RouteRequest(kind="coder", prompt_tokens=10, requested="small")).endpoint.name == "small"
+    assert r.decide(RouteRequest(kind="coder", prompt_tokens=10, requested="small")).endpoint.name == "big"
+    pinned = r.decide(RouteRequest(kind="coder", prompt_tokens=10, requested="small", pinned=True))
+    assert (pinned.endpoint.name, pinned.rule) == ("small", "requested")
     assert r.record_outcome("coder", "big", success=True, cost_usd=0, latency_s=1) == 1.0
     assert store.load()[("coder", "big")].successes == 1
 

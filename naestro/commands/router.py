@@ -1,0 +1,150 @@
+"""``naestro router``: what the bandit has learned (stats), endpoint checks, and auto-tune."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from naestro.endpoints import load_registry
+from naestro.errors import NaestroError, UsageError
+from naestro.llm import EndpointProvider
+from naestro.router.bandit import ThompsonBandit, open_store
+from naestro.router.tune import check_endpoint, profile_endpoint, write_prior
+from naestro.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, help="Model router: learned win-rates, endpoint checks, auto-tune.")
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(exc: NaestroError) -> typer.Exit:
+    err.print(f"error: {exc}", markup=False, highlight=False)
+    return typer.Exit(2 if isinstance(exc, UsageError) else 3)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r}: expected comma-separated integers") from exc
+    if not values or min(values) < 1:
+        raise typer.BadParameter(f"{text!r}: expected positive integers")
+    return values
+
+
+@app.command()
+def stats(as_json: Annotated[bool, typer.Option("--json", help="machine-readable rows")] = False) -> None:
+    """Per (kind, endpoint): calls routed, spill %, outcomes, win-rate, posterior mean, cost and latency per success."""
+    settings = Settings()
+    try:
+        registry = load_registry(settings.models_file)
+        store = open_store(registry.router.store or settings.home / "router.sqlite")
+    except NaestroError as exc:
+        raise _fail(exc) from exc
+    bandit = ThompsonBandit.from_config(store, registry.router)
+    arms = store.load()
+    rows = []
+    for (kind, endpoint), a in sorted(arms.items()):
+        alpha, beta = bandit.posterior(kind, endpoint, arms)
+        rows.append({"kind": kind, "endpoint": endpoint, "routed": a.routed,
+                     "spill_pct": round(100 * a.spilled / a.routed, 1) if a.routed else None,
+                     "outcomes": a.pulls, "win_rate": round(a.successes / a.pulls, 3) if a.pulls else None,
+                     "posterior_mean": round(alpha / (alpha + beta), 3),
+                     "usd_per_success": round(a.cost_usd / a.successes, 6) if a.successes else None,
+                     "latency_s_per_success": round(a.latency_s / a.successes, 2) if a.successes else None})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        out.print("no routed calls recorded yet (store: "
+                  f"{registry.router.store or settings.home / 'router.sqlite'})")
+        return
+    table = Table("kind", "endpoint", "routed", "spill %", "outcomes", "win-rate", "posterior", "$/success",
+                  "s/success")
+    for r in rows:
+        table.add_row(*("—" if v is None else str(v) for v in r.values()))
+    out.print(table)
+
+
+@app.command()
+def check(endpoint: Annotated[str | None, typer.Argument(help="endpoint name; default: all")] = None) -> None:
+    """Ask each endpoint which models it serves; exit 3 if one is unreachable, 2 if a model id is wrong.
+
+    Embedded endpoints that are not running are reported as stopped (they start on demand), not started.
+    """
+    settings = Settings()
+    try:
+        registry = load_registry(settings.models_file)
+        targets = [registry.get(endpoint)] if endpoint else list(registry.endpoints)
+    except NaestroError as exc:
+        raise _fail(exc) from exc
+    provider = EndpointProvider(registry, settings)
+    failure: NaestroError | None = None
+    for e in targets:
+        if e.embedded:
+            info = provider.server(e).status()
+            if info is None:
+                out.print(f"{e.name}: stopped (starts on demand)")
+                continue
+            url = info.base_url
+        else:
+            assert e.base_url is not None
+            url = e.base_url
+        try:
+            served = check_endpoint(e, url, api_key=os.environ.get(e.api_key_env) if e.api_key_env else None)
+            out.print(f"{e.name}: up, serves {', '.join(served)}")
+        except NaestroError as exc:
+            err.print(f"{e.name}: {exc}", markup=False, highlight=False)
+            failure = failure or exc
+    if failure is not None:
+        raise typer.Exit(2 if isinstance(failure, UsageError) else 3)
+
+
+@app.command()
+def tune(endpoint: Annotated[str, typer.Argument(help="endpoint name from models.yaml")],
+         concurrency: Annotated[str, typer.Option(help="comma-separated concurrency levels")] = "1,2",
+         prompt_tokens: Annotated[str, typer.Option(help="comma-separated prompt lengths (tokens)")] = "64,512",
+         requests: Annotated[int, typer.Option(min=1, help="requests per point")] = 4,
+         max_tokens: Annotated[int, typer.Option(min=1, help="reply tokens per request")] = 16,
+         write: Annotated[bool, typer.Option(help="write the p95 into the router priors of "
+                                                  "NAESTRO_MODELS_FILE")] = True,
+         as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Benchmark an OpenAI-compatible endpoint (latency, throughput vs concurrency and prompt length).
+
+    Embedded endpoints are started if needed. The measured single-request p95 becomes the endpoint's
+    ``p95_latency_s`` prior (the SLO rule's starting point); the full profile goes to HOME/profiles/.
+    """
+    settings = Settings()
+    try:
+        registry = load_registry(settings.models_file)
+        ep = registry.get(endpoint)
+        provider = EndpointProvider(registry, settings)
+        base_url = provider.base_url(ep)
+        key = os.environ.get(ep.api_key_env) if ep.api_key_env else None
+        check_endpoint(ep, base_url, api_key=key)
+        points = asyncio.run(profile_endpoint(ep, base_url, concurrencies=_ints(concurrency),
+                                              prompt_tokens=_ints(prompt_tokens), requests=requests,
+                                              max_tokens=max_tokens, api_key=key))
+        written = None
+        if write and settings.models_file is not None:
+            written = write_prior(settings.models_file, ep.name, points, profile_dir=settings.home / "profiles")
+    except NaestroError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        print(json.dumps({"endpoint": ep.name, "p95_prior_s": written,
+                          "points": [p.__dict__ for p in points]}, indent=2))
+        return
+    table = Table("concurrency", "prompt tokens", "requests", "errors", "p50 s", "p95 s", "output tok/s")
+    for p in points:
+        table.add_row(*(str(v) for v in p.__dict__.values()))
+    out.print(table)
+    if written is not None:
+        out.print(f"router prior for {ep.name}: p95_latency_s = {written} (written to {settings.models_file})")
+    elif write:
+        out.print("not written: the packaged models.yaml is read-only; set NAESTRO_MODELS_FILE to your copy")

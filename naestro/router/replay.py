@@ -1,0 +1,243 @@
+"""Routing benchmark by replay: recorded real outcomes of two models on the same items, routers judged offline.
+
+Files (JSON lines): items ``{"id", "prompt"}`` — the text the router sees — and outcomes ``{"id", "model",
+"passed", "prompt_tokens", "completion_tokens", "latency_s"}``, one per (item, model). Any two model names
+work; the one with the higher mean cost is "large". Cost is latency (seconds) unless prices per 1K tokens are
+given.
+
+The items are split deterministically (by a hash of the id) into a training part and a held-out test part;
+every router is scored on the test part only:
+
+* ``always-small`` / ``always-large`` — the two anchors;
+* ``random`` — each call to either model with probability ½ (expected value over many seeds);
+* ``rules`` — Naestro's rule router as configured for these two local endpoints (the large one is the
+  default; same context): it sends everything to the large model unless a prompt does not fit;
+* ``length-rule`` — a prompt-length threshold learned on the training part: prompts longer than it go to
+  the large model (the best threshold with at most ``max_large_share`` of training calls to large);
+* ``bandit`` — Naestro's ThompsonBandit, with the prompt-length tercile (cut points from the training part)
+  as the task kind, learning online from each outcome over the training part and then the test part with
+  bandit feedback only (it sees the outcome of the model it chose); reward = pass − latency_weight·cost/
+  (mean large cost); mean over ``seeds`` runs;
+* ``oracle`` — the small model whenever it passes, else the large one if that passes (the upper bound).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from naestro.endpoints import Endpoint, ModelRegistry
+from naestro.errors import ConfigError
+from naestro.router.bandit import MemoryBanditStore, ThompsonBandit
+from naestro.router.route import NoRoute, Router, RouteRequest
+
+__all__ = ["Item", "Outcome", "ReplayResult", "Row", "load_items", "load_outcomes", "replay"]
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    id: str
+    prompt: str
+
+
+class Outcome(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    id: str
+    model: str
+    passed: bool
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+
+
+def _lines(path: Path) -> list[tuple[int, str]]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from exc
+    return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(path: Path, model: type[M]) -> list[M]:
+    rows: list[M] = []
+    for n, line in _lines(path):
+        try:
+            rows.append(model.model_validate_json(line))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"line {n}: {problems}", file=str(path)) from exc
+    if not rows:
+        raise ConfigError("no rows", file=str(path))
+    return rows
+
+
+def load_items(path: Path) -> dict[str, str]:
+    return {i.id: i.prompt for i in _parse(path, Item)}
+
+
+def load_outcomes(path: Path) -> list[Outcome]:
+    return _parse(path, Outcome)
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    quality: float
+    cost: float
+    large_share: float
+
+    def json(self) -> dict[str, float | str]:
+        return {"name": self.name, "quality": round(self.quality, 4), "cost": round(self.cost, 4),
+                "large_share": round(self.large_share, 4)}
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    small: str
+    large: str
+    train: int
+    test: int
+    rows: tuple[Row, ...]
+    note: str
+
+    def row(self, name: str) -> Row:
+        return next(r for r in self.rows if r.name == name)
+
+
+def _split(ids: Sequence[str], test_share: float, seed: int) -> tuple[list[str], list[str]]:
+    ranked = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
+    n_test = max(1, round(len(ranked) * test_share))
+    return ranked[n_test:], ranked[:n_test]
+
+
+def replay(items: dict[str, str], outcomes: Sequence[Outcome], *, test_share: float = 0.5, seed: int = 0,
+           seeds: int = 50, latency_weight: float = 0.5, max_large_share: float = 0.4,
+           prices: dict[str, tuple[float, float]] | None = None) -> ReplayResult:
+    table: dict[str, dict[str, Outcome]] = {}
+    for o in outcomes:
+        table.setdefault(o.id, {})[o.model] = o
+    models = sorted({o.model for o in outcomes})
+    if len(models) != 2:
+        raise ConfigError(f"outcomes must cover exactly two models, found {len(models)}: {', '.join(models)}")
+    ids = sorted(i for i in items if len(table.get(i, {})) == 2)
+    if len(ids) < 4:
+        raise ConfigError(f"only {len(ids)} item(s) have outcomes for both models; need at least 4")
+
+    def cost(o: Outcome) -> float:
+        if prices and o.model in prices:
+            p_in, p_out = prices[o.model]
+            return (o.prompt_tokens * p_in + o.completion_tokens * p_out) / 1000
+        return o.latency_s
+
+    mean_cost = {m: statistics.fmean(cost(table[i][m]) for i in ids) for m in models}
+    small, large = sorted(models, key=lambda m: (mean_cost[m], m))
+    train, test = _split(ids, test_share, seed)
+    tokens = {i: table[i][large].prompt_tokens for i in ids}
+
+    def score(name: str, choose: Callable[[str], str]) -> Row:
+        picks = [choose(i) for i in test]
+        return Row(name, statistics.fmean(table[i][m].passed for i, m in zip(test, picks, strict=True)),
+                   statistics.fmean(cost(table[i][m]) for i, m in zip(test, picks, strict=True)),
+                   picks.count(large) / len(picks))
+
+    rows = [score("always-small", lambda i: small), score("always-large", lambda i: large)]
+
+    randoms = []
+    for s in range(seeds):
+        rng = random.Random(s)
+        randoms.append(score("random", lambda i, rng=rng: rng.choice((small, large))))  # type: ignore[misc]
+    rows.append(_mean("random", randoms))
+
+    rows.append(score("rules", _rules_router(items, small=small, large=large)))
+
+    threshold = _length_threshold([(tokens[i], table[i]) for i in train], small=small, large=large,
+                                  max_large_share=max_large_share)
+    rows.append(score("length-rule", lambda i: large if tokens[i] > threshold else small))
+
+    cuts = _terciles([tokens[i] for i in train])
+    scale = mean_cost[large]
+    bandits = []
+    for s in range(seeds):
+        bandit = ThompsonBandit(MemoryBanditStore(), latency_weight=latency_weight / scale, rng=random.Random(s))
+        for i in train:
+            _bandit_step(bandit, _bucket(tokens[i], cuts), table[i], cost, small, large)
+        picks: dict[str, str] = {}
+        for i in test:  # keeps learning while it is scored, as it would in production
+            picks[i] = _bandit_step(bandit, _bucket(tokens[i], cuts), table[i], cost, small, large)
+        bandits.append(score("bandit", picks.__getitem__))
+    rows.append(_mean("bandit", bandits))
+
+    def oracle(i: str) -> str:
+        return small if table[i][small].passed or not table[i][large].passed else large
+
+    rows.append(score("oracle", oracle))
+    note = (f"length-rule threshold: {threshold} prompt tokens; bandit kinds: prompt-length terciles "
+            f"{cuts}; latency_weight {latency_weight}; {seeds} seeds")
+    return ReplayResult(small, large, len(train), len(test), tuple(rows), note)
+
+
+def _mean(name: str, rows: Sequence[Row]) -> Row:
+    return Row(name, statistics.fmean(r.quality for r in rows), statistics.fmean(r.cost for r in rows),
+               statistics.fmean(r.large_share for r in rows))
+
+
+def _rules_router(items: dict[str, str], *, small: str, large: str) -> Callable[[str], str]:
+    """The production rules with both models as local endpoints of equal context, the large one the default."""
+    eps = tuple(Endpoint(name=m, kind="openai", model=m, base_url="http://127.0.0.1:9/v1", context=8192,
+                         capabilities=("json_schema", "code")) for m in (large, small))
+    router = Router(ModelRegistry(default=large, endpoints=eps))
+
+    def choose(i: str) -> str:
+        req = RouteRequest(kind="coder", prompt_tokens=len(items[i]) // 3, max_output_tokens=384,
+                           requested=large)
+        try:
+            return router.decide(req).endpoint.name
+        except NoRoute:
+            return large
+    return choose
+
+
+def _length_threshold(train: Sequence[tuple[int, dict[str, Outcome]]], *, small: str, large: str,
+                      max_large_share: float) -> int:
+    best = (-1.0, 0)
+    candidates = sorted({t for t, _ in train} | {max(t for t, _ in train)})
+    for threshold in candidates:
+        sent = [large if t > threshold else small for t, _ in train]
+        if sent.count(large) / len(sent) > max_large_share:
+            continue
+        quality = statistics.fmean(o[m].passed for (_, o), m in zip(train, sent, strict=True))
+        if quality > best[0]:
+            best = (quality, threshold)
+    return best[1]
+
+
+def _terciles(values: Sequence[int]) -> list[int]:
+    ordered = sorted(values)
+    return [ordered[len(ordered) // 3], ordered[2 * len(ordered) // 3]]
+
+
+def _bucket(tokens: int, cuts: Sequence[int]) -> str:
+    return f"len{sum(tokens > c for c in cuts)}"
+
+
+def _bandit_step(bandit: ThompsonBandit, kind: str, row: dict[str, Outcome], cost: Callable[[Outcome], float],
+                 small: str, large: str) -> str:
+    chosen, _ = bandit.choose(kind, [small, large])
+    o = row[chosen]
+    bandit.update(kind, chosen, success=o.passed, cost_usd=0.0, latency_s=cost(o))
+    return chosen
+
+
+def result_json(result: ReplayResult) -> str:
+    return json.dumps([r.json() for r in result.rows], indent=2)
