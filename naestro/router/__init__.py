@@ -12,6 +12,7 @@ from naestro.router.bandit import (
     ThompsonBandit,
     open_store,
 )
+from naestro.router.feedback import OutcomeFeed
 from naestro.router.health import HealthBoard
 from naestro.router.model_call import complete_json_routed, request_for
 from naestro.router.route import (
@@ -30,6 +31,7 @@ __all__ = [
     "HealthBoard",
     "MemoryBanditStore",
     "NoRoute",
+    "OutcomeFeed",
     "PostgresBanditStore",
     "RouteDecision",
     "RouteRequest",
