@@ -23,6 +23,7 @@ __all__ = ["path_facts", "url_facts"]
 
 _PATH_KEYS = re.compile(r"^(path|paths|file|files|dir|directory|cwd|root|src|dst|source|target|dest|destination)$"
                         r"|_(path|file|dir)$")
+_DIFF_HEADER = re.compile(r"^(?:---|\+\+\+) (.+)$", re.M)
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _DNS_TIMEOUT_S = 2.0
 _resolver = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="gate-dns")
@@ -36,18 +37,34 @@ def _strings(value: JsonValue) -> list[str]:
     return []
 
 
+def _diff_targets(diff: str) -> list[str]:
+    """Files a unified diff touches (its ``---``/``+++`` headers, ``a/``/``b/`` prefixes dropped)."""
+    targets = []
+    for m in _DIFF_HEADER.finditer(diff):
+        name = m.group(1).split("\t")[0].strip()
+        if name != "/dev/null":
+            targets.append(name[2:] if name[:2] in ("a/", "b/") else name)
+    return targets
+
+
 def path_facts(arguments: dict[str, JsonValue], workspace: Path) -> list[PathFact]:
-    """Every path-like argument, resolved against the workspace (absolute paths stay absolute)."""
+    """Every path-like argument (and every file a ``diff`` argument patches), resolved against the workspace."""
     facts = []
     for key, value in arguments.items():
-        if not _PATH_KEYS.search(key):
+        if key == "diff" and isinstance(value, str):
+            candidates = _diff_targets(value)
+        elif _PATH_KEYS.search(key):
+            candidates = _strings(value)
+        else:
             continue
-        for raw in _strings(value):
+        for raw in candidates:
             if _URL.match(raw):
                 continue
             candidate = Path(raw).expanduser()
             resolved = (candidate if candidate.is_absolute() else workspace / candidate).resolve(strict=False)
-            facts.append(PathFact(arg=key, resolved=str(resolved)))
+            fact = PathFact(arg=key, resolved=str(resolved))
+            if fact not in facts:
+                facts.append(fact)
     return facts
 
 
