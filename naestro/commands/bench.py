@@ -49,7 +49,7 @@ def routing(items: Annotated[Path, typer.Option(help="items JSONL: {id, prompt}"
                         latency_weight=latency_weight, seeds=seeds,
                         prices=dict(_price(p) for p in price) if price else None)
     except NaestroError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     if as_json:
         print(result_json(result))

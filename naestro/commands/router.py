@@ -1,18 +1,23 @@
-"""``naestro router``: what the bandit has learned (stats), endpoint checks, and auto-tune."""
+"""``naestro router``: what the bandit has learned (stats), endpoint checks, auto-tune, GPU engine launch."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import shlex
+from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from naestro.endpoints import load_registry
 from naestro.errors import NaestroError, UsageError
+from naestro.inference.launch import command, endpoint_entry, load_config, trtllm_options
+from naestro.inference.launch import launch as launch_engine
 from naestro.llm import EndpointProvider
 from naestro.router.bandit import ThompsonBandit, open_store
 from naestro.router.tune import check_endpoint, profile_endpoint, write_prior
@@ -24,7 +29,7 @@ err = Console(stderr=True)
 
 
 def _fail(exc: NaestroError) -> typer.Exit:
-    err.print(f"error: {exc}", markup=False, highlight=False)
+    err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(2 if isinstance(exc, UsageError) else 3)
 
 
@@ -100,7 +105,7 @@ def check(endpoint: Annotated[str | None, typer.Argument(help="endpoint name; de
             served = check_endpoint(e, url, api_key=os.environ.get(e.api_key_env) if e.api_key_env else None)
             out.print(f"{e.name}: up, serves {', '.join(served)}")
         except NaestroError as exc:
-            err.print(f"{e.name}: {exc}", markup=False, highlight=False)
+            err.print(f"{e.name}: {exc}", markup=False, highlight=False, soft_wrap=True)
             failure = failure or exc
     if failure is not None:
         raise typer.Exit(2 if isinstance(failure, UsageError) else 3)
@@ -148,3 +153,32 @@ def tune(endpoint: Annotated[str, typer.Argument(help="endpoint name from models
         out.print(f"router prior for {ep.name}: p95_latency_s = {written} (written to {settings.models_file})")
     elif write:
         out.print("not written: the packaged models.yaml is read-only; set NAESTRO_MODELS_FILE to your copy")
+
+
+@app.command()
+def launch(config: Annotated[Path, typer.Argument(help="inference/configs/*.yaml")],
+           dry_run: Annotated[bool, typer.Option("--dry-run", help="print the command and the endpoint entry; "
+                                                 "start nothing")] = False,
+           register: Annotated[bool, typer.Option(help="add the endpoint to NAESTRO_MODELS_FILE once healthy")]
+           = True) -> None:
+    """Start vLLM or trtllm-serve from a launch config and register it as a router endpoint."""
+    settings = Settings()
+    try:
+        cfg = load_config(config)
+        if dry_run:
+            out.print(" ".join(shlex.quote(a) for a in command(cfg, options_file=Path(f"{cfg.name}.extra.yaml"))),
+                      markup=False, highlight=False, soft_wrap=True)
+            if cfg.engine == "trtllm":
+                print(yaml.safe_dump(trtllm_options(cfg), sort_keys=False))
+            entry = endpoint_entry(cfg).model_dump(mode="json", exclude_defaults=True)
+            print(yaml.safe_dump({"endpoints": [entry]}, sort_keys=False))
+            return
+        if register and settings.models_file is None:
+            raise UsageError("set NAESTRO_MODELS_FILE to your copy of models.yaml to register the endpoint "
+                             "(or pass --no-register)")
+        proc = launch_engine(cfg, run_dir=settings.home / "inference",
+                             models_file=settings.models_file if register else None)
+    except NaestroError as exc:
+        raise _fail(exc) from exc
+    out.print(f"{cfg.name}: {cfg.engine} pid {proc.pid} healthy at http://{cfg.host}:{cfg.port}/v1"
+              + (f", registered in {settings.models_file}" if register else ""))

@@ -1,0 +1,107 @@
+"""Routing replay on files written here (real JSONL files, real CLI), and on the recorded HumanEval files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from naestro.cli import app
+from naestro.errors import ConfigError
+from naestro.router.replay import load_items, load_outcomes, replay
+from tests.conftest import REPO
+
+
+def write_files(tmp_path: Path, rows: list[tuple[str, bool, bool]], *, tokens: int = 100) -> tuple[Path, Path]:
+    """rows: (id, small passed, large passed); the large model is 3× slower."""
+    items, outcomes = tmp_path / "items.jsonl", tmp_path / "outcomes.jsonl"
+    items.write_text("".join(json.dumps({"id": i, "prompt": "x" * (tokens + n)}) + "\n"
+                             for n, (i, _, _) in enumerate(rows)))
+    lines = []
+    for i, s, big in rows:
+        lines.append({"id": i, "model": "tiny", "passed": s, "prompt_tokens": 10, "completion_tokens": 5,
+                      "latency_s": 1.0})
+        lines.append({"id": i, "model": "huge", "passed": big, "prompt_tokens": 10, "completion_tokens": 5,
+                      "latency_s": 3.0})
+    outcomes.write_text("".join(json.dumps(o) + "\n" for o in lines))
+    return items, outcomes
+
+
+def test_anchor_rows_and_oracle_are_exact(tmp_path: Path) -> None:
+    rows = [(f"p{n}", n % 4 == 0, n % 2 == 0) for n in range(40)]  # small passes ¼, large ½, small ⊂ large
+    items, outcomes = write_files(tmp_path, rows)
+    result = replay(load_items(items), load_outcomes(outcomes), seeds=5)
+    assert (result.small, result.large) == ("tiny", "huge")
+    assert result.train + result.test == 40 and result.test == 20
+    small, large, oracle = result.row("always-small"), result.row("always-large"), result.row("oracle")
+    assert small.large_share == 0 and small.cost == 1.0 and large.large_share == 1 and large.cost == 3.0
+    assert oracle.quality == large.quality  # the large model solves a superset here
+    assert oracle.large_share == pytest.approx(large.quality - small.quality)
+    assert oracle.cost == pytest.approx(1 + 2 * oracle.large_share)
+    assert {r.name for r in result.rows} == {"always-small", "always-large", "random", "rules", "length-rule",
+                                             "bandit", "oracle"}
+    assert result.row("rules").large_share == 1.0  # the rule router sends everything to the default (large)
+
+
+def test_bandit_learns_to_skip_the_large_model_when_it_adds_nothing(tmp_path: Path) -> None:
+    rows = [(f"p{n}", n % 3 != 0, n % 3 != 0) for n in range(200)]  # identical quality, large costs 3×
+    items, outcomes = write_files(tmp_path, rows)
+    result = replay(load_items(items), load_outcomes(outcomes), seeds=10, latency_weight=0.5)
+    assert result.row("bandit").large_share < 0.25
+    assert result.row("bandit").quality == pytest.approx(result.row("always-large").quality, abs=0.02)
+
+
+def test_prices_replace_latency_as_cost(tmp_path: Path) -> None:
+    items, outcomes = write_files(tmp_path, [(f"p{n}", True, True) for n in range(10)])
+    result = replay(load_items(items), load_outcomes(outcomes), seeds=2,
+                    prices={"tiny": (1.0, 1.0), "huge": (0.1, 0.1)})
+    assert result.large == "tiny"  # higher mean cost is "large", whatever the name
+    assert result.row("always-large").cost == pytest.approx(0.015)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"id": "a"}\n', "line 1: prompt: Field required"),
+    ("not json\n", "line 1"),
+    ("", "no rows"),
+])
+def test_malformed_items_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
+    p = tmp_path / "items.jsonl"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_items(p)
+    assert message in str(info.value) and info.value.file == str(p)
+
+
+def test_three_models_or_too_few_items_are_rejected(tmp_path: Path) -> None:
+    items, outcomes = write_files(tmp_path, [(f"p{n}", True, False) for n in range(6)])
+    extra = {"id": "p0", "model": "third", "passed": True, "prompt_tokens": 1, "completion_tokens": 1,
+             "latency_s": 1}
+    with pytest.raises(ConfigError, match="exactly two models"):
+        replay(load_items(items), [*load_outcomes(outcomes), load_outcomes(outcomes)[0].model_validate(extra)])
+    small_items, small_outcomes = write_files(tmp_path, [("a", True, True), ("b", True, False)])
+    with pytest.raises(ConfigError, match="need at least 4"):
+        replay(load_items(small_items), load_outcomes(small_outcomes))
+
+
+def test_cli_json_rows(tmp_path: Path) -> None:
+    items, outcomes = write_files(tmp_path, [(f"p{n}", n % 2 == 0, True) for n in range(20)])
+    res = CliRunner().invoke(app, ["bench", "routing", "--items", str(items), "--outcomes", str(outcomes),
+                                   "--json", "--seeds", "3"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert [r["name"] for r in rows][:2] == ["always-small", "always-large"] and "bandit" in [r["name"] for r in rows]
+    assert set(rows[0]) == {"name", "quality", "cost", "large_share"}
+    bad = CliRunner().invoke(app, ["bench", "routing", "--items", str(tmp_path / "missing.jsonl"),
+                                   "--outcomes", str(outcomes)])
+    assert bad.exit_code == 2 and "cannot read" in bad.output
+
+
+def test_recorded_humaneval_files_replay() -> None:
+    items = load_items(REPO / "bench" / "routing" / "humaneval_items.jsonl")
+    outcomes = load_outcomes(REPO / "bench" / "routing" / "humaneval_outcomes.jsonl")
+    assert len(items) == 164 and all(i.startswith("HumanEval/") for i in items)
+    assert {o.model for o in outcomes} == {"qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"}
+    result = replay(items, outcomes, seeds=3)
+    assert result.large == "qwen2.5-coder-1.5b-instruct"
