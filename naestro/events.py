@@ -15,6 +15,8 @@ from pathlib import Path
 
 from pydantic import JsonValue
 
+from naestro.redact import redact_value
+
 Event = dict[str, JsonValue]
 
 
@@ -30,7 +32,8 @@ class EventLog:
 
     def emit(self, event: str, **fields: JsonValue) -> Event:
         record: Event = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                         "t": round(time.monotonic() - self._t0, 4), "run": self.run_id, "event": event, **fields}
+                         "t": round(time.monotonic() - self._t0, 4), "run": self.run_id, "event": event,
+                         **redact_value(fields)}  # the last line of defence: events are logs, never secrets
         line = json.dumps(record, default=str)
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)

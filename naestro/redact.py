@@ -15,9 +15,14 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-__all__ = ["Finding", "find", "labels", "redact", "redact_value"]
+from pydantic import BaseModel
+
+__all__ = ["PLACEHOLDER", "Finding", "find", "labels", "redact", "redact_fields", "redact_value"]
+
+PLACEHOLDER = re.compile(r"\[REDACTED:(?:secret|pii):[0-9a-f]{8}\]")
+M = TypeVar("M", bound=BaseModel)
 
 Label = Literal["secret", "pii"]
 
@@ -48,6 +53,16 @@ class Finding:
     kind: str
     start: int
     end: int
+
+
+# Card grouping as printed (contiguous, 4-4-4-4[-3], Amex 4-6-5) and the networks' IIN prefixes: a run id
+# such as 20261125-080659 is 14 digits that pass Luhn one time in ten, so Luhn alone is not enough.
+_CARD_GROUPS = re.compile(r"\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?|\d{4}([ -])\d{6}\2\d{5}")
+_CARD_IIN = re.compile(r"4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)|3[47]|3(?:0[0-5]|[68])|35|6(?:011|5|4[4-9]|22)")
+
+
+def _card(text: str) -> bool:
+    return bool(_CARD_GROUPS.fullmatch(text)) and bool(_CARD_IIN.match(text)) and _luhn(text)
 
 
 def _luhn(digits: str) -> bool:
@@ -83,7 +98,7 @@ def _iter(text: str) -> Iterator[Finding]:
                 yield Finding("secret", kind, m.start(), m.end())
     for kind, pattern in _PII_PATTERNS:
         for m in pattern.finditer(text):
-            if kind == "card" and not _luhn(m.group()):
+            if kind == "card" and not _card(m.group()):
                 continue
             yield Finding("pii", kind, m.start(), m.end())
 
@@ -120,6 +135,14 @@ def redact_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact_value(v) for v in value]
     return value
+
+
+def redact_fields(model: M, *fields: str) -> M:
+    """``model`` with the named fields redacted (e.g. a tool result's ``text`` and ``structured``)."""
+    update = {name: redact_value(getattr(model, name)) for name in fields}
+    if all(update[name] == getattr(model, name) for name in fields):
+        return model
+    return model.model_copy(update=update)
 
 
 def _strings(value: Any) -> Iterator[str]:

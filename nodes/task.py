@@ -21,6 +21,7 @@ from naestro.graphs.state import CheckResult, RunState, TaskRecord, TaskStatus, 
 from naestro.nodes.acceptance import run_checks
 from naestro.nodes.agent import run_agent
 from naestro.plan import Task
+from naestro.telemetry import agent_span, span
 
 __all__ = ["check_node", "done_node", "execute_node", "route_after_check"]
 
@@ -56,7 +57,15 @@ async def _direct(task: Task, ctx: RunContext, ex: Execution) -> tuple[dict[str,
 
 def execute_node(task: Task) -> Node:
     async def execute(state: RunState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
-        ctx = runtime.context
+        with span(f"naestro.task {task.id}", attributes={"naestro.task.id": task.id, "naestro.role": task.role.value,
+                                                          "naestro.direct": task.is_direct}) as sp:
+            update = await _execute(state, runtime.context)
+            rec = update["tasks"][task.id]
+            sp.set_attributes({"naestro.attempt": rec["attempts"], "naestro.task.status": rec["status"],
+                               "naestro.tokens": rec["tokens"], "naestro.cost_usd": rec["cost_usd"]})
+            return update
+
+    async def _execute(state: RunState, ctx: RunContext) -> dict[str, Any]:
         prev = state["tasks"].get(task.id)
         blocked: list[JsonValue] = [d for d in task.deps if status_of(state["tasks"], d) != "passed"]
         if blocked:
@@ -80,9 +89,11 @@ def execute_node(task: Task) -> Node:
                 if not ok:
                     record["status"], record["error"] = "failed", summary
             else:
-                outcome = await asyncio.wait_for(
-                    run_agent(task, ctx, ex, inputs=_inputs(task, state), feedback=feedback),
-                    timeout=budget.wall_s)
+                with agent_span(role=task.role.value, task=task.id, attempt=attempt, endpoint=model,
+                                conversation=ctx.thread):
+                    outcome = await asyncio.wait_for(
+                        run_agent(task, ctx, ex, inputs=_inputs(task, state), feedback=feedback),
+                        timeout=budget.wall_s)
                 record["outputs"], record["summary"] = outcome.outputs, outcome.summary
         except (BudgetExceeded, TimeoutError) as exc:
             err = exc if isinstance(exc, BudgetExceeded) else BudgetExceeded(
@@ -111,7 +122,9 @@ def check_node(task: Task) -> Node:
         ctx = runtime.context
         record = state["tasks"][task.id].copy()
         if record["status"] == "ran":
-            checks = await run_checks(task, record["outputs"], record["summary"], ctx, attempt=record["attempts"])
+            with span(f"naestro.check {task.id}", attributes={"naestro.task.id": task.id}) as sp:
+                checks = await run_checks(task, record["outputs"], record["summary"], ctx, attempt=record["attempts"])
+                sp.set_attribute("naestro.checks.passed", all(c["passed"] for c in checks))
             passed = all(c["passed"] for c in checks)
             record["checks"] = checks
             if passed:

@@ -39,6 +39,7 @@ from naestro.policies.engines import PolicyEngine
 from naestro.policies.facts import path_facts, url_facts
 from naestro.policies.switches import KillSwitches
 from naestro.redact import labels, redact_value
+from naestro.telemetry import policy_span
 
 __all__ = ["ConsentAnswer", "ConsentRequest", "Gate"]
 
@@ -160,10 +161,13 @@ class Gate:
 
     def decide(self, inp: PolicyInput) -> Decision:
         """Evaluate (fail closed), audit and emit; nothing is enforced here."""
-        start = time.perf_counter()
-        decision = self.engine.decide(inp.document())
-        latency_us = round((time.perf_counter() - start) * 1e6, 1)
         action = inp.action.tool or f"model:{inp.action.endpoint.name if inp.action.endpoint else '?'}"
+        with policy_span(action, task=inp.actor.task, role=inp.actor.role, engine=self.engine.name) as span:
+            start = time.perf_counter()
+            decision = self.engine.decide(inp.document())
+            latency_us = round((time.perf_counter() - start) * 1e6, 1)
+            span.set_attributes({"naestro.policy.verdict": decision.verdict, "naestro.policy.latency_us": latency_us,
+                                 "naestro.policy.reasons": [*decision.reasons]})
         self._audit("decision", task=inp.actor.task, role=inp.actor.role, mode=inp.actor.mode, action=action,
                           arguments=inp.action.arguments, verdict=decision.verdict, reasons=decision.reasons,
                           engine=self.engine.name, latency_us=latency_us)
