@@ -18,7 +18,7 @@ from langgraph.types import Command
 from pydantic import JsonValue
 
 from naestro.budget import RunBudget
-from naestro.checkpoints.sqlite import open_sqlite_saver
+from naestro.checkpoints import open_saver
 from naestro.context import RunContext
 from naestro.errors import RunPaused
 from naestro.events import Event, EventLog
@@ -152,7 +152,7 @@ class Runner:
         record = self.store.load(run_id)
         if not record.threads:
             return []
-        async with open_sqlite_saver(self.settings.checkpoint_db) as saver:
+        async with open_saver(self.settings.checkpoint_url, self.settings.checkpoint_db) as saver:
             graph = compile_plan(self.plan_of(record, len(record.threads) - 1), checkpointer=saver)
             snapshot = await graph.aget_state({"configurable": {"thread_id": record.threads[-1]}})
         return [PendingConsent(id=i.id, request=i.value) for i in snapshot.interrupts]
@@ -168,7 +168,7 @@ class Runner:
         journal = Journal(run_dir / "journal.jsonl")
         pending: list[PendingConsent] = []
         try:
-            async with open_sqlite_saver(self.settings.checkpoint_db) as saver, \
+            async with open_saver(self.settings.checkpoint_url, self.settings.checkpoint_db) as saver, \
                     McpToolBus(builtin_servers(Path(record.workspace),
                                                allow_domains=record.policy.allow_domains)) as bus:
                 while True:

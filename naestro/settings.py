@@ -17,6 +17,7 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(default=8, ge=1, description="parallel task nodes per superstep")
     max_replans: int = Field(default=1, ge=0, description="re-plans of the unfinished part after retries fail")
     planner_attempts: int = Field(default=3, ge=1, description="model attempts before the template fallback")
+    checkpoint_url: str | None = Field(default=None, description="postgresql://... for Postgres checkpoints")
     policy_dir: Path | None = Field(default=None, description="Rego policies + data; default: the packaged ones")
     policy_url: str | None = Field(default=None, description="an OPA server (REST) instead of embedded regorus")
 
