@@ -11,10 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
+from langchain_core.messages import HumanMessage
 
+from naestro.budget import RunBudget, TaskMeter
 from naestro.endpoints import Endpoint, ModelRegistry, RouterConfig
 from naestro.events import EventLog, read_events
-from naestro.router import HealthBoard, NoRoute, Router, RouteRequest, classify_failure
+from naestro.plan import Budget
+from naestro.router import HealthBoard, NoRoute, Router, RouteRequest, classify_failure, request_for
+from naestro.router.model_call import remaining_usd
 
 
 def ep(name: str, *, locality: str = "local", context: int = 8192, caps: tuple[str, ...] = ("json_schema",),
@@ -241,3 +245,14 @@ async def test_concurrent_calls_count_toward_queue_depth(http_server: tuple[str,
     gate.set()
     assert [(await first)[0], (await second)[0]] == ["a", "b"]
     assert r.health.get("a").in_flight == 0
+
+
+def test_remaining_budget_is_the_smaller_of_task_and_run_headroom() -> None:
+    run = RunBudget(ceiling=Budget(usd=0.5), usd=0.2)
+    meter = TaskMeter(task_id="t", budget=Budget(usd=1.0), run=run, usd=0.3)
+    assert remaining_usd(meter) == pytest.approx(0.3)
+    assert remaining_usd(TaskMeter(task_id="t", budget=Budget(), run=RunBudget(ceiling=Budget()))) is None
+    req = request_for([HumanMessage("x" * 300)], kind="coder", requested="cloud", meter=meter)
+    r = Router(registry(ep("cloud", locality="cloud", price=1.0), ep("local")))
+    d = r.decide(req)  # the cloud call would cost ~$2 of the $0.30 left: spill to the free local endpoint
+    assert d.endpoint.name == "local" and d.rejected["cloud"].startswith("budget: ~$2.")
