@@ -7,13 +7,15 @@ from typing import Annotated
 
 import typer
 
-from naestro.mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions, build_server, serve_server
+from naestro.mcp_servers.workspace import BUILTIN_SERVERS, IDE_SERVERS, ServerOptions, build_server, serve_server
+
+SERVERS = BUILTIN_SERVERS + IDE_SERVERS
 
 app = typer.Typer(no_args_is_help=True, help="Naestro's MCP servers (stdio or streamable HTTP).")
 
 
 @app.command()
-def serve(name: Annotated[str, typer.Argument(help=f"server: {', '.join(BUILTIN_SERVERS)}")],
+def serve(name: Annotated[str, typer.Argument(help=f"server: {', '.join(SERVERS)}")],
           workspace: Annotated[Path, typer.Option(help="the folder the server is confined to")] = Path("."),
           http: Annotated[int | None, typer.Option(metavar="PORT", help="serve streamable HTTP at "
                                                    "http://127.0.0.1:PORT/mcp instead of stdio")] = None,
@@ -22,8 +24,8 @@ def serve(name: Annotated[str, typer.Argument(help=f"server: {', '.join(BUILTIN_
           database: Annotated[str | None, typer.Option(help="db: SQLite file in the workspace or "
                                                        "postgresql:// DSN")] = None) -> None:
     """Run one server over stdio (the default, for IDE clients) or streamable HTTP."""
-    if name not in BUILTIN_SERVERS:
-        typer.echo(f"error: unknown server {name!r}; choose one of: {', '.join(BUILTIN_SERVERS)}", err=True)
+    if name not in SERVERS:
+        typer.echo(f"error: unknown server {name!r}; choose one of: {', '.join(SERVERS)}", err=True)
         raise typer.Exit(2)
     workspace.mkdir(parents=True, exist_ok=True)
     options = ServerOptions(workspace=workspace, allow_domains=tuple(allow_domain or ()), database=database)
@@ -32,6 +34,6 @@ def serve(name: Annotated[str, typer.Argument(help=f"server: {', '.join(BUILTIN_
 
 @app.command("list")
 def list_servers() -> None:
-    """The builtin server names."""
-    for name in BUILTIN_SERVERS:
+    """The server names (the tool servers agents use, then `naestro` for IDE clients)."""
+    for name in SERVERS:
         typer.echo(name)

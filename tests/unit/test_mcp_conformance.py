@@ -5,6 +5,7 @@ the expected-failures baseline in tests/mcp/conformance-baseline.yml."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -94,6 +95,14 @@ def test_inspector_lists_and_calls(name: str, workspace: Path, site: str) -> Non
     assert called.returncode == 0, called.stdout + called.stderr
     result = json.loads(called.stdout)
     assert result["isError"] is False and key in result["structuredContent"]
+
+
+def test_inspector_lists_the_naestro_server(tmp_path: Path) -> None:
+    res = subprocess.run([*node(), str(BIN / "mcp-inspector"), "--cli", sys.executable, "-m", "naestro", "mcp",
+                          "serve", "naestro", "--method", "tools/list"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "NAESTRO_HOME": str(tmp_path)})
+    assert res.returncode == 0, res.stderr
+    assert {t["name"] for t in json.loads(res.stdout)["tools"]} == {"plan", "run", "status", "approve"}
 
 
 def test_inspector_reports_tool_errors(workspace: Path) -> None:
