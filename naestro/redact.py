@@ -19,7 +19,9 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
-__all__ = ["PLACEHOLDER", "Finding", "find", "labels", "redact", "redact_fields", "redact_value"]
+from naestro.plan import Plan
+
+__all__ = ["PLACEHOLDER", "Finding", "find", "labels", "redact", "redact_fields", "redact_plan", "redact_value"]
 
 PLACEHOLDER = re.compile(r"\[REDACTED:(?:secret|pii):[0-9a-f]{8}\]")
 M = TypeVar("M", bound=BaseModel)
@@ -104,9 +106,13 @@ def _iter(text: str) -> Iterator[Finding]:
 
 
 def find(text: str) -> list[Finding]:
-    """Non-overlapping findings, earliest and longest first."""
+    """Non-overlapping findings, earliest and longest first; a placeholder is never one (``password = [RED...]``
+    stays as it is, so redacting twice changes nothing and redacted data carries no label)."""
     chosen: list[Finding] = []
+    kept = [(m.start(), m.end()) for m in PLACEHOLDER.finditer(text)]
     for f in sorted(_iter(text), key=lambda f: (f.start, -(f.end - f.start))):
+        if any(f.start < end and start < f.end for start, end in kept):
+            continue
         if not chosen or f.start >= chosen[-1].end:
             chosen.append(f)
     return chosen
@@ -143,6 +149,14 @@ def redact_fields(model: M, *fields: str) -> M:
     if all(update[name] == getattr(model, name) for name in fields):
         return model
     return model.model_copy(update=update)
+
+
+def redact_plan(plan: Plan) -> Plan:
+    """The plan's prose (goal, task descriptions and instructions) redacted: it is what agents and reports quote."""
+    tasks = tuple(redact_fields(t, "description", "instructions") for t in plan.tasks)
+    if redact(plan.goal) == plan.goal and all(a is b for a, b in zip(tasks, plan.tasks, strict=True)):
+        return plan
+    return plan.model_copy(update={"goal": redact(plan.goal), "tasks": tasks})
 
 
 def _strings(value: Any) -> Iterator[str]:
