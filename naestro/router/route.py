@@ -19,6 +19,7 @@ event that says why.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import TypeVar
 import httpx
 import openai
 from langchain_core.messages import BaseMessage
+from opentelemetry import trace
 from pydantic import JsonValue
 
 from naestro.endpoints import Endpoint, ModelRegistry
@@ -216,14 +218,22 @@ class Router:
                    emit: Emit | None = None) -> tuple[T, RouteDecision]:
         """Route, call ``invoke(endpoint)``, retry / re-route on failure; returns the result and the final decision.
 
-        ``emit(event, **fields)`` receives ``route``, ``route_retry`` and ``reroute`` events (the run's EventLog).
+        ``emit(event, **fields)`` receives ``route``, ``route_retry`` and ``reroute`` events (the run's EventLog);
+        they are also added as events to the current OpenTelemetry span (the model call's span in a traced run).
         """
         failed: dict[str, str] = {}
+
+        def record(event: str, **fields: JsonValue) -> None:  # the run's event log, and the current trace span
+            if emit is not None:
+                emit(event, **fields)
+            trace.get_current_span().add_event(f"naestro.{event}", {
+                k: v if isinstance(v, str | int | float | bool) else json.dumps(v) for k, v in fields.items()
+                if v is not None})
+
         while True:
             decision = self.decide(req, failed=failed)
             ep = decision.endpoint
-            if emit is not None:
-                emit("route", kind=req.kind, prompt_tokens=req.prompt_tokens, **decision.fields())
+            record("route", kind=req.kind, prompt_tokens=req.prompt_tokens, **decision.fields())
             if self.store is not None:
                 self.store.add_decision(req.kind, ep.name, spilled=decision.spilled)
             for attempt in range(self.config.retries + 1):
@@ -239,16 +249,14 @@ class Router:
                     reason = f"{kind}: {str(exc)[:200] or exc.__class__.__name__}"
                     if kind in ("timeout", "5xx") and attempt < self.config.retries:
                         delay = self.config.backoff_s * 2**attempt
-                        if emit is not None:
-                            emit("route_retry", kind=req.kind, endpoint=ep.name, attempt=attempt + 1,
-                                 delay_s=delay, reason=reason)
+                        record("route_retry", kind=req.kind, endpoint=ep.name, attempt=attempt + 1,
+                               delay_s=delay, reason=reason)
                         await self._sleep(delay)
                         continue
                     self.health.mark_down(ep.name, reason)
                     failed[ep.name] = reason
-                    if emit is not None:
-                        emit("reroute", kind=req.kind, endpoint=ep.name, reason=reason,
-                             cooldown_s=self.config.down_cooldown_s)
+                    record("reroute", kind=req.kind, endpoint=ep.name, reason=reason,
+                           cooldown_s=self.config.down_cooldown_s)
                     break
                 self.health.finished(ep.name, latency_s=time.monotonic() - start)
                 return result, decision

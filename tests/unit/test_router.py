@@ -256,3 +256,21 @@ def test_remaining_budget_is_the_smaller_of_task_and_run_headroom() -> None:
     r = Router(registry(ep("cloud", locality="cloud", price=1.0), ep("local")))
     d = r.decide(req)  # the cloud call would cost ~$2 of the $0.30 left: spill to the free local endpoint
     assert d.endpoint.name == "local" and d.rejected["cloud"].startswith("budget: ~$2.")
+
+
+async def test_decisions_are_added_to_the_current_trace_span(http_server: tuple[str, list[int]]) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    url, _ = http_server
+    r = Router(registry(ep("dead", url=f"http://127.0.0.1:{dead_port()}"), ep("live", url=url)))
+    with provider.get_tracer("test").start_as_current_span("chat"):
+        await r.call(req(), get)
+    (span,) = exporter.get_finished_spans()
+    assert [e.name for e in span.events] == ["naestro.route", "naestro.reroute", "naestro.route"]
+    assert span.events[2].attributes is not None and span.events[2].attributes["endpoint"] == "live"
+    assert "dead" in str(span.events[2].attributes["rejected"])
