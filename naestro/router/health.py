@@ -69,8 +69,10 @@ class HealthBoard:
         with self._lock:
             h.in_flight += 1
 
-    def finished(self, name: str, *, latency_s: float | None, error: str | None = None) -> None:
-        """End of one attempt: a latency on success, an error string on failure (not both)."""
+    def finished(self, name: str, *, latency_s: float | None, error: str | None = None,
+                 healthy: bool = False) -> None:
+        """End of one attempt: a latency on success, an error string on failure (not both). ``healthy``: the
+        error was the request's fault (bad request, prompt too long), not the endpoint's."""
         h = self.get(name)
         with self._lock:
             h.in_flight = max(0, h.in_flight - 1)
@@ -79,7 +81,7 @@ class HealthBoard:
                 if latency_s is not None:
                     h.latencies.append(latency_s)
                 h.failures, h.down_until = 0, 0.0
-            else:
+            elif not healthy:
                 h.failures += 1
                 h.last_error = error
 

@@ -95,11 +95,18 @@ def estimate_tokens(messages: Sequence[BaseMessage]) -> int:
     return chars // 3 + 8 * len(messages)
 
 
+# How servers word "your prompt does not fit": llama.cpp, vLLM / OpenAI.
+_OVERFLOW = ("exceeds the available context size", "maximum context length", "context_length_exceeded")
+
+
 def classify_failure(exc: BaseException) -> str | None:
-    """'timeout', 'connection', '5xx' or 'not-found' for failures that re-routing can fix; None otherwise."""
+    """'timeout', 'connection', '5xx', 'not-found' or 'context' (the prompt did not fit after all: the
+    token estimate was low) for failures that re-routing can fix; None otherwise."""
     seen: BaseException | None = exc
     while seen is not None:
         match seen:
+            case openai.BadRequestError() if any(m in str(seen) for m in _OVERFLOW):
+                return "context"
             case TimeoutError() | openai.APITimeoutError() | httpx.TimeoutException():
                 return "timeout"
             case openai.APIConnectionError() | httpx.TransportError() | ConnectionError():
@@ -243,7 +250,8 @@ class Router:
                     result = await asyncio.wait_for(invoke(ep), timeout=ep.timeout_s)
                 except Exception as exc:
                     kind = classify_failure(exc)
-                    self.health.finished(ep.name, latency_s=None, error=f"{kind or 'error'}: {exc}"[:300])
+                    self.health.finished(ep.name, latency_s=None, error=f"{kind or 'error'}: {exc}"[:300],
+                                         healthy=kind in (None, "context"))
                     if kind is None:
                         raise
                     reason = f"{kind}: {str(exc)[:200] or exc.__class__.__name__}"
@@ -253,7 +261,8 @@ class Router:
                                delay_s=delay, reason=reason)
                         await self._sleep(delay)
                         continue
-                    self.health.mark_down(ep.name, reason)
+                    if kind != "context":  # a prompt too long for it says nothing about the endpoint's health
+                        self.health.mark_down(ep.name, reason)
                     failed[ep.name] = reason
                     record("reroute", kind=req.kind, endpoint=ep.name, reason=reason,
                            cooldown_s=self.config.down_cooldown_s)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import json
 import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from langchain_core.messages import HumanMessage
 
@@ -274,3 +276,43 @@ async def test_decisions_are_added_to_the_current_trace_span(http_server: tuple[
     assert [e.name for e in span.events] == ["naestro.route", "naestro.reroute", "naestro.route"]
     assert span.events[2].attributes is not None and span.events[2].attributes["endpoint"] == "live"
     assert "dead" in str(span.events[2].attributes["rejected"])
+
+
+@pytest.fixture
+def overflow_server() -> Iterator[str]:
+    """Answers every chat call the way llama-server answers a prompt longer than its context."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"error": {"code": 400, "type": "exceed_context_size_error", "message":
+                               "the request exceeds the available context size, try increasing it"}}).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+async def test_prompt_that_overflows_despite_the_estimate_reroutes_without_marking_down(
+        overflow_server: str, http_server: tuple[str, list[int]]) -> None:
+    url, _ = http_server
+
+    async def chat(e: Endpoint) -> str:
+        if e.name == "short":
+            client = openai.AsyncOpenAI(base_url=overflow_server, api_key="x", max_retries=0)
+            await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        return await get(e)
+
+    r = Router(registry(ep("short", url=overflow_server), ep("long", url=url)))
+    result, d = await r.call(req(), chat)
+    assert result == "long:ok"
+    assert d.rejected["short"].startswith("failed during this call (context: ")
+    assert not r.health.is_down("short")  # the next (shorter) prompt may use it again
