@@ -20,10 +20,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from naestro.commands import bench as bench_commands
 from naestro.commands import control
+from naestro.commands import history as history_commands
 from naestro.commands import mcp as mcp_commands
 from naestro.commands import policy as policy_commands
+from naestro.commands import router as router_commands
 from naestro.commands import tools as tools_commands
+from naestro.commands import trace as trace_commands
 from naestro.commands.consent import describe, prompt_answers
 from naestro.endpoints import load_registry
 from naestro.errors import NaestroError, PlanInvalid, RunError, UsageError
@@ -32,6 +36,7 @@ from naestro.llm import EndpointProvider
 from naestro.nodes.planner import make_plan
 from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.policies.gate import ConsentAnswer
+from naestro.router import build_router
 from naestro.runner import Runner, RunResult
 from naestro.runs import RunStore
 from naestro.schema import write_schema
@@ -45,12 +50,19 @@ models_app = typer.Typer(invoke_without_command=True, help="Model endpoints (mod
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(mcp_commands.app, name="mcp")
+app.add_typer(router_commands.app, name="router")
+app.add_typer(bench_commands.app, name="bench")
 app.add_typer(tools_commands.app, name="tools")
 app.add_typer(policy_commands.app, name="policy")
 app.add_typer(control.quarantine_app, name="quarantine")
 app.add_typer(control.revoke_app, name="revoke")
 app.add_typer(control.audit_app, name="audit")
+runs_app.command("trace")(trace_commands.trace)
 app.command()(control.pause)
+runs_app.command("history")(history_commands.history)
+runs_app.command("rollback")(history_commands.rollback)
+runs_app.command("replay")(history_commands.replay)
+runs_app.command("fork")(history_commands.fork)
 
 EXIT_WAITING = 4  # a gate asked; answer with `naestro approve`
 
@@ -155,7 +167,8 @@ def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | N
 
     provider = _provider(settings)
     try:
-        runner = Runner(settings, provider, on_event=None if as_json else on_event)
+        runner = Runner(settings, provider, on_event=None if as_json else on_event,
+                        router=build_router(provider.registry, home=settings.home))
         given = parse_plan_text(plan_file.read_text(), source=str(plan_file)) if plan_file else None
     except OSError as exc:
         raise _fail(UsageError(f"cannot read plan {plan_file}: {exc.strerror}")) from exc

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from langchain_core.messages import BaseMessage
+from langgraph.config import get_config
 from pydantic import JsonValue
 
 from naestro.budget import RunBudget, TaskMeter
+from naestro.checkpoints.snapshots import SnapshotStore
 from naestro.endpoints import Endpoint
 from naestro.errors import PolicyDenied
 from naestro.events import EventLog
@@ -24,7 +26,9 @@ from naestro.llm import ModelProvider, ModelReply, complete_json
 from naestro.nodes.roles import RoleSpec
 from naestro.plan import Plan, Role
 from naestro.policies.gate import Gate
-from naestro.router import Router, complete_json_routed, request_for
+from naestro.redact import redact_fields
+from naestro.router import OutcomeFeed, Router, complete_json_routed, request_for
+from naestro.telemetry import chat_span, record_reply, record_tool_result, tool_span
 from naestro.toolbus import ToolBus, ToolResult, ToolSpec
 
 __all__ = ["Execution", "RunContext"]
@@ -60,8 +64,14 @@ class RunContext:
     gate: Gate
     journal: Journal
     thread: str = ""
+    snapshots: SnapshotStore | None = None
+    replay_thread: str | None = None  # offline replay: reuse model replies journalled under this thread key
     run_budget: RunBudget = field(default_factory=lambda: RunBudget(ceiling=Plan.model_fields["budget"].default))
     router: Router | None = None  # None: call the requested endpoint directly (no spill, no re-route)
+
+    def __post_init__(self) -> None:
+        if self.router is not None:  # acceptance verdicts teach the router's bandit (naestro/router/feedback.py)
+            self.events.subscribe(OutcomeFeed(self.router))
 
     def endpoint_for(self, role: Role, override: str | None = None) -> str:
         """Endpoint name for a role: the task's override, else the role's preference (default/fast aliases)."""
@@ -72,6 +82,19 @@ class RunContext:
         if wanted == "fast":
             return registry.fast or registry.default
         return wanted
+
+    def snapshot_step(self) -> None:
+        """Bind the checkpoint this step starts from to a snapshot of the workspace.
+
+        Called first thing (no await before it) by every node that may change files: the first such node
+        of a superstep runs before any sibling has done anything, so the snapshot is the workspace exactly
+        as it was at that checkpoint; its siblings find the checkpoint already bound.
+        """
+        if self.snapshots is None:
+            return
+        checkpoint = get_config().get("configurable", {}).get("checkpoint_map", {}).get("")
+        if checkpoint and not self.snapshots.bound(checkpoint):
+            self.snapshots.bind(checkpoint, self.snapshots.take(self.workspace))
 
     def tools_for(self, role: Role) -> list[ToolSpec]:
         allowed = set(self.roles[role].tools)
@@ -90,7 +113,14 @@ class RunContext:
 
     async def call_tool(self, ex: Execution, name: str, arguments: dict[str, JsonValue], *,
                         timeout_s: float = 120.0) -> ToolResult:
-        """Journal → gate → tool. A denial comes back as a failed receipt (the agent reads the reasons)."""
+        """Journal → gate → tool, in an ``execute_tool`` span. A denial comes back as a failed receipt."""
+        with tool_span(name, task=ex.task_id) as span:
+            result = await self._call_tool(ex, name, arguments, timeout_s=timeout_s)
+            record_tool_result(span, result)
+            return result
+
+    async def _call_tool(self, ex: Execution, name: str, arguments: dict[str, JsonValue], *,
+                         timeout_s: float) -> ToolResult:
         key = ex.next_key(self.thread, "tool")
         request = request_hash([name, arguments])
         entry = self.journal.lookup(key, "tool", request)
@@ -115,6 +145,8 @@ class RunContext:
             timeout_s = min(timeout_s, float(limit))
         self.journal.started(key, "tool", request)
         result = await self.bus.call(name, arguments, timeout_s=timeout_s)
+        # Secrets and PII in what a tool returns never reach the model, the journal or the graph state.
+        result = redact_fields(result, "text", "structured")
         cap = decision.obligations.get("max_output_chars")
         if isinstance(cap, int) and len(result.text) > cap:
             result = result.model_copy(update={"text": result.text[:cap] + f"\n[... truncated at {cap} chars]"})
@@ -124,11 +156,25 @@ class RunContext:
 
     async def complete(self, ex: Execution, endpoint: str, messages: list[BaseMessage], *,
                        schema: dict[str, JsonValue], name: str, purpose: str = "agent") -> ModelReply:
-        """Journal → gate → model; charges the execution's meter. ``PolicyDenied`` propagates (no model)."""
+        """Journal → gate → model in a ``chat`` span (tokens, cost); charges the execution's meter.
+
+        ``PolicyDenied`` propagates (no model)."""
+        registry = self.provider.registry
+        with chat_span(registry.get(endpoint), task=ex.task_id, purpose=purpose, conversation=self.thread) as span:
+            reply = await self._complete(ex, endpoint, messages, schema=schema, name=name, purpose=purpose)
+            record_reply(span, reply, registry=registry)
+            return reply
+
+    async def _complete(self, ex: Execution, endpoint: str, messages: list[BaseMessage], *,
+                        schema: dict[str, JsonValue], name: str, purpose: str) -> ModelReply:
         key = ex.next_key(self.thread, "model")
         text = "\n".join(str(m.content) for m in messages)
         request = request_hash([endpoint, text, schema])
         entry = self.journal.lookup(key, "model", request)
+        if entry is None and self.replay_thread is not None:
+            # Deterministic offline replay: the same call at the same point of the recorded run (same prompt,
+            # same position) gets the recorded reply; anything that diverged calls the model.
+            entry = self.journal.lookup(self.replay_thread + key.removeprefix(self.thread), "model", request)
         if entry is not None and entry.state == "done" and isinstance(entry.value, dict):
             reply = ModelReply(**entry.value)  # type: ignore[arg-type]
         else:
@@ -146,10 +192,10 @@ class RunContext:
                         self.gate.authorize_model(task=ex.task_id, role=ex.role.value, endpoint=other.name,
                                                   locality=other.locality, estimate=estimate, text=text,
                                                   meter=ex.meter)
-                reply, _ = await complete_json_routed(
-                    self.router, self.provider, request_for(messages, kind=ex.role.value, requested=ep.name),
-                    messages, schema=schema, name=name, authorize=authorize,
-                    emit=functools.partial(self.events.emit, task=ex.task_id))
+                req = request_for(messages, kind=ex.role.value, requested=ep.name, meter=ex.meter)
+                reply, _ = await complete_json_routed(self.router, self.provider, req, messages, schema=schema,
+                                                      name=name, authorize=authorize,
+                                                      emit=functools.partial(self.events.emit, task=ex.task_id))
             self.journal.done(key, "model", request, dict(reply.__dict__))
             self.record_model_call(ex.task_id, reply, purpose=purpose)
         if ex.meter is not None:

@@ -19,6 +19,7 @@ from pydantic import JsonValue
 
 from naestro.budget import RunBudget
 from naestro.checkpoints import open_saver
+from naestro.checkpoints.snapshots import SnapshotStore
 from naestro.context import RunContext
 from naestro.errors import RunPaused
 from naestro.events import Event, EventLog
@@ -35,9 +36,11 @@ from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.policies.engines import REGO_DIR, PolicyEngine, configured_engine, load_bundle
 from naestro.policies.gate import ConsentAnswer, Gate
 from naestro.policies.switches import KillSwitches
+from naestro.redact import redact, redact_plan
 from naestro.router import Router
 from naestro.runs import RunRecord, RunStore
 from naestro.settings import Settings
+from naestro.telemetry import Telemetry, span
 from naestro.toolbus import McpToolBus, ToolBus, builtin_servers
 from naestro.validate import parse_plan_text
 
@@ -64,8 +67,10 @@ class RunResult:
 
 class Runner:
     def __init__(self, settings: Settings, provider: ModelProvider, *,
-                 on_event: Callable[[Event], None] | None = None, router: Router | None = None) -> None:
+                 on_event: Callable[[Event], None] | None = None, router: Router | None = None,
+                 telemetry: Telemetry | None = None) -> None:
         self.settings, self.provider, self.on_event = settings, provider, on_event
+        self.telemetry = telemetry or Telemetry()  # spans.jsonl per run; OTLP when OTEL_EXPORTER_OTLP_* is set
         self.router = router  # shared by every run of this runner: endpoint health outlives a run
         self.store = RunStore(settings.runs_dir)
         self.roles = load_roles()
@@ -108,8 +113,16 @@ class Runner:
 
     async def start(self, goal: str, *, plan: Plan | None = None, workspace: Path | None = None,
                     in_place: bool = False, policy: RunPolicy | None = None) -> RunResult:
+        # Where the goal enters: secrets and PII become stable placeholders before anything stores, logs,
+        # traces or sends it to a model.
+        goal = redact(goal)
+        plan = redact_plan(plan) if plan is not None else None
         record = self.store.create(plan.goal if plan and not goal else goal, source_workspace=workspace,
                                    in_place=in_place, policy=policy)
+        with self.telemetry.run(run_id=record.run_id, run_dir=self.store.dir(record.run_id)):
+            return await self._start(record, plan)
+
+    async def _start(self, record: RunRecord, plan: Plan | None) -> RunResult:
         self.audit_log(record.run_id).append("run_started", goal=record.goal, policy=record.policy.model_dump())
         events = self._events(record)
         events.emit("run_started", goal=record.goal, workspace=record.workspace)
@@ -117,7 +130,10 @@ class Runner:
         tokens = 0
         if plan is None:
             events.emit("planning", endpoint=self.provider.registry.default)
-            outcome = await make_plan(record.goal, self.provider, attempts=self.settings.planner_attempts)
+            with span("naestro.plan", attributes={"naestro.planner.attempts": self.settings.planner_attempts}) as sp:
+                outcome = await make_plan(record.goal, self.provider, attempts=self.settings.planner_attempts)
+                sp.set_attributes({"naestro.plan.source": outcome.source, "naestro.plan.tasks": len(outcome.plan.tasks),
+                                   "naestro.tokens": outcome.tokens})
             plan, record.plan_source, tokens = outcome.plan, outcome.source, outcome.tokens
             rejected = [[str(p) for p in a] for a in outcome.attempts]
         else:
@@ -145,7 +161,8 @@ class Runner:
         self.store.save(record)
         events = self._events(record)
         events.emit("run_resumed", thread=record.threads[-1], answers=len(answers or {}))
-        return await self._drive(record, events, answers=answers)
+        with self.telemetry.run(run_id=run_id, run_dir=self.store.dir(run_id), resumed=True):
+            return await self._drive(record, events, answers=answers)
 
     async def pending(self, run_id: str) -> list[PendingConsent]:
         """Consent requests a waiting run is blocked on (read from its checkpoint)."""
@@ -166,6 +183,7 @@ class Runner:
         run_dir = self.store.dir(record.run_id)
         audit = self.audit_log(record.run_id)
         journal = Journal(run_dir / "journal.jsonl")
+        snapshots = SnapshotStore(run_dir / "snapshots")
         pending: list[PendingConsent] = []
         try:
             async with open_saver(self.settings.checkpoint_url, self.settings.checkpoint_db) as saver, \
@@ -175,8 +193,12 @@ class Runner:
                     phase = len(record.threads) - 1
                     plan = self.plan_of(record, phase)
                     graph = compile_plan(plan, checkpointer=saver)
+                    # A rolled-back or forked run continues from its own head checkpoint, not the thread's latest.
+                    configurable: dict[str, object] = {"thread_id": record.threads[-1]}
+                    if record.head:
+                        configurable["checkpoint_id"] = record.head
                     config: RunnableConfig = {
-                        "configurable": {"thread_id": record.threads[-1]},
+                        "configurable": configurable,
                         "max_concurrency": self.settings.max_concurrency,
                         "recursion_limit": 20 + 4 * sum(t.max_attempts for t in plan.tasks)}
                     snapshot = await graph.aget_state(config)
@@ -186,7 +208,10 @@ class Runner:
                     ctx = RunContext(run_id=record.run_id, plan=plan, run_dir=run_dir,
                                      workspace=Path(record.workspace), provider=self.provider, bus=bus,
                                      events=events, roles=self.roles, gate=gate, journal=journal,
-                                     thread=record.threads[-1],
+                                     thread=record.threads[-1] + (f"@{record.epoch}" if record.epoch else ""),
+                                     snapshots=snapshots,
+                                     replay_thread=None if record.replay_epoch is None else record.threads[-1]
+                                     + (f"@{record.replay_epoch}" if record.replay_epoch else ""),
                                      run_budget=RunBudget(ceiling=plan.budget, tokens=done_tokens),
                                      router=self.router)
                     stream_input: RunState | Command[None] | None = None  # None: continue from the checkpoint
@@ -196,9 +221,20 @@ class Runner:
                         stream_input = Command(resume={i: a.model_dump(mode="json") for i, a in answers.items()})
                         answers = None
                     if snapshot.created_at is None or snapshot.next:
-                        async for _ in graph.astream(stream_input, config, context=ctx, stream_mode="updates"):
-                            pass
+                        with span(f"naestro.phase {phase}", attributes={
+                                "naestro.phase": phase, "gen_ai.conversation.id": record.threads[-1],
+                                "naestro.plan.tasks": len(plan.tasks)}):
+                            async for mode, chunk in graph.astream(stream_input, config, context=ctx,
+                                                                   stream_mode=["updates", "checkpoints"]):
+                                if mode == "checkpoints" and record.head is not None and isinstance(chunk, dict):
+                                    record.head = str(chunk["config"]["configurable"]["checkpoint_id"])
+                                    configurable["checkpoint_id"] = record.head
                     final = await graph.aget_state(config)
+                    # The workspace as it is at the last checkpoint of this phase (a rollback target too).
+                    last = final.config["configurable"].get("checkpoint_id")
+                    if last and not snapshots.bound(str(last)):
+                        snapshots.bind(str(last), snapshots.take(Path(record.workspace)))
+                    self.store.save(record)
                     tasks: dict[str, TaskRecord] = final.values.get("tasks", {})
                     pending = [PendingConsent(id=i.id, request=i.value) for i in final.interrupts]
                     if pending:
@@ -247,7 +283,9 @@ class Runner:
                    f"Unfinished, with the reason it failed: {json.dumps(failed)[:2000]}\n"
                    "Plan only the remaining work, with a different approach where it failed.")
         events.emit("replanning", phase=phase, unfinished=list(failed))
-        outcome = await make_plan(plan.goal, self.provider, attempts=self.settings.planner_attempts, context=context)
+        with span("naestro.replan", attributes={"naestro.phase": phase}):
+            outcome = await make_plan(plan.goal, self.provider, attempts=self.settings.planner_attempts,
+                                      context=context)
         name = f"plan.replan{phase}.json"
         self._write_plan(record, outcome.plan, name)
         if (run_dir / "report.md").exists():

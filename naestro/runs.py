@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from naestro.errors import UnknownRun, UsageError
 from naestro.policies.decision import ApprovedScope, RunPolicy
 
-RunStatus = Literal["planning", "running", "waiting", "paused", "passed", "failed", "error"]
+RunStatus = Literal["planning", "running", "waiting", "paused", "rolled_back", "passed", "failed", "error"]
 
 
 class RunRecord(BaseModel):
@@ -35,6 +35,11 @@ class RunRecord(BaseModel):
     error: str = ""
     policy: RunPolicy = RunPolicy()
     remembered: list[ApprovedScope] = []  # consents a human approved "for the rest of the run"
+    # Set by rollback / fork / replay: the checkpoint this run continues from (None: the thread's latest),
+    # and a counter that keys the effect journal anew, so restored steps are really re-executed.
+    head: str | None = None
+    epoch: int = 0
+    replay_epoch: int | None = None  # offline replay: model replies come from this epoch's journal entries
 
     def alive(self) -> bool:
         try:

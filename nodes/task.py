@@ -57,6 +57,7 @@ async def _direct(task: Task, ctx: RunContext, ex: Execution) -> tuple[dict[str,
 
 def execute_node(task: Task) -> Node:
     async def execute(state: RunState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        runtime.context.snapshot_step()  # before anything can change the workspace (see RunContext)
         with span(f"naestro.task {task.id}", attributes={"naestro.task.id": task.id, "naestro.role": task.role.value,
                                                           "naestro.direct": task.is_direct}) as sp:
             update = await _execute(state, runtime.context)
@@ -120,6 +121,7 @@ def _feedback(checks: list[CheckResult]) -> str:
 def check_node(task: Task) -> Node:
     async def check(state: RunState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx = runtime.context
+        ctx.snapshot_step()  # acceptance commands run in the workspace too
         record = state["tasks"][task.id].copy()
         if record["status"] == "ran":
             with span(f"naestro.check {task.id}", attributes={"naestro.task.id": task.id}) as sp:

@@ -1,0 +1,106 @@
+"""``naestro runs history | rollback | replay | fork``: time travel over checkpoints and workspace snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from naestro.endpoints import load_registry
+from naestro.errors import NaestroError, UsageError
+from naestro.llm import EndpointProvider
+from naestro.runner import Runner
+from naestro.settings import Settings
+from naestro.timetravel import TimeTravel
+
+__all__ = ["fork", "history", "replay", "rollback"]
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _travel() -> TimeTravel:
+    settings = Settings()
+    return TimeTravel(Runner(settings, EndpointProvider(load_registry(settings.models_file), settings)))
+
+
+def _fail(exc: NaestroError) -> typer.Exit:
+    err.print(f"error: {exc}", markup=False, highlight=False)
+    return typer.Exit(2 if isinstance(exc, UsageError) else 3)
+
+
+def history(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every checkpoint of a run: step, node, time, tokens, cost, workspace snapshot (oldest first)."""
+    try:
+        entries = asyncio.run(_travel().history(run_id))
+    except NaestroError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        print(json.dumps([e.as_json() for e in entries], indent=2))
+        return
+    table = Table("", "checkpoint", "phase", "step", "node", "next", "tokens", "cost $", "snapshot", "created")
+    for e in entries:
+        table.add_row("▶" if e.head else "", e.checkpoint_id, str(e.phase), str(e.step), e.node, ",".join(e.next),
+                      str(e.tokens), f"{e.cost_usd:.4f}", e.snapshot or "", e.created[11:19])
+    out.print(table)
+
+
+Ref = Annotated[str, typer.Option("--to", help="checkpoint id (or unique prefix/suffix) or step number")]
+Force = Annotated[bool, typer.Option("--force", help="discard workspace changes made outside Naestro")]
+
+
+def rollback(run_id: str, to: Ref, force: Force = False) -> None:
+    """Restore state AND workspace files to a checkpoint; `naestro resume RUN` continues from there."""
+    try:
+        target = asyncio.run(_travel().rollback(run_id, to, force=force))
+    except NaestroError as exc:
+        raise _fail(exc) from exc
+    out.print(f"run {run_id}: rolled back to step {target.step} ({target.checkpoint_id}), workspace = snapshot "
+              f"{target.snapshot}; continue with `naestro resume {run_id}` (undo: rollback to the previous head, "
+              "see `naestro runs history`)")
+
+
+def replay(run_id: str, from_: Annotated[str, typer.Option("--from", help="checkpoint id or step")],
+           offline: Annotated[bool, typer.Option(help="reuse recorded model replies where the run is unchanged")]
+           = False, force: Force = False, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Re-execute a run from a checkpoint (state and files restored first)."""
+    travel = _travel()
+    try:
+        record = travel.store.load(run_id)
+        previous_epoch = record.epoch
+        asyncio.run(travel.rollback(run_id, from_, force=force, action="replay"))
+        if offline:
+            record = travel.store.load(run_id)
+            record.replay_epoch = previous_epoch
+            travel.store.save(record)
+    except NaestroError as exc:
+        raise _fail(exc) from exc
+    from naestro.cli import resume  # the same driver as `naestro resume` (prompts, live view, exit codes)
+
+    resume(run_id, as_json=as_json)
+
+
+def fork(run_id: str, at: Annotated[str, typer.Option("--at", help="checkpoint id or step")],
+         edit: Annotated[Path | None, typer.Option("--edit", help="JSON object merged into the state")] = None,
+         as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """A new run from a checkpoint of this one (its own workspace copy); the original keeps its history."""
+    try:
+        changes: dict[str, Any] | None = json.loads(edit.read_text()) if edit else None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise _fail(UsageError(f"--edit {edit}: {exc}")) from exc
+    if changes is not None and not isinstance(changes, dict):
+        raise _fail(UsageError(f"--edit {edit}: must be a JSON object of state keys"))
+    try:
+        new = asyncio.run(_travel().fork(run_id, at, edit=changes))
+    except NaestroError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        print(json.dumps({"run_id": new.run_id, "forked_from": run_id, "head": new.head,
+                          "workspace": new.workspace}))
+    else:
+        out.print(f"forked {run_id} at {at} → run [bold]{new.run_id}[/bold]; run it with `naestro resume {new.run_id}`")
