@@ -167,16 +167,20 @@ def replay(items: dict[str, str], outcomes: Sequence[Outcome], *, test_share: fl
 
     cuts = _terciles([tokens[i] for i in train])
     scale = mean_cost[large]
-    bandits = []
-    for s in range(seeds):
-        bandit = ThompsonBandit(MemoryBanditStore(), latency_weight=latency_weight / scale, rng=random.Random(s))
-        for i in train:
-            _bandit_step(bandit, _bucket(tokens[i], cuts), table[i], cost, small, large)
-        picks: dict[str, str] = {}
-        for i in test:  # keeps learning while it is scored, as it would in production
-            picks[i] = _bandit_step(bandit, _bucket(tokens[i], cuts), table[i], cost, small, large)
-        bandits.append(score("bandit", picks.__getitem__))
-    rows.append(_mean("bandit", bandits))
+    kinds: dict[str, Callable[[str], str]] = {"bandit": lambda i: _bucket(tokens[i], cuts),
+                                              "bandit-role": lambda i: "coder"}
+    for name, kind_of in kinds.items():
+        runs = []
+        for s in range(seeds):
+            bandit = ThompsonBandit(MemoryBanditStore(), latency_weight=latency_weight / scale,
+                                    rng=random.Random(s))
+            for i in train:
+                _bandit_step(bandit, kind_of(i), table[i], cost, small, large)
+            picks: dict[str, str] = {}
+            for i in test:  # keeps learning while it is scored, as it would in production
+                picks[i] = _bandit_step(bandit, kind_of(i), table[i], cost, small, large)
+            runs.append(score(name, picks.__getitem__))
+        rows.append(_mean(name, runs))
 
     def oracle(i: str) -> str:
         return small if table[i][small].passed or not table[i][large].passed else large

@@ -41,7 +41,7 @@ def test_anchor_rows_and_oracle_are_exact(tmp_path: Path) -> None:
     assert oracle.large_share == pytest.approx(large.quality - small.quality)
     assert oracle.cost == pytest.approx(1 + 2 * oracle.large_share)
     assert {r.name for r in result.rows} == {"always-small", "always-large", "random", "rules", "length-rule",
-                                             "bandit", "oracle"}
+                                             "bandit", "bandit-role", "oracle"}
     assert result.row("rules").large_share == 1.0  # the rule router sends everything to the default (large)
 
 
