@@ -198,7 +198,11 @@ class Telemetry:
         if exporter is None and s.exports:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            exporter = OTLPSpanExporter()  # endpoint, headers and timeout from OTEL_EXPORTER_OTLP_*
+            # The endpoint as the settings say (the signal path appended to a base endpoint, as the spec asks);
+            # headers, timeout and compression still come from OTEL_EXPORTER_OTLP_*.
+            endpoint = s.otel_exporter_otlp_traces_endpoint or f"{s.otel_exporter_otlp_endpoint!s}".rstrip("/") \
+                + "/v1/traces"
+            exporter = OTLPSpanExporter(endpoint=endpoint)
         if exporter is not None:
             self._export = BatchSpanProcessor(_RedactingExporter(exporter))
             self.provider.add_span_processor(self._export)
