@@ -9,7 +9,9 @@ unreachable → disallowed). Responses are streamed and cut at ``max_bytes``; th
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
+import socket
 import urllib.robotparser
 from typing import Annotated, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -97,6 +99,26 @@ class _Fetcher:
             raise ToolError(f"{parts.hostname} is not in this server's domain allowlist ({allowed}); ask the "
                             f"operator to start the web server with --allow-domain {parts.hostname}")
 
+    async def check_addresses(self, url: str) -> None:
+        """An allowed *name* must not lead to a private, loopback or link-local address (DNS rebinding, SSRF)
+        unless that address itself is allowlisted."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        try:
+            ipaddress.ip_address(host)
+            return  # an IP literal was allowlisted as such
+        except ValueError:
+            pass
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise ToolError(f"cannot resolve {host}: {exc}") from exc
+        for info in infos:
+            addr = ipaddress.ip_address(info[4][0])
+            if not addr.is_global and not host_allowed(str(addr), self.allow):
+                raise ToolError(f"{host} resolves to the non-public address {addr}; refusing (allowlist the "
+                                f"address itself with --allow-domain {addr} if this is intended)")
+
     async def check_robots(self, client: httpx.AsyncClient, url: str) -> None:
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
@@ -125,6 +147,7 @@ class _Fetcher:
             async with asyncio.timeout(timeout_s), httpx.AsyncClient(
                     follow_redirects=False, timeout=timeout_s, headers={"User-Agent": USER_AGENT}) as client:
                 while True:
+                    await self.check_addresses(current)
                     await self.check_robots(client, current)
                     async with client.stream("GET", current) as resp:
                         if resp.is_redirect:

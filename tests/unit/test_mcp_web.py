@@ -103,6 +103,16 @@ async def test_fetch_rules(site: str, tmp_path: Path) -> None:
         assert not slow.ok and "longer than 0.5s" in slow.text
 
 
+async def test_names_resolving_to_private_addresses_are_refused(site: str, tmp_path: Path) -> None:
+    by_name = site.replace("127.0.0.1", "localhost")
+    async with McpToolBus(builtin_servers(tmp_path, names=["web"], allow_domains=["localhost"])) as bus:
+        res = await bus.call("web.fetch", {"url": f"{by_name}/page"})
+        assert not res.ok and "resolves to the non-public address" in res.text
+    both = ["localhost", "127.0.0.1", "::1"]  # localhost may also resolve to ::1
+    async with McpToolBus(builtin_servers(tmp_path, names=["web"], allow_domains=both)) as bus:
+        assert (await bus.call("web.fetch", {"url": f"{by_name}/page"})).ok
+
+
 async def test_search_tool_only_with_a_backend(site: str, tmp_path: Path) -> None:
     async with McpToolBus(builtin_servers(tmp_path, names=["web"], allow_domains=["127.0.0.1"])) as bus:
         assert "web.search" not in {s.name for s in bus.specs()}
