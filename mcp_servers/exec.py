@@ -7,6 +7,8 @@ output limits. Without bubblewrap the tool refuses to run: there is no unsandbox
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Annotated
 
 from mcp.server.fastmcp import FastMCP
@@ -38,7 +40,9 @@ def build(options: ServerOptions) -> FastMCP:
         if not (command.strip() if isinstance(command, str) else command and command[0]):
             raise ToolError("command is empty; give an argv list or a shell string")
         try:
-            limits = Limits(wall_s=timeout_s, **({"cpu_s": cpu_s} if cpu_s is not None else {}),
+            # Default CPU budget: every core busy for the whole wall time, so only an explicit cpu_s bites.
+            cpu = cpu_s if cpu_s is not None else min(600, math.ceil(timeout_s) * (os.cpu_count() or 1))
+            limits = Limits(wall_s=timeout_s, cpu_s=cpu,
                             **({"memory_mb": memory_mb} if memory_mb is not None else {}))
         except ValidationError as exc:
             problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
