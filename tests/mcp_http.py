@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -20,12 +21,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def http_server(name: str, options: ServerOptions, *, log: Path | None = None) -> Iterator[str]:
+def http_server(name: str, options: ServerOptions, *, log: Path | None = None,
+                env: dict[str, str] | None = None) -> Iterator[str]:
     """Yields the server's URL (http://127.0.0.1:PORT/mcp) once it accepts connections."""
     port = free_port()
     out = log.open("wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, "-m", f"naestro.mcp_servers.{name}", *options.argv(), "--http",
-                             str(port)], stdout=out, stderr=out)
+                             str(port)], stdout=out, stderr=out, env={**os.environ, **(env or {})})
     try:
         deadline = time.monotonic() + 30
         while True:

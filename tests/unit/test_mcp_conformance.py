@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from naestro.mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions
+from naestro.mcp_servers.workspace import BUILTIN_SERVERS, IDE_SERVERS, ServerOptions
 from tests.mcp_http import http_server
 
 CLIENTS = Path(__file__).resolve().parents[1] / "mcp"
@@ -119,9 +119,10 @@ def test_inspector_over_streamable_http(workspace: Path) -> None:
     assert {"read", "write", "list", "search", "patch"} <= {t["name"] for t in json.loads(res.stdout)["tools"]}
 
 
-@pytest.mark.parametrize("name", BUILTIN_SERVERS)
+@pytest.mark.parametrize("name", BUILTIN_SERVERS + IDE_SERVERS)
 def test_conformance_suite_matches_baseline(name: str, workspace: Path, tmp_path: Path) -> None:
-    with http_server(name, options(workspace), log=tmp_path / "server.log") as url:
+    home = {"NAESTRO_HOME": str(tmp_path / "home")}  # the naestro server keeps its runs there
+    with http_server(name, options(workspace), log=tmp_path / "server.log", env=home) as url:
         res = subprocess.run([*node(), str(BIN / "conformance"), "server", "--url", url,
                               "--expected-failures", str(BASELINE), "-o", str(tmp_path / "results")],
                              capture_output=True, text=True, timeout=600)
