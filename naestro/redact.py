@@ -41,11 +41,12 @@ _SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         r"[\"']?(?P<value>[^\s\"',;]{6,})")),
 ]
 _PII_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")),
+    ("email", re.compile(r"\b[A-Za-z0-9._%+-]++@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")),  # ++: no backtracking
     ("card", re.compile(r"\b(?:\d[ -]?){12,18}\d\b")),
     ("ssn", re.compile(r"\b\d{3}-\d{2}-\d{4}\b")),
     ("phone", re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")),
 ]
+
 _ENV_NAME = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)")
 
 
@@ -124,6 +125,19 @@ def labels(value: Any) -> set[str]:
 
 
 def redact(text: str) -> str:
+    # Short strings repeat (names, models, paths, statuses): remembered per set of env secrets, since spans
+    # and events redact every value they carry.
+    if len(text) <= 256:
+        return _redact_short(text, _env_secrets())
+    return _redact(text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _redact_short(text: str, env: tuple[str, ...]) -> str:
+    return _redact(text)
+
+
+def _redact(text: str) -> str:
     out, last = [], 0
     for f in find(text):
         digest = hashlib.sha256(text[f.start:f.end].encode()).hexdigest()[:8]
@@ -132,14 +146,14 @@ def redact(text: str) -> str:
     return "".join(out) + text[last:]
 
 
-def redact_value(value: Any) -> Any:
-    """``redact`` applied to every string inside a JSON-like value (dict keys included)."""
+def redact_value(value: Any, *, keys: bool = True) -> Any:
+    """``redact`` applied to every string inside a JSON-like value (dict keys too, unless ``keys=False``)."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {redact(str(k)): redact_value(v) for k, v in value.items()}
+        return {(redact(str(k)) if keys else k): redact_value(v, keys=keys) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [redact_value(v) for v in value]
+        return [redact_value(v, keys=keys) for v in value]
     return value
 
 

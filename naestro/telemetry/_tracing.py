@@ -39,6 +39,7 @@ __all__ = ["SPANS_FILE", "SpanRecord", "Telemetry", "TelemetrySettings", "read_s
 
 SPANS_FILE = "spans.jsonl"
 _CONTEXT_FILE = "trace.json"
+# Attribute keys are names from code, never data: only values are redacted.
 # Exceptions that are control flow, not failure: a consent interrupt suspends the node, it does not fail it.
 _CONTROL_FLOW = {"GraphInterrupt", "NodeInterrupt", "ParentCommand", "GraphBubbleUp", "CancelledError"}
 
@@ -87,9 +88,9 @@ def _record(s: ReadableSpan) -> SpanRecord:
         "parent_id": f"{s.parent.span_id:016x}" if s.parent is not None else None,
         "name": s.name, "kind": s.kind.name, "start_ns": s.start_time or 0, "end_ns": s.end_time or 0,
         "status": s.status.status_code.name, "status_message": s.status.description or "",
-        "attributes": redact_value(dict(s.attributes or {})),
-        "events": [{"name": e.name, "ts_ns": e.timestamp, "attributes": redact_value(dict(e.attributes or {}))}
-                   for e in s.events],
+        "attributes": redact_value(dict(s.attributes or {}), keys=False),
+        "events": [{"name": e.name, "ts_ns": e.timestamp,
+                    "attributes": redact_value(dict(e.attributes or {}), keys=False)} for e in s.events],
     }
 
 
@@ -97,8 +98,8 @@ def _redacted(s: ReadableSpan) -> ReadableSpan:
     """A copy of a finished span with every string redacted, for exporters that leave this process."""
     return ReadableSpan(
         name=redact(s.name), context=s.context, parent=s.parent, resource=s.resource,
-        attributes=redact_value(dict(s.attributes or {})),
-        events=[SpanEvent(e.name, redact_value(dict(e.attributes or {})), e.timestamp) for e in s.events],
+        attributes=redact_value(dict(s.attributes or {}), keys=False),
+        events=[SpanEvent(e.name, redact_value(dict(e.attributes or {}), keys=False), e.timestamp) for e in s.events],
         links=s.links, kind=s.kind, status=Status(s.status.status_code, redact(s.status.description or "") or None),
         start_time=s.start_time, end_time=s.end_time, instrumentation_scope=s.instrumentation_scope)
 
@@ -231,6 +232,7 @@ class Telemetry:
             attributes=_clean({"gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": "naestro",
                                "naestro.run.id": run_id, "naestro.resumed": resumed, **(attributes or {})}))
         sc = root.get_span_context()
+        run_dir.mkdir(parents=True, exist_ok=True)
         self._files.route(sc.trace_id, run_dir / SPANS_FILE)
         if not saved.exists():
             saved.write_text(json.dumps({"trace_id": f"{sc.trace_id:032x}", "span_id": f"{sc.span_id:016x}"}))
