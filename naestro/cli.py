@@ -65,6 +65,7 @@ runs_app.command("history")(history_commands.history)
 runs_app.command("rollback")(history_commands.rollback)
 runs_app.command("replay")(history_commands.replay)
 runs_app.command("fork")(history_commands.fork)
+runs_app.command("prune")(history_commands.prune)
 
 EXIT_WAITING = 4  # a gate asked; answer with `naestro approve`
 

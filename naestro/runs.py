@@ -40,6 +40,7 @@ class RunRecord(BaseModel):
     head: str | None = None
     epoch: int = 0
     replay_epoch: int | None = None  # offline replay: model replies come from this epoch's journal entries
+    pruned: bool = False  # checkpoints, snapshots and journal dropped by `naestro runs prune`
 
     def alive(self) -> bool:
         try:

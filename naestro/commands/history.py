@@ -18,7 +18,7 @@ from naestro.runner import Runner
 from naestro.settings import Settings
 from naestro.timetravel import TimeTravel
 
-__all__ = ["fork", "history", "replay", "rollback"]
+__all__ = ["fork", "history", "prune", "replay", "rollback"]
 
 out = Console()
 err = Console(stderr=True)
@@ -104,3 +104,19 @@ def fork(run_id: str, at: Annotated[str, typer.Option("--at", help="checkpoint i
                           "workspace": new.workspace}))
     else:
         out.print(f"forked {run_id} at {at} → run [bold]{new.run_id}[/bold]; run it with `naestro resume {new.run_id}`")
+
+
+def prune(keep: Annotated[int, typer.Option(help="always keep the newest N runs")] = 20,
+          older_than_days: Annotated[float, typer.Option("--older-than-days", help="only runs idle this long")] = 7,
+          dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be pruned")] = False,
+          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Drop checkpoints, snapshots and journals of old finished runs (reports, events, audit logs stay)."""
+    from naestro.prune import prune_runs
+
+    report = asyncio.run(prune_runs(Settings(), keep=keep, older_than_days=older_than_days, dry_run=dry_run))
+    if as_json:
+        print(json.dumps({"pruned": report.pruned, "kept": len(report.kept), "bytes_freed": report.bytes_freed,
+                          "dry_run": dry_run}))
+    else:
+        verb = "would prune" if dry_run else "pruned"
+        out.print(f"{verb} {len(report.pruned)} run(s), kept {len(report.kept)}, freed {report.bytes_freed} bytes")

@@ -85,7 +85,7 @@ async def test_rollback_refuses_to_overwrite_outside_changes(settings: Settings)
     (ws / "notes.txt").write_text("mine, written by hand")
     travel = TimeTravel(runner)
     target = before_b(await travel.history(done.record.run_id))
-    with pytest.raises(WorkspaceChanged, match="notes.txt"):
+    with pytest.raises(WorkspaceChanged, match=r"notes\.txt"):
         await travel.rollback(done.record.run_id, target.checkpoint_id)
     assert (ws / "b.txt").exists()  # nothing was touched
     await travel.rollback(done.record.run_id, target.checkpoint_id, force=True)
@@ -105,7 +105,7 @@ async def test_fork_is_a_new_run_and_history_keeps_both(settings: Settings) -> N
     source = await travel.history(done.record.run_id)
     forked = await travel.history(fork.run_id)
     # one thread, two branches: the source still ends at its own head, the fork at its own
-    assert [e for e in source if e.head][0].checkpoint_id != [e for e in forked if e.head][0].checkpoint_id
+    assert next(e for e in source if e.head).checkpoint_id != next(e for e in forked if e.head).checkpoint_id
     again = await runner.resume(done.record.run_id)
     assert again.passed  # the source was pinned to its own head; the fork's checkpoints did not leak into it
 
@@ -127,3 +127,18 @@ async def test_offline_replay_uses_recorded_model_replies(settings: Settings) ->
     assert replayed.passed
     events = read_events(replayed.report_path.parent / "events.jsonl")
     assert [e["tool"] for e in events if e["event"] == "tool_call"].count("fs.write") == 6  # 3 + 3 re-executed
+
+
+async def test_prune_drops_time_travel_data_of_old_finished_runs(settings: Settings) -> None:
+    from naestro.prune import prune_runs
+
+    runner = Runner(settings, ScriptedProvider(script))
+    old, new = [await runner.start("g", plan=PLAN) for _ in range(2)]
+    dry = await prune_runs(settings, keep=1, older_than_days=0, dry_run=True)
+    assert dry.pruned == [old.record.run_id] and (runner.store.dir(old.record.run_id) / "snapshots").exists()
+    report = await prune_runs(settings, keep=1, older_than_days=0)
+    assert report.pruned == [old.record.run_id] and report.bytes_freed > 0
+    assert not (runner.store.dir(old.record.run_id) / "snapshots").exists()
+    assert (runner.store.dir(old.record.run_id) / "report.md").exists()  # what people read stays
+    assert await TimeTravel(runner).history(old.record.run_id) == []
+    assert len(await TimeTravel(runner).history(new.record.run_id)) > 5  # the newest run keeps everything
