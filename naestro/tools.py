@@ -12,11 +12,13 @@ they may do, never the annotation. ::
     servers:                       # external MCP servers
       weather: {command: python3, args: [weather_server.py], env: {UNITS: metric}}
       search: {url: "http://127.0.0.1:8080/mcp", headers: {Authorization: "Bearer ..."}}
+      shop: {openapi: shop.openapi.yaml, base_url: "https://shop.example.com/api"}   # HTTP API → shop.<operationId>
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
@@ -36,7 +38,8 @@ _SERVER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
 class ExternalServer(BaseModel):
-    """An MCP server someone else wrote: a stdio command, or a streamable-HTTP URL."""
+    """A server someone else wrote: an MCP stdio command, an MCP streamable-HTTP URL, or an HTTP API described
+    by an OpenAPI 3 document (served through Naestro's ``openapi`` adapter, itself an MCP server)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     command: str | None = None
@@ -45,18 +48,31 @@ class ExternalServer(BaseModel):
     cwd: str | None = None
     url: str | None = None
     headers: dict[str, str] | None = None
+    openapi: str | None = Field(default=None, description="OpenAPI 3 document (file); needs base_url")
+    base_url: str | None = None
 
     @model_validator(mode="after")
     def _one_transport(self) -> ExternalServer:
-        if (self.command is None) == (self.url is None):
-            raise ValueError("give either `command` (stdio) or `url` (streamable HTTP), not both or neither")
-        if self.url is not None and (self.args or self.env or self.cwd):
+        if sum(x is not None for x in (self.command, self.url, self.openapi)) != 1:
+            raise ValueError("give exactly one of `command` (stdio MCP), `url` (streamable-HTTP MCP) or `openapi` "
+                             "(an OpenAPI document, with `base_url`)")
+        if self.command is None and (self.args or self.env or self.cwd):
             raise ValueError("`args`, `env` and `cwd` apply to stdio servers only")
+        if (self.openapi is None) != (self.base_url is None):
+            raise ValueError("`openapi` and `base_url` go together")
         return self
+
+    @property
+    def adapter(self) -> Literal["mcp", "openapi"]:
+        return "openapi" if self.openapi is not None else "mcp"
 
     def connection(self) -> Connection:
         if self.url is not None:
             return {"transport": "streamable_http", "url": self.url, "headers": self.headers}
+        if self.openapi is not None:
+            assert self.base_url is not None
+            return {"transport": "stdio", "command": sys.executable,
+                    "args": ["-m", "naestro.mcp_servers.openapi", "--spec", self.openapi, "--base-url", self.base_url]}
         assert self.command is not None
         return {"transport": "stdio", "command": self.command, "args": list(self.args), "env": self.env,
                 "cwd": self.cwd}
@@ -121,13 +137,13 @@ class ToolEntry(BaseModel):
     output_schema: dict[str, JsonValue] | None
     annotations: ToolAnnotations
     trusted: bool = Field(description="False: description and annotations come from an external server")
-    adapter: Literal["mcp"] = "mcp"
+    adapter: Literal["mcp", "openapi"] = Field(default="mcp", description="mcp, or openapi (an HTTP API)")
     transport: Literal["stdio", "streamable_http", "sse", "websocket"]
     scopes: tuple[str, ...] = Field(description="roles (nodes/roles.yaml) allowed to call it")
 
     @classmethod
-    def from_spec(cls, spec: ToolSpec, *, transport: str, scopes: Sequence[str]) -> ToolEntry:
-        return cls.model_validate({
+    def from_spec(cls, spec: ToolSpec, *, transport: str, scopes: Sequence[str], adapter: str = "mcp") -> ToolEntry:
+        return cls.model_validate({"adapter": adapter,
             "name": spec.name, "server": spec.server, "version": spec.version, "description": spec.description,
             "input_schema": spec.input_schema, "output_schema": spec.output_schema,
             "annotations": spec.annotations, "trusted": spec.trusted, "transport": transport,
@@ -162,6 +178,8 @@ async def build_registry(workspace: Path, config: ToolsConfig, *, roles: Mapping
     scopes = role_scopes(roles)
     async with McpToolBus(servers, untrusted=untrusted) as bus:
         specs = bus.specs()
+    adapters = {name: ext.adapter for name, ext in config.servers.items()}
     return Registry(tools=tuple(ToolEntry.from_spec(s, transport=servers[s.server]["transport"],
-                                                    scopes=sorted(scopes.get(s.name, ()))) for s in specs))
+                                                    scopes=sorted(scopes.get(s.name, ())),
+                                                    adapter=adapters.get(s.server, "mcp")) for s in specs))
 

@@ -80,7 +80,7 @@ def test_config_errors_are_actionable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="taken by a builtin server"):
         load_tools_config(clash)
     both = write_config(tmp_path / "b.yaml", {"servers": {"x": {"command": "x", "url": "http://h/mcp"}}})
-    with pytest.raises(ConfigError, match="either `command`"):
+    with pytest.raises(ConfigError, match="exactly one of `command`"):
         load_tools_config(both)
     bad_name = write_config(tmp_path / "c.yaml", {"servers": {"my.server": {"command": "x"}}})
     with pytest.raises(ConfigError, match="must match"):
