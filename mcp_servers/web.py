@@ -78,9 +78,12 @@ class SearxngSearch:
 
 
 def host_allowed(host: str, allow: tuple[str, ...]) -> bool:
-    """Exact host or a subdomain of an allowed entry (``example.com`` allows ``docs.example.com``)."""
+    """The policy's domain patterns: ``example.com`` is that host only, ``*.example.com`` any subdomain of it."""
     host = host.lower().rstrip(".")
-    return any(host == d or host.endswith("." + d) for d in (a.lower().rstrip(".") for a in allow))
+    for pattern in (a.lower().rstrip(".") for a in allow):
+        if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
+            return True
+    return False
 
 
 class _Fetcher:

@@ -33,7 +33,7 @@ class ServerOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     workspace: Path
-    allow_domains: tuple[str, ...] = Field(default=(), description="web: hosts fetch may reach (suffix match)")
+    allow_domains: tuple[str, ...] = Field(default=(), description="web: hosts fetch may reach; *.x for subdomains")
     database: str | None = Field(default=None, description="db: SQLite path in the workspace, or postgresql:// DSN")
     search_url: str | None = Field(default=None, description="web: a SearXNG instance for web.search")
 
@@ -102,7 +102,8 @@ def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--workspace", type=Path, default=Path.cwd())
     p.add_argument("--http", type=int, default=None, metavar="PORT", help="serve streamable HTTP instead of stdio")
-    p.add_argument("--allow-domain", action="append", default=[], help="web: a host fetch may reach")
+    p.add_argument("--allow-domain", action="append", default=[],
+                   help="web: a host fetch may reach (*.example.com: its subdomains)")
     p.add_argument("--database", default=None, help="db: SQLite file (relative to the workspace) or postgresql:// DSN")
     p.add_argument("--search-url", default=None, help="web: base URL of a SearXNG instance for web.search")
     return p

@@ -19,16 +19,19 @@ def serve(name: Annotated[str, typer.Argument(help=f"server: {', '.join(SERVERS)
           workspace: Annotated[Path, typer.Option(help="the folder the server is confined to")] = Path("."),
           http: Annotated[int | None, typer.Option(metavar="PORT", help="serve streamable HTTP at "
                                                    "http://127.0.0.1:PORT/mcp instead of stdio")] = None,
-          allow_domain: Annotated[list[str] | None, typer.Option(help="web: a host fetch may reach "
-                                                                  "(repeat for more)")] = None,
+          allow_domain: Annotated[list[str] | None, typer.Option(help="web: a host fetch may reach, or "
+                                                                  "*.example.com for its subdomains (repeat)")] = None,
           database: Annotated[str | None, typer.Option(help="db: SQLite file in the workspace or "
-                                                       "postgresql:// DSN")] = None) -> None:
+                                                       "postgresql:// DSN")] = None,
+          search_url: Annotated[str | None, typer.Option(help="web: a SearXNG instance for web.search")] = None,
+          ) -> None:
     """Run one server over stdio (the default, for IDE clients) or streamable HTTP."""
     if name not in SERVERS:
         typer.echo(f"error: unknown server {name!r}; choose one of: {', '.join(SERVERS)}", err=True)
         raise typer.Exit(2)
     workspace.mkdir(parents=True, exist_ok=True)
-    options = ServerOptions(workspace=workspace, allow_domains=tuple(allow_domain or ()), database=database)
+    options = ServerOptions(workspace=workspace, allow_domains=tuple(allow_domain or ()), database=database,
+                            search_url=search_url)
     serve_server(build_server(name, options), http_port=http)
 
 

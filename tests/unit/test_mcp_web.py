@@ -61,8 +61,12 @@ def site() -> Iterator[str]:
 
 
 def test_host_allowlist_matching() -> None:
-    allow = ("example.com", "127.0.0.1")
-    assert host_allowed("example.com", allow) and host_allowed("docs.Example.com.", allow)
+    # the policy's patterns (policies/rego/gate.rego domain_ok): exact host, or *. for subdomains
+    allow = ("example.com", "*.python.org", "127.0.0.1")
+    assert host_allowed("example.com", allow) and host_allowed("Example.COM.", allow)
+    assert not host_allowed("docs.example.com", allow)
+    assert host_allowed("docs.python.org", allow) and host_allowed("a.b.python.org", allow)
+    assert not host_allowed("python.org", allow) and not host_allowed("evilpython.org", allow)
     assert host_allowed("127.0.0.1", allow)
     assert not host_allowed("badexample.com", allow) and not host_allowed("example.com.evil.org", allow)
     assert not host_allowed("localhost", allow) and not host_allowed("anything", ())
