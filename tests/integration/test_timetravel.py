@@ -142,3 +142,27 @@ async def test_prune_drops_time_travel_data_of_old_finished_runs(settings: Setti
     assert (runner.store.dir(old.record.run_id) / "report.md").exists()  # what people read stays
     assert await TimeTravel(runner).history(old.record.run_id) == []
     assert len(await TimeTravel(runner).history(new.record.run_id)) > 5  # the newest run keeps everything
+
+
+def test_cli_history_json_and_bad_references(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import json
+
+    from typer.testing import CliRunner
+
+    from naestro.cli import app
+
+    done = asyncio.run(Runner(settings, ScriptedProvider(script)).start("g", plan=PLAN))
+    monkeypatch.setenv("NAESTRO_HOME", str(settings.home))
+    monkeypatch.setenv("NAESTRO_MODELS_DIR", str(settings.models_dir))
+    cli = CliRunner()
+    listed = cli.invoke(app, ["runs", "history", done.record.run_id, "--json"])
+    assert listed.exit_code == 0, listed.output
+    entries = json.loads(listed.stdout)
+    assert {"checkpoint_id", "step", "node", "snapshot"} <= set(entries[0]) and entries[-1]["head"]
+    assert cli.invoke(app, ["runs", "rollback", done.record.run_id, "--to", "no-such-checkpoint"]).exit_code == 2
+    assert cli.invoke(app, ["runs", "history", "no-such-run"]).exit_code == 2
+    target = next(e for e in entries if "task_b" in e["next"])
+    rolled = cli.invoke(app, ["runs", "rollback", done.record.run_id, "--to", target["checkpoint_id"]])
+    assert rolled.exit_code == 0, rolled.output
+    assert not (Path(done.record.workspace) / "b.txt").exists()
