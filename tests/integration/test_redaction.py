@@ -22,16 +22,25 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from naestro import redact as redact_module
 from naestro.plan import Plan
 from naestro.policies.decision import ApprovedScope, RunPolicy
+from naestro.redact import presidio_available
 from naestro.runner import Runner
 from naestro.settings import Settings
 from naestro.telemetry import OtlpSink, Telemetry, TelemetrySettings
 from tests.fakes import ScriptedProvider, all_text
 
 
+def iban() -> str:
+    """A fresh German IBAN with valid check digits (presidio validates them)."""
+    bban = "".join(secrets.choice("0123456789") for _ in range(18))
+    check = 98 - int(bban + "131400") % 97  # D=13, E=14, then "00"
+    return f"DE{check:02d}{bban}"
+
+
 def seeds() -> dict[str, str]:
     """Fresh values per test run, so a hit can only come from this run."""
     r = secrets.token_hex(12)
-    return {
+    extra = {"person": "Maria Gonzalez", "iban": iban()} if presidio_available() else {}
+    return {**extra,
         "openai_key": f"sk-proj-{secrets.token_urlsafe(24)}",
         "github_token": f"ghp_{secrets.token_hex(18)}",
         "aws_key": "AKIA" + secrets.token_hex(8).upper(),
@@ -52,12 +61,14 @@ async def test_seeded_secrets_reach_no_output(settings: Settings, monkeypatch: p
     redact_module._env_secrets.cache_clear()
     caplog.set_level(logging.DEBUG)
     goal = f"Deploy with key {s['openai_key']} and tell {s['email']} (card {s['card']})."
+    if presidio_available():  # people and places in prose, checksummed numbers in data (naestro[redact])
+        goal += f" Ask {s['person']} in Madrid first."
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (workspace / "notes.txt").write_text(
         f"github: {s['github_token']}\naws: {s['aws_key']}\npassword = {s['password']}\n{s['private_key']}\n")
     # the tool prints seeds that appear nowhere in its arguments (reversed in the command)
-    printed = f"{s['env_token']} {s['phone']}"
+    printed = f"{s['env_token']} {s['phone']} {s.get('iban', '')}"
     command = f"python3 -c \"print('{printed[::-1]}'[::-1])\""
     seen: list[str] = []
 
