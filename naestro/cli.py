@@ -8,7 +8,6 @@ tool transport, run paused), 4 the run waits for consent (``naestro approve``).
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ from naestro.commands import policy as policy_commands
 from naestro.commands import router as router_commands
 from naestro.commands import tools as tools_commands
 from naestro.commands import trace as trace_commands
-from naestro.commands.consent import describe, prompt_answers
+from naestro.commands.consent import current_user, describe, prompt_answers
 from naestro.endpoints import load_registry
 from naestro.errors import NaestroError, PlanInvalid, RunError, UsageError
 from naestro.events import Event, read_events
@@ -288,15 +287,8 @@ def approve(run_id: str,
     if edited is not None and (len(chosen) != 1 or not isinstance(edited, dict)):
         raise _fail(UsageError("--args needs exactly one consent id and a JSON object"))
     answers = {p.id: ConsentAnswer(approve=not deny, arguments=edited, remember=remember and not deny,
-                                   by=f"{_user()} (naestro approve)", purpose=purpose) for p in chosen}
+                                   by=f"{current_user()} (naestro approve)", purpose=purpose) for p in chosen}
     _execute(goal=record.goal, as_json=as_json, settings=settings, resume_id=run_id, answers=answers)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
 
 
 @runs_app.command("list")

@@ -16,10 +16,11 @@ from rich.prompt import Prompt
 from naestro.policies.gate import ConsentAnswer
 from naestro.runner import PendingConsent
 
-__all__ = ["describe", "prompt_answers"]
+__all__ = ["current_user", "describe", "prompt_answers"]
 
 
-def _user() -> str:
+def current_user() -> str:
+    """Who answers consent or flips a switch, as recorded in the audit log (the OS login name)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -57,8 +58,8 @@ def prompt_answers(pending: list[PendingConsent], console: Console) -> dict[str,
                 if isinstance(edited, dict):
                     break
                 console.print("[red]arguments must be a JSON object[/red]")
-            answers[p.id] = ConsentAnswer(approve=True, arguments=edited, by=_user(), purpose=purpose)
+            answers[p.id] = ConsentAnswer(approve=True, arguments=edited, by=current_user(), purpose=purpose)
         else:
-            answers[p.id] = ConsentAnswer(approve=choice in ("a", "A"), remember=choice == "A", by=_user(),
+            answers[p.id] = ConsentAnswer(approve=choice in ("a", "A"), remember=choice == "A", by=current_user(),
                                           purpose=purpose)
     return answers

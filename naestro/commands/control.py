@@ -7,7 +7,6 @@ control log for quarantines, which apply to every run).
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,6 +14,7 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 
+from naestro.commands.consent import current_user
 from naestro.errors import AuditError, UsageError
 from naestro.policies.audit import AuditLog, load_public_key, load_signing_key, verify_log
 from naestro.policies.switches import KillSwitches, SwitchKind
@@ -28,13 +28,6 @@ out = Console()
 err = Console(stderr=True)
 
 Target = Literal["tool", "model"]
-
-
-def _who() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _run_dir(settings: Settings, run_id: str) -> Path:
@@ -57,7 +50,7 @@ def pause(run_id: str, reason: Annotated[str, typer.Option(help="why (audited)")
     """Stop a run at its next gate; `naestro resume RUN` continues it."""
     settings = Settings()
     log = _log(settings, run_id)
-    switch = KillSwitches(settings.control_db).set("pause", run_id, reason=reason, by=_who())
+    switch = KillSwitches(settings.control_db).set("pause", run_id, reason=reason, by=current_user())
     log.append("switch", action="pause", switch=switch.id, by=switch.by, reason=reason)
     out.print(f"run {run_id}: paused at its next gate (switch #{switch.id})")
 
@@ -65,7 +58,7 @@ def pause(run_id: str, reason: Annotated[str, typer.Option(help="why (audited)")
 def _quarantine(kind: Target, name: str, reason: str) -> None:
     settings = Settings()
     switch_kind: SwitchKind = "quarantine_tool" if kind == "tool" else "quarantine_model"
-    switch = KillSwitches(settings.control_db).set(switch_kind, name, reason=reason, by=_who())
+    switch = KillSwitches(settings.control_db).set(switch_kind, name, reason=reason, by=current_user())
     _log(settings, None).append("switch", action=f"quarantine_{kind}", target=name, switch=switch.id,
                                 by=switch.by, reason=reason)
     out.print(f"{kind} {name}: quarantined in every run (switch #{switch.id}); lift with "
@@ -89,7 +82,7 @@ def revoke_consents(run_id: str) -> None:
     """Forget the approvals a run remembered ("approve all ..."); its next sensitive action asks again."""
     settings = Settings()
     log = _log(settings, run_id)
-    switch = KillSwitches(settings.control_db).set("revoke_consents", run_id, by=_who())
+    switch = KillSwitches(settings.control_db).set("revoke_consents", run_id, by=current_user())
     log.append("switch", action="revoke_consents", switch=switch.id, by=switch.by)
     out.print(f"run {run_id}: remembered consents revoked (switch #{switch.id})")
 
@@ -102,7 +95,8 @@ def revoke_quarantine(kind: Annotated[str, typer.Argument(help="tool | model")],
         raise typer.Exit(2)
     settings = Settings()
     lifted = KillSwitches(settings.control_db).lift("quarantine_tool" if kind == "tool" else "quarantine_model", name)
-    _log(settings, None).append("switch", action=f"lift_quarantine_{kind}", target=name, lifted=lifted, by=_who())
+    _log(settings, None).append("switch", action=f"lift_quarantine_{kind}", target=name, lifted=lifted,
+                                by=current_user())
     out.print(f"{kind} {name}: {'quarantine lifted' if lifted else 'was not quarantined'}")
 
 
