@@ -14,7 +14,7 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from naestro.mcp_servers.workspace import ServerOptions, confine, new_server, serve
+from naestro.mcp_servers.workspace import ServerOptions, confine, confine_read, new_server, serve
 
 MAX_READ_BYTES = 200_000
 MAX_SEARCH_FILE_BYTES = 2_000_000  # larger files are skipped by search (logs, data dumps)
@@ -88,12 +88,18 @@ async def apply_patch(workspace: Path, diff: str) -> Patched:
 
 def build(options: ServerOptions) -> FastMCP:
     workspace = options.workspace
-    mcp = new_server("fs", instructions=f"Files inside the workspace {workspace}; paths are relative to it.")
+    mcp = new_server("fs", instructions=f"Files inside the workspace {workspace}; paths are relative to it."
+                     + (f" Readable by absolute path: {', '.join(map(str, options.roots))}." if options.roots else ""))
+
+    def shown(target: Path) -> str:
+        """Paths are reported relative to the workspace, or absolute under a read-only root."""
+        ws = workspace.resolve()
+        return str(target.relative_to(ws)) if target == ws or ws in target.parents else str(target)
 
     @mcp.tool(annotations=ToolAnnotations(title="Read file", readOnlyHint=True, openWorldHint=False))
     async def read(path: str) -> str:
         """Read a UTF-8 text file from the workspace (at most 200 kB)."""
-        target = confine(workspace, path)
+        target = confine_read(options, path)
         if not target.is_file():
             raise ToolError(f"{path!r} is not a file; call fs.list to see what exists")
         data = target.read_bytes()[:MAX_READ_BYTES]
@@ -113,11 +119,10 @@ def build(options: ServerOptions) -> FastMCP:
     @mcp.tool(name="list", annotations=ToolAnnotations(title="List files", readOnlyHint=True, openWorldHint=False))
     async def list_(path: str = ".") -> Listing:
         """List a workspace folder recursively (files only, relative paths, at most 500)."""
-        target = confine(workspace, path)
+        target = confine_read(options, path)
         if not target.is_dir():
             raise ToolError(f"{path!r} is not a folder")
-        root = workspace.resolve()
-        files = sorted(str(p.relative_to(root)) for p in target.rglob("*") if p.is_file())
+        files = sorted(shown(p) for p in target.rglob("*") if p.is_file())
         return Listing(path=path, entries=files[:500])
 
     @mcp.tool(annotations=ToolAnnotations(title="Search files", readOnlyHint=True, openWorldHint=False))
@@ -125,7 +130,7 @@ def build(options: ServerOptions) -> FastMCP:
                      max_matches: Annotated[int, Field(ge=1, le=1000)] = 100) -> SearchResult:
         """Find lines containing `pattern` (plain text, or a Python regex with regex=true) in workspace files
         under `path` whose names match `glob` (e.g. "*.py")."""
-        target = confine(workspace, path)
+        target = confine_read(options, path)
         if not target.exists():
             raise ToolError(f"{path!r} does not exist; call fs.list to see what exists")
         try:
@@ -133,17 +138,16 @@ def build(options: ServerOptions) -> FastMCP:
         except re.error as exc:
             raise ToolError(f"invalid regex {pattern!r}: {exc}; escape special characters or pass regex=false") \
                 from exc
-        root = workspace.resolve()
         files = [target] if target.is_file() else sorted(p for p in target.rglob(glob) if p.is_file())
         matches: list[Match] = []
         searched = 0
         for f in files:
-            if f.stat().st_size > MAX_SEARCH_FILE_BYTES or ".git" in f.relative_to(root).parts:
+            if f.stat().st_size > MAX_SEARCH_FILE_BYTES or ".git" in f.relative_to(target).parts:
                 continue
             searched += 1
             for no, line in enumerate(f.read_text(errors="replace").splitlines(), start=1):
                 if rx.search(line):
-                    matches.append(Match(path=str(f.relative_to(root)), line=no, text=line[:500]))
+                    matches.append(Match(path=shown(f), line=no, text=line[:500]))
                     if len(matches) >= max_matches:
                         return SearchResult(pattern=pattern, matches=matches, files_searched=searched, truncated=True)
         return SearchResult(pattern=pattern, matches=matches, files_searched=searched, truncated=False)

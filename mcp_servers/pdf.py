@@ -17,7 +17,7 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from naestro.mcp_servers.workspace import ServerOptions, confine, new_server, serve
+from naestro.mcp_servers.workspace import ServerOptions, confine, confine_read, new_server, serve
 
 if TYPE_CHECKING:
     from pdfplumber.pdf import PDF
@@ -119,10 +119,11 @@ def build(options: ServerOptions) -> FastMCP:
     mcp = new_server("pdf", instructions="Text and tables from PDF files in the workspace.")
 
     def locate(path: str) -> tuple[Path, str]:
-        target = confine(workspace, path)
+        target = confine_read(options, path)
         if not target.is_file():
             raise ToolError(f"{path!r} is not a file; call fs.list to see what exists")
-        return target, str(target.relative_to(workspace.resolve()))
+        ws = workspace.resolve()
+        return target, str(target.relative_to(ws)) if ws in target.parents else str(target)
 
     @mcp.tool(annotations=ToolAnnotations(title="PDF text", readOnlyHint=True, openWorldHint=False))
     async def text(path: str, pages: Annotated[str | None, Field(description="e.g. '1-3,5'; all if omitted")] = None,

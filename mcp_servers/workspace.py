@@ -19,8 +19,8 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import LoggingLevel
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["BUILTIN_SERVERS", "IDE_SERVERS", "ServerOptions", "build_server", "confine", "new_server", "serve",
-           "serve_server"]
+__all__ = ["BUILTIN_SERVERS", "IDE_SERVERS", "ServerOptions", "build_server", "confine", "confine_read",
+           "new_server", "serve", "serve_server"]
 
 #: Naestro's own servers, by the name that prefixes their tools (``fs.read``, ``exec.run``, ...).
 BUILTIN_SERVERS: tuple[str, ...] = ("fs", "exec", "git", "pdf", "db", "web")
@@ -36,6 +36,7 @@ class ServerOptions(BaseModel):
     allow_domains: tuple[str, ...] = Field(default=(), description="web: hosts fetch may reach; *.x for subdomains")
     database: str | None = Field(default=None, description="db: SQLite path in the workspace, or postgresql:// DSN")
     search_url: str | None = Field(default=None, description="web: a SearXNG instance for web.search")
+    roots: tuple[Path, ...] = Field(default=(), description="fs/pdf: extra folders readable by absolute path")
 
     def argv(self) -> list[str]:
         """The command-line form of these options, for starting the server as a child process."""
@@ -46,6 +47,8 @@ class ServerOptions(BaseModel):
             args += ["--database", self.database]
         if self.search_url:
             args += ["--search-url", self.search_url]
+        for root in self.roots:
+            args += ["--root", str(root)]
         return args
 
 
@@ -80,6 +83,23 @@ def confine(root: Path, path: str) -> Path:
     return candidate
 
 
+def confine_read(options: ServerOptions, path: str) -> Path:
+    """Like ``confine``, but an absolute path inside one of the read-only ``roots`` is also accepted."""
+    if Path(path).is_absolute():
+        candidate = Path(path).resolve()
+        for root in (r.resolve() for r in options.roots):
+            if candidate == root or root in candidate.parents:
+                return candidate
+    try:
+        return confine(options.workspace, path)
+    except ToolError:
+        if not options.roots:
+            raise
+        roots = ", ".join(str(r) for r in options.roots)
+        raise ToolError(f"path {path!r} is outside the workspace and the readable roots ({roots}); use a "
+                        f"workspace-relative path or an absolute path under a root") from None
+
+
 def build_server(name: str, options: ServerOptions) -> FastMCP:
     """Import a builtin server module by name (lazily: pdf and web pull heavier libraries) and build it."""
     if name not in BUILTIN_SERVERS + IDE_SERVERS:
@@ -106,6 +126,7 @@ def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
                    help="web: a host fetch may reach (*.example.com: its subdomains)")
     p.add_argument("--database", default=None, help="db: SQLite file (relative to the workspace) or postgresql:// DSN")
     p.add_argument("--search-url", default=None, help="web: base URL of a SearXNG instance for web.search")
+    p.add_argument("--root", action="append", default=[], type=Path, help="fs/pdf: an extra read-only folder")
     return p
 
 
@@ -115,5 +136,5 @@ def serve(build: Callable[[ServerOptions], FastMCP], *, prog: str, description: 
     args = parser(prog, description).parse_args(argv)
     args.workspace.mkdir(parents=True, exist_ok=True)
     options = ServerOptions(workspace=args.workspace, allow_domains=tuple(args.allow_domain), database=args.database,
-                            search_url=args.search_url)
+                            search_url=args.search_url, roots=tuple(args.root))
     serve_server(build(options), http_port=args.http)

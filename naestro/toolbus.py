@@ -93,10 +93,11 @@ def schema_version(server_version: str, tool: mt.Tool) -> str:
 
 
 def builtin_servers(workspace: Path, *, allow_domains: Collection[str] = (), database: str | None = None,
-                    search_url: str | None = None, names: Collection[str] = BUILTIN_SERVERS) -> dict[str, Connection]:
-    """Naestro's own servers, as stdio child processes confined to ``workspace``."""
+                    search_url: str | None = None, roots: Collection[str | Path] = (),
+                    names: Collection[str] = BUILTIN_SERVERS) -> dict[str, Connection]:
+    """Naestro's own servers, as stdio child processes confined to ``workspace`` (plus read-only ``roots``)."""
     options = ServerOptions(workspace=workspace, allow_domains=tuple(allow_domains), database=database,
-                            search_url=search_url)
+                            search_url=search_url, roots=tuple(Path(r) for r in roots))
 
     def stdio(module: str) -> StdioConnection:
         return {"transport": "stdio", "command": sys.executable,

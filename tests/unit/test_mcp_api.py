@@ -12,7 +12,7 @@ PINNED = {
     "naestro.tools": ["BuiltinOptions", "ExternalServer", "Registry", "ToolEntry", "ToolsConfig", "build_registry",
                       "load_tools_config", "run_servers"],
     "naestro.mcp_servers.workspace": ["BUILTIN_SERVERS", "IDE_SERVERS", "ServerOptions", "build_server", "confine",
-                                      "new_server", "serve", "serve_server"],
+                                      "confine_read", "new_server", "serve", "serve_server"],
     "naestro.mcp_servers.sandbox": ["Completed", "Limits", "SandboxUnavailable", "run_sandboxed", "sandbox_argv"],
 }
 

@@ -62,6 +62,28 @@ async def test_fs_search_and_patch(tmp_path: Path) -> None:
         assert created.ok and (tmp_path / "new" / "hello.txt").read_text() == "hi\n"
 
 
+async def test_read_only_roots(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    (shared / "sub").mkdir(parents=True)
+    (shared / "sub" / "t.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "secret.txt").write_text("no")
+    ws = tmp_path / "ws"
+    async with McpToolBus(builtin_servers(ws, names=["fs"], roots=[shared])) as bus:
+        read = await bus.call("fs.read", {"path": str(shared / "sub" / "t.csv")})
+        assert read.ok and read.text == "a,b\n1,2\n"
+        listed = await bus.call("fs.list", {"path": str(shared)})
+        assert isinstance(listed.structured, dict) and listed.structured["entries"] == [str(shared / "sub" / "t.csv")]
+        found = await bus.call("fs.search", {"pattern": "1,2", "path": str(shared)})
+        assert isinstance(found.structured, dict) and len(found.structured["matches"]) == 1  # type: ignore[arg-type]
+        write = await bus.call("fs.write", {"path": str(shared / "x.txt"), "content": "no"})
+        assert not write.ok and "outside the workspace" in write.text  # roots are read-only
+        other = await bus.call("fs.read", {"path": str(tmp_path / "secret.txt")})
+        assert not other.ok and "readable roots" in other.text
+        sneaky = await bus.call("fs.read", {"path": str(shared / ".." / "secret.txt")})
+        assert not sneaky.ok
+    assert not (shared / "x.txt").exists()
+
+
 async def test_exec_argv_list_and_string(tmp_path: Path) -> None:
     async with McpToolBus(builtin_servers(tmp_path, names=["exec"])) as bus:
         show_args = ["python3", "-c", "import sys; print(sys.argv[1:])", "a b", "$HOME"]
