@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from naestro.cli import app
 from naestro.policies.audit import AuditLog, load_public_key, load_signing_key, verify_log
 from naestro.redact import labels, redact
+from tests.conftest import write_run
 
 
 def write_log(tmp: Path, n: int = 5) -> tuple[Path, Path]:
@@ -111,11 +112,7 @@ def test_secrets_in_arguments_are_redacted_before_logging(tmp_path: Path) -> Non
 def test_cli_audit_verify_flags_tampering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
     monkeypatch.setenv("NAESTRO_HOME", str(home))
-    run_dir = home / "runs" / "r1"
-    run_dir.mkdir(parents=True)
-    (run_dir / "run.json").write_text(json.dumps({
-        "run_id": "r1", "goal": "g", "status": "passed", "created": "x", "updated": "x", "pid": 1,
-        "workspace": str(tmp_path)}))
+    run_dir = write_run(home, "r1", tmp_path)
     log = AuditLog(run_dir / "audit.jsonl", run_id="r1", key=load_signing_key(home / "keys"))
     for i in range(3):
         log.append("decision", n=i)

@@ -16,17 +16,14 @@ from naestro.policies.audit import load_public_key, verify_log
 from naestro.policies.switches import KillSwitches
 from naestro.runner import PendingConsent
 from naestro.settings import Settings
+from tests.conftest import write_run
 
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("NAESTRO_HOME", str(home))
-    run_dir = home / "runs" / "r1"
-    run_dir.mkdir(parents=True)
-    (run_dir / "run.json").write_text(json.dumps({
-        "run_id": "r1", "goal": "g", "status": "running", "created": "x", "updated": "x", "pid": 1,
-        "workspace": str(tmp_path)}))
+    write_run(home, "r1", tmp_path, status="running")
     return home
 
 
