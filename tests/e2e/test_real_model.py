@@ -59,17 +59,25 @@ PLAN = {
 }
 
 
-def test_sigkill_mid_run_then_resume_finishes_without_redoing(home: Path, tmp_path: Path) -> None:
+def test_consent_from_the_cli_then_sigkill_mid_run_then_resume(home: Path, tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(PLAN))
-    proc = subprocess.Popen([*NAESTRO, "run", "--plan", str(plan), "--json"], env=_env(home),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    # Copilot (the default): the seed's shell command asks; a non-interactive caller gets exit 4 + the request.
+    asked = _cli(home, "run", "--plan", str(plan), "--json")
+    assert asked.returncode == 4, asked.stdout + asked.stderr
+    waiting = json.loads(asked.stdout)
+    [request] = waiting["pending"]
+    assert request["action"] == "exec.run" and request["arguments"]["command"] == "seq 1 10 > numbers.txt"
+    # Approve from the CLI, remembered for the run (the agent's and the checks' exec.run calls too).
+    proc = subprocess.Popen([*NAESTRO, "approve", waiting["run_id"], "--remember", "--purpose", "e2e", "--json"],
+                            env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     runs = home / "runs"
     deadline = time.monotonic() + 300
     run_dir = None
     while time.monotonic() < deadline:
         dirs = list(runs.glob("*/events.jsonl")) if runs.exists() else []
-        if dirs and any('"event": "model_call"' in line for line in dirs[0].read_text().splitlines()):
+        if dirs and any('"event": "model_call"' in line for line in dirs[0].read_text().splitlines()
+                        if '"task": "fib"' in line):
             run_dir = dirs[0].parent  # seed is done and the fib agent is mid-flight
             break
         time.sleep(0.2)
@@ -86,5 +94,7 @@ def test_sigkill_mid_run_then_resume_finishes_without_redoing(home: Path, tmp_pa
     events = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
     starts = [e["task"] for e in events if e["event"] == "task_started"]
     assert starts.count("seed") == 1  # finished before the kill: not redone
-    assert (run_dir / "report.md").read_text().startswith("# Naestro report: PASSED")
+    report = (run_dir / "report.md").read_text()
+    assert report.startswith("# Naestro report: PASSED") and "approved by" in report
     assert _cli(home, "runs", "show", run_dir.name).returncode == 0
+    assert _cli(home, "audit", "verify", run_dir.name).returncode == 0  # two processes appended, chain intact
