@@ -111,6 +111,20 @@ class Runner:
         (self.store.dir(record.run_id) / name).write_text(plan.model_dump_json(indent=2, by_alias=True,
                                                                                 exclude_defaults=True))
 
+    def _planning_guard(self, record: RunRecord, events: EventLog) -> Callable[[str, str], None]:
+        """The gate for the planner's model calls (no task yet: role ``planner``, the run's budget only)."""
+        gate = Gate(self.engine, run_id=record.run_id, workspace=Path(record.workspace), policy=record.policy,
+                    audit=self.audit_log(record.run_id), switches=self.switches, events=events, registered=set,
+                    rate_limits=self.policy_bundle.data.get("naestro", {}).get("rate_limits", {}))
+
+        def guard(endpoint: str, prompt: str) -> None:
+            ep = self.provider.registry.get(endpoint)
+            tokens = len(prompt) // 4
+            gate.authorize_model(task="plan", role="planner", endpoint=ep.name, locality=ep.locality,
+                                 estimate={"tokens": float(tokens), "usd": ep.cost_usd(tokens, 0)}, text=prompt,
+                                 can_ask=False)
+        return guard
+
     async def start(self, goal: str, *, plan: Plan | None = None, workspace: Path | None = None,
                     in_place: bool = False, policy: RunPolicy | None = None) -> RunResult:
         # Where the goal enters: secrets and PII become stable placeholders before anything stores, logs,
@@ -131,7 +145,8 @@ class Runner:
         if plan is None:
             events.emit("planning", endpoint=self.provider.registry.default)
             with span("naestro.plan", attributes={"naestro.planner.attempts": self.settings.planner_attempts}) as sp:
-                outcome = await make_plan(record.goal, self.provider, attempts=self.settings.planner_attempts)
+                outcome = await make_plan(record.goal, self.provider, attempts=self.settings.planner_attempts,
+                                          guard=self._planning_guard(record, events))
                 sp.set_attributes({"naestro.plan.source": outcome.source, "naestro.plan.tasks": len(outcome.plan.tasks),
                                    "naestro.tokens": outcome.tokens})
             plan, record.plan_source, tokens = outcome.plan, outcome.source, outcome.tokens
@@ -285,6 +300,7 @@ class Runner:
         events.emit("replanning", phase=phase, unfinished=list(failed))
         with span("naestro.replan", attributes={"naestro.phase": phase}):
             outcome = await make_plan(plan.goal, self.provider, attempts=self.settings.planner_attempts,
+                                      guard=self._planning_guard(record, events),
                                       context=context)
         name = f"plan.replan{phase}.json"
         self._write_plan(record, outcome.plan, name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -85,8 +86,11 @@ def _plan_schema() -> dict[str, JsonValue]:
 
 
 async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, endpoint: str | None = None,
-                    context: str = "") -> PlanOutcome:
-    """Ask the model; on validation errors feed them back; after ``attempts`` fall back to a template."""
+                    context: str = "", guard: Callable[[str, str], None] | None = None) -> PlanOutcome:
+    """Ask the model; on validation errors feed them back; after ``attempts`` fall back to a template.
+
+    ``guard(endpoint, prompt)`` runs before every model call (the run's policy gate; it raises to refuse).
+    """
     if not goal.strip():
         raise UsageError("the goal is empty; say what you want done, e.g. naestro run \"write fib.py ...\"")
     messages: list[BaseMessage] = [SystemMessage(_SYSTEM), HumanMessage(f"Goal: {goal}\n{context}".strip())]
@@ -94,6 +98,8 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
     tokens = 0
     schema = _plan_schema()
     for _ in range(attempts):
+        if guard is not None:
+            guard(provider.registry.get(endpoint).name, "\n".join(str(m.content) for m in messages))
         reply = await complete_json(provider, endpoint, messages, schema=schema, name="plan")
         tokens += reply.prompt_tokens + reply.completion_tokens
         candidate = reply.value

@@ -225,11 +225,15 @@ class Gate:
         return decision, arguments
 
     def authorize_model(self, *, task: str, role: str, endpoint: str, locality: str, estimate: dict[str, float],
-                        text: str, meter: TaskMeter | None = None) -> Decision:
+                        text: str, meter: TaskMeter | None = None, can_ask: bool = True) -> Decision:
+        """``can_ask=False`` outside a graph node (the planner): an ask becomes a deny that says how to approve."""
         self._check_switches(task)
         inp = self.model_input(task=task, role=role, endpoint=endpoint, locality=locality, estimate=estimate,
                                text=text, meter=meter)
         decision = self.decide(inp)
+        if decision.ask and not can_ask:
+            raise PolicyDenied(tool=f"model:{endpoint}", reasons=[
+                *decision.reasons, f"planning cannot wait for consent: pre-approve with --approve model:{endpoint}"])
         if decision.ask:
             answer = self._consent(inp, decision)
             if not answer.approve:

@@ -214,3 +214,24 @@ async def test_broken_policy_file_refuses_to_start(settings: Settings, tmp_path:
     with pytest.raises(PolicyError, match=re.escape("gate.rego:5")):
         Runner(settings.model_copy(update={"policy_dir": bad}), ScriptedProvider(steps_script([])))
     assert not settings.runs_dir.exists()
+
+
+async def test_the_planners_model_calls_pass_the_gate(settings: Settings) -> None:
+    from naestro.errors import PolicyDenied
+
+    plan = {"tasks": [{"id": "t", "role": "coder", "description": "probe",
+                       "accept": [{"kind": "file_exists", "path": "done.txt"}]}]}
+
+    def planner_then_agent(messages: list[BaseMessage]) -> Any:
+        if "Your task (t)" in all_text(messages) or "Write 2-4 sentences" in all_text(messages):
+            return steps_script([{"tool": "fs.write", "arguments": {"path": "done.txt", "content": "x"}}])(messages)
+        return plan
+
+    result = await Runner(settings, ScriptedProvider(planner_then_agent)).start("write done.txt")
+    assert result.passed and result.record.plan_source == "model"
+    decisions = [r["data"] for r in audit_records(settings, result.record.run_id) if r["kind"] == "decision"]
+    assert decisions[0]["task"] == "plan" and decisions[0]["action"] == "model:scripted"
+
+    KillSwitches(settings.control_db).set("quarantine_model", "scripted", reason="provider incident")
+    with pytest.raises(PolicyDenied, match="quarantined"):
+        await Runner(settings, ScriptedProvider(planner_then_agent)).start("write done.txt")
