@@ -24,6 +24,7 @@ from naestro.commands import control
 from naestro.commands import history as history_commands
 from naestro.commands import mcp as mcp_commands
 from naestro.commands import metrics as metrics_commands
+from naestro.commands import observe as observe_commands
 from naestro.commands import policy as policy_commands
 from naestro.commands import router as router_commands
 from naestro.commands import tools as tools_commands
@@ -59,6 +60,7 @@ app.add_typer(control.revoke_app, name="revoke")
 app.add_typer(control.audit_app, name="audit")
 runs_app.command("trace")(trace_commands.trace)
 app.add_typer(metrics_commands.app, name="metrics")
+app.add_typer(observe_commands.app, name="observe")
 app.command()(control.pause)
 runs_app.command("history")(history_commands.history)
 runs_app.command("rollback")(history_commands.rollback)

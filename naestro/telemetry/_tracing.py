@@ -54,14 +54,22 @@ class TelemetrySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     naestro_trace: Literal["local", "off"] = Field(default="local", description="local: spans.jsonl per run")
+    naestro_home: Path = Field(default=Path(".naestro"), description="where `naestro observe up` leaves its endpoint")
     otel_service_name: str = "naestro"
     otel_sdk_disabled: bool = False
     otel_exporter_otlp_endpoint: str | None = None
     otel_exporter_otlp_traces_endpoint: str | None = None
 
     @property
-    def exports(self) -> bool:
-        return bool(self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint)
+    def traces_endpoint(self) -> str | None:
+        """OTLP/HTTP traces URL: the OTEL variables (a base endpoint gets /v1/traces, as the spec says), else the
+        Phoenix that `naestro observe up` started for this home, else None (no export)."""
+        from naestro.telemetry._phoenix import observe_endpoint
+
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        base = self.otel_exporter_otlp_endpoint or observe_endpoint(self.naestro_home)
+        return f"{base.rstrip('/')}/v1/traces" if base else None
 
 
 class SpanRecord(TypedDict):
@@ -196,14 +204,11 @@ class Telemetry:
         self.provider = TracerProvider(resource=Resource.create(
             {"service.name": s.otel_service_name, "openinference.project.name": s.otel_service_name}))
         self.provider.add_span_processor(self._files)
-        if exporter is None and s.exports:
+        endpoint = s.traces_endpoint if exporter is None else None
+        if endpoint is not None:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            # The endpoint as the settings say (the signal path appended to a base endpoint, as the spec asks);
-            # headers, timeout and compression still come from OTEL_EXPORTER_OTLP_*.
-            endpoint = s.otel_exporter_otlp_traces_endpoint or f"{s.otel_exporter_otlp_endpoint!s}".rstrip("/") \
-                + "/v1/traces"
-            exporter = OTLPSpanExporter(endpoint=endpoint)
+            exporter = OTLPSpanExporter(endpoint=endpoint)  # headers, timeout: OTEL_EXPORTER_OTLP_*
         if exporter is not None:
             self._export = BatchSpanProcessor(_RedactingExporter(exporter))
             self.provider.add_span_processor(self._export)
