@@ -26,7 +26,7 @@ __all__ = ["agent_span", "chat_span", "policy_span", "record_reply", "record_too
 def agent_span(*, role: str, task: str, attempt: int, endpoint: str, conversation: str = "") -> Iterator[Span]:
     with span(f"invoke_agent {role}", attributes={
             "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": role, "gen_ai.agent.id": task,
-            "gen_ai.request.model": endpoint, "gen_ai.conversation.id": conversation or None,
+            "naestro.endpoint": endpoint, "gen_ai.conversation.id": conversation or None,
             "naestro.task.id": task, "naestro.attempt": attempt, "openinference.span.kind": "AGENT"}) as sp:
         yield sp
 
