@@ -7,6 +7,7 @@ in the effect journal (a re-executed node replays instead of repeating), then de
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import time
 from dataclasses import dataclass, field
@@ -97,8 +98,9 @@ class RunContext:
             self.snapshots.bind(checkpoint, self.snapshots.take(self.workspace))
 
     def tools_for(self, role: Role) -> list[ToolSpec]:
-        allowed = set(self.roles[role].tools)
-        return [s for s in self.bus.specs() if s.name in allowed]
+        """The tools offered to a role: its allowlist entries are names or globs (``server.*``)."""
+        patterns = self.roles[role].tools
+        return [s for s in self.bus.specs() if any(fnmatch.fnmatchcase(s.name, p) for p in patterns)]
 
     def record_model_call(self, task_id: str, reply: ModelReply, *, purpose: str = "agent") -> None:
         """The one event shape for a model call, whoever made it (agent, evaluator, reporter)."""

@@ -41,7 +41,8 @@ from naestro.router import Router
 from naestro.runs import RunRecord, RunStore
 from naestro.settings import Settings
 from naestro.telemetry import Telemetry, span
-from naestro.toolbus import McpToolBus, ToolBus, builtin_servers
+from naestro.toolbus import McpToolBus, ToolBus
+from naestro.tools import load_tools_config, run_servers, with_external_roles
 from naestro.validate import parse_plan_text
 
 __all__ = ["RunResult", "Runner"]
@@ -73,7 +74,9 @@ class Runner:
         self.telemetry = telemetry or Telemetry()  # spans.jsonl per run; OTLP when OTEL_EXPORTER_OTLP_* is set
         self.router = router  # shared by every run of this runner: endpoint health outlives a run
         self.store = RunStore(settings.runs_dir)
-        self.roles = load_roles()
+        # External MCP servers from NAESTRO_HOME/tools.yaml; roles it grants them to get `server.*` in their allowlist.
+        self.tools_config = load_tools_config(settings.home / "tools.yaml")
+        self.roles = with_external_roles(load_roles(), self.tools_config)
         # Loaded before any run starts: a broken policy file refuses the run with file:line (PolicyError).
         self.policy_bundle = load_bundle(settings.policy_dir or REGO_DIR,
                                          roles={r.value: list(spec.tools) for r, spec in self.roles.items()})
@@ -200,10 +203,11 @@ class Runner:
         journal = Journal(run_dir / "journal.jsonl")
         snapshots = SnapshotStore(run_dir / "snapshots")
         pending: list[PendingConsent] = []
+        servers, untrusted = run_servers(Path(record.workspace), self.tools_config,
+                                         allow_domains=record.policy.allow_domains, roots=record.policy.roots)
         try:
             async with open_saver(self.settings.checkpoint_url, self.settings.checkpoint_db) as saver, \
-                    McpToolBus(builtin_servers(Path(record.workspace),
-                                               allow_domains=record.policy.allow_domains)) as bus:
+                    McpToolBus(servers, untrusted=untrusted) as bus:
                 while True:
                     phase = len(record.threads) - 1
                     plan = self.plan_of(record, phase)

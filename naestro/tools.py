@@ -29,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, m
 
 from naestro.errors import ConfigError
 from naestro.mcp_servers.workspace import BUILTIN_SERVERS
+from naestro.nodes.roles import RoleSpec
+from naestro.plan import Role
 from naestro.toolbus import McpToolBus, ToolAnnotations, ToolSpec, builtin_servers
 
 __all__ = ["BuiltinOptions", "ExternalServer", "Registry", "ToolEntry", "ToolsConfig", "build_registry",
@@ -50,6 +52,8 @@ class ExternalServer(BaseModel):
     headers: dict[str, str] | None = None
     openapi: str | None = Field(default=None, description="OpenAPI 3 document (file); needs base_url")
     base_url: str | None = None
+    roles: tuple[str, ...] = Field(default=(), description="roles whose allowlist gets this server's tools "
+                                                           "(the policy still decides every call)")
 
     @model_validator(mode="after")
     def _one_transport(self) -> ExternalServer:
@@ -112,14 +116,14 @@ def load_tools_config(path: Path | None) -> ToolsConfig:
         raise ConfigError(str(exc), file=str(path)) from exc
 
 
-def run_servers(workspace: Path, config: ToolsConfig, *, allow_domains: Sequence[str] = ()
-                ) -> tuple[dict[str, Connection], set[str]]:
+def run_servers(workspace: Path, config: ToolsConfig, *, allow_domains: Sequence[str] = (),
+                roots: Sequence[str] = ()) -> tuple[dict[str, Connection], set[str]]:
     """Connections for one run (builtin + external) and the names of the untrusted (external) servers.
 
     ``allow_domains`` (e.g. the run policy's) is added to the configured web allowlist."""
     domains = tuple(dict.fromkeys([*config.builtin.allow_domains, *allow_domains]))
     servers = builtin_servers(workspace, allow_domains=domains, database=config.builtin.database,
-                              search_url=config.builtin.search_url)
+                              search_url=config.builtin.search_url, roots=roots)
     for name, ext in config.servers.items():
         servers[name] = ext.connection()
     return servers, set(config.servers)
@@ -161,6 +165,19 @@ class Registry(BaseModel):
         near = [t.name for t in self.tools if t.name.split(".")[-1] == name.split(".")[-1]]
         hint = f"; did you mean {', '.join(near)}?" if near else "; see `naestro tools list`"
         raise ConfigError(f"no tool {name!r} in the registry{hint}")
+
+
+def with_external_roles(roles: Mapping[Role, RoleSpec], config: ToolsConfig) -> dict[Role, RoleSpec]:
+    """Role specs whose allowlists also name the external servers granted to them (``server.*``)."""
+    extra: dict[str, list[str]] = {}
+    for name, server in config.servers.items():
+        for role in server.roles:
+            extra.setdefault(role, []).append(f"{name}.*")
+    unknown = sorted(set(extra) - {r.value for r in roles})
+    if unknown:
+        raise ConfigError(f"tools.yaml grants servers to unknown roles {unknown}; known: "
+                          f"{sorted(r.value for r in roles)}")
+    return {r: spec.model_copy(update={"tools": (*spec.tools, *extra.get(r.value, []))}) for r, spec in roles.items()}
 
 
 def role_scopes(roles: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:

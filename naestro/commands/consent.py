@@ -10,6 +10,7 @@ import getpass
 import json
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.prompt import Prompt
 
@@ -31,8 +32,10 @@ def describe(p: PendingConsent) -> str:
     r = p.request
     reasons = r.get("reasons")
     why = "; ".join(str(x) for x in reasons) if isinstance(reasons, list) else str(reasons)
-    return (f"task {r.get('task')} ({r.get('role')}) wants [bold]{r.get('action')}[/bold]  risk: {r.get('risk')}\n"
-            f"arguments: {json.dumps(r.get('arguments'))[:800]}\nwhy it asks: {why}")
+    # Everything but the markup is data from the run (the agent chose the arguments): escaped, never markup.
+    return (f"task {escape(str(r.get('task')))} ({escape(str(r.get('role')))}) wants "
+            f"[bold]{escape(str(r.get('action')))}[/bold]  risk: {escape(str(r.get('risk')))}\n"
+            f"arguments: {escape(json.dumps(r.get('arguments'))[:800])}\nwhy it asks: {escape(why)}")
 
 
 def prompt_answers(pending: list[PendingConsent], console: Console) -> dict[str, ConsentAnswer]:
@@ -44,7 +47,8 @@ def prompt_answers(pending: list[PendingConsent], console: Console) -> dict[str,
         if isinstance(scope, dict) and scope.get("under"):
             scope_text += f" under {scope['under']}"
         console.print(Panel(describe(p), title="consent needed", border_style="yellow"))
-        choice = Prompt.ask(f"[a]pprove once, approve [A]ll ({scope_text}) for this run, [e]dit arguments, [d]eny",
+        choice = Prompt.ask(escape(f"[a]pprove once, approve [A]ll ({scope_text}) for this run, [e]dit arguments, "
+                                   "[d]eny"),
                             choices=["a", "A", "e", "d"], default="d", console=console)
         purpose = "" if choice == "d" else Prompt.ask("purpose (optional, recorded)", default="", console=console)
         if choice == "e":

@@ -235,3 +235,36 @@ async def test_the_planners_model_calls_pass_the_gate(settings: Settings) -> Non
     KillSwitches(settings.control_db).set("quarantine_model", "scripted", reason="provider incident")
     with pytest.raises(PolicyDenied, match="quarantined"):
         await Runner(settings, ScriptedProvider(planner_then_agent)).start("write done.txt")
+
+
+async def test_external_server_from_tools_yaml_is_callable_subject_to_policy(settings: Settings) -> None:
+    import sys
+
+    import yaml
+
+    from tests.unit.test_mcp_registry import EXTERNAL
+
+    script = settings.home / "calc_server.py"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(EXTERNAL)
+    (settings.home / "tools.yaml").write_text(yaml.safe_dump(
+        {"servers": {"calc": {"command": sys.executable, "args": [str(script)], "roles": ["dataops"]}}}))
+    plan = Plan.model_validate({"goal": "g", "tasks": [{
+        "id": "sum", "role": "dataops", "description": "add", "outputs": {"result": {"schema": {"type": "string"}}},
+        "action": {"tool": "calc.add", "arguments": {"a": 2, "b": 3}},
+        "accept": [{"kind": "regex", "output": "result", "pattern": "^5$"}]}]})
+    provider = ScriptedProvider(steps_script([]))
+    # An external server's tool is sensitive by default: Copilot asks before the first call.
+    waiting = await Runner(settings, provider).start("g", plan=plan)
+    [pending] = waiting.pending
+    assert pending.request["action"] == "calc.add"
+    assert "external server" in " ".join(map(str, pending.request["reasons"]))
+    done = await Runner(settings, provider).resume(waiting.record.run_id, {pending.id: ConsentAnswer(approve=True)})
+    assert done.passed, done.tasks
+    # Pre-approved, it just runs; a role without the grant is denied by the policy.
+    approved = RunPolicy(approve=[ApprovedScope(tool="calc.*")])
+    assert (await Runner(settings, provider).start("g", plan=plan, policy=approved)).passed
+    task = plan.tasks[0].model_dump(by_alias=True, exclude_defaults=True)
+    other = Plan.model_validate({"goal": "g", "tasks": [{**task, "role": "coder"}]})
+    denied = await Runner(settings, provider).start("g", plan=other, policy=approved)
+    assert not denied.passed and "may not use tool \"calc.add\"" in denied.tasks["sum"]["summary"]
