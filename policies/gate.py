@@ -39,7 +39,7 @@ from naestro.policies.engines import PolicyEngine
 from naestro.policies.facts import path_facts, url_facts
 from naestro.policies.switches import KillSwitches
 from naestro.redact import labels, redact_value
-from naestro.telemetry import policy_span
+from naestro.telemetry import policy_span, span
 
 __all__ = ["ConsentAnswer", "ConsentRequest", "Gate"]
 
@@ -188,8 +188,14 @@ class Gate:
                                  risk="high" if high else "medium", remember_scope=scope)
         if self.events is not None:
             self.events.emit("consent_requested", task=inp.actor.task, action=action, reasons=[*decision.reasons])
-        raw = interrupt(request.model_dump(mode="json"))
-        answer = ConsentAnswer.model_validate(raw)
+        # First pass: interrupt() suspends the node (the span ends marked interrupted); on resume it returns
+        # the human's answer and the span records it.
+        with span(f"naestro.consent {action}", attributes={"naestro.task.id": inp.actor.task,
+                                                           "naestro.consent.risk": request.risk}) as sp:
+            raw = interrupt(request.model_dump(mode="json"))
+            answer = ConsentAnswer.model_validate(raw)
+            sp.set_attributes({"naestro.consent.approve": answer.approve, "naestro.consent.by": answer.by,
+                               "naestro.consent.remember": answer.remember})
         self._audit("consent", task=inp.actor.task, action=action, approve=answer.approve, by=answer.by,
                           purpose=answer.purpose, remember=answer.remember, edited=answer.arguments is not None,
                           arguments=answer.arguments if answer.arguments is not None else inp.action.arguments)

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from naestro.cli import app
 from naestro.endpoints import Endpoint, ModelRegistry
 from naestro.plan import Plan
+from naestro.policies.gate import ConsentAnswer
 from naestro.runner import Runner
 from naestro.settings import Settings
 from naestro.telemetry import OtlpSink, SpanRecord, Telemetry, TelemetrySettings, read_spans
@@ -137,3 +138,33 @@ async def test_otlp_export_and_tracing_off(settings: Settings, tmp_path: Path) -
                  telemetry=Telemetry(TelemetrySettings(naestro_trace="off")))
     result = await off.start("g", plan=Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "ok")]}))
     assert result.passed and read_spans(settings.runs_dir / result.record.run_id) == []
+
+
+async def test_consent_wait_and_resume_stay_in_the_runs_trace(settings: Settings) -> None:
+    def script(messages: list[Any]) -> dict[str, Any]:
+        if "Write 2-4 sentences" in str(messages[-1].content):
+            return {"summary": "s"}
+        if len(messages) == 2:
+            return {"thought": "x", "tool": "exec.run", "arguments": {"command": "echo ok > a.txt"}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "done", "outputs": {}}}
+
+    runner = Runner(settings, priced_provider(script))
+    waiting = await runner.start("g", plan=Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "ok")]}))
+    (pending,) = waiting.pending
+    done = await runner.resume(waiting.record.run_id, {pending.id: ConsentAnswer(approve=True, by="tester")})
+    assert done.passed
+    spans = read_spans(settings.runs_dir / done.record.run_id)
+    assert len({s["trace_id"] for s in spans}) == 1
+    root = one(spans, "invoke_workflow naestro")
+    resume = one(spans, "naestro.resume")
+    assert resume["parent_id"] == root["span_id"]
+    asked, answered = sorted((s for s in spans if s["name"] == "naestro.consent exec.run"), key=lambda s: s["start_ns"])
+    assert asked["attributes"]["naestro.interrupted"] == "GraphInterrupt" and asked["status"] == "UNSET"
+    assert answered["attributes"]["naestro.consent.approve"] is True
+    assert answered["attributes"]["naestro.consent.by"] == "tester"
+    # the resumed phase, task and tool spans hang under the resume span
+    by_id = {s["span_id"]: s for s in spans}
+    node = answered
+    while node["parent_id"] in by_id:
+        node = by_id[node["parent_id"]]
+    assert node is root and any(by_id[s["parent_id"]] is resume for s in spans if s["parent_id"] in by_id)
