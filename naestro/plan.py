@@ -100,12 +100,17 @@ class RegexCheck(_Frozen):
 
 
 class EvaluatorCheck(_Frozen):
-    """Passes when the named evaluator scores the task's result at or above the threshold."""
+    """Passes when the named evaluator's verdict passes with a score at or above the threshold.
+
+    Evaluators: ``llm_judge`` (rubric), ``code``, ``contract``, ``factuality``, ``safety``, ``slo``
+    (``naestro.evaluators``; each parses its own ``params``).
+    """
 
     kind: Literal["evaluator"]
     evaluator: str = Field(min_length=1)
     threshold: float = Field(ge=0, le=1)
     rubric: str = ""
+    params: dict[str, JsonValue] = Field(default_factory=dict, description="the evaluator's parameters")
 
 
 AcceptanceCheck = Annotated[

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 from pydantic import JsonValue
 
 from naestro.context import Execution, RunContext
+from naestro.evaluators import evaluate_check
 from naestro.graphs.state import CheckResult
 from naestro.nodes.judge import judge
 from naestro.plan import (
@@ -91,6 +92,10 @@ async def _one(check: AcceptanceCheck, task: Task, outputs: dict[str, JsonValue]
             detail = f"{what} matches the schema" if not errors else \
                 f"{what}: " + "; ".join(f"/{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:3])
             return {"kind": "json_schema", "passed": not errors, "detail": detail}
+        case EvaluatorCheck() if check.evaluator != "llm_judge":
+            verdict = await evaluate_check(check, task, outputs, summary, ctx, ex)
+            ok = verdict.passed and verdict.score >= check.threshold
+            return {"kind": "evaluator", "passed": ok, "detail": verdict.render(threshold=check.threshold)}
         case EvaluatorCheck():
             score, reason = await judge(check, task, outputs, summary, ctx, ex)
             ok = score >= check.threshold

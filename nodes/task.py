@@ -114,8 +114,11 @@ def execute_node(task: Task) -> Node:
     return execute
 
 
-def _feedback(checks: list[CheckResult]) -> str:
-    return "\n".join(f"- {c['kind']} check failed: {c['detail']}" for c in checks if not c["passed"])
+def _feedback(task: Task, checks: list[CheckResult]) -> str:
+    """What failed, the evidence (the check's detail: evaluator evidence lines), and the check itself."""
+    return "\n".join(f"- {c['kind']} check failed: {c['detail']}\n"
+                     f"  the check: {spec.model_dump_json(by_alias=True, exclude_defaults=True)}"
+                     for spec, c in zip(task.accept, checks, strict=True) if not c["passed"])
 
 
 def check_node(task: Task) -> Node:
@@ -133,7 +136,7 @@ def check_node(task: Task) -> Node:
                 record["status"] = "passed"
                 record["feedback"] = ""
             else:
-                record["feedback"] = _feedback(checks)
+                record["feedback"] = _feedback(task, checks)
                 record["status"] = "retry" if record["attempts"] < task.max_attempts else "failed"
         ctx.events.emit("task_checked", task=task.id, status=record["status"], attempt=record["attempts"],
                         checks=[{"kind": c["kind"], "passed": c["passed"], "detail": c["detail"]}

@@ -1,0 +1,53 @@
+"""Evaluators: typed verdicts (pass, score, evidence, cost) on a task's result.
+
+One protocol (``Evaluator.evaluate(subject, env) -> Verdict``), one module per concern: code (tests in the
+sandbox, ruff), output contract (JSON Schema, regex, CSV shape), factuality (claims vs sources the run
+read), safety (secrets/PII), SLO/budget. Plans use them as ``{"kind": "evaluator", "evaluator": NAME,
+"threshold": T, "params": {...}}``; the acceptance node runs them (``evaluate_check``).
+"""
+
+from naestro.evaluators._code import CodeEvaluator
+from naestro.evaluators._contract import ContractEvaluator, CsvShape, GroupTotals
+from naestro.evaluators._factuality import FactualityEvaluator
+from naestro.evaluators._localenv import SandboxEvalEnv
+from naestro.evaluators._registry import EVALUATORS, build_evaluator
+from naestro.evaluators._runenv import RunEvalEnv, evaluate_check, journal_sources, usage_from_events
+from naestro.evaluators._safety import SafetyEvaluator
+from naestro.evaluators._slo import SloEvaluator
+from naestro.evaluators._verdict import (
+    CommandOutcome,
+    Cost,
+    EvalEnv,
+    Evaluator,
+    Evidence,
+    Source,
+    Subject,
+    Usage,
+    Verdict,
+)
+
+__all__ = [
+    "EVALUATORS",
+    "CodeEvaluator",
+    "CommandOutcome",
+    "ContractEvaluator",
+    "Cost",
+    "CsvShape",
+    "EvalEnv",
+    "Evaluator",
+    "Evidence",
+    "FactualityEvaluator",
+    "GroupTotals",
+    "RunEvalEnv",
+    "SafetyEvaluator",
+    "SandboxEvalEnv",
+    "SloEvaluator",
+    "Source",
+    "Subject",
+    "Usage",
+    "Verdict",
+    "build_evaluator",
+    "evaluate_check",
+    "journal_sources",
+    "usage_from_events",
+]

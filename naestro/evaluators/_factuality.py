@@ -1,0 +1,103 @@
+"""The factuality evaluator: numeric claims in a report, checked against what the run actually read.
+
+A claim is a sentence (or table row, or bullet) that states at least one number. It is supported when
+every number in it occurs in a source: the text of the run's fs.read / web.fetch / db.query / pdf.* results,
+or the output of a command the run ran (a total computed with exec.run is an observation, not a guess).
+A source that contains the claim itself (the agent reading its own report back) supports nothing.
+Numbers are compared as values (``1,234.50`` = ``1234.5``); a claim rounded to fewer decimals than the
+source is supported (``12.3`` by ``12.34``). Claims without numbers are not checked: this evaluator does
+not pretend to understand prose.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import ClassVar
+
+from pydantic import Field
+
+from naestro.evaluators._target import Target
+from naestro.evaluators._verdict import EvalEnv, Evidence, Source, Subject, Verdict
+
+__all__ = ["FactualityEvaluator", "claims", "numbers", "supported"]
+
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w])")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[*_`(])")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+
+
+def numbers(text: str) -> list[Decimal]:
+    out = []
+    for m in _NUMBER.finditer(text):
+        try:
+            out.append(Decimal(m.group().replace(",", "").lstrip("+")))
+        except InvalidOperation:
+            continue
+    return out
+
+
+def claims(report: str) -> list[str]:
+    """Sentences and table rows that state a number (headings, list numbering and markdown rules excluded)."""
+    found: list[str] = []
+    for raw in report.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or re.fullmatch(r"\|?[\s:|-]+\|?", line):
+            continue
+        line = _LIST_MARKER.sub("", line)
+        parts = [line] if line.startswith("|") else _SENTENCE.split(line)
+        found += [p.strip() for p in parts if numbers(p)]
+    return found
+
+
+def _matches(claim: Decimal, source: Decimal) -> bool:
+    if claim == source:
+        return True
+    exp = claim.as_tuple().exponent
+    if not isinstance(exp, int) or exp >= 0:  # integers must match exactly; decimals may be rounded
+        return False
+    quantum = Decimal(1).scaleb(exp)
+    return source.quantize(quantum, rounding=ROUND_HALF_UP) == claim
+
+
+def supported(claim: str, sources: list[Source]) -> tuple[bool, list[Decimal]]:
+    """(every number of the claim occurs in some source that is not the claim itself, the missing numbers)."""
+    pool = [n for s in sources if claim not in s.text for n in numbers(s.text)]
+    values = set(pool)
+    missing = [c for c in numbers(claim) if c not in values and not any(_matches(c, s) for s in pool)]
+    return not missing, missing
+
+
+class FactualityEvaluator(Target):
+    name: ClassVar[str] = "factuality"
+
+    min_claims: int = Field(default=1, ge=0, description="fewer checkable claims than this fails")
+    max_unsupported: int = Field(default=0, ge=0, description="unsupported claims tolerated")
+
+    async def evaluate(self, subject: Subject, env: EvalEnv) -> Verdict:
+        text = self.read(subject, env)
+        if text is None:
+            return Verdict.of(self.name, [Evidence(check="exists", ok=False, detail=f"{self.what} was not produced")],
+                              score=0.0)
+        sources = env.sources()
+        found = claims(text)
+        evidence: list[Evidence] = []
+        if len(found) < self.min_claims:
+            evidence.append(Evidence(check="claims", ok=False,
+                                     detail=f"{self.what} states {len(found)} checkable (numeric) claim(s), "
+                                     f"expected at least {self.min_claims}"))
+        unsupported = 0
+        for i, claim in enumerate(found, start=1):
+            ok, missing = supported(claim, sources)
+            if not ok:
+                unsupported += 1
+            shown = claim if len(claim) <= 160 else claim[:157] + "..."
+            evidence.append(Evidence(
+                check="claim", ok=ok or unsupported <= self.max_unsupported, where=f"claim {i}",
+                detail=f"supported: {shown!r}" if ok else
+                f"UNSUPPORTED{' (tolerated)' if unsupported <= self.max_unsupported else ''}: {shown!r}; "
+                f"{', '.join(map(str, missing))} not found in the {len(sources)} source(s) the run read"))
+        if not found and self.min_claims == 0:
+            evidence.append(Evidence(check="claims", ok=True, detail="no numeric claims to check"))
+        score = (len(found) - unsupported) / len(found) if found else (1.0 if self.min_claims == 0 else 0.0)
+        return Verdict.of(self.name, evidence, score=score)
