@@ -53,8 +53,22 @@ def _policy_lines(events: list[Event]) -> list[str]:
     return lines
 
 
+def _verdict_lines(events: list[Event]) -> list[str]:
+    """Every evaluator verdict of every attempt (the task table shows only the last): failures first."""
+    lines = []
+    for e in events:
+        evidence = [x for x in e.get("evidence") or [] if isinstance(x, dict)]  # type: ignore[union-attr]
+        evidence.sort(key=lambda x: bool(x.get("ok")))
+        lines.append(f"- {'✅' if e.get('passed') else '❌'} {e.get('task')} attempt {e.get('attempt')}: "
+                     f"{e.get('evaluator')} score {e.get('score')} (threshold {e.get('threshold')})")
+        for x in evidence[:8]:
+            where = f" [{x.get('where')}]" if x.get("where") else ""
+            lines.append(f"  - {'ok' if x.get('ok') else 'FAIL'} {x.get('check')}{where}: {x.get('detail')}")
+    return lines
+
+
 def render_report(plan: Plan, tasks: dict[str, TaskRecord], workspace: Path, *, summary: str,
-                  policy: list[Event] | None = None) -> str:
+                  policy: list[Event] | None = None, verdicts: list[Event] | None = None) -> str:
     ok = run_passed(plan, tasks)
     total_tokens = sum(r["tokens"] for r in tasks.values())
     total_cost = sum(r["cost_usd"] for r in tasks.values())
@@ -76,6 +90,8 @@ def render_report(plan: Plan, tasks: dict[str, TaskRecord], workspace: Path, *, 
             lines.append(f"  - {'✅' if c['passed'] else '❌'} {c['kind']}: {c['detail']}")
         if r and r.get("error"):
             lines.append(f"  - ⚠️ {r['error']}")
+    if verdicts:
+        lines += ["", "## Evaluator evidence", "", *_verdict_lines(verdicts)]
     lines += ["", "## Artifacts", ""]
     lines += [f"- `{name}` ({size} bytes)" for name, size in artifacts(workspace)] or ["_(none)_"]
     lines += ["", "## Policy decisions", ""]
@@ -107,8 +123,11 @@ async def _summary(plan: Plan, tasks: dict[str, TaskRecord], ctx: RunContext) ->
 async def report_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     summary = await _summary(ctx.plan, state["tasks"], ctx)
-    policy = [e for e in read_events(ctx.events.path) if e.get("event") in POLICY_EVENTS]
-    text = render_report(ctx.plan, state["tasks"], ctx.workspace, summary=summary, policy=policy)
+    events = read_events(ctx.events.path)
+    policy = [e for e in events if e.get("event") in POLICY_EVENTS]
+    plan_tasks = {t.id for t in ctx.plan.tasks}
+    verdicts = [e for e in events if e.get("event") == "verdict" and e.get("task") in plan_tasks]
+    text = render_report(ctx.plan, state["tasks"], ctx.workspace, summary=summary, policy=policy, verdicts=verdicts)
     (ctx.run_dir / "report.md").write_text(text)
     ctx.events.emit("report_written", path=str(ctx.run_dir / "report.md"),
                     passed=run_passed(ctx.plan, state["tasks"]))

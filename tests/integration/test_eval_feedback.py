@@ -1,0 +1,80 @@
+"""The feedback loop end to end: real graph, checkpoints, MCP tools, sandbox and gate; only the Coder's text is
+scripted. A wrong script gets the code evaluator's evidence, the next attempt fixes it; a Coder that never
+fixes it ends in a clear failure report, never a false success."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage
+
+from naestro.events import read_events
+from naestro.plan import Plan
+from naestro.policies.decision import ApprovedScope, RunPolicy
+from naestro.runner import Runner
+from naestro.settings import Settings
+from tests.fakes import ScriptedProvider, all_text
+
+WRONG = "def mean(xs):\n    return sum(xs) / (len(xs) + 1)\n"
+RIGHT = "def mean(xs):\n    return sum(xs) / len(xs)\n"
+TEST = "from stats import mean\n\n\ndef test_mean():\n    assert mean([2, 4]) == 3\n"
+EVIDENCE = "FAILED test_stats.py::test_mean"
+
+
+def coder(*, learns: bool, prompts: list[str]) -> Any:
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        if "Write 2-4 sentences" in text:
+            return {"summary": "stats.py was written and checked."}
+        if not any(isinstance(m, AIMessage) for m in messages):
+            prompts.append(str(messages[1].content))
+            body = RIGHT if learns and EVIDENCE in text else WRONG
+            return {"thought": "write", "tool": "fs.write", "arguments": {"path": "stats.py", "content": body}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "stats.py works", "outputs": {}}}
+    return script
+
+
+def plan() -> Plan:
+    return Plan.model_validate({"goal": "write stats.py with mean(xs)", "tasks": [{
+        "id": "stats", "role": "coder", "description": "write stats.py with mean(xs)", "max_attempts": 2,
+        "accept": [{"kind": "evaluator", "evaluator": "code", "threshold": 1.0,
+                    "params": {"command": "python3 -m pytest -q -p no:cacheprovider test_stats.py"}}]}]})
+
+
+def seed(tmp_path: Path) -> Path:
+    src = tmp_path / "seed"
+    src.mkdir()
+    (src / "test_stats.py").write_text(TEST)
+    return src
+
+
+POLICY = RunPolicy(approve=[ApprovedScope(tool="exec.run")])
+
+
+async def test_wrong_script_gets_evidence_then_passes(settings: Settings, tmp_path: Path) -> None:
+    prompts: list[str] = []
+    runner = Runner(settings, ScriptedProvider(coder(learns=True, prompts=prompts)))
+    result = await runner.start("write stats.py", plan=plan(), workspace=seed(tmp_path), policy=POLICY)
+    assert result.passed and result.tasks["stats"]["attempts"] == 2
+    # the second attempt was told what failed, the evidence and the check itself
+    assert EVIDENCE not in prompts[0]
+    assert "A previous attempt FAILED" in prompts[1] and EVIDENCE in prompts[1] and '"evaluator":"code"' in prompts[1]
+    assert (Path(result.record.workspace) / "stats.py").read_text() == RIGHT
+    events = read_events(result.report_path.parent / "events.jsonl")
+    verdicts = [(e["attempt"], e["passed"]) for e in events if e["event"] == "verdict"]
+    assert verdicts == [(1, False), (2, True)]
+    report = result.report_path.read_text()
+    assert report.startswith("# Naestro report: PASSED")
+    assert "## Evaluator evidence" in report and "stats attempt 1: code" in report and EVIDENCE in report
+
+
+async def test_coder_that_never_fixes_it_fails_with_the_evidence(settings: Settings, tmp_path: Path) -> None:
+    prompts: list[str] = []
+    runner = Runner(settings, ScriptedProvider(coder(learns=False, prompts=prompts)))
+    result = await runner.start("write stats.py", plan=plan(), workspace=seed(tmp_path), policy=POLICY)
+    assert not result.passed and result.record.status == "failed"
+    assert result.tasks["stats"]["status"] == "failed" and result.tasks["stats"]["attempts"] == 2
+    report = result.report_path.read_text()
+    assert report.startswith("# Naestro report: FAILED")
+    assert "❌ evaluator: code failed" in report and EVIDENCE in report and "stats attempt 2" in report
