@@ -27,7 +27,7 @@ from naestro.llm import ModelProvider, ModelReply, complete_json
 from naestro.nodes.roles import RoleSpec
 from naestro.plan import Plan, Role
 from naestro.policies.gate import Gate
-from naestro.redact import redact_fields
+from naestro.redact import SecretVault
 from naestro.router import OutcomeFeed, Router, complete_json_routed, request_for
 from naestro.telemetry import chat_span, record_reply, record_tool_result, tool_span
 from naestro.toolbus import ToolBus, ToolResult, ToolSpec
@@ -69,6 +69,7 @@ class RunContext:
     replay_thread: str | None = None  # offline replay: reuse model replies journalled under this thread key
     run_budget: RunBudget = field(default_factory=lambda: RunBudget(ceiling=Plan.model_fields["budget"].default))
     router: Router | None = None  # None: call the requested endpoint directly (no spill, no re-route)
+    vault: SecretVault = field(default_factory=SecretVault)  # placeholder -> real value, memory only
 
     def __post_init__(self) -> None:
         if self.router is not None:  # acceptance verdicts teach the router's bandit (naestro/router/feedback.py)
@@ -134,10 +135,12 @@ class RunContext:
                              note="started before a crash; its effect may have happened once already")
         start = time.monotonic()
         try:
+            # Scoped secret handles: placeholders the run issued become their values for this call only, and
+            # the gate decides on the real values' labels (a secret needs the run's `secret` scope).
             decision, arguments = self.gate.authorize_tool(task=ex.task_id, role=ex.role.value, tool=name,
-                                                           arguments=arguments, meter=ex.meter)
+                                                           arguments=self.vault.reveal(arguments), meter=ex.meter)
         except PolicyDenied as exc:
-            denied = ToolResult(tool=name, ok=False, text=f"POLICY DENIED: {exc.message}",
+            denied = ToolResult(tool=name, ok=False, text=self.vault.redact(f"POLICY DENIED: {exc.message}"),
                                 args_sha256=request, result_sha256=request_hash(exc.message),
                                 duration_s=round(time.monotonic() - start, 4))
             self.events.emit("tool_denied", task=ex.task_id, tool=name, by=exc.by, reasons=[*exc.reasons])
@@ -148,7 +151,7 @@ class RunContext:
         self.journal.started(key, "tool", request)
         result = await self.bus.call(name, arguments, timeout_s=timeout_s)
         # Secrets and PII in what a tool returns never reach the model, the journal or the graph state.
-        result = redact_fields(result, "text", "structured")
+        result = self.vault.redact_fields(result, "text", "structured")
         cap = decision.obligations.get("max_output_chars")
         if isinstance(cap, int) and len(result.text) > cap:
             result = result.model_copy(update={"text": result.text[:cap] + f"\n[... truncated at {cap} chars]"})

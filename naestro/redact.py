@@ -30,8 +30,8 @@ from naestro.plan import Plan
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine, EntityRecognizer
 
-__all__ = ["PLACEHOLDER", "Depth", "Finding", "find", "labels", "presidio_available", "redact", "redact_fields",
-           "redact_plan", "redact_value"]
+__all__ = ["PLACEHOLDER", "Depth", "Finding", "SecretVault", "find", "labels", "presidio_available", "redact",
+           "redact_fields", "redact_plan", "redact_value"]
 
 Depth = Literal["fast", "data", "prose"]
 
@@ -102,6 +102,7 @@ def _env_secrets() -> tuple[str, ...]:
 _DATA_ENTITIES = ("IBAN_CODE", "CRYPTO", "UK_NHS")
 _PROSE_ENTITIES = ("PERSON", "LOCATION", *_DATA_ENTITIES)
 _MIN_SCORE = 0.6
+_PRESIDIO_KINDS = {e.lower() for e in _PROSE_ENTITIES}
 
 
 @functools.cache
@@ -199,13 +200,73 @@ def _redact_short(text: str, depth: Depth, env: tuple[str, ...]) -> str:
     return _redact(text, depth)
 
 
+def _placeholder(f: Finding, value: str) -> str:
+    return f"[REDACTED:{f.label}:{hashlib.sha256(value.encode()).hexdigest()[:8]}]"
+
+
 def _redact(text: str, depth: Depth) -> str:
     out, last = [], 0
     for f in find(text, depth=depth):
-        digest = hashlib.sha256(text[f.start:f.end].encode()).hexdigest()[:8]
-        out.append(text[last:f.start] + f"[REDACTED:{f.label}:{digest}]")
+        out.append(text[last:f.start] + _placeholder(f, text[f.start:f.end]))
         last = f.end
     return "".join(out) + text[last:]
+
+
+class SecretVault:
+    """A run's scoped secret handles: the real value behind each placeholder its entry points produced.
+
+    Kept in memory only (never in a checkpoint, journal or log), so a placeholder from a goal or a tool
+    result can be turned back into its value for one tool call, after the policy gate has seen the real
+    value's labels (``secret`` needs the ``secret`` scope; ``pii`` to the network needs ``pii_external``).
+    A process that did not redact the value (a resume in a new process) holds no handle: the tool gets the
+    placeholder.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def redact(self, text: str, *, depth: Depth = "data") -> str:
+        out, last = [], 0
+        for f in find(text, depth=depth):
+            value = text[f.start:f.end]
+            handle = _placeholder(f, value)
+            # Only values the fast patterns also catch get a handle: a revealed value passes through the gate's
+            # audit record and consent request, which redact with the patterns alone (presidio's finds, names
+            # and IBANs, stay placeholders for tools too).
+            if f.kind not in _PRESIDIO_KINDS:
+                self._values[handle] = value
+            out.append(text[last:f.start] + handle)
+            last = f.end
+        return "".join(out) + text[last:]
+
+    def redact_value(self, value: Any, *, depth: Depth = "data") -> Any:
+        if isinstance(value, str):
+            return self.redact(value, depth=depth)
+        if isinstance(value, dict):
+            return {self.redact(str(k), depth=depth): self.redact_value(v, depth=depth) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.redact_value(v, depth=depth) for v in value]
+        return value
+
+    def redact_fields(self, model: M, *fields: str, depth: Depth = "data") -> M:
+        update = {name: self.redact_value(getattr(model, name), depth=depth) for name in fields}
+        if all(update[name] == getattr(model, name) for name in fields):
+            return model
+        return model.model_copy(update=update)
+
+    def reveal(self, value: Any) -> Any:
+        """``value`` with every placeholder this vault issued replaced by its real value (others stay)."""
+        if isinstance(value, str):
+            return PLACEHOLDER.sub(lambda m: self._values.get(m.group(), m.group()), value) if "[REDACTED:" in value \
+                else value
+        if isinstance(value, dict):
+            return {self.reveal(k): self.reveal(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.reveal(v) for v in value]
+        return value
 
 
 def redact_value(value: Any, *, keys: bool = True, depth: Depth = "fast") -> Any:

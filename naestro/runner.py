@@ -36,7 +36,7 @@ from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.policies.engines import REGO_DIR, PolicyEngine, configured_engine, load_bundle
 from naestro.policies.gate import ConsentAnswer, Gate
 from naestro.policies.switches import KillSwitches
-from naestro.redact import redact, redact_plan
+from naestro.redact import SecretVault, redact_plan
 from naestro.router import Router
 from naestro.runs import RunRecord, RunStore
 from naestro.settings import Settings
@@ -72,6 +72,7 @@ class Runner:
                  telemetry: Telemetry | None = None) -> None:
         self.settings, self.provider, self.on_event = settings, provider, on_event
         self.telemetry = telemetry or Telemetry()  # spans.jsonl per run; OTLP when OTEL_EXPORTER_OTLP_* is set
+        self.vaults: dict[str, SecretVault] = {}  # per run: scoped secret handles (memory only)
         self.router = router  # shared by every run of this runner: endpoint health outlives a run
         self.store = RunStore(settings.runs_dir)
         # External MCP servers from NAESTRO_HOME/tools.yaml; roles it grants them to get `server.*` in their allowlist.
@@ -132,10 +133,12 @@ class Runner:
                     in_place: bool = False, policy: RunPolicy | None = None) -> RunResult:
         # Where the goal enters: secrets and PII become stable placeholders before anything stores, logs,
         # traces or sends it to a model.
-        goal = redact(goal, depth="prose")
+        vault = SecretVault()  # the values stay in this process, as handles tools may use when policy allows
+        goal = vault.redact(goal, depth="prose")
         plan = redact_plan(plan) if plan is not None else None
         record = self.store.create(plan.goal if plan and not goal else goal, source_workspace=workspace,
                                    in_place=in_place, policy=policy)
+        self.vaults[record.run_id] = vault
         with self.telemetry.run(run_id=record.run_id, run_dir=self.store.dir(record.run_id)):
             return await self._start(record, plan)
 
@@ -232,7 +235,7 @@ class Runner:
                                      replay_thread=None if record.replay_epoch is None else record.threads[-1]
                                      + (f"@{record.replay_epoch}" if record.replay_epoch else ""),
                                      run_budget=RunBudget(ceiling=plan.budget, tokens=done_tokens),
-                                     router=self.router)
+                                     router=self.router, vault=self.vaults.setdefault(record.run_id, SecretVault()))
                     stream_input: RunState | Command[None] | None = None  # None: continue from the checkpoint
                     if snapshot.created_at is None:
                         stream_input = {"goal": plan.goal, "tasks": {}}

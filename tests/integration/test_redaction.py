@@ -20,9 +20,10 @@ from langchain_core.messages import AIMessage, BaseMessage
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
 from naestro import redact as redact_module
+from naestro.events import read_events
 from naestro.plan import Plan
 from naestro.policies.decision import ApprovedScope, RunPolicy
-from naestro.redact import presidio_available
+from naestro.redact import PLACEHOLDER, presidio_available
 from naestro.runner import Runner
 from naestro.settings import Settings
 from naestro.telemetry import OtlpSink, Telemetry, TelemetrySettings
@@ -82,7 +83,8 @@ async def test_seeded_secrets_reach_no_output(settings: Settings, monkeypatch: p
         actions: list[dict[str, Any]] = [
             {"tool": "fs.read", "arguments": {"path": "notes.txt"}},
             {"tool": "exec.run", "arguments": {"command": command}},
-            # whatever the agent saw, it writes back and reports: the placeholders, never the values
+            # it writes back what it saw: the handles resolve for the gate, which denies the secrets to fs.write
+            # (no `secret` scope), so the file is never written
             {"tool": "fs.write", "arguments": {"path": "out.txt", "content": "\n".join(seen[-2:])[-4000:] + last}},
         ]
         if step < len(actions):
@@ -93,7 +95,7 @@ async def test_seeded_secrets_reach_no_output(settings: Settings, monkeypatch: p
     plan = Plan.model_validate({"goal": goal, "tasks": [{
         "id": "a", "role": "coder", "description": f"copy the notes for {s['email']}",
         "outputs": {"notes": {"schema": {"type": "string"}}},
-        "accept": [{"kind": "file_exists", "path": "out.txt"}]}]})
+        "accept": [{"kind": "file_exists", "path": "notes.txt"}]}]})
     policy = RunPolicy(approve=[ApprovedScope(tool="exec.run")])
     with OtlpSink() as sink:
         telemetry = Telemetry(TelemetrySettings(), exporter=OTLPSpanExporter(endpoint=sink.endpoint + "/v1/traces"))
@@ -107,7 +109,9 @@ async def test_seeded_secrets_reach_no_output(settings: Settings, monkeypatch: p
     # The run did handle the seeds: the model saw placeholders where they were.
     model_saw = "\n".join(seen)
     assert model_saw.count("[REDACTED:secret:") >= 5 and model_saw.count("[REDACTED:pii:") >= 3
-    assert "[REDACTED:" in out.read_text() and "[REDACTED:" in (run_dir / "report.md").read_text()
+    assert not out.exists() and "[REDACTED:" in (run_dir / "report.md").read_text()
+    denied = [e for e in read_events(run_dir / "events.jsonl") if e["event"] == "tool_denied"]
+    assert [e["tool"] for e in denied] == ["fs.write"] and "secret" in json.dumps(denied)
     assert sink.spans and (run_dir / "spans.jsonl").exists() and (run_dir / "audit.jsonl").exists()
 
     # The seeded file itself (in the run's copy of the workspace, and in snapshots/, the workspace copies kept
@@ -122,7 +126,9 @@ async def test_seeded_secrets_reach_no_output(settings: Settings, monkeypatch: p
     outputs["logs"] = caplog.text.encode()
     captured = capsys.readouterr()
     outputs["console"] = (captured.out + captured.err).encode()
-    outputs[str(out)] = out.read_bytes()
+    for p in Path(result.record.workspace).rglob("*"):  # what the agent wrote (the seeded file excepted)
+        if p.is_file() and p != seeded:
+            outputs[str(p)] = p.read_bytes()
     assert any("checkpoints.sqlite" in k for k in outputs)
     leaks = [(name, where) for name, value in s.items() for where, data in outputs.items()
              for needle in {value, value.replace(" ", ""), value.split("\n")[1] if "\n" in value else value}
@@ -130,3 +136,37 @@ async def test_seeded_secrets_reach_no_output(settings: Settings, monkeypatch: p
     assert leaks == [], "\n".join(map(str, leaks))
     os.environ.pop("NAESTRO_TEST_API_TOKEN", None)
     redact_module._env_secrets.cache_clear()
+
+
+@pytest.mark.parametrize("scopes", [[], ["secret"]])
+async def test_secret_handles_reach_tools_only_with_the_secret_scope(settings: Settings, scopes: list[str]) -> None:
+    key = f"sk-proj-{secrets.token_urlsafe(24)}"
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        assert key not in text  # the model only ever sees the handle
+        if "Write 2-4 sentences" in text:
+            return {"summary": "s"}
+        if sum(isinstance(m, AIMessage) for m in messages) == 0:
+            handle = PLACEHOLDER.search(text)
+            assert handle, text
+            return {"thought": "configure", "tool": "fs.write",
+                    "arguments": {"path": "cfg.env", "content": f"API_KEY={handle.group()}\n"}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "done", "outputs": {}}}
+
+    plan = Plan.model_validate({"goal": f"configure the service with {key}", "tasks": [{
+        "id": "a", "role": "coder", "description": "write cfg.env", "max_attempts": 1,
+        "accept": [{"kind": "file_exists", "path": "cfg.env"}]}]})
+    result = await Runner(settings, ScriptedProvider(script)).start(plan.goal, plan=plan,
+                                                                    policy=RunPolicy(scopes=scopes))
+    cfg = Path(result.record.workspace) / "cfg.env"
+    if scopes:  # allowed: the tool got the real value; it is in the file the user asked for, nowhere else
+        assert result.passed and cfg.read_text() == f"API_KEY={key}\n"
+    else:  # the gate saw the real value's "secret" label and denied the call
+        assert not result.passed and not cfg.exists()
+    run_dir = settings.runs_dir / result.record.run_id
+    denied = [e for e in read_events(run_dir / "events.jsonl") if e["event"] == "tool_denied"]
+    assert bool(denied) is not bool(scopes) and all("secret" in json.dumps(e) for e in denied)
+    written = [p for p in run_dir.rglob("*") if p.is_file() and p != cfg and "snapshots" not in p.parts]
+    written += list(settings.home.glob("checkpoints.sqlite*"))
+    assert [str(p) for p in written if key.encode() in p.read_bytes()] == []
