@@ -5,7 +5,9 @@ Each endpoint is its own llama-server process in a private NAESTRO_HOME, stopped
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +17,12 @@ import pytest
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from naestro.endpoints import ModelRegistry, load_registry
+from naestro.errors import ConfigError, EndpointUnavailable
 from naestro.events import Event, EventLog, read_events
 from naestro.llm import EndpointProvider, complete_json
 from naestro.plan import Plan
 from naestro.router import Router, complete_json_routed, request_for
+from naestro.router.tune import check_endpoint, profile_endpoint, write_prior
 from naestro.runner import Runner
 from naestro.settings import Settings
 from tests.conftest import REPO
@@ -79,11 +83,40 @@ async def test_prompt_longer_than_local_context_spills_to_long_context_endpoint(
     assert route["event"] == "route" and str(route["rejected"]["primary"]).startswith("context: needs ~")  # type: ignore[index]
 
 
+async def test_tune_measures_the_real_server_and_writes_the_prior(home: tuple[Settings, ModelRegistry],
+                                                                 tmp_path: Path) -> None:
+    settings, registry = home
+    ep = registry.get("secondary")
+    base_url = EndpointProvider(registry, settings).base_url(ep)
+    assert check_endpoint(ep, base_url) == ["qwen-b"]
+    with pytest.raises(ConfigError, match=r"model 'nope' is not served .* \(served: qwen-b\)"):
+        check_endpoint(ep.model_copy(update={"model": "nope"}), base_url)
+    points = await profile_endpoint(ep, base_url, concurrencies=(1, 2), prompt_tokens=(32,), requests=2,
+                                    max_tokens=4)
+    assert [(p.concurrency, p.requests, p.errors) for p in points] == [(1, 2, 0), (2, 2, 0)]
+    assert all(0 < p.p50_s <= p.p95_s and p.output_tokens_per_s > 0 for p in points)
+    models = tmp_path / "models.yaml"
+    models.write_text(REGISTRY)
+    p95 = write_prior(models, "secondary", points, profile_dir=tmp_path / "profiles")
+    prior = load_registry(models).router.priors[0]
+    assert (prior.endpoint, prior.p95_latency_s) == ("secondary", p95) and p95 == points[0].p95_s
+    assert Router(load_registry(models)).health.get("secondary").p95() == p95  # seeds the SLO window
+    assert json.loads((tmp_path / "profiles" / "secondary.json").read_text())[1]["concurrency"] == 2
+
+
+async def test_unreachable_endpoint_is_a_clear_error() -> None:
+    ep = load_registry().get("coder-0.5b")
+    with pytest.raises(EndpointUnavailable, match=re.escape("GET http://127.0.0.1:9/v1/models: ConnectError")):
+        check_endpoint(ep, "http://127.0.0.1:9/v1")
+
+
+# The researcher writes files but has no exec.run, which needs a human's consent under the default policy
+# (the run would wait); one attempt suffices: the reporter's model call comes after the kill in any case.
 PLAN = {
     "goal": "create a file",
     "tasks": [
-        {"id": "touch", "role": "runner", "description": "Create out.txt by running the command: echo hi > out.txt",
-         "accept": [{"kind": "file_exists", "path": "out.txt"}], "max_attempts": 2,
+        {"id": "hello", "role": "researcher", "description": "Write a file named hello.txt containing the word hi.",
+         "accept": [{"kind": "file_exists", "path": "hello.txt"}], "max_attempts": 1,
          "budget": {"tokens": 40000, "wall_s": 1800}},
     ],
 }
