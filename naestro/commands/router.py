@@ -125,6 +125,7 @@ def tune(endpoint: Annotated[str, typer.Argument(help="endpoint name from models
     Embedded endpoints are started if needed. The measured single-request p95 becomes the endpoint's
     ``p95_latency_s`` prior (the SLO rule's starting point); the full profile goes to HOME/profiles/.
     """
+    concurrencies, lengths = _ints(concurrency), _ints(prompt_tokens)  # bad input fails before any request
     settings = Settings()
     try:
         registry = load_registry(settings.models_file)
@@ -133,8 +134,8 @@ def tune(endpoint: Annotated[str, typer.Argument(help="endpoint name from models
         base_url = provider.base_url(ep)
         key = os.environ.get(ep.api_key_env) if ep.api_key_env else None
         check_endpoint(ep, base_url, api_key=key)
-        points = asyncio.run(profile_endpoint(ep, base_url, concurrencies=_ints(concurrency),
-                                              prompt_tokens=_ints(prompt_tokens), requests=requests,
+        points = asyncio.run(profile_endpoint(ep, base_url, concurrencies=concurrencies,
+                                              prompt_tokens=lengths, requests=requests,
                                               max_tokens=max_tokens, api_key=key))
         written = None
         if write and settings.models_file is not None:
