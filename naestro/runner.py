@@ -40,7 +40,7 @@ from naestro.redact import SecretVault, redact_plan
 from naestro.router import Router
 from naestro.runs import RunRecord, RunStore
 from naestro.settings import Settings
-from naestro.telemetry import Telemetry, span
+from naestro.telemetry import Telemetry, TelemetrySettings, span
 from naestro.toolbus import McpToolBus, ToolBus
 from naestro.tools import load_tools_config, run_servers, with_external_roles
 from naestro.validate import parse_plan_text
@@ -71,7 +71,8 @@ class Runner:
                  on_event: Callable[[Event], None] | None = None, router: Router | None = None,
                  telemetry: Telemetry | None = None) -> None:
         self.settings, self.provider, self.on_event = settings, provider, on_event
-        self.telemetry = telemetry or Telemetry()  # spans.jsonl per run; OTLP when OTEL_EXPORTER_OTLP_* is set
+        # spans.jsonl per run; OTLP when OTEL_EXPORTER_OTLP_* is set or `naestro observe up` runs for this home
+        self.telemetry = telemetry or Telemetry(TelemetrySettings(naestro_home=settings.home))
         self.vaults: dict[str, SecretVault] = {}  # per run: scoped secret handles (memory only)
         self.router = router  # shared by every run of this runner: endpoint health outlives a run
         self.store = RunStore(settings.runs_dir)

@@ -57,10 +57,9 @@ async def test_run_in_phoenix(settings: Settings, monkeypatch: pytest.MonkeyPatc
                                        "--grpc-port", str(free_port())])
     try:
         assert started.exit_code == 0, started.output
-        # The runner's default telemetry finds the endpoint `observe up` left in this home.
-        telemetry = Telemetry(TelemetrySettings())
-        assert telemetry.exporting
-        runner = Runner(settings, priced_provider(coder_script({t: "ok" for t in "abd"})), telemetry=telemetry)
+        # The runner's default telemetry finds the endpoint `observe up` left in its home.
+        runner = Runner(settings, priced_provider(coder_script({t: "ok" for t in "abd"})))
+        assert runner.telemetry.exporting
         result = await runner.start("g", plan=parallel_plan())
         assert result.passed
         local = [json.loads(line) for line in (settings.runs_dir / result.record.run_id / "spans.jsonl")
@@ -89,5 +88,5 @@ async def test_run_in_phoenix(settings: Settings, monkeypatch: pytest.MonkeyPatc
     finally:
         stopped = CliRunner().invoke(app, ["observe", "down"])
         assert "stopped" in stopped.output
-    assert not Telemetry(TelemetrySettings()).exporting
+    assert not Telemetry(TelemetrySettings(naestro_home=settings.home)).exporting
     assert Path(settings.home / "observe" / "phoenix.log").exists()
