@@ -1,0 +1,81 @@
+"""``naestro eval golden``: the golden suite on a model, Naestro vs the plain-agent baseline, with pass@k."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from naestro.endpoints import load_registry
+from naestro.errors import NaestroError, UsageError
+from naestro.golden import Attempt, load_suite, run_suite
+from naestro.llm import EndpointProvider
+from naestro.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, help="Evaluation: golden suites, pass@k, baseline comparison.")
+out = Console()
+err = Console(stderr=True)
+
+SUITE = Path(__file__).resolve().parents[2] / "tests" / "golden"
+
+
+@app.command()
+def golden(model: Annotated[str | None, typer.Option(help="endpoint name from models.yaml (every role uses it); "
+                                                    "default: the registry's default")] = None,
+           k: Annotated[int, typer.Option(min=1, max=50, help="attempts per goal and system (pass@k)")] = 1,
+           as_json: Annotated[bool, typer.Option("--json", help='{"naestro": {"passed", "total"}, "baseline": '
+                                                 '{...}, "goals": [...]}; passed/total count attempts')] = False,
+           baseline: Annotated[bool, typer.Option("--baseline", help="also run the plain-agent baseline")] = False,
+           suite: Annotated[Path, typer.Option(help="folder of golden goal files")] = SUITE,
+           only: Annotated[list[str] | None, typer.Option("--goal", help="run only these goal ids (repeatable)")]
+           = None) -> None:
+    """Run the golden suite; print success rate, tokens, wall time and cost per goal; store the results."""
+    settings = Settings()
+    try:
+        registry = load_registry(settings.models_file)
+        if model is not None:
+            registry.get(model)  # unknown names fail here, with the known ones
+            registry = registry.model_copy(update={"default": model, "fast": model})
+        goals = load_suite(suite)
+        if only:
+            unknown = set(only) - {g.id for g in goals}
+            if unknown:
+                raise UsageError(f"unknown goal(s) {sorted(unknown)} (known: {[g.id for g in goals]})")
+            goals = [g for g in goals if g.id in only]
+    except NaestroError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from exc
+    provider = EndpointProvider(registry, settings)
+
+    def progress(a: Attempt) -> None:
+        if not as_json:
+            out.print(f"{a.goal} [{a.system} #{a.sample}]: {'[green]pass[/green]' if a.passed else '[red]fail[/red]'}"
+                      f" ({a.tokens} tokens, {a.wall_s:.0f} s){' ' + a.error if a.error else ''}")
+
+    try:
+        result, path = asyncio.run(run_suite(goals, settings=settings, provider=provider, k=k, baseline=baseline,
+                                             model=registry.default, results_dir=settings.home / "eval" / "golden",
+                                             on_attempt=progress))
+    except NaestroError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2 if isinstance(exc, UsageError) else 3) from exc
+    summary = result.summary()
+    if as_json:
+        print(json.dumps(summary, indent=1))
+        return
+    table = Table("goal", "kind", "system", "passed", "pass@1", f"pass@{k}", "tokens", "wall s", "cost $",
+                  title=f"golden suite on {registry.default} (k={k})")
+    for g in result.goals():
+        table.add_row(g.id, g.kind, g.system, f"{g.c}/{g.n}", f"{g.pass_at_1:.2f}", f"{g.pass_at_k:.2f}",
+                      str(g.tokens), f"{g.wall_s:.0f}", f"{g.cost_usd:.4f}")
+    out.print(table)
+    for system in result.systems:
+        t = result.totals(system)
+        rate = t["passed"] / t["total"] if t["total"] else 0.0
+        out.print(f"{system}: {t['passed']}/{t['total']} attempts passed ({rate:.0%})")
+    out.print(f"results: {path}")

@@ -1,0 +1,82 @@
+"""The golden harness end to end with scripted model text: Naestro (real planner path, graph, tools, sandbox,
+gate, evaluators) against the plain-agent baseline on the same scripted model, scored by the same checks."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage
+
+from naestro.golden import check_workspace, load_suite, run_suite
+from naestro.settings import Settings
+from tests.fakes import ScriptedProvider, all_text
+
+SUITE = Path(__file__).resolve().parents[1] / "golden"
+
+
+def script(messages: list[BaseMessage]) -> dict[str, Any]:
+    text = all_text(messages)
+    first = str(messages[0].content)
+    steps = sum(isinstance(m, AIMessage) for m in messages)
+    if first.startswith("You are the Planner"):
+        return {"goal": "g", "tasks": [{"id": "write", "role": "coder", "description": "write hello.txt",
+                                        "accept": [{"kind": "regex", "file": "hello.txt", "pattern": "Naestro"}]}]}
+    if "Write 2-4 sentences" in text:
+        return {"summary": "hello.txt written."}
+    if first.startswith("You are a capable software agent"):  # the baseline: stops early with a partial file
+        if steps == 0:
+            return {"thought": "w", "tool": "fs.write", "arguments": {"path": "hello.txt", "content": "Hello"}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "done", "outputs": {}}}
+    assert re.search(r"Your task \(write\)", text), text
+    if steps == 0:
+        body = "Hello, Naestro!\n" if "previous attempt FAILED" in text else "Hello\n"
+        if "previous attempt FAILED" not in text:
+            body = "Hello, naestro\n"  # wrong case: the plan's regex passes it; the golden check must not
+        return {"thought": "w", "tool": "fs.write", "arguments": {"path": "hello.txt", "content": body}}
+    return {"thought": "done", "tool": "finish", "arguments": {"summary": "wrote it", "outputs": {}}}
+
+
+def test_the_suite_has_at_least_eight_goals_of_every_kind() -> None:
+    goals = load_suite(SUITE)
+    assert len(goals) >= 8 and {g.kind for g in goals} == {"file", "data", "code", "report"}
+
+
+async def test_golden_checks_fail_wrong_work_and_pass_right_work(tmp_path: Path) -> None:
+    goals = {g.id: g for g in load_suite(SUITE)}
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "sales.csv").write_text(goals["region_totals"].files["sales.csv"])
+    (ws / "totals.csv").write_text("region,total\nnorth,150.75\nsouth,99.75\neast,50\n")
+    assert all(v.passed for v in await check_workspace(goals["region_totals"], ws))
+    (ws / "totals.csv").write_text("region,total\nsouth,99.75\nnorth,150.5\neast,50\n")
+    verdicts = await check_workspace(goals["region_totals"], ws)
+    assert not verdicts[0].passed and "region=north" in verdicts[0].render()
+    (ws / "report.md").write_text("# Sales\n\nThere were 6 sales totalling 300.50.\n")
+    assert all(v.passed for v in await check_workspace(goals["sales_report"], ws))
+    (ws / "report.md").write_text("# Sales\n\nThere were 6 sales totalling 300.50, up 12% on last year.\n")
+    factuality = (await check_workspace(goals["sales_report"], ws))[2]
+    assert not factuality.passed and "12 not found" in factuality.render()
+    (ws / "fib.py").write_text("def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n")
+    assert all(v.passed for v in await check_workspace(goals["fib_code"], ws))
+
+
+async def test_run_suite_scores_both_systems_and_stores_results(settings: Settings, tmp_path: Path) -> None:
+    goals = [g for g in load_suite(SUITE) if g.id == "hello_file"]
+    results = tmp_path / "results"
+    suite, path = await run_suite(goals, settings=settings, provider=ScriptedProvider(script), k=2, baseline=True,
+                                  model="scripted", results_dir=results)
+    summary = suite.summary()
+    # Naestro's own plan check (regex "Naestro") fails the first write; the retry fixes it, the golden check agrees.
+    assert summary["naestro"] == {"passed": 2, "total": 2}
+    assert summary["baseline"] == {"passed": 0, "total": 2}
+    by_system = {g["system"]: g for g in summary["goals"]}  # type: ignore[union-attr]
+    assert by_system["naestro"]["pass_at_k"] == 1.0 and by_system["baseline"]["pass_at_1"] == 0.0
+    baseline = [a for a in suite.attempts if a.system == "baseline"]
+    assert all(a.claimed and not a.passed for a in baseline)  # it said "done"; the check says otherwise
+    assert json.loads(path.read_text())["naestro"] == {"passed": 2, "total": 2}
+    assert len((results / f"{suite.started}.jsonl").read_text().splitlines()) == 4
+    history = [json.loads(line) for line in (results / "history.jsonl").read_text().splitlines()]
+    assert history[-1]["baseline"] == {"passed": 0, "total": 2}
