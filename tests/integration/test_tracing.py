@@ -168,3 +168,23 @@ async def test_consent_wait_and_resume_stay_in_the_runs_trace(settings: Settings
     while node["parent_id"] in by_id:
         node = by_id[node["parent_id"]]
     assert node is root and any(by_id[s["parent_id"]] is resume for s in spans if s["parent_id"] in by_id)
+
+
+async def test_planned_run_has_a_plan_span_with_its_policy_decision(settings: Settings) -> None:
+    plan = {"tasks": [{"id": "a", "role": "coder", "description": "write a.txt",
+                       "accept": [{"kind": "regex", "file": "a.txt", "pattern": "ok"}]}]}
+    agent = coder_script({"a": "ok"})
+
+    def planner_then_agent(messages: list[Any]) -> Any:
+        text = "\n".join(str(m.content) for m in messages)
+        return agent(messages) if "Your task (a)" in text or "Write 2-4 sentences" in text else plan
+
+    result = await Runner(settings, priced_provider(planner_then_agent)).start("write a.txt saying ok")
+    assert result.passed and result.record.plan_source == "model"
+    spans = read_spans(settings.runs_dir / result.record.run_id)
+    root = one(spans, "invoke_workflow naestro")
+    planned = one(spans, "naestro.plan")
+    assert planned["parent_id"] == root["span_id"]
+    assert planned["attributes"]["naestro.plan.source"] == "model" and planned["attributes"]["naestro.plan.tasks"] == 1
+    assert [s["name"] for s in children(spans, planned)] == ["naestro.policy model:scripted"]
+    assert planned["end_ns"] <= one(spans, "naestro.phase 0")["start_ns"]
