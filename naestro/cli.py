@@ -23,6 +23,7 @@ from naestro.commands import bench as bench_commands
 from naestro.commands import control
 from naestro.commands import eval as eval_commands
 from naestro.commands import history as history_commands
+from naestro.commands import introspect as introspect_commands
 from naestro.commands import mcp as mcp_commands
 from naestro.commands import metrics as metrics_commands
 from naestro.commands import observe as observe_commands
@@ -63,6 +64,7 @@ runs_app.command("trace")(trace_commands.trace)
 app.add_typer(metrics_commands.app, name="metrics")
 app.add_typer(observe_commands.app, name="observe")
 app.add_typer(eval_commands.app, name="eval")
+app.command()(introspect_commands.introspect)
 app.command()(control.pause)
 runs_app.command("history")(history_commands.history)
 runs_app.command("rollback")(history_commands.rollback)

@@ -10,6 +10,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage
 
 from naestro.events import read_events
+from naestro.introspect import introspect_run
 from naestro.plan import Plan
 from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.runner import Runner
@@ -78,3 +79,7 @@ async def test_coder_that_never_fixes_it_fails_with_the_evidence(settings: Setti
     report = result.report_path.read_text()
     assert report.startswith("# Naestro report: FAILED")
     assert "❌ evaluator: code failed" in report and EVIDENCE in report and "stats attempt 2" in report
+    # the Introspector sees that the feedback did not change the result
+    findings = introspect_run(result.report_path.parent)
+    assert [(f.kind, f.task) for f in findings] == [("weak_prompt", "stats")]
+    assert "exited 1" in findings[0].evidence and "assert 2.0 == 3" in findings[0].evidence

@@ -1,0 +1,41 @@
+"""``naestro introspect [RUN | --last N]``: typed findings with a proposed minimal change each."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from naestro.errors import UsageError
+from naestro.introspect import Finding, introspect_run
+from naestro.runs import RunStore
+from naestro.settings import Settings
+
+out = Console()
+err = Console(stderr=True)
+
+
+def introspect(run_id: Annotated[str | None, typer.Argument(help="a run id; default: the newest run")] = None,
+               last: Annotated[int | None, typer.Option(min=1, help="the newest N runs")] = None,
+               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Turn runs' events (verdicts, denials, retries, routing) into findings with a proposed change each."""
+    store = RunStore(Settings().runs_dir)
+    try:
+        if run_id is not None:
+            ids = [store.load(run_id).run_id]
+        else:
+            ids = [r.run_id for r in sorted(store.list(), key=lambda r: r.created, reverse=True)[:last or 1]]
+    except UsageError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from exc
+    findings: list[Finding] = [f for rid in ids for f in introspect_run(store.dir(rid))]
+    if as_json:
+        print(json.dumps([f.model_dump() for f in findings], indent=1))
+        return
+    table = Table("run", "task", "finding", "evidence", "proposed change", title=f"{len(ids)} run(s)")
+    for f in findings:
+        table.add_row(f.run, f.task, f.kind, f.evidence, f.proposal)
+    out.print(table if findings else f"no findings in {len(ids)} run(s)")
