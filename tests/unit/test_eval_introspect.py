@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from naestro.cli import app
 from naestro.events import EventLog
 from naestro.introspect import introspect_run
+from tests.conftest import write_run
 
 
 def _log(tmp_path: Path) -> EventLog:
@@ -48,3 +54,16 @@ def test_verdict_flip_without_a_write_is_a_flaky_check(tmp_path: Path) -> None:
     log.emit("reroute", task="a", endpoint="coder-1.5b", reason="timeout")
     log.emit("budget_exceeded", task="a", resource="tokens", limit=100, spent=120)
     assert [f.kind for f in introspect_run(tmp_path / "r1")] == ["flaky_check", "router_mistake", "budget"]
+
+
+def test_cli_introspect_and_eval_argument_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NAESTRO_HOME", str(tmp_path / "home"))
+    run_dir = write_run(tmp_path / "home", "r1", tmp_path)
+    log = EventLog(run_dir / "events.jsonl", run_id="r1")
+    log.emit("budget_exceeded", task="a", resource="wall_s", limit=10, spent=11)
+    result = CliRunner().invoke(app, ["introspect", "r1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [f["kind"] for f in json.loads(result.output)] == ["budget"]
+    assert CliRunner().invoke(app, ["introspect", "nope"]).exit_code == 2
+    assert CliRunner().invoke(app, ["eval", "golden", "--goal", "nope"]).exit_code == 2
+    assert CliRunner().invoke(app, ["eval", "golden", "--model", "nope"]).exit_code == 2
