@@ -21,6 +21,7 @@ from naestro.errors import ConfigError, EndpointUnavailable
 from naestro.events import Event, EventLog, read_events
 from naestro.llm import EndpointProvider, complete_json
 from naestro.plan import Plan
+from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.router import Router, complete_json_routed, request_for
 from naestro.router.tune import check_endpoint, profile_endpoint, write_prior
 from naestro.runner import Runner
@@ -110,16 +111,18 @@ async def test_unreachable_endpoint_is_a_clear_error() -> None:
         check_endpoint(ep, "http://127.0.0.1:9/v1")
 
 
-# The researcher writes files but has no exec.run, which needs a human's consent under the default policy
-# (the run would wait); one attempt suffices: the reporter's model call comes after the kill in any case.
+# The coder's tools (fs.*, exec.run) are the ones its real-model path is known to handle; exec.run is
+# pre-approved so the run never waits for a human. One attempt suffices: the reporter's model call comes after
+# the kill in any case.
 PLAN = {
     "goal": "create a file",
     "tasks": [
-        {"id": "hello", "role": "researcher", "description": "Write a file named hello.txt containing the word hi.",
+        {"id": "hello", "role": "coder", "description": "Write a file named hello.txt containing the word hi.",
          "accept": [{"kind": "file_exists", "path": "hello.txt"}], "max_attempts": 1,
          "budget": {"tokens": 40000, "wall_s": 1800}},
     ],
 }
+POLICY = RunPolicy(approve=[ApprovedScope(tool="exec.run")])
 
 
 async def test_killed_endpoint_mid_run_reroutes_and_the_run_completes(home: tuple[Settings, ModelRegistry]) -> None:
@@ -139,7 +142,7 @@ async def test_killed_endpoint_mid_run_reroutes_and_the_run_completes(home: tupl
 
     router = Router(registry)
     result = await Runner(settings, provider, on_event=on_event, router=router).start(
-        "", plan=Plan.model_validate(PLAN))
+        "", plan=Plan.model_validate(PLAN), policy=POLICY)
     assert killed, "primary never answered a call"
     events = read_events(Path(result.report_path).parent / "events.jsonl")
     reroutes = [e for e in events if e["event"] == "reroute"]
