@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from pydantic import JsonValue
 
 from naestro.context import Execution, RunContext
-from naestro.evaluators import evaluate_check
+from naestro.evaluators import Evidence, Verdict, emit_verdict, evaluate_check
 from naestro.graphs.state import CheckResult
 from naestro.nodes.judge import judge
 from naestro.plan import (
@@ -99,6 +99,10 @@ async def _one(check: AcceptanceCheck, task: Task, outputs: dict[str, JsonValue]
         case EvaluatorCheck():
             score, reason = await judge(check, task, outputs, summary, ctx, ex)
             ok = score >= check.threshold
+            # The judge's score as a verdict too, so every evaluator shows up the same way in events and report.
+            verdict = Verdict.of(check.evaluator, [Evidence(check="rubric", ok=ok, detail=reason or "(no reason)")],
+                                 score=score)
+            emit_verdict(ctx, task_id=task.id, attempt=ex.attempt, verdict=verdict, threshold=check.threshold)
             return {"kind": "evaluator", "passed": ok,
                     "detail": f"{check.evaluator} scored {score:.2f} (threshold {check.threshold:.2f}): {reason}"}
 

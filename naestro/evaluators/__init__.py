@@ -11,7 +11,7 @@ from naestro.evaluators._contract import ContractEvaluator, CsvShape, GroupTotal
 from naestro.evaluators._factuality import FactualityEvaluator
 from naestro.evaluators._localenv import SandboxEvalEnv
 from naestro.evaluators._registry import EVALUATORS, build_evaluator
-from naestro.evaluators._runenv import RunEvalEnv, evaluate_check, journal_sources, usage_from_events
+from naestro.evaluators._runenv import RunEvalEnv, emit_verdict, evaluate_check, journal_sources, usage_from_events
 from naestro.evaluators._safety import SafetyEvaluator
 from naestro.evaluators._slo import SloEvaluator
 from naestro.evaluators._verdict import (
@@ -47,6 +47,7 @@ __all__ = [
     "Usage",
     "Verdict",
     "build_evaluator",
+    "emit_verdict",
     "evaluate_check",
     "journal_sources",
     "usage_from_events",

@@ -16,7 +16,7 @@ from naestro.evaluators._registry import build_evaluator
 from naestro.evaluators._verdict import CommandOutcome, Cost, Evidence, Source, Subject, Usage, Verdict
 from naestro.plan import EvaluatorCheck, Task
 
-__all__ = ["SOURCE_TOOLS", "RunEvalEnv", "evaluate_check", "journal_sources", "usage_from_events"]
+__all__ = ["SOURCE_TOOLS", "RunEvalEnv", "emit_verdict", "evaluate_check", "journal_sources", "usage_from_events"]
 
 SOURCE_TOOLS = ("fs.read", "fs.search", "web.fetch", "web.search", "db.query", "pdf.text", "pdf.tables", "exec.run")
 
@@ -104,8 +104,13 @@ async def evaluate_check(check: EvaluatorCheck, task: Task, outputs: dict[str, J
         verdict = await evaluator.evaluate(subject, RunEvalEnv(ctx, ex))
     verdict = verdict.model_copy(update={"cost": Cost(tokens=verdict.cost.tokens, usd=verdict.cost.usd,
                                                       wall_s=round(time.monotonic() - start, 3))})
-    ctx.events.emit("verdict", task=task.id, attempt=ex.attempt, evaluator=verdict.evaluator, passed=verdict.passed,
-                    score=verdict.score, threshold=check.threshold,
+    emit_verdict(ctx, task_id=task.id, attempt=ex.attempt, verdict=verdict, threshold=check.threshold)
+    return verdict
+
+
+def emit_verdict(ctx: RunContext, *, task_id: str, attempt: int, verdict: Verdict, threshold: float) -> None:
+    """The ``verdict`` event: the report's evidence section and the Introspector read it."""
+    ctx.events.emit("verdict", task=task_id, attempt=attempt, evaluator=verdict.evaluator, passed=verdict.passed,
+                    score=verdict.score, threshold=threshold,
                     evidence=[e.model_dump(mode="json") for e in verdict.evidence],
                     cost=verdict.cost.model_dump(mode="json"))
-    return verdict

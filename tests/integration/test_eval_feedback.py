@@ -83,3 +83,27 @@ async def test_coder_that_never_fixes_it_fails_with_the_evidence(settings: Setti
     findings = introspect_run(result.report_path.parent)
     assert [(f.kind, f.task) for f in findings] == [("weak_prompt", "stats")]
     assert "exited 1" in findings[0].evidence and "assert 2.0 == 3" in findings[0].evidence
+
+
+async def test_llm_judge_scores_are_verdicts_too(settings: Settings, tmp_path: Path) -> None:
+    scores = iter([0.2, 0.9])
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        if "Score from 0" in text:
+            return {"reason": "the poem rhymes", "score": next(scores)}
+        if "Write 2-4 sentences" in text:
+            return {"summary": "poem written"}
+        if not any(isinstance(m, AIMessage) for m in messages):
+            return {"thought": "w", "tool": "fs.write", "arguments": {"path": "poem.txt", "content": "roses"}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "wrote poem.txt", "outputs": {}}}
+
+    judged = Plan.model_validate({"goal": "a poem", "tasks": [{
+        "id": "poem", "role": "coder", "description": "write poem.txt",
+        "accept": [{"kind": "evaluator", "evaluator": "llm_judge", "threshold": 0.5, "rubric": "it rhymes"}]}]})
+    result = await Runner(settings, ScriptedProvider(script)).start("a poem", plan=judged)
+    assert result.passed and result.tasks["poem"]["attempts"] == 2
+    events = read_events(result.report_path.parent / "events.jsonl")
+    assert [(e["evaluator"], e["attempt"], e["passed"], e["score"]) for e in events if e["event"] == "verdict"] == [
+        ("llm_judge", 1, False, 0.2), ("llm_judge", 2, True, 0.9)]
+    assert "poem attempt 1: llm_judge score 0.2" in result.report_path.read_text()

@@ -47,7 +47,7 @@ def test_exported_names() -> None:
         "EVALUATORS", "CodeEvaluator", "CommandOutcome", "ContractEvaluator", "Cost", "CsvShape", "EvalEnv",
         "Evaluator", "Evidence", "FactualityEvaluator", "GroupTotals", "RunEvalEnv", "SafetyEvaluator",
         "SandboxEvalEnv", "SloEvaluator", "Source", "Subject", "Usage", "Verdict", "build_evaluator",
-        "evaluate_check", "journal_sources", "usage_from_events"}
+        "emit_verdict", "evaluate_check", "journal_sources", "usage_from_events"}
 
 
 def test_verdict_refuses_false_success() -> None:
