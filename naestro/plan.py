@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
 
 TaskId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 """Lower-case identifiers: they become LangGraph node names and file-safe path parts."""
@@ -111,6 +111,18 @@ class EvaluatorCheck(_Frozen):
     threshold: float = Field(ge=0, le=1)
     rubric: str = ""
     params: dict[str, JsonValue] = Field(default_factory=dict, description="the evaluator's parameters")
+
+    @model_validator(mode="after")
+    def _known_evaluator(self) -> EvaluatorCheck:
+        """Unknown names and bad params are plan errors (the planner feeds them back), not run-time surprises."""
+        if self.evaluator != "llm_judge":
+            from naestro.errors import UsageError
+            from naestro.evaluators import build_evaluator  # imported late: the evaluators import this module
+            try:
+                build_evaluator(self.evaluator, dict(self.params))
+            except UsageError as exc:
+                raise ValueError(str(exc)) from exc
+        return self
 
 
 AcceptanceCheck = Annotated[

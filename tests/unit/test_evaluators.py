@@ -245,3 +245,17 @@ def test_slo_against_budget_and_overrides(tmp_path: Path) -> None:
     assert v.score == pytest.approx(1000 / 1500, abs=1e-3)
     assert verdict(SloEvaluator(tokens=2000), tmp_path, subject=subject, usage=used).passed
     assert not verdict(SloEvaluator(), tmp_path, usage=used).passed  # no limits: no evidence of compliance
+
+
+def test_plans_with_unknown_evaluators_or_bad_params_do_not_validate() -> None:
+    from naestro.validate import plan_problems
+
+    def plan(check: dict[str, object]) -> dict[str, object]:
+        return {"goal": "g", "tasks": [{"id": "a", "role": "coder", "description": "d", "accept": [check]}]}
+
+    problems = plan_problems(plan({"kind": "evaluator", "evaluator": "vibes", "threshold": 1}))
+    assert [p.pointer for p in problems] == ["/tasks/0/accept/0"] and "unknown evaluator 'vibes'" in problems[0].message
+    bad = plan_problems(plan({"kind": "evaluator", "evaluator": "code", "threshold": 1, "params": {"lint": "maybe"}}))
+    assert bad and "bad params" in bad[0].message
+    assert not plan_problems(plan({"kind": "evaluator", "evaluator": "slo", "threshold": 1, "params": {"tokens": 9}}))
+    assert not plan_problems(plan({"kind": "evaluator", "evaluator": "llm_judge", "threshold": 0.5}))
