@@ -58,6 +58,12 @@ class EndpointProvider:
             self._cache[ep.name] = (ep, model)
         return self._cache[ep.name]
 
+    def forget(self, name: str) -> None:
+        """Drop the cached client (the router calls this when it marks the endpoint down): the next call resolves
+        the endpoint again, so an embedded llama-server that died is started again instead of retried at its
+        old port."""
+        self._cache.pop(name, None)
+
     def health(self, endpoint: Endpoint) -> str:
         """'up', 'stopped' (embedded, starts on demand) or 'down: reason' — without starting anything."""
         if endpoint.embedded:

@@ -9,7 +9,7 @@ from pydantic import JsonValue
 
 from naestro.budget import TaskMeter
 from naestro.endpoints import Endpoint
-from naestro.llm import ModelProvider, ModelReply, complete_json
+from naestro.llm import EndpointProvider, ModelProvider, ModelReply, complete_json
 from naestro.router.route import Emit, RouteDecision, Router, RouteRequest, estimate_tokens
 
 __all__ = ["complete_json_routed", "remaining_usd", "request_for"]
@@ -45,4 +45,8 @@ async def complete_json_routed(router: Router, provider: ModelProvider, req: Rou
             authorize(ep)
         return await complete_json(provider, ep.name, messages, schema=schema, name=name)
 
-    return await router.call(req, invoke, emit=emit)
+    def forget(ep: Endpoint) -> None:
+        if isinstance(provider, EndpointProvider):
+            provider.forget(ep.name)
+
+    return await router.call(req, invoke, emit=emit, on_down=forget)

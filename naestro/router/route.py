@@ -222,9 +222,11 @@ class Router:
                              spilled or not local, rejected)
 
     async def call(self, req: RouteRequest, invoke: Callable[[Endpoint], Awaitable[T]], *,
-                   emit: Emit | None = None) -> tuple[T, RouteDecision]:
+                   emit: Emit | None = None, on_down: Callable[[Endpoint], object] | None = None
+                   ) -> tuple[T, RouteDecision]:
         """Route, call ``invoke(endpoint)``, retry / re-route on failure; returns the result and the final decision.
 
+        ``on_down(endpoint)`` runs when an endpoint is marked down (the provider drops its cached client).
         ``emit(event, **fields)`` receives ``route``, ``route_retry`` and ``reroute`` events (the run's EventLog);
         they are also added as events to the current OpenTelemetry span (the model call's span in a traced run).
         """
@@ -263,6 +265,8 @@ class Router:
                         continue
                     if kind != "context":  # a prompt too long for it says nothing about the endpoint's health
                         self.health.mark_down(ep.name, reason)
+                        if on_down is not None:
+                            on_down(ep)
                     failed[ep.name] = reason
                     record("reroute", kind=req.kind, endpoint=ep.name, reason=reason,
                            cooldown_s=self.config.down_cooldown_s)

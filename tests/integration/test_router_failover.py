@@ -22,7 +22,7 @@ from naestro.events import Event, EventLog, read_events
 from naestro.llm import EndpointProvider, complete_json
 from naestro.plan import Plan
 from naestro.policies.decision import ApprovedScope, RunPolicy
-from naestro.router import Router, complete_json_routed, request_for
+from naestro.router import HealthBoard, Router, complete_json_routed, request_for
 from naestro.router.tune import check_endpoint, profile_endpoint, write_prior
 from naestro.runner import Runner
 from naestro.settings import Settings
@@ -40,7 +40,7 @@ endpoints:
      gguf: {SMALL.model_dump_json() if SMALL else "null"}}}
   - {{name: secondary, kind: llama.cpp, model: qwen-b, context: 8192,
      capabilities: [json_schema, code, long_context], gguf: {SMALL.model_dump_json() if SMALL else "null"}}}
-router: {{retries: 1, backoff_s: 0.2, down_cooldown_s: 600}}
+router: {{retries: 1, backoff_s: 0.2, down_cooldown_s: 3600}}
 """
 
 
@@ -157,3 +157,33 @@ async def test_killed_endpoint_mid_run_reroutes_and_the_run_completes(home: tupl
     # The run finished (passed, or failed its check if the 0.5B model fumbled the task) instead of ending
     # with an endpoint error, which is what it did before the router: a RunError leaves status "error".
     assert result.record.status in ("passed", "failed"), result.record.status
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_dead_embedded_server_is_started_again_after_the_cooldown(home: tuple[Settings, ModelRegistry],
+                                                                         tmp_path: Path) -> None:
+    settings, registry = home
+    provider = EndpointProvider(registry, settings)
+    provider.chat("primary")  # a cached client bound to the running server's port
+    primary = provider.server(registry.get("primary"))
+    info = primary.status()
+    assert info is not None
+    os.kill(info.pid, signal.SIGKILL)
+    clock = Clock()
+    router = Router(registry, health=HealthBoard(cooldown_s=60, clock=clock))
+    messages: list[BaseMessage] = [HumanMessage('Reply with the JSON {"answer": 2}.')]
+    req = request_for(messages, kind="coder", requested="primary", max_output_tokens=64)
+    reply, _ = await complete_json_routed(router, provider, req, messages, schema=SCHEMA, name="answer")
+    assert reply.endpoint == "secondary" and router.health.is_down("primary")
+    clock.now += 61  # cooldown over: the router tries primary again, and the provider starts its server anew
+    reply, decision = await complete_json_routed(router, provider, req, messages, schema=SCHEMA, name="answer")
+    assert (reply.endpoint, decision.rule) == ("primary", "requested")
+    restarted = primary.status()
+    assert restarted is not None and restarted.pid != info.pid

@@ -316,3 +316,11 @@ async def test_prompt_that_overflows_despite_the_estimate_reroutes_without_marki
     assert result == "long:ok"
     assert d.rejected["short"].startswith("failed during this call (context: ")
     assert not r.health.is_down("short")  # the next (shorter) prompt may use it again
+
+
+async def test_on_down_hook_runs_when_an_endpoint_is_marked_down(http_server: tuple[str, list[int]]) -> None:
+    url, _ = http_server
+    downs: list[str] = []
+    r = Router(registry(ep("dead", url=f"http://127.0.0.1:{dead_port()}"), ep("live", url=url)))
+    await r.call(req(), get, on_down=lambda e: downs.append(e.name))
+    assert downs == ["dead"]
