@@ -9,6 +9,7 @@ sees the checks; they are applied to the workspace afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import tempfile
@@ -47,7 +48,8 @@ from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.runner import Runner
 from naestro.settings import Settings
 
-__all__ = ["Attempt", "GoalResult", "GoldenGoal", "SuiteResult", "check_workspace", "load_suite", "run_suite"]
+__all__ = ["Attempt", "GoalResult", "GoldenGoal", "SuiteResult", "check_workspace", "history", "load_suite",
+           "run_suite"]
 
 System = Literal["naestro", "baseline"]
 
@@ -165,6 +167,20 @@ class SuiteResult(BaseModel):
         return out
 
 
+def _why(exc: Exception) -> str:
+    if isinstance(exc, TimeoutError):
+        return "attempt timed out (--attempt-timeout-s)"
+    return f"{exc.__class__.__name__}: {exc}"[:500]
+
+
+def history(results_dir: Path) -> list[dict[str, object]]:
+    """One line per finished suite, oldest first (``history.jsonl``)."""
+    path = results_dir / "history.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def _seed(goal: GoldenGoal, into: Path) -> Path:
     into.mkdir(parents=True)
     for rel, text in goal.files.items():
@@ -173,16 +189,16 @@ def _seed(goal: GoldenGoal, into: Path) -> Path:
     return into
 
 
-async def _naestro(goal: GoldenGoal, runner: Runner, scratch: Path, sample: int) -> Attempt:
+async def _naestro(goal: GoldenGoal, runner: Runner, scratch: Path, sample: int, timeout_s: float | None) -> Attempt:
     start = time.monotonic()
     seed = _seed(goal, scratch / f"{goal.id}-{sample}-seed")
     policy = RunPolicy(approve=[ApprovedScope(tool="exec.run")])
     try:
-        result = await runner.start(goal.goal, workspace=seed, policy=policy)
+        result = await asyncio.wait_for(runner.start(goal.goal, workspace=seed, policy=policy), timeout_s)
     except Exception as exc:  # noqa: BLE001 - one failed attempt is a data point, not the end of the suite
         return Attempt(goal=goal.id, system="naestro", sample=sample, passed=False, claimed=False, tokens=0,
                        cost_usd=0.0, wall_s=round(time.monotonic() - start, 1), evidence=[],
-                       error=f"{exc.__class__.__name__}: {exc}"[:500])
+                       error=_why(exc))
     verdicts = await check_workspace(goal, Path(result.record.workspace))
     events = read_events(runner.store.dir(result.record.run_id) / "events.jsonl")
     planning = sum(t for e in events if e.get("event") in ("planned", "replanned")
@@ -195,15 +211,16 @@ async def _naestro(goal: GoldenGoal, runner: Runner, scratch: Path, sample: int)
 
 
 async def _baseline(goal: GoldenGoal, provider: ModelProvider, endpoint: str | None, scratch: Path,
-                    sample: int) -> Attempt:
+                    sample: int, timeout_s: float | None) -> Attempt:
     start = time.monotonic()
     workspace = _seed(goal, scratch / f"{goal.id}-{sample}-baseline")
     try:
-        res = await run_baseline(goal.goal, provider, workspace=workspace, endpoint=endpoint)
+        res = await asyncio.wait_for(run_baseline(goal.goal, provider, workspace=workspace, endpoint=endpoint),
+                                     timeout_s)
     except Exception as exc:  # noqa: BLE001 - as above
         return Attempt(goal=goal.id, system="baseline", sample=sample, passed=False, claimed=False, tokens=0,
                        cost_usd=0.0, wall_s=round(time.monotonic() - start, 1), evidence=[],
-                       error=f"{exc.__class__.__name__}: {exc}"[:500])
+                       error=_why(exc))
     verdicts = await check_workspace(goal, workspace)
     return Attempt(goal=goal.id, system="baseline", sample=sample, passed=all(v.passed for v in verdicts),
                    claimed=res.finished, tokens=res.tokens, cost_usd=round(res.cost_usd, 6), wall_s=res.wall_s,
@@ -211,9 +228,11 @@ async def _baseline(goal: GoldenGoal, provider: ModelProvider, endpoint: str | N
 
 
 async def run_suite(goals: list[GoldenGoal], *, settings: Settings, provider: ModelProvider, k: int,
-                    baseline: bool, model: str, results_dir: Path,
+                    baseline: bool, model: str, results_dir: Path, attempt_timeout_s: float | None = None,
                     on_attempt: Callable[[Attempt], None] | None = None) -> tuple[SuiteResult, Path]:
     """Run every goal k times per system, goal by goal (so a stopped suite has comparable partial results).
+
+    ``attempt_timeout_s`` caps one attempt's wall time (a timed-out attempt fails, with the error recorded).
 
     Each attempt is appended to ``<results_dir>/<stamp>.jsonl`` as it finishes; the summary goes to
     ``<stamp>.json`` and one line per suite to ``history.jsonl`` (trends).
@@ -229,9 +248,9 @@ async def run_suite(goals: list[GoldenGoal], *, settings: Settings, provider: Mo
     try:
         for goal in goals:
             for sample in range(1, k + 1):
-                attempts = [await _naestro(goal, runner, scratch, sample)]
+                attempts = [await _naestro(goal, runner, scratch, sample, attempt_timeout_s)]
                 if baseline:
-                    attempts.append(await _baseline(goal, provider, model, scratch, sample))
+                    attempts.append(await _baseline(goal, provider, model, scratch, sample, attempt_timeout_s))
                 for a in attempts:
                     suite.attempts.append(a)
                     with partial.open("a") as fh:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from naestro.endpoints import load_registry
 from naestro.errors import NaestroError, UsageError
-from naestro.golden import Attempt, load_suite, run_suite
+from naestro.golden import Attempt, history, load_suite, run_suite
 from naestro.llm import EndpointProvider
 from naestro.settings import Settings
 
@@ -22,6 +22,10 @@ out = Console()
 err = Console(stderr=True)
 
 SUITE = Path(__file__).resolve().parents[2] / "tests" / "golden"
+
+
+def _results(settings: Settings) -> Path:
+    return settings.home / "eval" / "golden"
 
 
 @app.command()
@@ -33,7 +37,9 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
            baseline: Annotated[bool, typer.Option("--baseline", help="also run the plain-agent baseline")] = False,
            suite: Annotated[Path, typer.Option(help="folder of golden goal files")] = SUITE,
            only: Annotated[list[str] | None, typer.Option("--goal", help="run only these goal ids (repeatable)")]
-           = None) -> None:
+           = None,
+           attempt_timeout_s: Annotated[float | None, typer.Option(min=1, help="cap one attempt's wall time; a "
+                                                                   "timed-out attempt fails")] = None) -> None:
     """Run the golden suite; print success rate, tokens, wall time and cost per goal; store the results."""
     settings = Settings()
     try:
@@ -59,8 +65,8 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
 
     try:
         result, path = asyncio.run(run_suite(goals, settings=settings, provider=provider, k=k, baseline=baseline,
-                                             model=registry.default, results_dir=settings.home / "eval" / "golden",
-                                             on_attempt=progress))
+                                             model=registry.default, results_dir=_results(settings),
+                                             attempt_timeout_s=attempt_timeout_s, on_attempt=progress))
     except NaestroError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2 if isinstance(exc, UsageError) else 3) from exc
@@ -79,3 +85,25 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
         rate = t["passed"] / t["total"] if t["total"] else 0.0
         out.print(f"{system}: {t['passed']}/{t['total']} attempts passed ({rate:.0%})")
     out.print(f"results: {path}")
+
+
+@app.command()
+def trend(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Success rates of every stored golden-suite run, oldest first (HOME/eval/golden/history.jsonl)."""
+    rows = history(_results(Settings()))
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        out.print("no golden-suite results yet: run `naestro eval golden`")
+        return
+    table = Table("started", "model", "k", "naestro", "baseline", title="golden suite trend")
+
+    def rate(v: object) -> str:
+        if not isinstance(v, dict) or not v.get("total"):
+            return "-"
+        return f"{v['passed']}/{v['total']} ({v['passed'] / v['total']:.0%})"
+    for r in rows:
+        table.add_row(str(r.get("started")), str(r.get("model")), str(r.get("k")), rate(r.get("naestro")),
+                      rate(r.get("baseline")))
+    out.print(table)

@@ -8,9 +8,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from langchain_core.messages import AIMessage, BaseMessage
+from typer.testing import CliRunner
 
-from naestro.golden import check_workspace, load_suite, run_suite
+from naestro.cli import app
+from naestro.golden import check_workspace, history, load_suite, run_suite
 from naestro.settings import Settings
 from tests.fakes import ScriptedProvider, all_text
 
@@ -63,9 +66,10 @@ async def test_golden_checks_fail_wrong_work_and_pass_right_work(tmp_path: Path)
     assert all(v.passed for v in await check_workspace(goals["fib_code"], ws))
 
 
-async def test_run_suite_scores_both_systems_and_stores_results(settings: Settings, tmp_path: Path) -> None:
+async def test_run_suite_scores_both_systems_and_stores_results(settings: Settings, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     goals = [g for g in load_suite(SUITE) if g.id == "hello_file"]
-    results = tmp_path / "results"
+    results = settings.home / "eval" / "golden"  # where `naestro eval` keeps them
     suite, path = await run_suite(goals, settings=settings, provider=ScriptedProvider(script), k=2, baseline=True,
                                   model="scripted", results_dir=results)
     summary = suite.summary()
@@ -78,5 +82,17 @@ async def test_run_suite_scores_both_systems_and_stores_results(settings: Settin
     assert all(a.claimed and not a.passed for a in baseline)  # it said "done"; the check says otherwise
     assert json.loads(path.read_text())["naestro"] == {"passed": 2, "total": 2}
     assert len((results / f"{suite.started}.jsonl").read_text().splitlines()) == 4
-    history = [json.loads(line) for line in (results / "history.jsonl").read_text().splitlines()]
-    assert history[-1]["baseline"] == {"passed": 0, "total": 2}
+    assert history(results)[-1]["baseline"] == {"passed": 0, "total": 2}
+    monkeypatch.setenv("NAESTRO_HOME", str(settings.home))
+    trend = CliRunner().invoke(app, ["eval", "trend", "--json"])
+    assert trend.exit_code == 0 and json.loads(trend.output)[-1]["naestro"] == {"passed": 2, "total": 2}
+
+
+async def test_an_attempt_over_its_time_cap_fails_and_the_suite_goes_on(settings: Settings, tmp_path: Path) -> None:
+    goals = [g for g in load_suite(SUITE) if g.id in ("hello_file", "config_json")]
+    suite, _ = await run_suite(goals, settings=settings, provider=ScriptedProvider(script, delay_s=30), k=1,
+                               baseline=True, model="scripted", results_dir=tmp_path, attempt_timeout_s=1)
+    assert [(a.goal, a.system, a.passed) for a in suite.attempts] == [
+        ("config_json", "naestro", False), ("config_json", "baseline", False),
+        ("hello_file", "naestro", False), ("hello_file", "baseline", False)]
+    assert all(a.error == "attempt timed out (--attempt-timeout-s)" for a in suite.attempts)
