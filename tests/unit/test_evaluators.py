@@ -259,3 +259,22 @@ def test_plans_with_unknown_evaluators_or_bad_params_do_not_validate() -> None:
     assert bad and "bad params" in bad[0].message
     assert not plan_problems(plan({"kind": "evaluator", "evaluator": "slo", "threshold": 1, "params": {"tokens": 9}}))
     assert not plan_problems(plan({"kind": "evaluator", "evaluator": "llm_judge", "threshold": 0.5}))
+
+
+sentences = st.lists(st.builds(lambda w, n: f"The {w} value is {n}.", st.sampled_from(["north", "south", "mean"]),
+                               st.integers(0, 500)), min_size=1, max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(claimed=sentences, read=st.lists(st.integers(0, 500), max_size=8), extra=st.lists(st.integers(0, 500)),
+       seed=st.integers(0, 1000))
+def test_metamorphic_factuality_order_and_more_sources(claimed: list[str], read: list[int], extra: list[int],
+                                                       seed: int) -> None:
+    sources = [Source(tool="fs.read", text=" ".join(map(str, read)))]
+    verdicts = {c: supported(c, sources)[0] for c in claimed}
+    shuffled = claimed[:]
+    random.Random(seed).shuffle(shuffled)
+    assert claims(" ".join(shuffled)) == shuffled  # each sentence is one claim, whatever the order
+    more = [*sources, Source(tool="web.fetch", text=" ".join(map(str, extra)))]
+    for c in claimed:  # reading more can only support more claims, never fewer
+        assert supported(c, more)[0] >= verdicts[c]
