@@ -107,3 +107,44 @@ async def test_llm_judge_scores_are_verdicts_too(settings: Settings, tmp_path: P
     assert [(e["evaluator"], e["attempt"], e["passed"], e["score"]) for e in events if e["event"] == "verdict"] == [
         ("llm_judge", 1, False, 0.2), ("llm_judge", 2, True, 0.9)]
     assert "poem attempt 1: llm_judge score 0.2" in result.report_path.read_text()
+
+
+async def test_factuality_uses_what_the_run_read_and_slo_what_it_spent(settings: Settings, tmp_path: Path) -> None:
+    """Attempt 1 reads the data, reads its own report back and claims a number it never saw; attempt 2 reports
+    the number the sandboxed command printed."""
+    src = tmp_path / "seed"
+    src.mkdir()
+    (src / "sales.csv").write_text("region,amount\nnorth,10\nsouth,32\n")
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        if "Write 2-4 sentences" in text:
+            return {"summary": "report written"}
+        fixed = "previous attempt FAILED" in text
+        steps = [
+            ("fs.read", {"path": "sales.csv"}),
+            ("exec.run", {"command": "python3 -c \"print(10 + 32)\""}),
+            ("fs.write", {"path": "report.md",
+                          "content": f"# Sales\n\nNorth sold 10 and south 32, {'42' if fixed else '45'} in total.\n"}),
+            ("fs.read", {"path": "report.md"}),
+        ]
+        n = sum(isinstance(m, AIMessage) for m in messages)
+        if n < len(steps):
+            return {"thought": "step", "tool": steps[n][0], "arguments": steps[n][1]}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "report.md", "outputs": {}}}
+
+    plan = Plan.model_validate({"goal": "report the sales total", "tasks": [{
+        "id": "report", "role": "coder", "description": "write report.md with the sales total",
+        "budget": {"tokens": 5000},
+        "accept": [{"kind": "evaluator", "evaluator": "factuality", "threshold": 1, "params": {"file": "report.md"}},
+                   {"kind": "evaluator", "evaluator": "slo", "threshold": 1}]}]})
+    result = await Runner(settings, ScriptedProvider(script)).start("report", plan=plan, workspace=src, policy=POLICY)
+    assert result.passed and result.tasks["report"]["attempts"] == 2
+    events = read_events(result.report_path.parent / "events.jsonl")
+    first = next(e for e in events if e["event"] == "verdict" and e["evaluator"] == "factuality")
+    failures = [x for x in first["evidence"] if not x["ok"]]  # type: ignore[union-attr]
+    assert len(failures) == 1 and "45 not found" in failures[0]["detail"]  # type: ignore[index]
+    slo = [e for e in events if e["event"] == "verdict" and e["evaluator"] == "slo"]
+    assert [e["passed"] for e in slo] == [True, True]
+    # 5 scripted calls x 15 tokens per attempt, read from the run's own task_ran events
+    assert "spent 150 of 5000 over 2 attempt(s)" in str(slo[-1]["evidence"])
