@@ -55,7 +55,18 @@ def action_schema(tools: list[ToolSpec], outputs: dict[str, OutputSpec]) -> dict
                                                   "required": ["summary", "outputs"],
                                                   "properties": {"summary": {"type": "string", "maxLength": 600},
                                                                  "outputs": finish_outputs}}}})
-    return {"anyOf": variants}
+    schema: dict[str, JsonValue] = {"anyOf": variants}
+    # Tool schemas may point into their own "$defs" (pydantic does, e.g. for JsonValue); the arguments are
+    # nested inside the action here, so the definitions must sit at the root for "#/$defs/..." to resolve.
+    defs: dict[str, JsonValue] = {}
+    for t in tools:
+        own = t.input_schema.get("$defs")
+        if isinstance(own, dict):
+            for name, definition in own.items():
+                defs.setdefault(name, definition)
+    if defs:
+        schema["$defs"] = defs
+    return schema
 
 
 def _task_prompt(task: Task, inputs: dict[str, JsonValue], feedback: str, goal: str) -> str:
