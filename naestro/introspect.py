@@ -38,6 +38,10 @@ class Finding(BaseModel):
     proposal: str
 
 
+def _num(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def _failed(checks: object) -> list[str]:
     if not isinstance(checks, list):
         return []
@@ -91,7 +95,7 @@ def introspect_events(run: str, events: list[Event]) -> list[Finding]:
                                proposal="add an endpoint within the SLO or relax slo_p95_s for this role"))
         elif kind == "budget_exceeded":
             out.append(Finding(kind="budget", run=run, task=task,
-                               evidence=f"{e.get('resource')}: spent {e.get('spent')} of {e.get('limit')}",
+                               evidence=f"{e.get('resource')}: spent {_num(e.get('spent'))} of {_num(e.get('limit'))}",
                                proposal=f"raise the task's {e.get('resource')} budget or split the task in two"))
     for task, attempts in checked.items():
         repeats = [a for a, f in attempts if f]
