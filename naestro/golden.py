@@ -160,7 +160,8 @@ class SuiteResult(BaseModel):
 
     def summary(self) -> dict[str, object]:
         """The ``--json`` shape: passed/total count attempts (goals × k), so passed/total is pass@1."""
-        out: dict[str, object] = {"naestro": self.totals("naestro")}
+        out: dict[str, object] = {"naestro": self.totals("naestro") if "naestro" in self.systems else
+                                  {"passed": 0, "total": 0}}
         out["baseline"] = self.totals("baseline") if "baseline" in self.systems else {"passed": 0, "total": 0}
         out["goals"] = [g.model_dump() for g in self.goals()]
         out.update({"model": self.model, "k": self.k, "started": self.started})
@@ -229,6 +230,7 @@ async def _baseline(goal: GoldenGoal, provider: ModelProvider, endpoint: str | N
 
 async def run_suite(goals: list[GoldenGoal], *, settings: Settings, provider: ModelProvider, k: int,
                     baseline: bool, model: str, results_dir: Path, attempt_timeout_s: float | None = None,
+                    naestro: bool = True,
                     on_attempt: Callable[[Attempt], None] | None = None) -> tuple[SuiteResult, Path]:
     """Run every goal k times per system, goal by goal (so a stopped suite has comparable partial results).
 
@@ -240,7 +242,10 @@ async def run_suite(goals: list[GoldenGoal], *, settings: Settings, provider: Mo
     started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     results_dir.mkdir(parents=True, exist_ok=True)
     partial = results_dir / f"{started}.jsonl"
-    systems: list[System] = ["naestro", "baseline"] if baseline else ["naestro"]
+    wanted: tuple[tuple[System, bool], ...] = (("naestro", naestro), ("baseline", baseline))
+    systems: list[System] = [s for s, on in wanted if on]
+    if not systems:
+        raise UsageError("nothing to run: neither Naestro nor the baseline")
     suite = SuiteResult(started=started, model=model, k=k, systems=systems, attempts=[],
                         kinds={g.id: g.kind for g in goals})
     runner = Runner(settings, provider)
@@ -248,7 +253,7 @@ async def run_suite(goals: list[GoldenGoal], *, settings: Settings, provider: Mo
     try:
         for goal in goals:
             for sample in range(1, k + 1):
-                attempts = [await _naestro(goal, runner, scratch, sample, attempt_timeout_s)]
+                attempts = [await _naestro(goal, runner, scratch, sample, attempt_timeout_s)] if naestro else []
                 if baseline:
                     attempts.append(await _baseline(goal, provider, model, scratch, sample, attempt_timeout_s))
                 for a in attempts:

@@ -39,7 +39,9 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
            only: Annotated[list[str] | None, typer.Option("--goal", help="run only these goal ids (repeatable)")]
            = None,
            attempt_timeout_s: Annotated[float | None, typer.Option(min=1, help="cap one attempt's wall time; a "
-                                                                   "timed-out attempt fails")] = None) -> None:
+                                                                   "timed-out attempt fails")] = None,
+           baseline_only: Annotated[bool, typer.Option("--baseline-only", help="run only the baseline")] = False,
+           ) -> None:
     """Run the golden suite; print success rate, tokens, wall time and cost per goal; store the results."""
     settings = Settings()
     try:
@@ -64,9 +66,11 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
                       f" ({a.tokens} tokens, {a.wall_s:.0f} s){' ' + a.error if a.error else ''}")
 
     try:
-        result, path = asyncio.run(run_suite(goals, settings=settings, provider=provider, k=k, baseline=baseline,
+        result, path = asyncio.run(run_suite(goals, settings=settings, provider=provider, k=k,
+                                             baseline=baseline or baseline_only,
                                              model=registry.default, results_dir=_results(settings),
-                                             attempt_timeout_s=attempt_timeout_s, on_attempt=progress))
+                                             attempt_timeout_s=attempt_timeout_s, naestro=not baseline_only,
+                                             on_attempt=progress))
     except NaestroError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2 if isinstance(exc, UsageError) else 3) from exc

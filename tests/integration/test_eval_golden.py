@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from typer.testing import CliRunner
 
 from naestro.cli import app
+from naestro.errors import UsageError
 from naestro.golden import check_workspace, history, load_suite, run_suite
 from naestro.settings import Settings
 from tests.fakes import ScriptedProvider, all_text
@@ -96,3 +97,14 @@ async def test_an_attempt_over_its_time_cap_fails_and_the_suite_goes_on(settings
         ("config_json", "naestro", False), ("config_json", "baseline", False),
         ("hello_file", "naestro", False), ("hello_file", "baseline", False)]
     assert all(a.error == "attempt timed out (--attempt-timeout-s)" for a in suite.attempts)
+
+
+async def test_baseline_only_and_nothing_to_run(settings: Settings, tmp_path: Path) -> None:
+    goals = [g for g in load_suite(SUITE) if g.id == "hello_file"]
+    suite, _ = await run_suite(goals, settings=settings, provider=ScriptedProvider(script), k=1, baseline=True,
+                               naestro=False, model="scripted", results_dir=tmp_path)
+    assert suite.summary()["naestro"] == {"passed": 0, "total": 0}
+    assert suite.summary()["baseline"] == {"passed": 0, "total": 1}
+    with pytest.raises(UsageError, match="nothing to run"):
+        await run_suite(goals, settings=settings, provider=ScriptedProvider(script), k=1, baseline=False,
+                        naestro=False, model="scripted", results_dir=tmp_path)
