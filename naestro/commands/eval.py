@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from naestro.endpoints import load_registry
@@ -62,8 +63,9 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
 
     def progress(a: Attempt) -> None:
         if not as_json:
-            out.print(f"{a.goal} [{a.system} #{a.sample}]: {'[green]pass[/green]' if a.passed else '[red]fail[/red]'}"
-                      f" ({a.tokens} tokens, {a.wall_s:.0f} s){' ' + a.error if a.error else ''}")
+            out.print(escape(f"{a.goal} [{a.system} #{a.sample}]: ")
+                      + ("[green]pass[/green]" if a.passed else "[red]fail[/red]")
+                      + escape(f" ({a.tokens} tokens, {a.wall_s:.0f} s){' ' + a.error if a.error else ''}"))
 
     try:
         result, path = asyncio.run(run_suite(goals, settings=settings, provider=provider, k=k,
