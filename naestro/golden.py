@@ -201,12 +201,16 @@ async def _naestro(goal: GoldenGoal, runner: Runner, scratch: Path, sample: int,
                        cost_usd=0.0, wall_s=round(time.monotonic() - start, 1), evidence=[],
                        error=_why(exc))
     verdicts = await check_workspace(goal, Path(result.record.workspace))
+    # From events, not the final state: a re-planned run's earlier phases and the reporter/judge calls count too.
     events = read_events(runner.store.dir(result.record.run_id) / "events.jsonl")
     planning = sum(t for e in events if e.get("event") in ("planned", "replanned")
                    for t in [e.get("tokens")] if isinstance(t, int))
+    calls = [e for e in events if e.get("event") == "model_call"]
+    tokens = sum(v for e in calls for k in ("prompt_tokens", "completion_tokens") for v in [e.get(k)]
+                 if isinstance(v, int))
+    cost = sum(v for e in calls for v in [e.get("cost_usd")] if isinstance(v, int | float))
     return Attempt(goal=goal.id, system="naestro", sample=sample, passed=all(v.passed for v in verdicts),
-                   claimed=result.passed, tokens=planning + sum(r["tokens"] for r in result.tasks.values()),
-                   cost_usd=round(sum(r["cost_usd"] for r in result.tasks.values()), 6),
+                   claimed=result.passed, tokens=planning + tokens, cost_usd=round(cost, 6),
                    wall_s=round(time.monotonic() - start, 1), evidence=[v.render(limit=4) for v in verdicts],
                    run_id=result.record.run_id)
 
