@@ -51,7 +51,9 @@ PLAN = {
         {"id": "seed", "role": "runner", "description": "create the numbers file",
          "action": {"tool": "exec.run", "arguments": {"command": "seq 1 10 > numbers.txt"}},
          "accept": [{"kind": "file_exists", "path": "numbers.txt"}]},
-        {"id": "fib", "role": "coder", "deps": ["seed"], "model": "coder-1.5b",
+        # A generous wall budget: on a busy 2-core machine one 1.5B reply can take minutes (this test is about
+        # consent, crash and resume, not speed).
+        {"id": "fib", "role": "coder", "deps": ["seed"], "model": "coder-1.5b", "budget": {"wall_s": 1800},
          "description": "Write fib.py defining fib(n) that returns the n-th Fibonacci number (fib(0)=0, fib(1)=1).",
          "accept": [{"kind": "command", "command": "python3 -c 'from fib import fib; assert fib(10) == 55'"}],
          "max_attempts": 3},
@@ -87,7 +89,7 @@ def test_consent_from_the_cli_then_sigkill_mid_run_then_resume(home: Path, tmp_p
     listed = json.loads(_cli(home, "runs", "list", "--json").stdout)
     assert listed[0]["status"] == "interrupted"
 
-    res = _cli(home, "resume", run_dir.name, "--json")
+    res = _cli(home, "resume", run_dir.name, "--json", timeout=2400)
     assert res.returncode == 0, res.stdout + res.stderr
     summary = json.loads(res.stdout)
     assert summary["passed"] and summary["tasks"]["fib"]["status"] == "passed"
