@@ -94,6 +94,16 @@ def _hide_homes() -> list[str]:
     return argv
 
 
+def _python_under_tmp() -> list[str]:
+    """The Python installation back read-only when it lives under /tmp (e.g. a CI checkout's .venv): the
+    sandbox's private /tmp would otherwise hide it and `python3 -m pytest` would find the system Python."""
+    argv: list[str] = []
+    for prefix in sorted({sys.base_prefix, sys.prefix}):
+        if prefix.startswith("/tmp/"):
+            argv += ["--ro-bind", prefix, prefix]
+    return argv
+
+
 def sandbox_argv(workspace: Path, command: list[str] | str, limits: Limits | None = None, *,
                  cgroup: Path | None = None) -> list[str]:
     """The full argv for one sandboxed command (without a cgroup only RLIMIT_NPROC caps processes)."""
@@ -108,7 +118,8 @@ def sandbox_argv(workspace: Path, command: list[str] | str, limits: Limits | Non
     rlimits = [prlimit, f"--cpu={limits.cpu_s}:{limits.cpu_s + 1}", f"--as={limits.memory_mb * mb}",
                f"--fsize={limits.max_file_mb * mb}", "--core=0", f"--nproc={limits.max_pids}", "--"]
     inner = [bwrap, "--ro-bind", "/", "/", *_hide_homes(), "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-             "--bind", ws, SANDBOX_WORKSPACE, "--chdir", SANDBOX_WORKSPACE, "--unshare-net", "--unshare-pid",
+             *_python_under_tmp(), "--bind", ws, SANDBOX_WORKSPACE, "--chdir", SANDBOX_WORKSPACE,
+             "--unshare-net", "--unshare-pid",
              "--unshare-ipc", "--unshare-uts", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
              "--setenv", "HOME", SANDBOX_WORKSPACE, "--setenv", "PATH", _path(),
              "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--", *rlimits, *argv]
