@@ -28,7 +28,7 @@ import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from naestro.endpoints import Capability, Endpoint, ModelRegistry, check_registry
+from naestro.endpoints import Capability, Endpoint, save_registry_data
 from naestro.errors import ConfigError, EndpointUnavailable
 
 __all__ = ["ServeConfig", "command", "endpoint_entry", "launch", "load_config", "register", "trtllm_options"]
@@ -170,13 +170,7 @@ def register(models_file: Path, cfg: ServeConfig) -> Endpoint:
     as_dict = entry.model_dump(mode="json", exclude_defaults=True, exclude={"gguf"})
     data["endpoints"] = [e for e in data["endpoints"] if not (isinstance(e, dict) and e.get("name") == cfg.name)]
     data["endpoints"].append(as_dict)
-    try:
-        check_registry(ModelRegistry.model_validate(data), where=str(models_file))
-    except ValidationError as exc:
-        raise ConfigError(str(exc), file=str(models_file)) from exc
-    tmp = models_file.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    tmp.replace(models_file)
+    save_registry_data(models_file, data)
     return entry
 
 

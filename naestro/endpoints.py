@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -135,3 +135,14 @@ def check_registry(registry: ModelRegistry, *, where: str) -> None:
     for i, prior in enumerate(registry.router.priors):
         if prior.endpoint not in seen:
             raise ConfigError(f"router.priors.{i}.endpoint: unknown endpoint {prior.endpoint!r}", file=where)
+
+
+def save_registry_data(models_file: Path, data: dict[str, Any]) -> None:
+    """Validate an edited models.yaml document, then replace the file atomically (a bad edit writes nothing)."""
+    try:
+        check_registry(ModelRegistry.model_validate(data), where=str(models_file))
+    except ValidationError as exc:
+        raise ConfigError(str(exc), file=str(models_file)) from exc
+    tmp = models_file.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    tmp.replace(models_file)

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import httpx
 import yaml
-from pydantic import ValidationError
 
-from naestro.endpoints import Endpoint, ModelRegistry, check_registry
+from naestro.endpoints import Endpoint, save_registry_data
 from naestro.errors import ConfigError, EndpointUnavailable
 
 __all__ = ["TunePoint", "check_endpoint", "profile_endpoint", "write_prior"]
@@ -128,13 +127,7 @@ def write_prior(models_file: Path, endpoint: str, points: list[TunePoint], *, pr
         entry = {"endpoint": endpoint}
         priors.append(entry)
     entry["p95_latency_s"] = p95
-    try:
-        check_registry(ModelRegistry.model_validate(data), where=str(models_file))
-    except ValidationError as exc:
-        raise ConfigError(str(exc), file=str(models_file)) from exc
-    tmp = models_file.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    tmp.replace(models_file)
+    save_registry_data(models_file, data)
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
         (profile_dir / f"{endpoint}.json").write_text(json.dumps([asdict(p) for p in points], indent=2))
