@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from naestro.endpoints import Prior, RouterConfig
 
@@ -104,15 +104,14 @@ def _rows_to_arms(rows: Iterable[Row]) -> dict[tuple[str, str], ArmStats]:
     return {(row[0], row[1]): ArmStats(*row) for row in rows}
 
 
-class SqliteBanditStore:
-    """The embedded default: HOME/router.sqlite (WAL, so `naestro router stats` reads while runs write)."""
+class _SqlBanditStore:
+    """The arms table over a DB-API connection; subclasses open it and name the parameter placeholder."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+    _db: Any
+    _param: str
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_DDL)
 
     def load(self) -> dict[tuple[str, str], ArmStats]:
@@ -122,43 +121,40 @@ class SqliteBanditStore:
     def add_outcome(self, kind: str, endpoint: str, *, reward: float, success: bool, cost_usd: float,
                     latency_s: float) -> None:
         with self._lock:
-            self._db.execute(_OUTCOME.format(p="?"),
+            self._db.execute(_OUTCOME.format(p=self._param),  # a fixed template, never user text
                              (kind, endpoint, reward, 1 - reward, int(success), cost_usd, latency_s))
 
     def add_decision(self, kind: str, endpoint: str, *, spilled: bool) -> None:
         with self._lock:
-            self._db.execute(_DECISION.format(p="?"), (kind, endpoint, int(spilled)))
+            self._db.execute(_DECISION.format(p=self._param), (kind, endpoint, int(spilled)))
 
     def close(self) -> None:
         self._db.close()
 
 
-class PostgresBanditStore:
+class SqliteBanditStore(_SqlBanditStore):
+    """The embedded default: HOME/router.sqlite (WAL, so `naestro router stats` reads while runs write)."""
+
+    _param = "?"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        super().__init__()
+
+
+class PostgresBanditStore(_SqlBanditStore):
     """Production: many workers share one table (naestro[postgres] provides psycopg)."""
+
+    _param = "%s"
 
     def __init__(self, url: str) -> None:
         import psycopg  # an optional extra: imported only when a Postgres URL is configured
 
         self._db = psycopg.connect(url, autocommit=True)
-        self._lock = threading.Lock()
-        self._db.execute(_DDL)
-
-    def load(self) -> dict[tuple[str, str], ArmStats]:
-        with self._lock:
-            return _rows_to_arms(self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM router_arms").fetchall())
-
-    def add_outcome(self, kind: str, endpoint: str, *, reward: float, success: bool, cost_usd: float,
-                    latency_s: float) -> None:
-        with self._lock:
-            self._db.execute(_OUTCOME.format(p="%s"),  # a fixed template, never user text
-                             (kind, endpoint, reward, 1 - reward, int(success), cost_usd, latency_s))
-
-    def add_decision(self, kind: str, endpoint: str, *, spilled: bool) -> None:
-        with self._lock:
-            self._db.execute(_DECISION.format(p="%s"), (kind, endpoint, int(spilled)))
-
-    def close(self) -> None:
-        self._db.close()
+        super().__init__()
 
 
 def open_store(location: str | Path) -> SqliteBanditStore | PostgresBanditStore:
