@@ -18,6 +18,7 @@ from langgraph.types import Command
 from pydantic import JsonValue
 
 from naestro.budget import RunBudget
+from naestro.carryover import carry_unfinished_checks
 from naestro.checkpoints import open_saver
 from naestro.checkpoints.snapshots import SnapshotStore
 from naestro.context import RunContext
@@ -310,11 +311,15 @@ class Runner:
             outcome = await make_plan(plan.goal, self.provider, attempts=self.settings.planner_attempts,
                                       guard=self._planning_guard(record, events),
                                       context=context)
+        carry = carry_unfinished_checks(plan, failed, outcome.plan)
+        if carry.carried or carry.dropped:
+            events.emit("checks_carried", phase=phase, carried=list(carry.carried), dropped=list(carry.dropped))
         name = f"plan.replan{phase}.json"
-        self._write_plan(record, outcome.plan, name)
+        self._write_plan(record, carry.plan, name)
         if (run_dir / "report.md").exists():
             (run_dir / "report.md").replace(run_dir / f"report.phase{phase - 1}.md")
         record.plans.append(name)
         record.threads.append(f"{record.run_id}.replan{phase}")
         self.store.save(record)
-        events.emit("replanned", phase=phase, source=outcome.source, tasks=[t.id for t in outcome.plan.tasks])
+        events.emit("replanned", phase=phase, source=outcome.source, tasks=[t.id for t in carry.plan.tasks],
+                    tokens=outcome.tokens)

@@ -186,20 +186,49 @@ async def test_workspace_is_copied_unless_in_place(settings: Settings, tmp_path:
 async def test_replan_of_the_unfinished_part(settings: Settings) -> None:
     settings = settings.model_copy(update={"max_replans": 1})
     plan = Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "^right$")]})
-    replan = {"goal": "g", "tasks": [regex_task("fix", "^right$")]}
-    coder = coder_script({"a": "wrong", "fix": "right"})
+    # The re-plan redoes `a` and adds a task of its own; the original check on a.txt is carried over.
+    replan = {"goal": "g", "tasks": [regex_task("a", "^(right|wrong)$"), regex_task("extra", "x")]}
+    writes = iter(["wrong", "wrong", "right"])  # attempts 1 and 2 fail, the re-planned task writes it right
+    coder = coder_script({"extra": "x"})
+
+    def coder_with_a(messages: list[BaseMessage]) -> Any:
+        if "Your task (a)" in all_text(messages) and not any(isinstance(m, AIMessage) for m in messages):
+            return {"thought": "write", "tool": "fs.write", "arguments": {"path": "a.txt", "content": next(writes)}}
+        return coder(messages)
 
     def script(messages: list[BaseMessage]) -> Any:
         text = all_text(messages)
         if "You are the Planner" in text:
             assert "Unfinished, with the reason it failed" in text and '"a"' in text
             return replan
-        return coder(messages)
+        return coder_with_a(messages)
 
     result = await Runner(settings, ScriptedProvider(script)).start("g", plan=plan)
     assert result.passed
+    replanned = Plan.model_validate_json((settings.runs_dir / result.record.run_id / "plan.replan1.json").read_text())
+    verify = replanned.task("verify_carried")
+    assert set(verify.deps) == {"a", "extra"} and verify.accept == plan.task("a").accept
     assert result.record.plans == ["plan.json", "plan.replan1.json"]
     assert result.record.threads == [result.record.run_id, f"{result.record.run_id}.replan1"]
     run_dir = settings.runs_dir / result.record.run_id
     assert (run_dir / "report.phase0.md").read_text().startswith("# Naestro report: FAILED")
     assert result.report_path.read_text().startswith("# Naestro report: PASSED")
+
+
+async def test_a_replan_that_drops_the_failed_check_cannot_pass(settings: Settings) -> None:
+    """The re-planner's own checks are weaker (any file); the original check still decides: no false success."""
+    settings = settings.model_copy(update={"max_replans": 1})
+    plan = Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "^right$")]})
+    replan = {"goal": "g", "tasks": [regex_task("fix", ".")]}
+    coder = coder_script({"a": "wrong", "fix": "anything"})
+
+    def script(messages: list[BaseMessage]) -> Any:
+        return replan if "You are the Planner" in all_text(messages) else coder(messages)
+
+    result = await Runner(settings, ScriptedProvider(script)).start("g", plan=plan)
+    assert not result.passed
+    assert result.tasks["fix"]["status"] == "passed" and result.tasks["verify_carried"]["status"] == "failed"
+    events = read_events(settings.runs_dir / result.record.run_id / "events.jsonl")
+    carried = [e for e in events if e.get("event") == "checks_carried"]
+    assert carried and "a.txt" in carried[0]["carried"][0]
+    assert result.report_path.read_text().startswith("# Naestro report: FAILED")
