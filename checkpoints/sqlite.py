@@ -20,13 +20,15 @@ from naestro.errors import ConfigError
 @asynccontextmanager
 async def open_sqlite_saver(path: Path) -> AsyncIterator[AsyncSqliteSaver]:
     path.parent.mkdir(parents=True, exist_ok=True)
+    conn = await aiosqlite.connect(str(path))
     try:
-        conn = await aiosqlite.connect(str(path))
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
     except sqlite3.DatabaseError as exc:
+        # Close it: aiosqlite's worker is a non-daemon thread, and an open one keeps the process from exiting.
+        await conn.close()
         raise ConfigError(f"checkpoint database is unreadable ({exc}); move it aside to start fresh — runs "
                           f"recorded in it cannot be resumed", file=str(path)) from exc
     try:
