@@ -6,7 +6,8 @@ from typing import Annotated, Literal, NotRequired, TypedDict
 
 from pydantic import JsonValue
 
-TaskStatus = Literal["ran", "passed", "retry", "failed", "skipped"]
+TaskStatus = Literal["ran", "passed", "retry", "review", "failed", "skipped"]
+"""``review``: the role's attempts are used up; one Reviewer pass with the evidence comes before giving up."""
 
 
 class CheckResult(TypedDict):
@@ -27,6 +28,7 @@ class TaskRecord(TypedDict):
     wall_s: float
     model: str
     error: NotRequired[str]
+    refused: NotRequired[bool]  # a human refused consent during this attempt: no automatic Reviewer pass
 
 
 def merge_tasks(left: dict[str, TaskRecord], right: dict[str, TaskRecord]) -> dict[str, TaskRecord]:

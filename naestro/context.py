@@ -46,6 +46,7 @@ class Execution:
     attempt: int
     meter: TaskMeter | None = None
     calls: int = 0
+    refused: bool = False  # a human refused consent for a call of this execution
 
     def next_key(self, thread: str, kind: str) -> str:
         self.calls += 1
@@ -70,6 +71,7 @@ class RunContext:
     run_budget: RunBudget = field(default_factory=lambda: RunBudget(ceiling=Plan.model_fields["budget"].default))
     router: Router | None = None  # None: call the requested endpoint directly (no spill, no re-route)
     vault: SecretVault = field(default_factory=SecretVault)  # placeholder -> real value, memory only
+    review: bool = True  # a Reviewer pass after a task's last failed attempt, before the re-plan
 
     def __post_init__(self) -> None:
         if self.router is not None:  # acceptance verdicts teach the router's bandit (naestro/router/feedback.py)
@@ -144,6 +146,7 @@ class RunContext:
                                 args_sha256=request, result_sha256=request_hash(exc.message),
                                 duration_s=round(time.monotonic() - start, 4))
             self.events.emit("tool_denied", task=ex.task_id, tool=name, by=exc.by, reasons=[*exc.reasons])
+            ex.refused = ex.refused or exc.by == "human"
             return denied
         limit = decision.obligations.get("timeout_s")
         if isinstance(limit, int | float):

@@ -237,7 +237,8 @@ class Runner:
                                      replay_thread=None if record.replay_epoch is None else record.threads[-1]
                                      + (f"@{record.replay_epoch}" if record.replay_epoch else ""),
                                      run_budget=RunBudget(ceiling=plan.budget, tokens=done_tokens),
-                                     router=self.router, vault=self.vaults.setdefault(record.run_id, SecretVault()))
+                                     router=self.router, vault=self.vaults.setdefault(record.run_id, SecretVault()),
+                                     review=self.settings.review)
                     stream_input: RunState | Command[None] | None = None  # None: continue from the checkpoint
                     if snapshot.created_at is None:
                         stream_input = {"goal": plan.goal, "tasks": {}}

@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     models_file: Path | None = Field(default=None, description="models.yaml; default: the packaged one")
     max_concurrency: int = Field(default=8, ge=1, description="parallel task nodes per superstep")
     max_replans: int = Field(default=1, ge=0, description="re-plans of the unfinished part after retries fail")
+    review: bool = Field(default=True, description="one Reviewer pass on a task after its role's last failed attempt")
     planner_attempts: int = Field(default=3, ge=1, description="model attempts before the template fallback")
     checkpoint_url: str | None = Field(default=None, description="postgresql://... for Postgres checkpoints")
     policy_dir: Path | None = Field(default=None, description="Rego policies + data; default: the packaged ones")

@@ -12,9 +12,10 @@ from rich.tree import Tree
 from naestro.events import Event
 from naestro.plan import Plan
 
-_ICONS = {"pending": "·", "running": "▶", "checking": "?", "retry": "↻", "passed": "✔", "failed": "✘",
+_ICONS = {"pending": "·", "running": "▶", "checking": "?", "retry": "↻", "review": "🔍", "passed": "✔", "failed": "✘",
           "skipped": "⏭"}
-_STYLES = {"passed": "green", "failed": "red", "retry": "yellow", "running": "cyan", "skipped": "dim"}
+_STYLES = {"passed": "green", "failed": "red", "retry": "yellow", "review": "magenta", "running": "cyan",
+           "skipped": "dim"}
 
 
 def _check_text(check: object) -> str:

@@ -20,7 +20,7 @@ from naestro.errors import BudgetExceeded, PolicyDenied
 from naestro.graphs.state import CheckResult, RunState, TaskRecord, TaskStatus, status_of
 from naestro.nodes.acceptance import run_checks
 from naestro.nodes.agent import run_agent
-from naestro.plan import Task
+from naestro.plan import Role, Task
 from naestro.telemetry import agent_span, span
 
 __all__ = ["check_node", "done_node", "execute_node", "route_after_check"]
@@ -73,16 +73,22 @@ def execute_node(task: Task) -> Node:
             ctx.events.emit("task_skipped", task=task.id, blocked_by=blocked)
             return {"tasks": {task.id: _record(status="skipped", error=f"dependencies did not pass: {blocked}")}}
         attempt = (prev["attempts"] if prev else 0) + 1
-        feedback = prev["feedback"] if prev and prev["status"] == "retry" else ""
-        role = ctx.roles[task.role]
+        reviewing = prev is not None and prev["status"] == "review"
+        feedback = prev["feedback"] if prev and prev["status"] in ("retry", "review") else ""
+        # The Reviewer pass is the same task done by the Reviewer role: its prompt, tools and budget.
+        doer = task.model_copy(update={"role": Role.reviewer}) if reviewing else task
+        if reviewing:
+            feedback = (f"The {task.role.value} made {attempt - 1} attempt(s) and the checks still fail. Read the "
+                        f"files, find the defect, fix it and verify.\n{feedback}")
+        role = ctx.roles[doer.role]
         budget = effective_budget(task.budget, role.budget, ctx.plan.budget)
         meter = TaskMeter(task_id=task.id, budget=budget, run=ctx.run_budget)
-        model = "" if task.is_direct else ctx.endpoint_for(task.role, task.model)
-        ctx.events.emit("task_started", task=task.id, role=task.role.value, attempt=attempt, model=model,
-                        direct=task.is_direct)
+        model = "" if task.is_direct else ctx.endpoint_for(doer.role, task.model)
+        ctx.events.emit("task_started", task=task.id, role=doer.role.value, attempt=attempt, model=model,
+                        direct=task.is_direct, review=reviewing)
         start = time.monotonic()
         record = _record(attempts=attempt, model=model)
-        ex = Execution(node="task", task_id=task.id, role=task.role, attempt=attempt, meter=meter)
+        ex = Execution(node="task", task_id=task.id, role=doer.role, attempt=attempt, meter=meter)
         try:
             if task.is_direct:
                 outputs, summary, ok = await _direct(task, ctx, ex)
@@ -90,10 +96,10 @@ def execute_node(task: Task) -> Node:
                 if not ok:
                     record["status"], record["error"] = "failed", summary
             else:
-                with agent_span(role=task.role.value, task=task.id, attempt=attempt, endpoint=model,
+                with agent_span(role=doer.role.value, task=task.id, attempt=attempt, endpoint=model,
                                 conversation=ctx.thread):
                     outcome = await asyncio.wait_for(
-                        run_agent(task, ctx, ex, inputs=_inputs(task, state), feedback=feedback),
+                        run_agent(doer, ctx, ex, inputs=_inputs(task, state), feedback=feedback),
                         timeout=budget.wall_s)
                 record["outputs"], record["summary"] = outcome.outputs, outcome.summary
         except (BudgetExceeded, TimeoutError) as exc:
@@ -103,6 +109,8 @@ def execute_node(task: Task) -> Node:
             ctx.events.emit("budget_exceeded", task=task.id, resource=err.resource, limit=err.limit, spent=err.spent)
         except PolicyDenied as exc:  # a model call was denied: the task cannot go on
             record["status"], record["error"] = "failed", str(exc)
+        if ex.refused:
+            record["refused"] = True
         record["tokens"] = meter.tokens + (prev["tokens"] if prev else 0)
         record["cost_usd"] = meter.usd + (prev["cost_usd"] if prev else 0.0)
         record["wall_s"] = round(time.monotonic() - start + (prev["wall_s"] if prev else 0.0), 3)
@@ -121,6 +129,13 @@ def _feedback(task: Task, checks: list[CheckResult]) -> str:
                      for spec, c in zip(task.accept, checks, strict=True) if not c["passed"])
 
 
+def _reviewable(task: Task, record: TaskRecord, ctx: RunContext) -> bool:
+    """One Reviewer pass after the role's last failed attempt: not for direct actions, the Reviewer's own work, or
+    an attempt where a human refused consent (the human decided; a Reviewer would only ask again)."""
+    return (ctx.review and not task.is_direct and task.role is not Role.reviewer
+            and record["attempts"] == task.max_attempts and not record.get("refused", False))
+
+
 def check_node(task: Task) -> Node:
     async def check(state: RunState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx = runtime.context
@@ -137,7 +152,10 @@ def check_node(task: Task) -> Node:
                 record["feedback"] = ""
             else:
                 record["feedback"] = _feedback(task, checks)
-                record["status"] = "retry" if record["attempts"] < task.max_attempts else "failed"
+                if record["attempts"] < task.max_attempts:
+                    record["status"] = "retry"
+                else:
+                    record["status"] = "review" if _reviewable(task, record, ctx) else "failed"
         ctx.events.emit("task_checked", task=task.id, status=record["status"], attempt=record["attempts"],
                         checks=[{"kind": c["kind"], "passed": c["passed"], "detail": c["detail"]}
                                 for c in record["checks"]])
@@ -149,7 +167,7 @@ def check_node(task: Task) -> Node:
 
 def route_after_check(task: Task) -> Callable[[RunState], str]:
     def route(state: RunState) -> str:
-        return f"task_{task.id}" if state["tasks"][task.id]["status"] == "retry" else f"done_{task.id}"
+        return f"task_{task.id}" if state["tasks"][task.id]["status"] in ("retry", "review") else f"done_{task.id}"
     return route
 
 

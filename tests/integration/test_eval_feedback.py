@@ -75,10 +75,11 @@ async def test_coder_that_never_fixes_it_fails_with_the_evidence(settings: Setti
     runner = Runner(settings, ScriptedProvider(coder(learns=False, prompts=prompts)))
     result = await runner.start("write stats.py", plan=plan(), workspace=seed(tmp_path), policy=POLICY)
     assert not result.passed and result.record.status == "failed"
-    assert result.tasks["stats"]["status"] == "failed" and result.tasks["stats"]["attempts"] == 2
+    # two Coder attempts and the Reviewer pass, all with the same wrong result: a clear failure, no "success"
+    assert result.tasks["stats"]["status"] == "failed" and result.tasks["stats"]["attempts"] == 3
     report = result.report_path.read_text()
     assert report.startswith("# Naestro report: FAILED")
-    assert "❌ evaluator: code failed" in report and EVIDENCE in report and "stats attempt 2" in report
+    assert "❌ evaluator: code failed" in report and EVIDENCE in report and "stats attempt 3" in report
     # the Introspector sees that the feedback did not change the result
     findings = introspect_run(result.report_path.parent)
     assert [(f.kind, f.task) for f in findings] == [("weak_prompt", "stats")]

@@ -93,9 +93,37 @@ async def test_exhausted_retries_fail_and_skip_dependents(settings: Settings) ->
     provider = ScriptedProvider(coder_script({"a": "wrong", "b": "x"}))
     result = await Runner(settings, provider).start("g", plan=plan)
     assert not result.passed and result.record.status == "failed"
-    assert result.tasks["a"]["status"] == "failed" and result.tasks["a"]["attempts"] == 2
+    # Two Coder attempts, then one Reviewer pass with the evidence, then the task fails.
+    assert result.tasks["a"]["status"] == "failed" and result.tasks["a"]["attempts"] == 3
+    events = read_events(settings.runs_dir / result.record.run_id / "events.jsonl")
+    started = [(e["role"], e["review"]) for e in events if e.get("event") == "task_started" and e["task"] == "a"]
+    assert started == [("coder", False), ("coder", False), ("reviewer", True)]
     assert result.tasks["b"]["status"] == "skipped"
     assert "does not match" in result.report_path.read_text()
+
+
+async def test_the_reviewer_pass_sees_the_evidence_and_can_fix_the_task(settings: Settings) -> None:
+    plan = Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "^right$")]})
+    coder = coder_script({"a": "wrong"})
+    prompts: list[str] = []
+
+    def script(messages: list[BaseMessage]) -> Any:
+        text = all_text(messages)
+        if "You are the Reviewer" in text and not any(isinstance(m, AIMessage) for m in messages):
+            prompts.append(text)
+            return {"thought": "fix", "tool": "fs.write", "arguments": {"path": "a.txt", "content": "right"}}
+        return coder(messages)
+
+    result = await Runner(settings, ScriptedProvider(script)).start("g", plan=plan)
+    assert result.passed and result.tasks["a"]["attempts"] == 3
+    assert len(prompts) == 1 and "made 2 attempt(s)" in prompts[0] and "does not match" in prompts[0]
+
+
+async def test_the_reviewer_pass_can_be_turned_off(settings: Settings) -> None:
+    plan = Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "^right$")]})
+    result = await Runner(settings.model_copy(update={"review": False}),
+                          ScriptedProvider(coder_script({"a": "wrong"}))).start("g", plan=plan)
+    assert result.tasks["a"]["status"] == "failed" and result.tasks["a"]["attempts"] == 2
 
 
 async def test_token_budget_is_enforced_by_the_gate_before_the_call(settings: Settings) -> None:
@@ -184,7 +212,7 @@ async def test_workspace_is_copied_unless_in_place(settings: Settings, tmp_path:
 
 
 async def test_replan_of_the_unfinished_part(settings: Settings) -> None:
-    settings = settings.model_copy(update={"max_replans": 1})
+    settings = settings.model_copy(update={"max_replans": 1, "review": False})
     plan = Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "^right$")]})
     # The re-plan redoes `a` and adds a task of its own; the original check on a.txt is carried over.
     replan = {"goal": "g", "tasks": [regex_task("a", "^(right|wrong)$"), regex_task("extra", "x")]}
