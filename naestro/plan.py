@@ -8,7 +8,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator, model_validator
+
+from naestro.commandcheck import command_problem
 
 TaskId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 """Lower-case identifiers: they become LangGraph node names and file-safe path parts."""
@@ -74,6 +76,15 @@ class CommandCheck(_Frozen):
     kind: Literal["command"]
     command: str = Field(min_length=1)
     timeout_s: float = Field(default=60, gt=0)
+
+    @field_validator("command")
+    @classmethod
+    def _usable(cls, command: str) -> str:
+        """A check that cannot pass whatever the agent does is a plan error (fed back to the planner)."""
+        problem = command_problem(command)
+        if problem is not None:
+            raise ValueError(problem)
+        return command
 
 
 class FileExistsCheck(_Frozen):

@@ -52,8 +52,7 @@ def plan_problems(raw: JsonValue) -> list[PlanProblem]:
     try:
         Plan.model_validate(raw)
     except ValidationError as exc:
-        found = [(pointer(*[p for p in e["loc"] if not (isinstance(p, str) and p in _UNION_TAGS)]), e)
-                 for e in exc.errors()]
+        found = [(pointer(*_document_loc(e["loc"])), e) for e in exc.errors()]
         for where, err in found:
             # A list whose only item is invalid also reports "too short": noise that hides the real error.
             if err["type"] == "too_short" and any(w.startswith(where + "/") for w, _ in found):
@@ -66,6 +65,12 @@ def plan_problems(raw: JsonValue) -> list[PlanProblem]:
 
 # pydantic puts the discriminator tag into error locations; it is not part of the document.
 _UNION_TAGS = {"command", "file_exists", "json_schema", "regex", "evaluator"}
+
+
+def _document_loc(loc: tuple[str | int, ...]) -> list[str | int]:
+    """The error location without the union tag (it follows a list index; `command` is also a field name)."""
+    return [p for i, p in enumerate(loc)
+            if not (isinstance(p, str) and p in _UNION_TAGS and i > 0 and isinstance(loc[i - 1], int))]
 
 
 def _dedupe(problems: list[PlanProblem]) -> list[PlanProblem]:

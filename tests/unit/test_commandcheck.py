@@ -1,0 +1,51 @@
+"""A command check that can never pass (broken quotes, python -c code that does not compile) is a plan error."""
+
+from __future__ import annotations
+
+import shlex
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from naestro.commandcheck import command_problem
+from naestro.validate import plan_problems
+
+BROKEN = "python3 -c 'import json; with open(\"people.json\") as f: data = json.load(f)'"
+
+
+def plan_with(command: str) -> dict[str, object]:
+    return {"goal": "g", "tasks": [{"id": "t", "role": "coder", "description": "d",
+                                    "accept": [{"kind": "command", "command": command}]}]}
+
+
+def test_compound_statement_after_semicolon_is_named_with_line_and_column() -> None:
+    problem = command_problem(BROKEN)
+    assert problem is not None and "does not compile" in problem and "line 1, column 14" in problem
+    [found] = plan_problems(plan_with(BROKEN))
+    assert found.pointer == "/tasks/0/accept/0/command" and "cannot follow ';'" in found.message
+
+
+def test_unbalanced_quotes_are_a_plan_error() -> None:
+    assert "balance its quotes" in (command_problem("python3 -c 'print(1)") or "")
+
+
+def test_working_checks_pass_validation() -> None:
+    for command in ("python3 -c 'from fib import fib; assert fib(10) == 55'",
+                    "python3 -c \"import json\nwith open('a.json') as f:\n    assert json.load(f)\"",
+                    "cd sub && /usr/bin/python3.11 -c 'print(1)' > out.txt", "python3 -m pytest -q", "test -f a.txt",
+                    "python3 -c"):  # incomplete, but only running it can tell
+        assert command_problem(command) is None, command
+        assert plan_problems(plan_with(command)) == []
+
+
+@given(st.lists(st.sampled_from(["x = 1", "import os", "assert True", "if x:\n    y = 2", "for i in []:\n    pass",
+                                 "print('a;b')", 'print("quote \' inside")']), min_size=1, max_size=6))
+def test_any_code_that_compiles_is_accepted_however_it_is_quoted(lines: list[str]) -> None:
+    code = "x = 0\n" + "\n".join(lines)
+    assert command_problem(f"python3 -c {shlex.quote(code)}") is None
+
+
+@given(st.text(max_size=80))
+def test_arbitrary_commands_never_crash_the_checker(command: str) -> None:
+    problem = command_problem(command)
+    assert problem is None or isinstance(problem, str)
