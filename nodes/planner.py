@@ -41,7 +41,9 @@ Each task has: id (lower_snake_case), role (one of: {", ".join(r.value for r in 
 deps (ids of EARLIER tasks it needs; [] if none), and accept: checks that prove the task is done.
 Check kinds: {{"kind": "file_exists", "path": ...}}, {{"kind": "command", "command": ...}} (must exit 0; runs in
 the workspace, offline, python3 and pytest available), {{"kind": "regex", "file": ..., "pattern": ...}}.
-Tasks that do not depend on each other must have no deps between them so they run in parallel.
+Tasks that do not depend on each other must have no deps between them so they run in parallel; a task that
+reads a file another task writes MUST list that task in deps. Prefer few tasks: one per file to produce.
+A python3 -c check holds one statement per line (write \\n between lines); never put with/for/if after ';'.
 Never make a task depend on itself or on a later task. Agents can read/write files and run commands.
 Example plan:
 {json.dumps(_EXAMPLE)}"""
