@@ -87,6 +87,34 @@ def _plan_schema() -> dict[str, JsonValue]:
     return schema
 
 
+_CHECK_COMMAND = re.compile(r"^/tasks/(\d+)/accept/(\d+)/command$")
+
+
+def _without_unusable_checks(candidate: JsonValue, problems: list[PlanProblem]) -> Plan | None:
+    """The model's last plan without the command checks that can never pass, when those are its only problems
+    and every task keeps at least one check: the model's own tasks fit the goal better than a keyword template
+    (seen: a CSV goal fell back to an unrelated summary template after three uncompilable python -c checks)."""
+    found = [_CHECK_COMMAND.match(p.pointer) for p in problems]
+    if not isinstance(candidate, dict) or not found or not all(found):
+        return None
+    drop = {(int(m.group(1)), int(m.group(2))) for m in found if m}
+    tasks = candidate.get("tasks")
+    if not isinstance(tasks, list):
+        return None
+    kept: list[JsonValue] = []
+    for i, task in enumerate(tasks):
+        if not isinstance(task, dict) or not isinstance(task.get("accept"), list):
+            return None
+        checks = task["accept"]
+        assert isinstance(checks, list)
+        accept = [c for j, c in enumerate(checks) if (i, j) not in drop]
+        if not accept:
+            return None
+        kept.append({**task, "accept": accept})
+    repaired: JsonValue = {**candidate, "tasks": kept}
+    return None if plan_problems(repaired) else Plan.model_validate(repaired)
+
+
 async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, endpoint: str | None = None,
                     context: str = "", guard: Callable[[str, str], None] | None = None) -> PlanOutcome:
     """Ask the model; on validation errors feed them back; after ``attempts`` fall back to a template.
@@ -97,6 +125,7 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
         raise UsageError("the goal is empty; say what you want done, e.g. naestro run \"write fib.py ...\"")
     messages: list[BaseMessage] = [SystemMessage(_SYSTEM), HumanMessage(f"Goal: {goal}\n{context}".strip())]
     history: list[list[PlanProblem]] = []
+    last_plan: JsonValue = None
     tokens = 0
     schema = _plan_schema()
     for _ in range(attempts):
@@ -107,6 +136,7 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
         candidate = reply.value
         if isinstance(candidate, dict):
             candidate = {**candidate, "goal": goal}
+        last_plan = candidate
         problems = plan_problems(candidate)
         if not problems:
             return PlanOutcome(plan=Plan.model_validate(candidate), source="model", attempts=history, tokens=tokens)
@@ -114,6 +144,9 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
         messages += [AIMessage(json.dumps(reply.value)),
                      HumanMessage("That plan is invalid:\n" + "\n".join(map(str, problems)) +
                                   "\nReturn the corrected plan.")]
+    salvaged = _without_unusable_checks(last_plan, history[-1]) if history else None
+    if salvaged is not None:
+        return PlanOutcome(plan=salvaged, source="model:unusable-checks-dropped", attempts=history, tokens=tokens)
     template = match_template(goal, load_templates())
     if template is None:
         last = history[-1] if history else [PlanProblem("", "no plan produced")]

@@ -1,0 +1,41 @@
+"""When the model's only plan problems are checks that can never pass, its plan is kept without them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from naestro.errors import PlanInvalid
+from naestro.nodes.planner import make_plan
+from tests.fakes import ScriptedProvider
+
+BROKEN = {"kind": "command", "command": "python3 -c 'import csv; with open(\"a.csv\") as f: print(f.read())'"}
+FILE = {"kind": "file_exists", "path": "adults.csv"}
+GOAL = "zzqx frobnicate"  # matches no template keyword
+
+
+def planner(*accepts: list[dict[str, Any]]) -> ScriptedProvider:
+    tasks = [{"id": f"t{i}", "role": "coder", "description": "write adults.csv", "deps": [], "accept": a}
+             for i, a in enumerate(accepts)]
+    return ScriptedProvider(lambda messages: {"goal": GOAL, "tasks": tasks})
+
+
+async def test_unusable_checks_are_dropped_when_every_task_keeps_one() -> None:
+    outcome = await make_plan(GOAL, planner([BROKEN, FILE], [FILE]), attempts=2)
+    assert outcome.source == "model:unusable-checks-dropped"
+    assert [[c.kind for c in t.accept] for t in outcome.plan.tasks] == [["file_exists"], ["file_exists"]]
+    assert len(outcome.attempts) == 2 and outcome.attempts[0][0].pointer == "/tasks/0/accept/0/command"
+
+
+async def test_a_task_left_without_checks_is_not_salvaged() -> None:
+    with pytest.raises(PlanInvalid, match="does not compile"):
+        await make_plan(GOAL, planner([BROKEN], [FILE]), attempts=1)
+
+
+async def test_other_problems_are_not_salvaged() -> None:
+    bad = [BROKEN, FILE]
+    provider = ScriptedProvider(lambda messages: {"goal": GOAL, "tasks": [
+        {"id": "t0", "role": "coder", "description": "d", "deps": ["nope"], "accept": bad}]})
+    with pytest.raises(PlanInvalid, match="unknown task"):
+        await make_plan(GOAL, provider, attempts=1)
