@@ -25,16 +25,17 @@ from naestro.validate import parse_plan, plan_problems
 
 __all__ = ["PlanOutcome", "Template", "load_templates", "make_plan", "match_template"]
 
+_GREET_CHECK = "python3 -c \"from greet import greet; assert greet('Ann') == 'Hello, Ann!'\""
 _EXAMPLE = {
-    "goal": "Create greet.py with greet(name) returning 'Hello, <name>!' and check it works",
+    "goal": "Create greet.py with greet(name) returning 'Hello, <name>!' and write names.txt listing Ann and Bo",
     "tasks": [
         {"id": "write_greet", "role": "coder", "description": "Write greet.py with the greet function",
-         "deps": [], "accept": [{"kind": "file_exists", "path": "greet.py"}]},
-        {"id": "test_greet", "role": "coder", "description": "Write test_greet.py with pytest tests and run them",
-         "deps": ["write_greet"],
-         "accept": [{"kind": "command", "command": "python3 -m pytest -q test_greet.py"}]},
+         "deps": [], "accept": [{"kind": "command", "command": _GREET_CHECK}]},
+        {"id": "write_names", "role": "coder", "description": "Write names.txt with the lines Ann and Bo",
+         "deps": [], "accept": [{"kind": "regex", "file": "names.txt", "pattern": "^Ann\\nBo\\s*$"}]},
     ],
 }
+
 
 _SYSTEM = f"""You are the Planner of an agent runtime. Turn the user's goal into a small plan: 1 to 4 tasks.
 Each task has: id (lower_snake_case), role (one of: {", ".join(r.value for r in Role)}), description,
@@ -43,7 +44,9 @@ Check kinds: {{"kind": "file_exists", "path": ...}}, {{"kind": "command", "comma
 the workspace, offline, python3 and pytest available), {{"kind": "regex", "file": ..., "pattern": ...}}.
 Tasks that do not depend on each other must have no deps between them so they run in parallel; a task that
 reads a file another task writes MUST list that task in deps. Prefer few tasks: one per file to produce.
-A python3 -c check holds one statement per line (write \\n between lines); never put with/for/if after ';'.
+Checks test the goal's result directly (e.g. python3 -c "from m import f; assert f(2) == 4", or a regex on the
+file); plan a task that writes tests only when the goal asks for tests. A python3 -c check holds one statement
+per line (write \\n between lines); never put with/for/if after ';'.
 Never make a task depend on itself or on a later task. Agents can read/write files and run commands.
 Example plan:
 {json.dumps(_EXAMPLE)}"""
