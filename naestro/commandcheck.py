@@ -1,13 +1,16 @@
-"""Static checks of a plan's ``command`` acceptance checks, so a check that can never pass is a plan error.
+"""Static checks of a plan's ``command`` acceptance checks, so a check that can never pass, or that does the
+work instead of verifying it, is a plan error.
 
-Measured on the 1.5B planner (golden goal ``adults_csv``): it wrote checks such as
-``python3 -c 'import json; with open("people.json") as f: ...'``, a SyntaxError whatever the agent does (a
-compound statement cannot follow ``;``). Every attempt, the Reviewer pass and the re-plan then failed on the
-check, not on the work. Caught at validation, the problem goes back to the planner with the line and column.
+Both seen on the 1.5B planner in the golden suite: ``python3 -c 'import json; with open(...) as f: ...'`` (a
+SyntaxError whatever the agent does: a compound statement cannot follow ``;``), and checks that write the
+result themselves (``echo '...' > hello.txt``, ``json.dump({...}, open('config.json', 'w'))``), which pass
+whatever the agent did — a false success, or they overwrite the agent's correct file. Caught at validation,
+the problem goes back to the planner with what is wrong.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shlex
@@ -15,21 +18,69 @@ import shlex
 __all__ = ["command_problem"]
 
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
+_WRITING_PROGRAMS = {"tee", "cp", "mv", "rm", "touch", "mkdir", "dd", "truncate", "install", "ln"}
+_WRITING_METHODS = {"write", "write_text", "write_bytes", "writelines", "dump", "unlink", "rmdir", "mkdir",
+                    "touch", "rename", "remove", "rmtree", "copy", "copyfile", "move", "makedirs", "savetxt",
+                    "to_csv", "to_json"}
+_SEPARATORS = {"|", "||", "&", "&&", ";", "(", ")"}
+_READ_ONLY = "a check only verifies (a task does the work): test the file, e.g. python3 -c \"... assert ...\""
+
+
+def _words(command: str) -> list[str]:
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    return list(lexer)
+
+
+def _python_writes(code: ast.AST) -> str | None:
+    """What the code writes to disk, if anything (open for writing, .write/.dump/... calls)."""
+    for node in ast.walk(code):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name) and func.id == "open":
+            mode = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"),
+                                                                 None)
+            if isinstance(mode, ast.Constant) and isinstance(mode.value, str) and set(mode.value) & set("wax+"):
+                return f"open(..., {mode.value!r})"
+        elif isinstance(func, ast.Attribute) and func.attr in _WRITING_METHODS:
+            return f".{func.attr}(...)"
+    return None
+
+
+def _program_words(words: list[str]) -> list[tuple[int, str]]:
+    """(index, word) of each word that starts a simple command (after a separator)."""
+    starts, expect = [], True
+    for i, w in enumerate(words):
+        if w in _SEPARATORS:
+            expect = True
+        elif expect:
+            starts.append((i, w))
+            expect = False
+    return starts
 
 
 def command_problem(command: str) -> str | None:
-    """What makes this shell command unusable as a check, or None (quotes, and ``python -c`` code that fails to
-    compile; everything else is only known by running it)."""
+    """What makes this shell command unusable as a check, or None (quotes, ``python -c`` code that fails to
+    compile or writes files, redirections and programs that write; the rest is only known by running it)."""
     try:
-        argv = shlex.split(command)
+        words = _words(command)
     except ValueError as exc:
         return f"the command does not parse as a shell command ({exc}); balance its quotes"
-    for i, word in enumerate(argv[:-2]):
-        if _PYTHON.match(os.path.basename(word)) and argv[i + 1] == "-c":
+    for i, word in enumerate(words[:-1]):
+        if word in (">", ">>", ">|", "&>") and words[i + 1] != "/dev/null":
+            return f"the check writes {words[i + 1]!r} with {word}; {_READ_ONLY}"
+    for i, program in _program_words(words):
+        name = os.path.basename(program)
+        if name in _WRITING_PROGRAMS or (name == "sed" and "-i" in words[i + 1:i + 3]):
+            return f"the check changes files ({name}); {_READ_ONLY}"
+        if _PYTHON.match(name) and words[i + 1:i + 2] == ["-c"] and len(words) > i + 2:
             try:
-                compile(argv[i + 2], "<check>", "exec")
+                tree = compile(words[i + 2], "<check>", "exec", flags=ast.PyCF_ONLY_AST)
             except SyntaxError as exc:
                 return (f"its python -c code does not compile: {exc.msg} (line {exc.lineno}, column {exc.offset}); "
                         "statements such as with/for/if cannot follow ';' on one line: use newlines (\\n) in the "
                         "code, or check with a test file run by python3 -m pytest")
+            if (writes := _python_writes(tree)) is not None:
+                return f"its python -c code writes files ({writes}); {_READ_ONLY}"
     return None

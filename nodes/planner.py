@@ -93,10 +93,20 @@ def _plan_schema() -> dict[str, JsonValue]:
 _CHECK_COMMAND = re.compile(r"^/tasks/(\d+)/accept/(\d+)/command$")
 
 
+_FILE_NAME = re.compile(r"\b[\w./-]+\.(?:py|txt|csv|json|md|yaml|yml|toml|html|sh|sql)\b")
+
+
+def _files_named(description: JsonValue) -> list[JsonValue]:
+    """``file_exists`` checks for the files a task's description names: the least a task must produce."""
+    names = dict.fromkeys(_FILE_NAME.findall(description)) if isinstance(description, str) else {}
+    return [{"kind": "file_exists", "path": n} for n in names]
+
+
 def _without_unusable_checks(candidate: JsonValue, problems: list[PlanProblem]) -> Plan | None:
-    """The model's last plan without the command checks that can never pass, when those are its only problems
-    and every task keeps at least one check: the model's own tasks fit the goal better than a keyword template
-    (seen: a CSV goal fell back to an unrelated summary template after three uncompilable python -c checks)."""
+    """The model's last plan without the command checks that cannot verify anything, when those are its only
+    problems: the model's own tasks fit the goal better than a keyword template (seen: a CSV goal fell back to an
+    unrelated summary template after three uncompilable python -c checks). A task left without checks gets
+    ``file_exists`` for the files its description names; with none named, there is nothing to salvage."""
     found = [_CHECK_COMMAND.match(p.pointer) for p in problems]
     if not isinstance(candidate, dict) or not found or not all(found):
         return None
@@ -110,7 +120,7 @@ def _without_unusable_checks(candidate: JsonValue, problems: list[PlanProblem]) 
             return None
         checks = task["accept"]
         assert isinstance(checks, list)
-        accept = [c for j, c in enumerate(checks) if (i, j) not in drop]
+        accept = [c for j, c in enumerate(checks) if (i, j) not in drop] or _files_named(task.get("description"))
         if not accept:
             return None
         kept.append({**task, "accept": accept})

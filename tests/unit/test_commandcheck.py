@@ -25,6 +25,15 @@ def test_compound_statement_after_semicolon_is_named_with_line_and_column() -> N
     assert found.pointer == "/tasks/0/accept/0/command" and "cannot follow ';'" in found.message
 
 
+def test_checks_that_write_instead_of_verifying_are_plan_errors() -> None:
+    for command, what in (("echo 'Hello!' > hello.txt", "writes 'hello.txt' with >"),
+                          ("python3 -c \"import json; json.dump({'a': 1}, open('c.json', 'w'))\"", ".dump(...)"),
+                          ("python3 -c \"open('x.txt', mode='a').close()\"", "open(..., 'a')"),
+                          ("test -f a && sed -i s/a/b/ a", "(sed)"), ("cat a | tee b", "(tee)")):
+        problem = command_problem(command)
+        assert problem is not None and what in problem and "a check only verifies" in problem, command
+
+
 def test_unbalanced_quotes_are_a_plan_error() -> None:
     assert "balance its quotes" in (command_problem("python3 -c 'print(1)") or "")
 
@@ -32,7 +41,8 @@ def test_unbalanced_quotes_are_a_plan_error() -> None:
 def test_working_checks_pass_validation() -> None:
     for command in ("python3 -c 'from fib import fib; assert fib(10) == 55'",
                     "python3 -c \"import json\nwith open('a.json') as f:\n    assert json.load(f)\"",
-                    "cd sub && /usr/bin/python3.11 -c 'print(1)' > out.txt", "python3 -m pytest -q", "test -f a.txt",
+                    "cd sub && /usr/bin/python3.11 -c 'print(1)' 2> /dev/null", "python3 -m pytest -q", "test -f a.txt",
+                    "python3 -c \"import json; assert json.load(open('c.json'))['a'] == 1\"", "ls *.csv | grep a",
                     "python3 -c"):  # incomplete, but only running it can tell
         assert command_problem(command) is None, command
         assert plan_problems(plan_with(command)) == []

@@ -28,9 +28,16 @@ async def test_unusable_checks_are_dropped_when_every_task_keeps_one() -> None:
     assert len(outcome.attempts) == 2 and outcome.attempts[0][0].pointer == "/tasks/0/accept/0/command"
 
 
-async def test_a_task_left_without_checks_is_not_salvaged() -> None:
+async def test_a_task_left_without_checks_must_produce_the_files_it_names() -> None:
+    outcome = await make_plan(GOAL, planner([BROKEN], [FILE]), attempts=1)
+    assert [c.model_dump() for c in outcome.plan.tasks[0].accept] == [{"kind": "file_exists", "path": "adults.csv"}]
+
+
+async def test_a_task_left_without_checks_or_named_files_is_not_salvaged() -> None:
+    provider = ScriptedProvider(lambda messages: {"goal": GOAL, "tasks": [
+        {"id": "t0", "role": "coder", "description": "do it", "deps": [], "accept": [BROKEN]}]})
     with pytest.raises(PlanInvalid, match="does not compile"):
-        await make_plan(GOAL, planner([BROKEN], [FILE]), attempts=1)
+        await make_plan(GOAL, provider, attempts=1)
 
 
 async def test_other_problems_are_not_salvaged() -> None:
