@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from naestro.baseline import run_baseline
+from naestro.baseline import BaselineKind, run_baseline
 from naestro.errors import UsageError
 from naestro.evaluators import (
     CodeEvaluator,
@@ -140,6 +140,7 @@ class SuiteResult(BaseModel):
     attempts: list[Attempt]
 
     kinds: dict[str, str] = Field(default_factory=dict)
+    baseline_kind: BaselineKind | None = None
 
     def goals(self) -> list[GoalResult]:
         out = []
@@ -164,7 +165,7 @@ class SuiteResult(BaseModel):
                                   {"passed": 0, "total": 0}}
         out["baseline"] = self.totals("baseline") if "baseline" in self.systems else {"passed": 0, "total": 0}
         out["goals"] = [g.model_dump() for g in self.goals()]
-        out.update({"model": self.model, "k": self.k, "started": self.started})
+        out.update({"model": self.model, "k": self.k, "started": self.started, "baseline_kind": self.baseline_kind})
         return out
 
 
@@ -216,12 +217,12 @@ async def _naestro(goal: GoldenGoal, runner: Runner, scratch: Path, sample: int,
 
 
 async def _baseline(goal: GoldenGoal, provider: ModelProvider, endpoint: str | None, scratch: Path,
-                    sample: int, timeout_s: float | None) -> Attempt:
+                    sample: int, timeout_s: float | None, kind: BaselineKind) -> Attempt:
     start = time.monotonic()
     workspace = _seed(goal, scratch / f"{goal.id}-{sample}-baseline")
     try:
-        res = await asyncio.wait_for(run_baseline(goal.goal, provider, workspace=workspace, endpoint=endpoint),
-                                     timeout_s)
+        res = await asyncio.wait_for(run_baseline(goal.goal, provider, workspace=workspace, endpoint=endpoint,
+                                                  kind=kind), timeout_s)
     except Exception as exc:  # noqa: BLE001 - as above
         return Attempt(goal=goal.id, system="baseline", sample=sample, passed=False, claimed=False, tokens=0,
                        cost_usd=0.0, wall_s=round(time.monotonic() - start, 1), evidence=[],
@@ -234,7 +235,7 @@ async def _baseline(goal: GoldenGoal, provider: ModelProvider, endpoint: str | N
 
 async def run_suite(goals: list[GoldenGoal], *, settings: Settings, provider: ModelProvider, k: int,
                     baseline: bool, model: str, results_dir: Path, attempt_timeout_s: float | None = None,
-                    naestro: bool = True,
+                    naestro: bool = True, baseline_kind: BaselineKind = "react",
                     on_attempt: Callable[[Attempt], None] | None = None) -> tuple[SuiteResult, Path]:
     """Run every goal k times per system, goal by goal (so a stopped suite has comparable partial results).
 
@@ -251,7 +252,7 @@ async def run_suite(goals: list[GoldenGoal], *, settings: Settings, provider: Mo
     if not systems:
         raise UsageError("nothing to run: neither Naestro nor the baseline")
     suite = SuiteResult(started=started, model=model, k=k, systems=systems, attempts=[],
-                        kinds={g.id: g.kind for g in goals})
+                        kinds={g.id: g.kind for g in goals}, baseline_kind=baseline_kind if baseline else None)
     runner = Runner(settings, provider)
     scratch = Path(tempfile.mkdtemp(prefix="naestro-golden-"))
     try:
@@ -259,7 +260,8 @@ async def run_suite(goals: list[GoldenGoal], *, settings: Settings, provider: Mo
             for sample in range(1, k + 1):
                 attempts = [await _naestro(goal, runner, scratch, sample, attempt_timeout_s)] if naestro else []
                 if baseline:
-                    attempts.append(await _baseline(goal, provider, model, scratch, sample, attempt_timeout_s))
+                    attempts.append(await _baseline(goal, provider, model, scratch, sample, attempt_timeout_s,
+                                                    baseline_kind))
                 for a in attempts:
                     suite.attempts.append(a)
                     with partial.open("a") as fh:
@@ -273,6 +275,6 @@ async def run_suite(goals: list[GoldenGoal], *, settings: Settings, provider: Mo
     final.write_text(json.dumps({**summary, "attempts": [a.model_dump() for a in suite.attempts]}, indent=1))
     with (results_dir / "history.jsonl").open("a") as fh:
         fh.write(json.dumps({"started": started, "model": model, "k": k, "naestro": summary["naestro"],
-                             "baseline": summary["baseline"]}) + "\n")
+                             "baseline": summary["baseline"], "baseline_kind": suite.baseline_kind}) + "\n")
     return suite, final
 

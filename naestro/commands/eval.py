@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from naestro.baseline import BaselineKind
 from naestro.endpoints import load_registry
 from naestro.errors import NaestroError, UsageError
 from naestro.golden import Attempt, history, load_suite, run_suite
@@ -42,6 +43,9 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
            attempt_timeout_s: Annotated[float | None, typer.Option(min=1, help="cap one attempt's wall time; a "
                                                                    "timed-out attempt fails")] = None,
            baseline_only: Annotated[bool, typer.Option("--baseline-only", help="run only the baseline")] = False,
+           baseline_kind: Annotated[BaselineKind, typer.Option(
+               help="react: the plain ReAct text loop; ablation: Naestro's constrained agent loop without plan, "
+                    "checks, feedback or re-plan")] = "react",
            ) -> None:
     """Run the golden suite; print success rate, tokens, wall time and cost per goal; store the results."""
     settings = Settings()
@@ -72,6 +76,7 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
                                              baseline=baseline or baseline_only,
                                              model=registry.default, results_dir=_results(settings),
                                              attempt_timeout_s=attempt_timeout_s, naestro=not baseline_only,
+                                             baseline_kind=baseline_kind,
                                              on_attempt=progress))
     except NaestroError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
@@ -89,7 +94,8 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
     for system in result.systems:
         t = result.totals(system)
         rate = t["passed"] / t["total"] if t["total"] else 0.0
-        out.print(f"{system}: {t['passed']}/{t['total']} attempts passed ({rate:.0%})")
+        label = f"baseline ({result.baseline_kind})" if system == "baseline" else system
+        out.print(f"{label}: {t['passed']}/{t['total']} attempts passed ({rate:.0%})")
     out.print(f"results: {path}")
 
 

@@ -12,6 +12,7 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage
 from typer.testing import CliRunner
 
+from naestro.baseline import BaselineKind
 from naestro.cli import app
 from naestro.errors import UsageError
 from naestro.golden import check_workspace, history, load_suite, run_suite
@@ -30,6 +31,10 @@ def script(messages: list[BaseMessage]) -> dict[str, Any]:
                                         "accept": [{"kind": "regex", "file": "hello.txt", "pattern": "Naestro"}]}]}
     if "Write 2-4 sentences" in text:
         return {"summary": "hello.txt written."}
+    if first.startswith("Accomplish the following goal"):  # the ReAct baseline: the same partial file, as text
+        if steps == 0:
+            return 'Thought: write it\nAction: fs.write\nAction Input: {"path": "hello.txt", "content": "Hello"}'
+        return "Thought: I now know the final answer\nFinal Answer: done"
     if first.startswith("You are a capable software agent"):  # the baseline: stops early with a partial file
         if steps == 0:
             return {"thought": "w", "tool": "fs.write", "arguments": {"path": "hello.txt", "content": "Hello"}}
@@ -67,12 +72,15 @@ async def test_golden_checks_fail_wrong_work_and_pass_right_work(tmp_path: Path)
     assert all(v.passed for v in await check_workspace(goals["fib_code"], ws))
 
 
+@pytest.mark.parametrize("kind", ["react", "ablation"])
 async def test_run_suite_scores_both_systems_and_stores_results(settings: Settings, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                kind: BaselineKind) -> None:
     goals = [g for g in load_suite(SUITE) if g.id == "hello_file"]
     results = settings.home / "eval" / "golden"  # where `naestro eval` keeps them
     suite, path = await run_suite(goals, settings=settings, provider=ScriptedProvider(script), k=2, baseline=True,
-                                  model="scripted", results_dir=results)
+                                  model="scripted", results_dir=results, baseline_kind=kind)
+    assert suite.summary()["baseline_kind"] == kind
     summary = suite.summary()
     # Naestro's own plan check (regex "Naestro") fails the first write; the retry fixes it, the golden check agrees.
     assert summary["naestro"] == {"passed": 2, "total": 2}
