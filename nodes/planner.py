@@ -2,9 +2,11 @@
 
 The model is asked for a Plan under a json_schema grammar (shape guaranteed), then the validator checks
 the sense (deps, cycles, IO contracts, budgets); its ``pointer: message`` lines go back to the model for
-a bounded number of re-plans. If no attempt validates, the best-matching template from the skill library
-(``naestro/plans/*.json``, data only) is used. Small models give schema-valid but nonsensical DAGs often
-enough (FACTS.md) that the fallback is part of the design, not an afterthought.
+a bounded number of re-plans. If no attempt validates, the fallbacks are, in order: the model's last plan
+without its unusable checks; one Coder task doing the whole goal, accepted when the files the goal names
+exist; the best-matching template from the skill library (``naestro/plans/*.json``, data only). Small
+models give schema-valid but nonsensical DAGs often enough (FACTS.md) that the fallback is part of the
+design, not an afterthought.
 """
 
 from __future__ import annotations
@@ -102,6 +104,18 @@ def _files_named(description: JsonValue) -> list[JsonValue]:
     return [{"kind": "file_exists", "path": n} for n in names]
 
 
+def _goal_plan(goal: str) -> Plan | None:
+    """One Coder task doing the whole goal, accepted when the files the goal names exist; None if it names none.
+
+    Preferred to a keyword template: a template solves a different goal (seen: "write report.md from sales.csv"
+    matched the csv-summary template, which wrote summary.json and reported success)."""
+    checks = _files_named(goal)
+    if not checks:
+        return None
+    return Plan.model_validate({"goal": goal, "tasks": [
+        {"id": "do_goal", "role": "coder", "description": goal[:2000], "accept": checks}]})
+
+
 def _without_unusable_checks(candidate: JsonValue, problems: list[PlanProblem]) -> Plan | None:
     """The model's last plan without the command checks that cannot verify anything, when those are its only
     problems: the model's own tasks fit the goal better than a keyword template (seen: a CSV goal fell back to an
@@ -160,6 +174,9 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
     salvaged = _without_unusable_checks(last_plan, history[-1]) if history else None
     if salvaged is not None:
         return PlanOutcome(plan=salvaged, source="model:unusable-checks-dropped", attempts=history, tokens=tokens)
+    direct = _goal_plan(goal)
+    if direct is not None:
+        return PlanOutcome(plan=direct, source="goal:files-named", attempts=history, tokens=tokens)
     template = match_template(goal, load_templates())
     if template is None:
         last = history[-1] if history else [PlanProblem("", "no plan produced")]

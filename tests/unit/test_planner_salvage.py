@@ -46,3 +46,14 @@ async def test_other_problems_are_not_salvaged() -> None:
         {"id": "t0", "role": "coder", "description": "d", "deps": ["nope"], "accept": bad}]})
     with pytest.raises(PlanInvalid, match="unknown task"):
         await make_plan(GOAL, provider, attempts=1)
+
+
+async def test_a_goal_naming_its_files_gets_one_task_that_must_produce_them() -> None:
+    goal = "Read sales.csv and write report.md with the total"  # "csv" and "report" match templates too
+    provider = ScriptedProvider(lambda messages: {"goal": goal, "tasks": [
+        {"id": "t0", "role": "coder", "description": "do it", "deps": ["nope"], "accept": [FILE]}]})
+    outcome = await make_plan(goal, provider, attempts=1)
+    assert outcome.source == "goal:files-named"
+    [task] = outcome.plan.tasks
+    assert task.description == goal and [c.model_dump() for c in task.accept] == [
+        {"kind": "file_exists", "path": "sales.csv"}, {"kind": "file_exists", "path": "report.md"}]
