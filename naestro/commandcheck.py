@@ -11,6 +11,7 @@ the problem goes back to the planner with what is wrong.
 from __future__ import annotations
 
 import ast
+import builtins
 import os
 import re
 import shlex
@@ -48,6 +49,23 @@ def _python_writes(code: ast.AST) -> str | None:
     return None
 
 
+def _undefined_names(code: ast.AST) -> list[str]:
+    """Names the code reads but never binds and that are not builtins (pyflakes' "undefined name", flat scope:
+    enough for one-line checks, where such a name is a NameError whatever the workspace holds)."""
+    bound = set(dir(builtins))
+    for node in ast.walk(code):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            bound.add(node.id)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    loaded = [n.id for n in ast.walk(code) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+    return sorted({n for n in loaded if n not in bound})
+
+
 def _program_words(words: list[str]) -> list[tuple[int, str]]:
     """(index, word) of each word that starts a simple command (after a separator)."""
     starts, expect = [], True
@@ -83,4 +101,7 @@ def command_problem(command: str) -> str | None:
                         "code, or check with a test file run by python3 -m pytest")
             if (writes := _python_writes(tree)) is not None:
                 return f"its python -c code writes files ({writes}); {_READ_ONLY}"
+            if undefined := _undefined_names(tree):
+                return (f"its python -c code uses {', '.join(map(repr, undefined))} without defining or importing "
+                        "it (a NameError whatever the workspace holds)")
     return None

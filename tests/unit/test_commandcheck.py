@@ -34,6 +34,11 @@ def test_checks_that_write_instead_of_verifying_are_plan_errors() -> None:
         assert problem is not None and what in problem and "a check only verifies" in problem, command
 
 
+def test_a_name_never_defined_is_a_plan_error() -> None:
+    command = "python3 -c \"import json; data = json.load(open('a.json')); adults.sort(); print(adults)\""
+    assert "uses 'adults' without defining" in (command_problem(command) or "")
+
+
 def test_unbalanced_quotes_are_a_plan_error() -> None:
     assert "balance its quotes" in (command_problem("python3 -c 'print(1)") or "")
 
@@ -43,6 +48,8 @@ def test_working_checks_pass_validation() -> None:
                     "python3 -c \"import json\nwith open('a.json') as f:\n    assert json.load(f)\"",
                     "cd sub && /usr/bin/python3.11 -c 'print(1)' 2> /dev/null", "python3 -m pytest -q", "test -f a.txt",
                     "python3 -c \"import json; assert json.load(open('c.json'))['a'] == 1\"", "ls *.csv | grep a",
+                    "python3 -c \"import os.path, csv\nwith open('a.csv') as f:\n    rows = [r for r in csv.reader(f)]\n"
+                    "assert os.path.exists('a.csv') and all(len(r) == 2 for r in rows)\"",
                     "python3 -c"):  # incomplete, but only running it can tell
         assert command_problem(command) is None, command
         assert plan_problems(plan_with(command)) == []
