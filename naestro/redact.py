@@ -102,7 +102,6 @@ def _env_secrets() -> tuple[str, ...]:
 _DATA_ENTITIES = ("IBAN_CODE", "CRYPTO", "UK_NHS")
 _PROSE_ENTITIES = ("PERSON", "LOCATION", *_DATA_ENTITIES)
 _MIN_SCORE = 0.6
-_PRESIDIO_KINDS = {e.lower() for e in _PROSE_ENTITIES}
 
 
 @functools.cache
@@ -220,27 +219,49 @@ class SecretVault:
     value's labels (``secret`` needs the ``secret`` scope; ``pii`` to the network needs ``pii_external``).
     A process that did not redact the value (a resume in a new process) holds no handle: the tool gets the
     placeholder.
+
+    Every find gets a handle, presidio's names too: "write hello.txt saying Hello, Ada!" must write Ada, not
+    the placeholder. A revealed value passes through the gate's audit record and consent request, so the
+    vault also *conceals*: every value it holds goes back to its handle wherever the gate writes or asks, and
+    wherever a tool returns it (a name NER caught in the goal is caught by value in a file read back later).
     """
 
     def __init__(self) -> None:
         self._values: dict[str, str] = {}
+        self._labels: dict[str, Label] = {}
 
     def __len__(self) -> int:
         return len(self._values)
 
     def redact(self, text: str, *, depth: Depth = "data") -> str:
+        text = self.conceal(text)
         out, last = [], 0
         for f in find(text, depth=depth):
             value = text[f.start:f.end]
             handle = _placeholder(f, value)
-            # Only values the fast patterns also catch get a handle: a revealed value passes through the gate's
-            # audit record and consent request, which redact with the patterns alone (presidio's finds, names
-            # and IBANs, stay placeholders for tools too).
-            if f.kind not in _PRESIDIO_KINDS:
-                self._values[handle] = value
+            self._values[handle] = value
+            self._labels[handle] = f.label
             out.append(text[last:f.start] + handle)
             last = f.end
         return "".join(out) + text[last:]
+
+    def conceal(self, value: Any) -> Any:
+        """``value`` with every real value this vault holds replaced by its handle (longest value first)."""
+        if isinstance(value, str):
+            for handle, real in sorted(self._values.items(), key=lambda kv: -len(kv[1])):
+                if real in value:
+                    value = value.replace(real, handle)
+            return value
+        if isinstance(value, dict):
+            return {self.conceal(k): self.conceal(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.conceal(v) for v in value]
+        return value
+
+    def labels(self, value: Any) -> set[str]:
+        """The labels of the values this vault holds that occur in ``value`` (what a revealed call carries)."""
+        texts = list(_strings(value))
+        return {self._labels[h] for h, real in self._values.items() if any(real in t for t in texts)}
 
     def redact_value(self, value: Any, *, depth: Depth = "data") -> Any:
         if isinstance(value, str):

@@ -105,7 +105,8 @@ class Runner:
                     audit=audit or self.audit_log(run_id), switches=self.switches, events=events,
                     registered=lambda: {s.name for s in bus.specs()},
                     rate_limits=self.policy_bundle.data.get("naestro", {}).get("rate_limits", {}),
-                    remembered=record.remembered if record is not None else None, on_remember=remember)
+                    remembered=record.remembered if record is not None else None, on_remember=remember,
+                    vault=self.vaults.setdefault(run_id, SecretVault()))
 
     def _events(self, record: RunRecord) -> EventLog:
         log = EventLog(self.store.dir(record.run_id) / "events.jsonl", run_id=record.run_id)

@@ -38,7 +38,7 @@ from naestro.policies.decision import (
 from naestro.policies.engines import PolicyEngine
 from naestro.policies.facts import path_facts, url_facts
 from naestro.policies.switches import KillSwitches
-from naestro.redact import labels, redact_value
+from naestro.redact import SecretVault, labels, redact_value
 from naestro.telemetry import policy_span, span
 
 __all__ = ["ConsentAnswer", "ConsentRequest", "Gate"]
@@ -88,8 +88,12 @@ class Gate:
     def __init__(self, engine: PolicyEngine, *, run_id: str, workspace: Path, policy: RunPolicy, audit: AuditLog | None,
                  switches: KillSwitches, registered: Callable[[], set[str]], rate_limits: dict[str, Any],
                  events: EventLog | None = None, remembered: list[ApprovedScope] | None = None,
-                 on_remember: Callable[[list[ApprovedScope]], None] | None = None) -> None:
+                 on_remember: Callable[[list[ApprovedScope]], None] | None = None,
+                 vault: SecretVault | None = None) -> None:
         self.engine, self.run_id, self.policy = engine, run_id, policy
+        # The run's handles: arguments arrive revealed, so its values are labelled by what they were and
+        # concealed again in everything the gate writes (audit records, consent requests).
+        self.vault = vault or SecretVault()
         self.workspace = workspace.resolve()
         self.audit, self.switches, self.events = audit, switches, events
         self.registered, self.rate_limits = registered, rate_limits
@@ -101,7 +105,7 @@ class Gate:
 
     def _audit(self, kind: str, **data: Any) -> None:
         if self.audit is not None:  # None only for dry evaluations (naestro policy check)
-            self.audit.append(kind, **data)
+            self.audit.append(kind, **self.vault.conceal(data))
 
     # --- building the input ----------------------------------------------------------------------------
 
@@ -120,7 +124,7 @@ class Gate:
         return Context(
             workspace=str(self.workspace), scratch=p.scratch, roots=[str(Path(r).resolve()) for r in p.roots],
             allowed_domains=p.allow_domains, allowed_cidrs=p.allow_cidrs, approved=[*p.approve, *self.remembered],
-            scopes=p.scopes, data_labels=sorted(labels(data)),
+            scopes=p.scopes, data_labels=sorted(labels(data) | self.vault.labels(data)),
             quarantined=Quarantine(tools=self.switches.targets("quarantine_tool"),
                                    models=self.switches.targets("quarantine_model")),
             window=Window(calls=self._windows.count((rate_key, role), window_s, time.monotonic()), window_s=window_s),
@@ -184,7 +188,8 @@ class Gate:
         scope = ApprovedScope(tool=action, under=dirs[0] if len(dirs) == 1 else None)
         high = any(e in " ".join(decision.reasons) for e in ("shell", "network", "outside scratch", "external"))
         request = ConsentRequest(run=self.run_id, task=inp.actor.task, role=inp.actor.role, action=action,
-                                 arguments=redact_value(inp.action.arguments), reasons=decision.reasons,
+                                 arguments=redact_value(self.vault.conceal(inp.action.arguments)),
+                                 reasons=decision.reasons,
                                  risk="high" if high else "medium", remember_scope=scope)
         if self.events is not None:
             self.events.emit("consent_requested", task=inp.actor.task, action=action, reasons=[*decision.reasons])

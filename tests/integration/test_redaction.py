@@ -170,3 +170,42 @@ async def test_secret_handles_reach_tools_only_with_the_secret_scope(settings: S
     written = [p for p in run_dir.rglob("*") if p.is_file() and p != cfg and "snapshots" not in p.parts]
     written += list(settings.home.glob("checkpoints.sqlite*"))
     assert [str(p) for p in written if key.encode() in p.read_bytes()] == []
+
+
+@pytest.mark.skipif(not presidio_available(), reason="names are found by presidio's NER (naestro[redact])")
+async def test_a_name_in_the_goal_reaches_the_file_the_user_asked_for_and_nothing_else(settings: Settings) -> None:
+    """The model sees a handle for the name; the tool writes the name; audit, events and checkpoints keep the
+    handle, and the file read back reaches the model concealed again."""
+    name = "Maria Gonzalez"
+    seen: list[str] = []
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        seen.append(text)
+        if "Write 2-4 sentences" in text:
+            return {"summary": "s"}
+        step = sum(isinstance(m, AIMessage) for m in messages)
+        if step == 0:
+            handle = PLACEHOLDER.search(text)
+            assert handle, text
+            return {"thought": "greet", "tool": "fs.write",
+                    "arguments": {"path": "hello.txt", "content": f"Hello, {handle.group()}!\n"}}
+        if step == 1:
+            return {"thought": "check", "tool": "fs.read", "arguments": {"path": "hello.txt"}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "done", "outputs": {}}}
+
+    goal = f"Write hello.txt greeting {name} from Madrid."
+    plan = Plan.model_validate({"goal": goal, "tasks": [{
+        "id": "a", "role": "coder", "description": f"write hello.txt greeting {name}", "max_attempts": 1,
+        "accept": [{"kind": "file_exists", "path": "hello.txt"}]}]})
+    result = await Runner(settings, ScriptedProvider(script)).start(goal, plan=plan)
+    hello = Path(result.record.workspace) / "hello.txt"
+    assert result.passed and hello.read_text() == f"Hello, {name}!\n"
+    model_saw = "\n".join(seen)
+    assert name not in model_saw and "Gonzalez" not in model_saw and model_saw.count("[REDACTED:pii:") >= 2
+    run_dir = settings.runs_dir / result.record.run_id
+    audit = (run_dir / "audit.jsonl").read_text()
+    assert "fs.write" in audit and "[REDACTED:pii:" in audit
+    written = [p for p in run_dir.rglob("*") if p.is_file() and p != hello and "snapshots" not in p.parts]
+    written += list(settings.home.glob("checkpoints.sqlite*"))
+    assert [str(p) for p in written if b"Gonzalez" in p.read_bytes()] == []

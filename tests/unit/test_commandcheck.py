@@ -48,7 +48,8 @@ def test_working_checks_pass_validation() -> None:
                     "python3 -c \"import json\nwith open('a.json') as f:\n    assert json.load(f)\"",
                     "cd sub && /usr/bin/python3.11 -c 'print(1)' 2> /dev/null", "python3 -m pytest -q", "test -f a.txt",
                     "python3 -c \"import json; assert json.load(open('c.json'))['a'] == 1\"", "ls *.csv | grep a",
-                    "python3 -c \"import os.path, csv\nwith open('a.csv') as f:\n    rows = [r for r in csv.reader(f)]\n"
+                    "python3 -c \"import os.path, csv\nwith open('a.csv') as f:\n"
+                    "    rows = [r for r in csv.reader(f)]\n"
                     "assert os.path.exists('a.csv') and all(len(r) == 2 for r in rows)\"",
                     "python3 -c"):  # incomplete, but only running it can tell
         assert command_problem(command) is None, command
