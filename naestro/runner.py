@@ -22,16 +22,18 @@ from naestro.carryover import carry_unfinished_checks
 from naestro.checkpoints import open_saver
 from naestro.checkpoints.snapshots import SnapshotStore
 from naestro.context import RunContext
-from naestro.errors import RunPaused
+from naestro.errors import PlanProblem, PolicyDenied, RunPaused
 from naestro.events import Event, EventLog
 from naestro.graphs.compile import compile_plan
 from naestro.graphs.state import RunState, TaskRecord
 from naestro.journal import Journal
 from naestro.llm import ModelProvider
+from naestro.mcp_servers.sandbox import Limits, SandboxUnavailable, run_sandboxed
 from naestro.nodes.planner import make_plan
 from naestro.nodes.reporter import run_passed
 from naestro.nodes.roles import load_roles
-from naestro.plan import Plan
+from naestro.nodes.vacuity import Probe, vacuous_checks
+from naestro.plan import Plan, Role
 from naestro.policies.audit import AuditLog, load_signing_key
 from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.policies.engines import REGO_DIR, PolicyEngine, configured_engine, load_bundle
@@ -45,6 +47,8 @@ from naestro.telemetry import Telemetry, TelemetrySettings, span
 from naestro.toolbus import McpToolBus, ToolBus
 from naestro.tools import load_tools_config, run_servers, with_external_roles
 from naestro.validate import parse_plan_text
+
+_PROBE_S = 20.0  # a check the probe cannot finish in this long is not vacuous as far as planning knows
 
 __all__ = ["RunResult", "Runner"]
 
@@ -118,12 +122,16 @@ class Runner:
         (self.store.dir(record.run_id) / name).write_text(plan.model_dump_json(indent=2, by_alias=True,
                                                                                 exclude_defaults=True))
 
-    def _planning_guard(self, record: RunRecord, events: EventLog) -> Callable[[str, str], None]:
-        """The gate for the planner's model calls (no task yet: role ``planner``, the run's budget only)."""
-        gate = Gate(self.engine, run_id=record.run_id, workspace=Path(record.workspace), policy=record.policy,
-                    audit=self.audit_log(record.run_id), switches=self.switches, events=events, registered=set,
-                    rate_limits=self.policy_bundle.data.get("naestro", {}).get("rate_limits", {}))
+    def _planning_gate(self, record: RunRecord, events: EventLog) -> Gate:
+        """The gate while planning: no task yet, the run's budget only; the one tool is the check probe's."""
+        return Gate(self.engine, run_id=record.run_id, workspace=Path(record.workspace), policy=record.policy,
+                    audit=self.audit_log(record.run_id), switches=self.switches, events=events,
+                    registered=lambda: {"exec.run"},
+                    rate_limits=self.policy_bundle.data.get("naestro", {}).get("rate_limits", {}),
+                    vault=self.vaults.setdefault(record.run_id, SecretVault()))
 
+    def _planning_guard(self, gate: Gate) -> Callable[[str, str], None]:
+        """The gate for the planner's model calls (role ``planner``)."""
         def guard(endpoint: str, prompt: str) -> None:
             ep = self.provider.registry.get(endpoint)
             tokens = len(prompt) // 4
@@ -131,6 +139,22 @@ class Runner:
                                  estimate={"tokens": float(tokens), "usd": ep.cost_usd(tokens, 0)}, text=prompt,
                                  can_ask=False)
         return guard
+
+    @staticmethod
+    def _check_probe(gate: Gate, workspace: Path) -> Probe:
+        """Finds a candidate plan's vacuous checks; its commands pass the gate as the Evaluator's would."""
+        async def run(command: str, where: Path) -> int | None:
+            try:
+                gate.authorize_tool(task="plan", role=Role.evaluator.value, tool="exec.run",
+                                    arguments={"command": command, "timeout_s": _PROBE_S}, can_ask=False)
+                done = await run_sandboxed(where, command, Limits(wall_s=_PROBE_S, cpu_s=int(_PROBE_S)))
+            except (PolicyDenied, SandboxUnavailable):
+                return None  # not probed: the check stays, the run's own gate decides about it later
+            return done.exit_code
+
+        async def probe(plan: Plan) -> list[PlanProblem]:
+            return await vacuous_checks(plan, workspace, run)
+        return probe
 
     async def start(self, goal: str, *, plan: Plan | None = None, workspace: Path | None = None,
                     in_place: bool = False, policy: RunPolicy | None = None) -> RunResult:
@@ -154,8 +178,10 @@ class Runner:
         if plan is None:
             events.emit("planning", endpoint=self.provider.registry.default)
             with span("naestro.plan", attributes={"naestro.planner.attempts": self.settings.planner_attempts}) as sp:
+                gate = self._planning_gate(record, events)
                 outcome = await make_plan(record.goal, self.provider, attempts=self.settings.planner_attempts,
-                                          guard=self._planning_guard(record, events))
+                                          guard=self._planning_guard(gate),
+                                          probe=self._check_probe(gate, Path(record.workspace)))
                 sp.set_attributes({"naestro.plan.source": outcome.source, "naestro.plan.tasks": len(outcome.plan.tasks),
                                    "naestro.tokens": outcome.tokens})
             plan, record.plan_source, tokens = outcome.plan, outcome.source, outcome.tokens
@@ -309,10 +335,11 @@ class Runner:
                    f"Unfinished, with the reason it failed: {json.dumps(failed)[:2000]}\n"
                    "Plan only the remaining work, with a different approach where it failed.")
         events.emit("replanning", phase=phase, unfinished=list(failed))
+        gate = self._planning_gate(record, events)
         with span("naestro.replan", attributes={"naestro.phase": phase}):
             outcome = await make_plan(plan.goal, self.provider, attempts=self.settings.planner_attempts,
-                                      guard=self._planning_guard(record, events),
-                                      context=context)
+                                      guard=self._planning_guard(gate),
+                                      probe=self._check_probe(gate, Path(record.workspace)), context=context)
         carry = carry_unfinished_checks(plan, failed, outcome.plan)
         if carry.carried or carry.dropped:
             events.emit("checks_carried", phase=phase, carried=list(carry.carried), dropped=list(carry.dropped))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 from jsonschema import Draft202012Validator
 from pydantic import JsonValue
@@ -16,6 +15,7 @@ from pydantic import JsonValue
 from naestro.context import Execution, RunContext
 from naestro.evaluators import Evidence, Verdict, emit_verdict, evaluate_check
 from naestro.graphs.state import CheckResult
+from naestro.nodes.file_checks import file_check_passes, target_text
 from naestro.nodes.judge import judge
 from naestro.plan import (
     AcceptanceCheck,
@@ -29,27 +29,6 @@ from naestro.plan import (
 )
 
 __all__ = ["run_checks"]
-
-
-def _inside(workspace: Path, rel: str) -> Path | None:
-    root = workspace.resolve()
-    p = (root / rel).resolve()
-    return p if p == root or root in p.parents else None
-
-
-def _target_text(check: RegexCheck | JsonSchemaCheck, outputs: dict[str, JsonValue],
-                 workspace: Path) -> tuple[str | None, str]:
-    if check.output is not None:
-        if check.output not in outputs:
-            return None, f"output {check.output!r} was not produced"
-        value = outputs[check.output]
-        return (value if isinstance(value, str) else json.dumps(value)), f"output {check.output!r}"
-    if check.file is not None:
-        path = _inside(workspace, check.file)
-        if path is None or not path.is_file():
-            return None, f"file {check.file!r} does not exist in the workspace"
-        return path.read_text(errors="replace"), f"file {check.file!r}"
-    return None, "check names neither an output nor a file"
 
 
 async def _one(check: AcceptanceCheck, task: Task, outputs: dict[str, JsonValue], summary: str,
@@ -67,12 +46,11 @@ async def _one(check: AcceptanceCheck, task: Task, outputs: dict[str, JsonValue]
             return {"kind": "command", "passed": ok,
                     "detail": f"`{check.command}` exited {code}" + ("" if ok else f": {tail}")}
         case FileExistsCheck():
-            path = _inside(ctx.workspace, check.path)
-            ok = path is not None and path.exists()
+            ok = file_check_passes(check, ctx.workspace)
             return {"kind": "file_exists", "passed": ok,
                     "detail": f"{check.path} {'exists' if ok else 'does not exist'}"}
         case RegexCheck():
-            text, what = _target_text(check, outputs, ctx.workspace)
+            text, what = target_text(check, outputs, ctx.workspace)
             ok = text is not None and re.search(check.pattern, text, re.MULTILINE) is not None
             detail = what if text is None else f"{what} {'matches' if ok else 'does not match'} /{check.pattern}/"
             return {"kind": "regex", "passed": ok, "detail": detail}
@@ -81,7 +59,7 @@ async def _one(check: AcceptanceCheck, task: Task, outputs: dict[str, JsonValue]
                 value: JsonValue = outputs[check.output]
                 what = f"output {check.output!r}"
             else:
-                text, what = _target_text(check, outputs, ctx.workspace)
+                text, what = target_text(check, outputs, ctx.workspace)
                 if text is None:
                     return {"kind": "json_schema", "passed": False, "detail": what}
                 try:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 
 from naestro.errors import PlanInvalid, PlanProblem, UsageError
 from naestro.llm import ModelProvider, complete_json
+from naestro.nodes.vacuity import Probe
 from naestro.plan import Plan, Role
 from naestro.validate import parse_plan, plan_problems
 
@@ -92,7 +93,8 @@ def _plan_schema() -> dict[str, JsonValue]:
     return schema
 
 
-_CHECK_COMMAND = re.compile(r"^/tasks/(\d+)/accept/(\d+)/command$")
+# A check the validator cannot use (its command) or the probe found vacuous (the whole check).
+_CHECK_COMMAND = re.compile(r"^/tasks/(\d+)/accept/(\d+)(?:/command)?$")
 
 
 _FILE_NAME = re.compile(r"\b[\w./-]+\.(?:py|txt|csv|json|md|yaml|yml|toml|html|sh|sql)\b")
@@ -142,11 +144,33 @@ def _without_unusable_checks(candidate: JsonValue, problems: list[PlanProblem]) 
     return None if plan_problems(repaired) else Plan.model_validate(repaired)
 
 
+async def _without_vacuous(plan: Plan, probe: Probe) -> Plan | None:
+    """``plan`` without the checks the probe finds vacuous; a task left with none is dropped (nothing would show
+    it did anything: seen, "Read people.json into a list" with ``file_exists people.json``), and so is every
+    mention of it in other tasks' deps. None when no task is left or the result does not validate."""
+    found = [_CHECK_COMMAND.match(p.pointer) for p in await probe(plan)]
+    if not found:
+        return plan
+    drop = {(int(m.group(1)), int(m.group(2))) for m in found if m}
+    tasks = [(t, [c for j, c in enumerate(t.accept) if (i, j) not in drop]) for i, t in enumerate(plan.tasks)]
+    gone = {t.id for t, accept in tasks if not accept}
+    kept: list[JsonValue] = [{**t.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+             "accept": [c.model_dump(mode="json", by_alias=True, exclude_defaults=True) for c in accept],
+             "deps": [d for d in t.deps if d not in gone]} for t, accept in tasks if accept]
+    if not kept:
+        return None
+    repaired: JsonValue = {**plan.model_dump(mode="json", by_alias=True, exclude_defaults=True), "tasks": kept}
+    return None if plan_problems(repaired) else Plan.model_validate(repaired)
+
+
 async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, endpoint: str | None = None,
-                    context: str = "", guard: Callable[[str, str], None] | None = None) -> PlanOutcome:
+                    context: str = "", guard: Callable[[str, str], None] | None = None,
+                    probe: Probe | None = None) -> PlanOutcome:
     """Ask the model; on validation errors feed them back; after ``attempts`` fall back to a template.
 
     ``guard(endpoint, prompt)`` runs before every model call (the run's policy gate; it raises to refuse).
+    ``probe(plan)`` finds a valid plan's vacuous checks (``naestro.nodes.vacuity``): problems like the
+    validator's, fed back the same way; the fallbacks drop such checks.
     """
     if not goal.strip():
         raise UsageError("the goal is empty; say what you want done, e.g. naestro run \"write fib.py ...\"")
@@ -165,6 +189,8 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
             candidate = {**candidate, "goal": goal}
         last_plan = candidate
         problems = plan_problems(candidate)
+        if not problems and probe is not None:
+            problems = await probe(Plan.model_validate(candidate))
         if not problems:
             return PlanOutcome(plan=Plan.model_validate(candidate), source="model", attempts=history, tokens=tokens)
         history.append(problems)
@@ -172,9 +198,13 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
                      HumanMessage("That plan is invalid:\n" + "\n".join(map(str, problems)) +
                                   "\nReturn the corrected plan.")]
     salvaged = _without_unusable_checks(last_plan, history[-1]) if history else None
+    if salvaged is not None and probe is not None:
+        salvaged = await _without_vacuous(salvaged, probe)
     if salvaged is not None:
         return PlanOutcome(plan=salvaged, source="model:unusable-checks-dropped", attempts=history, tokens=tokens)
     direct = _goal_plan(goal)
+    if direct is not None and probe is not None:
+        direct = await _without_vacuous(direct, probe)
     if direct is not None:
         return PlanOutcome(plan=direct, source="goal:files-named", attempts=history, tokens=tokens)
     template = match_template(goal, load_templates())

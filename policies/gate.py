@@ -214,11 +214,15 @@ class Gate:
         return answer
 
     def authorize_tool(self, *, task: str, role: str, tool: str, arguments: dict[str, JsonValue],
-                       meter: TaskMeter | None = None) -> tuple[Decision, dict[str, JsonValue]]:
-        """The decision for a tool call and the arguments to call it with (a human may have edited them)."""
+                       meter: TaskMeter | None = None, can_ask: bool = True) -> tuple[Decision, dict[str, JsonValue]]:
+        """The decision for a tool call and the arguments to call it with (a human may have edited them).
+
+        ``can_ask=False`` outside a graph node (the planner's check probe): an ask is a deny."""
         self._check_switches(task)
         inp = self.tool_input(task=task, role=role, tool=tool, arguments=arguments, meter=meter)
         decision = self.decide(inp)
+        if decision.ask and not can_ask:
+            raise PolicyDenied(tool=tool, reasons=[*decision.reasons, "outside a graph node nobody can be asked"])
         if decision.ask:
             answer = self._consent(inp, decision)
             if not answer.approve:

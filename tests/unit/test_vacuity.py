@@ -1,0 +1,139 @@
+"""Vacuous checks (passing before any task ran) are plan problems; the planner's fallbacks drop them.
+
+The command checks run in the real bubblewrap sandbox; the planner's text is scripted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage
+
+from naestro.errors import PlanProblem
+from naestro.events import read_events
+from naestro.mcp_servers.sandbox import Limits, run_sandboxed
+from naestro.nodes.planner import make_plan
+from naestro.nodes.vacuity import vacuous_checks
+from naestro.plan import Plan
+from naestro.policies.decision import ApprovedScope, RunPolicy
+from naestro.runner import Runner
+from naestro.settings import Settings
+from tests.fakes import ScriptedProvider, all_text
+
+PEOPLE = [{"name": "Zoe", "age": 34}, {"name": "Lia", "age": 9}]
+RECOMPUTE = ("python3 -c \"import json\nadults = [p for p in json.load(open('people.json')) if p['age'] >= 18]\n"
+             "print(adults)\"")
+ON_OUTPUT = "python3 -c \"assert open('adults.csv').read().splitlines()[1:] == ['Zoe,34']\""
+GOAL = "people.json lists people. Write adults.csv with the adults."
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "people.json").write_text(json.dumps(PEOPLE))
+    return ws
+
+
+async def sandboxed(command: str, where: Path) -> int | None:
+    return (await run_sandboxed(where, command, Limits(wall_s=20, cpu_s=20))).exit_code
+
+
+def plan_of(*accepts: list[dict[str, Any]], deps: dict[int, list[str]] | None = None) -> dict[str, Any]:
+    return {"goal": GOAL, "tasks": [{"id": f"t{i}", "role": "coder", "description": f"step {i} for adults.csv",
+                                     "deps": (deps or {}).get(i, []), "accept": a} for i, a in enumerate(accepts)]}
+
+
+async def test_checks_that_pass_on_the_untouched_workspace_are_found(workspace: Path) -> None:
+    before = sorted(p.name for p in workspace.rglob("*"))
+    plan = Plan.model_validate(plan_of(
+        [{"kind": "file_exists", "path": "people.json"}],
+        [{"kind": "command", "command": RECOMPUTE}],
+        [{"kind": "regex", "file": "people.json", "pattern": "Zoe"},
+         {"kind": "json_schema", "file": "people.json", "schema": {"type": "array"}}],
+        [{"kind": "file_exists", "path": "adults.csv"}, {"kind": "command", "command": ON_OUTPUT},
+         {"kind": "regex", "file": "people.json", "pattern": "Adam"}]))
+    problems = await vacuous_checks(plan, workspace, sandboxed)
+    assert [p.pointer for p in problems] == ["/tasks/0/accept/0", "/tasks/1/accept/0", "/tasks/2/accept/0",
+                                             "/tasks/2/accept/1"]
+    assert all("already passes before any task has run" in p.message for p in problems)
+    assert sorted(p.name for p in workspace.rglob("*")) == before  # probed on a copy
+
+
+async def test_a_command_the_policy_does_not_allow_is_not_probed(workspace: Path) -> None:
+    async def refused(command: str, where: Path) -> int | None:
+        return None
+    plan = Plan.model_validate(plan_of([{"kind": "command", "command": RECOMPUTE}]))
+    assert await vacuous_checks(plan, workspace, refused) == []
+
+
+async def test_the_planner_hears_about_vacuous_checks_and_replans(workspace: Path) -> None:
+    replies = iter([plan_of([{"kind": "command", "command": RECOMPUTE}]),
+                    plan_of([{"kind": "command", "command": ON_OUTPUT}])])
+    heard: list[str] = []
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        heard.append(all_text(messages))
+        return next(replies)
+
+    async def probe(plan: Plan) -> list[PlanProblem]:
+        return await vacuous_checks(plan, workspace, sandboxed)
+
+    outcome = await make_plan(GOAL, ScriptedProvider(script), attempts=2, probe=probe)
+    assert outcome.source == "model" and outcome.plan.tasks[0].accept[0].kind == "command"
+    assert "already passes before any task has run" in heard[1]
+    assert [p.pointer for p in outcome.attempts[0]] == ["/tasks/0/accept/0"]
+
+
+async def test_salvage_drops_vacuous_checks_and_the_tasks_left_with_none(workspace: Path) -> None:
+    broken = {"kind": "command", "command": "python3 -c 'import x; with open(\"a\") as f: pass'"}
+    reply = plan_of([{"kind": "file_exists", "path": "people.json"}],
+                    [{"kind": "command", "command": RECOMPUTE}, broken],
+                    [{"kind": "file_exists", "path": "adults.csv"}], deps={1: ["t0"], 2: ["t0", "t1"]})
+
+    async def probe(plan: Plan) -> list[PlanProblem]:
+        return await vacuous_checks(plan, workspace, sandboxed)
+
+    outcome = await make_plan(GOAL, ScriptedProvider(lambda m: reply), attempts=1, probe=probe)
+    assert outcome.source == "model:unusable-checks-dropped"
+    [task] = outcome.plan.tasks
+    assert task.id == "t2" and task.deps == () and [c.kind for c in task.accept] == ["file_exists"]
+
+
+async def test_the_goal_fallback_keeps_only_the_files_still_to_be_made(workspace: Path) -> None:
+    async def probe(plan: Plan) -> list[PlanProblem]:
+        return await vacuous_checks(plan, workspace, sandboxed)
+
+    reply = {"goal": GOAL, "tasks": [{"id": "t0", "role": "coder", "description": "filter the people",
+                                      "accept": [{"kind": "command", "command": RECOMPUTE}]}]}
+    outcome = await make_plan(GOAL, ScriptedProvider(lambda m: reply), attempts=1, probe=probe)
+    assert outcome.source == "goal:files-named"
+    assert [c.model_dump() for c in outcome.plan.tasks[0].accept] == [{"kind": "file_exists", "path": "adults.csv"}]
+
+
+@pytest.mark.parametrize("approved", [True, False])
+async def test_a_run_probes_its_plan_through_the_gate(settings: Settings, workspace: Path, approved: bool) -> None:
+    """The probe's commands are policy decisions (task ``plan``, role evaluator); unapproved, they are not run."""
+    replies = iter([plan_of([{"kind": "command", "command": RECOMPUTE}, {"kind": "file_exists", "path": "adults.csv"}]),
+                    plan_of([{"kind": "file_exists", "path": "adults.csv"}])])
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        if "Turn the user's goal into a small plan" in text:
+            return next(replies)
+        if "Write 2-4 sentences" in text:
+            return {"summary": "s"}
+        return {"thought": "stop", "tool": "finish", "arguments": {"summary": "nothing", "outputs": {}}}
+
+    policy = RunPolicy(approve=[ApprovedScope(tool="exec.run")] if approved else [])
+    result = await Runner(settings, ScriptedProvider(script)).start(GOAL, workspace=workspace, policy=policy)
+    run_dir = settings.runs_dir / result.record.run_id
+    [planned] = [e for e in read_events(run_dir / "events.jsonl") if e["event"] == "planned"]
+    audit = [json.loads(line) for line in (run_dir / "audit.jsonl").read_text().splitlines()]
+    probed = [r for r in audit if r["kind"] == "decision" and r["data"]["task"] == "plan"
+              and r["data"]["action"] == "exec.run"]
+    assert len(probed) == 1 and probed[0]["data"]["verdict"] == ("allow" if approved else "ask")
+    assert len(planned["rejected_attempts"]) == (1 if approved else 0)
