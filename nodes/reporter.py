@@ -104,9 +104,13 @@ async def _summary(plan: Plan, tasks: dict[str, TaskRecord], ctx: RunContext) ->
     facts = {tid: {"status": r["status"], "summary": r["summary"][:300],
                    "checks": [f"{'PASS' if c['passed'] else 'FAIL'} {c['detail'][:150]}" for c in r["checks"]]}
              for tid, r in tasks.items()}
-    prompt = (f"Goal: {plan.goal}\nFacts per task:\n{json.dumps(facts, indent=1)}\n"
+    # The outcome is stated, not left to the model: agents' own summaries claim success even when their checks
+    # failed, and a small model repeats them (seen: "completed successfully" under a FAILED header).
+    failed = [tid for tid, r in tasks.items() if r["status"] != "passed"]
+    outcome = f"FAILED (tasks not passed: {', '.join(failed)})" if failed else "PASSED (every check passed)"
+    prompt = (f"Goal: {plan.goal}\nOutcome: {outcome}\nFacts per task:\n{json.dumps(facts, indent=1)}\n"
               f"Files: {[n for n, _ in artifacts(ctx.workspace)][:40]}\n"
-              "Write 2-4 sentences: what was done and whether every check passed.")
+              "Write 2-4 sentences: start with the outcome, then what was done and which checks failed, if any.")
     ex = Execution(node="report", task_id="report", role=Role.reporter, attempt=1)
     try:
         reply = await ctx.complete(ex, ctx.endpoint_for(Role.reporter),

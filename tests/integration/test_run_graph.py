@@ -90,9 +90,18 @@ async def test_failed_check_retries_with_feedback(settings: Settings) -> None:
 
 async def test_exhausted_retries_fail_and_skip_dependents(settings: Settings) -> None:
     plan = Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "^right$"), regex_task("b", "x", ["a"])]})
-    provider = ScriptedProvider(coder_script({"a": "wrong", "b": "x"}))
-    result = await Runner(settings, provider).start("g", plan=plan)
+    script = coder_script({"a": "wrong", "b": "x"})
+    reporter_prompts: list[str] = []
+
+    def recorded(messages: list[BaseMessage]) -> Any:
+        if "Write 2-4 sentences" in all_text(messages):
+            reporter_prompts.append(all_text(messages))
+        return script(messages)
+
+    result = await Runner(settings, ScriptedProvider(recorded)).start("g", plan=plan)
     assert not result.passed and result.record.status == "failed"
+    # The Reporter is told the outcome (the agents' own summaries claimed success).
+    assert "Outcome: FAILED (tasks not passed: a, b)" in reporter_prompts[0]
     # Two Coder attempts, then one Reviewer pass with the evidence, then the task fails.
     assert result.tasks["a"]["status"] == "failed" and result.tasks["a"]["attempts"] == 3
     events = read_events(settings.runs_dir / result.record.run_id / "events.jsonl")
