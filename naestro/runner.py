@@ -28,7 +28,7 @@ from naestro.graphs.compile import compile_plan
 from naestro.graphs.state import RunState, TaskRecord
 from naestro.journal import Journal
 from naestro.llm import ModelProvider
-from naestro.mcp_servers.sandbox import Limits, SandboxUnavailable, run_sandboxed
+from naestro.mcp_servers.sandbox import Completed, Limits, SandboxUnavailable, run_sandboxed
 from naestro.nodes.planner import make_plan
 from naestro.nodes.reporter import run_passed
 from naestro.nodes.roles import load_roles
@@ -143,14 +143,13 @@ class Runner:
     @staticmethod
     def _check_probe(gate: Gate, workspace: Path) -> Probe:
         """Finds a candidate plan's vacuous checks; its commands pass the gate as the Evaluator's would."""
-        async def run(command: str, where: Path) -> int | None:
+        async def run(command: str, where: Path) -> Completed | None:
             try:
                 gate.authorize_tool(task="plan", role=Role.evaluator.value, tool="exec.run",
                                     arguments={"command": command, "timeout_s": _PROBE_S}, can_ask=False)
-                done = await run_sandboxed(where, command, Limits(wall_s=_PROBE_S, cpu_s=int(_PROBE_S)))
+                return await run_sandboxed(where, command, Limits(wall_s=_PROBE_S, cpu_s=int(_PROBE_S)))
             except (PolicyDenied, SandboxUnavailable):
                 return None  # not probed: the check stays, the run's own gate decides about it later
-            return done.exit_code
 
         async def probe(plan: Plan) -> list[PlanProblem]:
             return await vacuous_checks(plan, workspace, run)

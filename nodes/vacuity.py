@@ -1,4 +1,4 @@
-"""Vacuous checks: acceptance checks that already pass before any task has run.
+"""Vacuous checks: acceptance checks that already pass before any task has run (or never can).
 
 A check that passes on the untouched workspace shows nothing about the task's work, so a plan of such checks
 reports success whatever the agents do. The 1.5B planner writes them often: ``file_exists people.json`` for a task
@@ -9,30 +9,35 @@ rule: a check must fail before the work is done).
 
 File checks are evaluated in process; command checks run in the same bubblewrap sandbox as ``exec.run``, after
 the run's policy gate allowed them (a check the gate would ask about is not probed: planning cannot wait for a
-human). Evaluator checks are not probed.
+human). Evaluator checks are not probed. The same probe catches a command check that imports a module the
+sandbox does not have (seen: ``import pandas``), which no work can make pass.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from naestro.errors import PlanProblem
+from naestro.mcp_servers.sandbox import Completed
 from naestro.nodes.file_checks import file_check_passes
 from naestro.plan import CommandCheck, FileExistsCheck, JsonSchemaCheck, Plan, RegexCheck
 from naestro.validate import pointer
 
 __all__ = ["VACUOUS", "CommandRunner", "Probe", "vacuous_checks"]
 
-CommandRunner = Callable[[str, Path], Awaitable[int | None]]
-"""Runs a check's command in a workspace: its exit code, or None when it may not run (policy)."""
+CommandRunner = Callable[[str, Path], Awaitable[Completed | None]]
+"""Runs a check's command in a workspace (sandboxed); None when it may not run (policy)."""
 
 Probe = Callable[[Plan], Awaitable[list[PlanProblem]]]
 
 VACUOUS = ("already passes before any task has run, so it cannot show the task did its work; check what the "
            "task produces instead (the content of the file it writes, or its output)")
+
+_MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
 
 # Copying a large workspace for every planning attempt costs more than the probe is worth: file checks still run.
 _MAX_COPY_BYTES = 50_000_000
@@ -40,6 +45,21 @@ _MAX_COPY_BYTES = 50_000_000
 
 def _size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _command_problem(done: Completed, plan: Plan) -> str | None:
+    if done.exit_code == 0:
+        return f"this command check {VACUOUS}"
+    missing = _MISSING_MODULE.search(done.stderr)
+    if missing is None:
+        return None
+    # `from fib import fib` fails before fib.py is written: a module the plan will write is not missing.
+    module = missing.group(1).split(".")[0]
+    text = plan.model_dump_json()
+    if f"{module}.py" in text or f"{module}/" in text:
+        return None
+    return (f"this command check imports {module!r}, which the sandbox's python3 does not have, so it can never "
+            "pass; use the standard library (csv, json, re) or a module a task writes")
 
 
 async def vacuous_checks(plan: Plan, workspace: Path, run_command: CommandRunner) -> list[PlanProblem]:
@@ -59,7 +79,8 @@ async def vacuous_checks(plan: Plan, workspace: Path, run_command: CommandRunner
             copy = Path(tmp) / "workspace"
             shutil.copytree(workspace, copy, symlinks=True)
             for i, j, command in commands:
-                if await run_command(command, copy) == 0:
-                    problems.append((i, j, PlanProblem(pointer("tasks", i, "accept", j),
-                                                       f"this command check {VACUOUS}")))
+                done = await run_command(command, copy)
+                problem = None if done is None else _command_problem(done, plan)
+                if problem:
+                    problems.append((i, j, PlanProblem(pointer("tasks", i, "accept", j), problem)))
     return [p for _, _, p in sorted(problems, key=lambda t: (t[0], t[1]))]

@@ -14,7 +14,7 @@ from langchain_core.messages import BaseMessage
 
 from naestro.errors import PlanProblem
 from naestro.events import read_events
-from naestro.mcp_servers.sandbox import Limits, run_sandboxed
+from naestro.mcp_servers.sandbox import Completed, Limits, run_sandboxed
 from naestro.nodes.planner import make_plan
 from naestro.nodes.vacuity import vacuous_checks
 from naestro.plan import Plan
@@ -38,8 +38,8 @@ def workspace(tmp_path: Path) -> Path:
     return ws
 
 
-async def sandboxed(command: str, where: Path) -> int | None:
-    return (await run_sandboxed(where, command, Limits(wall_s=20, cpu_s=20))).exit_code
+async def sandboxed(command: str, where: Path) -> Completed | None:
+    return await run_sandboxed(where, command, Limits(wall_s=20, cpu_s=20))
 
 
 def plan_of(*accepts: list[dict[str, Any]], deps: dict[int, list[str]] | None = None) -> dict[str, Any]:
@@ -63,8 +63,21 @@ async def test_checks_that_pass_on_the_untouched_workspace_are_found(workspace: 
     assert sorted(p.name for p in workspace.rglob("*")) == before  # probed on a copy
 
 
+async def test_a_check_importing_a_module_the_sandbox_lacks_can_never_pass(workspace: Path) -> None:
+    missing = "python3 -c \"import pandas_nowhere\nprint(pandas_nowhere.read_csv('a.csv'))\""
+    plan = Plan.model_validate(plan_of([{"kind": "command", "command": missing}],
+                                       [{"kind": "command", "command": "python3 -c \"from adults import rows\""}]))
+    problems = await vacuous_checks(plan, workspace, sandboxed)
+    assert [p.pointer for p in problems] == ["/tasks/0/accept/0", "/tasks/1/accept/0"]
+    assert "'pandas_nowhere'" in problems[0].message and "can never pass" in problems[0].message
+    # a module some task will write is not missing, only not written yet
+    named = Plan.model_validate({**plan.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+                                 "goal": GOAL + " Put the code in adults.py."})
+    assert [p.pointer for p in await vacuous_checks(named, workspace, sandboxed)] == ["/tasks/0/accept/0"]
+
+
 async def test_a_command_the_policy_does_not_allow_is_not_probed(workspace: Path) -> None:
-    async def refused(command: str, where: Path) -> int | None:
+    async def refused(command: str, where: Path) -> Completed | None:
         return None
     plan = Plan.model_validate(plan_of([{"kind": "command", "command": RECOMPUTE}]))
     assert await vacuous_checks(plan, workspace, refused) == []
