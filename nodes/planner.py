@@ -44,7 +44,8 @@ _SYSTEM = f"""You are the Planner of an agent runtime. Turn the user's goal into
 Each task has: id (lower_snake_case), role (one of: {", ".join(r.value for r in Role)}), description,
 deps (ids of EARLIER tasks it needs; [] if none), and accept: checks that prove the task is done.
 Check kinds: {{"kind": "file_exists", "path": ...}}, {{"kind": "command", "command": ...}} (must exit 0; runs in
-the workspace, offline, python3 and pytest available), {{"kind": "regex", "file": ..., "pattern": ...}}.
+the workspace, offline, python3 with the standard library and pytest, no pandas),
+{{"kind": "regex", "file": ..., "pattern": ...}}.
 Tasks that do not depend on each other must have no deps between them so they run in parallel; a task that
 reads a file another task writes MUST list that task in deps. Prefer few tasks: one per file to produce.
 Checks test the goal's result directly (e.g. python3 -c "from m import f; assert f(2) == 4", or a regex on the
