@@ -131,8 +131,10 @@ async def run_react_in(goal: str, provider: ModelProvider, bus: ToolBus, *, endp
     coder = load_roles()[Role.coder]
     allowed, max_steps = set(coder.tools), max_steps or coder.max_steps
     tools = [s for s in bus.specs() if s.name in allowed]
-    lines = "\n".join(f"{t.name}: {t.description.strip().splitlines()[0]} Input: {json.dumps(t.input_schema)}"
-                      for t in tools)
+    # LangChain's render_text_description_and_args: "name - description, args: {properties}". The whole JSON
+    # Schema (type/properties/required) made the 1.5B wrap its input in {"properties": ...} on every call.
+    lines = "\n".join(f"{t.name} - {t.description.strip().splitlines()[0]}, "
+                      f"args: {t.input_schema.get('properties', {})}" for t in tools)
     ep, model = provider.chat(endpoint)
     messages: list[BaseMessage] = [SystemMessage(REACT.format(tools=lines, names=", ".join(t.name for t in tools))),
                                    HumanMessage(f"Goal: {goal}")]
