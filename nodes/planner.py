@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from naestro.errors import PlanInvalid, PlanProblem, UsageError
 from naestro.llm import ModelProvider, complete_json
 from naestro.nodes.vacuity import Probe
-from naestro.plan import Plan, Role
+from naestro.plan import EvaluatorCheck, FileExistsCheck, Plan, Role
 from naestro.validate import parse_plan, plan_problems
 
 __all__ = ["PlanOutcome", "Template", "load_templates", "make_plan", "match_template"]
@@ -164,6 +164,20 @@ async def _without_vacuous(plan: Plan, probe: Probe) -> Plan | None:
     return None if plan_problems(repaired) else Plan.model_validate(repaired)
 
 
+def _fact_checked(plan: Plan) -> Plan:
+    """Where Naestro wrote the checks (the fallbacks), a Markdown file a task must create (its ``file_exists``
+    survived the probe, so it does not exist yet) gets the factuality evaluator: every number the report states
+    must occur in what the run read or computed (seen: "Total amount of all sales: $185.75" for a total of 300.50,
+    accepted because the file existed). Reports with no numbers pass (``min_claims`` 0)."""
+    tasks = []
+    for t in plan.tasks:
+        reports = [c.path for c in t.accept if isinstance(c, FileExistsCheck) and c.path.endswith(".md")]
+        extra = [EvaluatorCheck(kind="evaluator", evaluator="factuality", threshold=1.0,
+                                params={"file": r, "min_claims": 0}) for r in reports]
+        tasks.append(t.model_copy(update={"accept": (*t.accept, *extra)}) if extra else t)
+    return plan.model_copy(update={"tasks": tuple(tasks)})
+
+
 async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, endpoint: str | None = None,
                     context: str = "", guard: Callable[[str, str], None] | None = None,
                     probe: Probe | None = None) -> PlanOutcome:
@@ -201,11 +215,13 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
     salvaged = _without_unusable_checks(last_plan, history[-1]) if history else None
     if salvaged is not None and probe is not None:
         salvaged = await _without_vacuous(salvaged, probe)
+        salvaged = _fact_checked(salvaged) if salvaged is not None else None
     if salvaged is not None:
         return PlanOutcome(plan=salvaged, source="model:unusable-checks-dropped", attempts=history, tokens=tokens)
     direct = _goal_plan(goal)
     if direct is not None and probe is not None:
         direct = await _without_vacuous(direct, probe)
+        direct = _fact_checked(direct) if direct is not None else None
     if direct is not None:
         return PlanOutcome(plan=direct, source="goal:files-named", attempts=history, tokens=tokens)
     template = match_template(goal, load_templates())

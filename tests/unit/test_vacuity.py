@@ -150,3 +150,21 @@ async def test_a_run_probes_its_plan_through_the_gate(settings: Settings, worksp
               and r["data"]["action"] == "exec.run"]
     assert len(probed) == 1 and probed[0]["data"]["verdict"] == ("allow" if approved else "ask")
     assert len(planned["rejected_attempts"]) == (1 if approved else 0)
+
+
+async def test_a_report_the_fallback_asks_for_has_its_numbers_fact_checked(workspace: Path) -> None:
+    (workspace / "notes.md").write_text("# Notes\n3 regions\n")
+    goal = "Read notes.md and people.json and write summary.md with the number of adults."
+
+    async def probe(plan: Plan) -> list[PlanProblem]:
+        return await vacuous_checks(plan, workspace, sandboxed)
+
+    reply = {"goal": goal, "tasks": [{"id": "t0", "role": "coder", "description": "count", "accept": [
+        {"kind": "command", "command": RECOMPUTE}]}]}
+    outcome = await make_plan(goal, ScriptedProvider(lambda m: reply), attempts=1, probe=probe)
+    assert outcome.source == "goal:files-named"
+    # the existing inputs are not checked at all; the new report must exist and state only supported numbers
+    assert [c.model_dump(exclude_defaults=True) for c in outcome.plan.tasks[0].accept] == [
+        {"kind": "file_exists", "path": "summary.md"},
+        {"kind": "evaluator", "evaluator": "factuality", "threshold": 1.0,
+         "params": {"file": "summary.md", "min_claims": 0}}]
