@@ -19,7 +19,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -247,16 +247,12 @@ class SecretVault:
 
     def conceal(self, value: Any) -> Any:
         """``value`` with every real value this vault holds replaced by its handle (longest value first)."""
-        if isinstance(value, str):
+        def text(t: str) -> str:
             for handle, real in sorted(self._values.items(), key=lambda kv: -len(kv[1])):
-                if real in value:
-                    value = value.replace(real, handle)
-            return value
-        if isinstance(value, dict):
-            return {self.conceal(k): self.conceal(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.conceal(v) for v in value]
-        return value
+                if real in t:
+                    t = t.replace(real, handle)
+            return t
+        return _map_strings(value, text)
 
     def labels(self, value: Any) -> set[str]:
         """The labels of the values this vault holds that occur in ``value`` (what a revealed call carries)."""
@@ -264,13 +260,7 @@ class SecretVault:
         return {self._labels[h] for h, real in self._values.items() if any(real in t for t in texts)}
 
     def redact_value(self, value: Any, *, depth: Depth = "data") -> Any:
-        if isinstance(value, str):
-            return self.redact(value, depth=depth)
-        if isinstance(value, dict):
-            return {self.redact(str(k), depth=depth): self.redact_value(v, depth=depth) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.redact_value(v, depth=depth) for v in value]
-        return value
+        return _map_strings(value, lambda t: self.redact(t, depth=depth))
 
     def redact_fields(self, model: M, *fields: str, depth: Depth = "data") -> M:
         update = {name: self.redact_value(getattr(model, name), depth=depth) for name in fields}
@@ -280,26 +270,24 @@ class SecretVault:
 
     def reveal(self, value: Any) -> Any:
         """``value`` with every placeholder this vault issued replaced by its real value (others stay)."""
-        if isinstance(value, str):
-            return PLACEHOLDER.sub(lambda m: self._values.get(m.group(), m.group()), value) if "[REDACTED:" in value \
-                else value
-        if isinstance(value, dict):
-            return {self.reveal(k): self.reveal(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.reveal(v) for v in value]
-        return value
+        return _map_strings(value, lambda t: PLACEHOLDER.sub(lambda m: self._values.get(m.group(), m.group()), t)
+                           if "[REDACTED:" in t else t)
+
+
+def _map_strings(value: Any, fn: Callable[[str], str], *, keys: bool = True) -> Any:
+    """``fn`` applied to every string inside a JSON-like value (dict keys too, as strings, unless ``keys=False``)."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {(fn(str(k)) if keys else k): _map_strings(v, fn, keys=keys) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_map_strings(v, fn, keys=keys) for v in value]
+    return value
 
 
 def redact_value(value: Any, *, keys: bool = True, depth: Depth = "fast") -> Any:
     """``redact`` applied to every string inside a JSON-like value (dict keys too, unless ``keys=False``)."""
-    if isinstance(value, str):
-        return redact(value, depth=depth)
-    if isinstance(value, dict):
-        return {(redact(str(k), depth=depth) if keys else k): redact_value(v, keys=keys, depth=depth)
-                for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact_value(v, keys=keys, depth=depth) for v in value]
-    return value
+    return _map_strings(value, lambda t: redact(t, depth=depth), keys=keys)
 
 
 def redact_fields(model: M, *fields: str, depth: Depth = "data") -> M:
