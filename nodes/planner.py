@@ -146,22 +146,19 @@ def _without_unusable_checks(candidate: JsonValue, problems: list[PlanProblem]) 
 
 
 async def _without_vacuous(plan: Plan, probe: Probe) -> Plan | None:
-    """``plan`` without the checks the probe finds vacuous; a task left with none is dropped (nothing would show
-    it did anything: seen, "Read people.json into a list" with ``file_exists people.json``), and so is every
-    mention of it in other tasks' deps. None when no task is left or the result does not validate."""
+    """``plan`` without the checks the probe finds vacuous. None when a task is left with none: such a task is a
+    step, not a deliverable (seen: "Read people.json into a list" with ``file_exists people.json``, then "Filter",
+    "Sort", "Write adults.csv"), and the deliverable's task alone had lost what the goal asked of it (it wrote
+    every person, unsorted), so the goal itself, as one task, is the better fallback."""
     found = [_CHECK_COMMAND.match(p.pointer) for p in await probe(plan)]
     if not found:
         return plan
     drop = {(int(m.group(1)), int(m.group(2))) for m in found if m}
-    tasks = [(t, [c for j, c in enumerate(t.accept) if (i, j) not in drop]) for i, t in enumerate(plan.tasks)]
-    gone = {t.id for t, accept in tasks if not accept}
-    kept: list[JsonValue] = [{**t.model_dump(mode="json", by_alias=True, exclude_defaults=True),
-             "accept": [c.model_dump(mode="json", by_alias=True, exclude_defaults=True) for c in accept],
-             "deps": [d for d in t.deps if d not in gone]} for t, accept in tasks if accept]
-    if not kept:
+    tasks = [t.model_copy(update={"accept": tuple(c for j, c in enumerate(t.accept) if (i, j) not in drop)})
+             for i, t in enumerate(plan.tasks)]
+    if not all(t.accept for t in tasks):
         return None
-    repaired: JsonValue = {**plan.model_dump(mode="json", by_alias=True, exclude_defaults=True), "tasks": kept}
-    return None if plan_problems(repaired) else Plan.model_validate(repaired)
+    return plan.model_copy(update={"tasks": tuple(tasks)})
 
 
 def _fact_checked(plan: Plan) -> Plan:

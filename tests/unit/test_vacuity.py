@@ -101,19 +101,23 @@ async def test_the_planner_hears_about_vacuous_checks_and_replans(workspace: Pat
     assert [p.pointer for p in outcome.attempts[0]] == ["/tasks/0/accept/0"]
 
 
-async def test_salvage_drops_vacuous_checks_and_the_tasks_left_with_none(workspace: Path) -> None:
+async def test_salvage_drops_vacuous_checks_but_not_whole_tasks(workspace: Path) -> None:
     broken = {"kind": "command", "command": "python3 -c 'import x; with open(\"a\") as f: pass'"}
-    reply = plan_of([{"kind": "file_exists", "path": "people.json"}],
-                    [{"kind": "command", "command": RECOMPUTE}, broken],
-                    [{"kind": "file_exists", "path": "adults.csv"}], deps={1: ["t0"], 2: ["t0", "t1"]})
+    ok = plan_of([{"kind": "command", "command": RECOMPUTE}, {"kind": "file_exists", "path": "adults.csv"}],
+                 [broken, {"kind": "file_exists", "path": "b.csv"}])
 
     async def probe(plan: Plan) -> list[PlanProblem]:
         return await vacuous_checks(plan, workspace, sandboxed)
 
-    outcome = await make_plan(GOAL, ScriptedProvider(lambda m: reply), attempts=1, probe=probe)
+    outcome = await make_plan(GOAL, ScriptedProvider(lambda m: ok), attempts=1, probe=probe)
     assert outcome.source == "model:unusable-checks-dropped"
-    [task] = outcome.plan.tasks
-    assert task.id == "t2" and task.deps == () and [c.kind for c in task.accept] == ["file_exists"]
+    assert [[c.model_dump(exclude_defaults=True) for c in t.accept] for t in outcome.plan.tasks] == [
+        [{"kind": "file_exists", "path": "adults.csv"}], [{"kind": "file_exists", "path": "b.csv"}]]
+    # a task left with no check was a step ("read people.json"): the goal as one task replaces the plan
+    steps = plan_of([{"kind": "file_exists", "path": "people.json"}], [{"kind": "command", "command": RECOMPUTE}],
+                    [broken, {"kind": "file_exists", "path": "adults.csv"}], deps={1: ["t0"], 2: ["t0", "t1"]})
+    outcome = await make_plan(GOAL, ScriptedProvider(lambda m: steps), attempts=1, probe=probe)
+    assert outcome.source == "goal:files-named" and outcome.plan.tasks[0].description == GOAL
 
 
 async def test_the_goal_fallback_keeps_only_the_files_still_to_be_made(workspace: Path) -> None:
