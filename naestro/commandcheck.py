@@ -16,7 +16,7 @@ import os
 import re
 import shlex
 
-__all__ = ["command_problem"]
+__all__ = ["command_problem", "repaired_command"]
 
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 _WRITING_PROGRAMS = {"tee", "cp", "mv", "rm", "touch", "mkdir", "dd", "truncate", "install", "ln"}
@@ -105,3 +105,18 @@ def command_problem(command: str) -> str | None:
                 return (f"its python -c code uses {', '.join(map(repr, undefined))} without defining or importing "
                         "it (a NameError whatever the workspace holds)")
     return None
+
+
+_COMPOUND_AFTER_SEMICOLON = re.compile(r";[ \t]*(?=(?:with|for|if|while|try)\b)")
+
+
+def repaired_command(command: str) -> str | None:
+    """``command`` with each ``; with`` / ``; for`` / ``; if`` ... put on a new line, when that is all that kept its
+    ``python -c`` code from compiling; else None. The mechanical fix of the 1.5B's commonest check error
+    (``import csv; with open('a.csv') as f: ...``), which it repeats through every re-plan although told how to
+    fix it. What follows the colon stays on that line, the statement's body, as Python reads it."""
+    problem = command_problem(command)
+    if problem is None or "does not compile" not in problem:
+        return None
+    fixed = _COMPOUND_AFTER_SEMICOLON.sub("\n", command)
+    return fixed if fixed != command and command_problem(fixed) is None else None

@@ -173,6 +173,7 @@ class Runner:
         events = self._events(record)
         events.emit("run_started", goal=record.goal, workspace=record.workspace)
         rejected: list[JsonValue] = []
+        repaired: list[JsonValue] = []
         tokens = 0
         if plan is None:
             events.emit("planning", endpoint=self.provider.registry.default)
@@ -185,6 +186,7 @@ class Runner:
                                    "naestro.tokens": outcome.tokens})
             plan, record.plan_source, tokens = outcome.plan, outcome.source, outcome.tokens
             rejected = [[str(p) for p in a] for a in outcome.attempts]
+            repaired = [*outcome.repairs]
         else:
             record.plan_source = "file"
         self._write_plan(record, plan, "plan.json")
@@ -192,7 +194,7 @@ class Runner:
         self.store.save(record)
         # Emitted only once plan.json and run.json are on disk: subscribers may read them.
         events.emit("planned", source=record.plan_source, tasks=[t.id for t in plan.tasks],
-                    rejected_attempts=rejected, tokens=tokens)
+                    rejected_attempts=rejected, repaired_checks=repaired, tokens=tokens)
         return await self._drive(record, events)
 
     async def resume(self, run_id: str, answers: dict[str, ConsentAnswer] | None = None) -> RunResult:

@@ -20,6 +20,7 @@ from importlib import resources
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, JsonValue
 
+from naestro.commandcheck import repaired_command
 from naestro.errors import PlanInvalid, PlanProblem, UsageError
 from naestro.llm import ModelProvider, complete_json
 from naestro.nodes.vacuity import Probe
@@ -87,6 +88,7 @@ class PlanOutcome:
     source: str  # "model" or "template:<name>"
     attempts: list[list[PlanProblem]] = field(default_factory=list)
     tokens: int = 0
+    repairs: list[str] = field(default_factory=list)  # pointers of command checks fixed mechanically
 
 
 def _plan_schema() -> dict[str, JsonValue]:
@@ -161,6 +163,30 @@ async def _without_vacuous(plan: Plan, probe: Probe) -> Plan | None:
     return plan.model_copy(update={"tasks": tuple(tasks)})
 
 
+def _with_repaired_commands(candidate: dict[str, JsonValue]) -> tuple[dict[str, JsonValue], list[str]]:
+    """``candidate`` with its command checks repaired where ``repaired_command`` can; the pointers it changed."""
+    tasks = candidate.get("tasks")
+    if not isinstance(tasks, list):
+        return candidate, []
+    fixed: list[str] = []
+    new_tasks: list[JsonValue] = []
+    for i, task in enumerate(tasks):
+        checks = task.get("accept") if isinstance(task, dict) else None
+        if not isinstance(task, dict) or not isinstance(checks, list):
+            new_tasks.append(task)
+            continue
+        new_checks: list[JsonValue] = []
+        for j, check in enumerate(checks):
+            command = check.get("command") if isinstance(check, dict) else None
+            repaired = repaired_command(command) if isinstance(command, str) else None
+            if isinstance(check, dict) and repaired is not None:
+                fixed.append(f"/tasks/{i}/accept/{j}/command")
+                check = {**check, "command": repaired}
+            new_checks.append(check)
+        new_tasks.append({**task, "accept": new_checks})
+    return ({**candidate, "tasks": new_tasks}, fixed) if fixed else (candidate, [])
+
+
 def _fact_checked(plan: Plan) -> Plan:
     """Where Naestro wrote the checks (the fallbacks), a Markdown file a task must create (its ``file_exists``
     survived the probe, so it does not exist yet) gets the factuality evaluator: every number the report states
@@ -190,6 +216,7 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
     history: list[list[PlanProblem]] = []
     last_plan: JsonValue = None
     tokens = 0
+    repairs: list[str] = []
     schema = _plan_schema()
     for _ in range(attempts):
         if guard is not None:
@@ -199,12 +226,15 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
         candidate = reply.value
         if isinstance(candidate, dict):
             candidate = {**candidate, "goal": goal}
+            candidate, fixed = _with_repaired_commands(candidate)
+            repairs += fixed
         last_plan = candidate
         problems = plan_problems(candidate)
         if not problems and probe is not None:
             problems = await probe(Plan.model_validate(candidate))
         if not problems:
-            return PlanOutcome(plan=Plan.model_validate(candidate), source="model", attempts=history, tokens=tokens)
+            return PlanOutcome(plan=Plan.model_validate(candidate), source="model", attempts=history, tokens=tokens,
+                               repairs=repairs)
         history.append(problems)
         messages += [AIMessage(json.dumps(reply.value)),
                      HumanMessage("That plan is invalid:\n" + "\n".join(map(str, problems)) +
@@ -214,7 +244,8 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
         salvaged = await _without_vacuous(salvaged, probe)
         salvaged = _fact_checked(salvaged) if salvaged is not None else None
     if salvaged is not None:
-        return PlanOutcome(plan=salvaged, source="model:unusable-checks-dropped", attempts=history, tokens=tokens)
+        return PlanOutcome(plan=salvaged, source="model:unusable-checks-dropped", attempts=history, tokens=tokens,
+                           repairs=repairs)
     direct = _goal_plan(goal)
     if direct is not None and probe is not None:
         direct = await _without_vacuous(direct, probe)

@@ -7,7 +7,7 @@ import shlex
 from hypothesis import given
 from hypothesis import strategies as st
 
-from naestro.commandcheck import command_problem
+from naestro.commandcheck import command_problem, repaired_command
 from naestro.validate import plan_problems
 
 BROKEN = "python3 -c 'import json; with open(\"people.json\") as f: data = json.load(f)'"
@@ -67,3 +67,28 @@ def test_any_code_that_compiles_is_accepted_however_it_is_quoted(lines: list[str
 def test_arbitrary_commands_never_crash_the_checker(command: str) -> None:
     problem = command_problem(command)
     assert problem is None or isinstance(problem, str)
+
+
+def test_a_compound_statement_after_a_semicolon_is_moved_to_its_own_line() -> None:
+    seen = ("python3 -c \"import csv; with open('adults.csv') as f: rows = list(csv.reader(f)); "
+            "assert rows[0] == ['name', 'age']\"")
+    fixed = repaired_command(seen)
+    assert fixed == ("python3 -c \"import csv\nwith open('adults.csv') as f: rows = list(csv.reader(f)); "
+                     "assert rows[0] == ['name', 'age']\"")
+    assert command_problem(fixed) is None
+    code = shlex.split(fixed)[2]
+    assert code.splitlines()[1].startswith("with ")  # the body stays on the with line, as Python reads it
+
+
+def test_repair_leaves_good_and_otherwise_broken_checks_alone() -> None:
+    assert repaired_command("python3 -c \"import json\nassert json.load(open('c.json'))\"") is None  # compiles
+    assert repaired_command("python3 -c \"x = ; with open('a') as f: pass\"") is None  # still broken
+    assert repaired_command("python3 -c \"import os; with open('a', 'w') as f: f.write('x')\"") is None  # writes
+
+
+@given(st.lists(st.sampled_from(["import os", "x = 1", "assert x", "with open('a') as f: y = f.read()",
+                                 "for i in range(2): x = i", "if x: y = 2"]), min_size=1, max_size=5))
+def test_a_repaired_check_always_compiles(statements: list[str]) -> None:
+    command = "python3 -c " + shlex.quote("x = 0; " + "; ".join(statements))
+    fixed = repaired_command(command)
+    assert fixed is None or command_problem(fixed) is None

@@ -10,7 +10,8 @@ from naestro.errors import PlanInvalid
 from naestro.nodes.planner import make_plan
 from tests.fakes import ScriptedProvider
 
-BROKEN = {"kind": "command", "command": "python3 -c 'import csv; with open(\"a.csv\") as f: print(f.read())'"}
+# a missing colon: no mechanical repair applies
+BROKEN = {"kind": "command", "command": "python3 -c 'import csv\nwith open(\"a.csv\") as f print(f.read())'"}
 FILE = {"kind": "file_exists", "path": "adults.csv"}
 GOAL = "zzqx frobnicate"  # matches no template keyword
 
@@ -57,3 +58,11 @@ async def test_a_goal_naming_its_files_gets_one_task_that_must_produce_them() ->
     [task] = outcome.plan.tasks
     assert task.description == goal and [c.model_dump() for c in task.accept] == [
         {"kind": "file_exists", "path": "sales.csv"}, {"kind": "file_exists", "path": "report.md"}]
+
+
+async def test_a_check_broken_only_by_a_semicolon_before_with_is_repaired_not_dropped() -> None:
+    seen = {"kind": "command", "command": "python3 -c \"import csv; with open('adults.csv') as f: assert next(f)\""}
+    outcome = await make_plan(GOAL, planner([seen]), attempts=1)
+    assert outcome.source == "model" and outcome.repairs == ["/tasks/0/accept/0/command"] and not outcome.attempts
+    check = outcome.plan.tasks[0].accept[0]
+    assert check.kind == "command" and "import csv\nwith open" in check.command

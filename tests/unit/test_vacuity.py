@@ -102,7 +102,7 @@ async def test_the_planner_hears_about_vacuous_checks_and_replans(workspace: Pat
 
 
 async def test_salvage_drops_vacuous_checks_but_not_whole_tasks(workspace: Path) -> None:
-    broken = {"kind": "command", "command": "python3 -c 'import x; with open(\"a\") as f: pass'"}
+    broken = {"kind": "command", "command": "python3 -c 'import x\nwith open(\"a\") as f pass'"}
     ok = plan_of([{"kind": "command", "command": RECOMPUTE}, {"kind": "file_exists", "path": "adults.csv"}],
                  [broken, {"kind": "file_exists", "path": "b.csv"}])
 
