@@ -16,7 +16,14 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
-from naestro.mcp_servers.sandbox import Completed, Limits, SandboxUnavailable, run_sandboxed, sandbox_argv
+from naestro.mcp_servers.sandbox import (
+    Completed,
+    Limits,
+    SandboxUnavailable,
+    missing_module,
+    run_sandboxed,
+    sandbox_argv,
+)
 from naestro.mcp_servers.workspace import ServerOptions, new_server, serve
 
 __all__ = ["Completed", "build", "main", "sandbox_argv"]
@@ -49,9 +56,15 @@ def build(options: ServerOptions) -> FastMCP:
             raise ToolError(f"invalid limits ({problems}); timeout_s must be in (0, 600], cpu_s in [1, 600], "
                             f"memory_mb in [16, 16384]") from exc
         try:
-            return await run_sandboxed(workspace, command, limits)
+            done = await run_sandboxed(workspace, command, limits)
         except SandboxUnavailable as exc:
             raise ToolError(str(exc)) from exc
+        missing = missing_module(done.stderr) if done.exit_code else None
+        if missing and not (workspace / f"{missing}.py").exists():
+            # Small models reach for pandas whatever the prompt says; the fix is not in the traceback.
+            return done.model_copy(update={"hint": f"{missing!r} is not installed in this sandbox (Python's "
+                                                   "standard library only): use csv, json, statistics, re instead"})
+        return done
 
     return mcp
 

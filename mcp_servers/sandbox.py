@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import sys
@@ -36,6 +37,15 @@ SANDBOX_WORKSPACE = "/tmp/workspace"  # inside the sandbox's private /tmp (the r
 CLIP_CHARS = 20_000  # per stream, in the returned text; the rest is counted, not returned
 SIGXCPU_EXIT = 128 + signal.SIGXCPU
 SIGXFSZ_EXIT = 128 + signal.SIGXFSZ
+
+
+_MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
+
+
+def missing_module(stderr: str) -> str | None:
+    """The top-level module a Python traceback says is not installed (``pandas`` from ``pandas.io``), if any."""
+    found = _MISSING_MODULE.search(stderr)
+    return found.group(1).split(".")[0] if found else None
 
 
 class SandboxUnavailable(Exception):
@@ -67,6 +77,7 @@ class Completed(BaseModel):
     stderr_bytes: int
     truncated: bool = Field(description="stdout or stderr was longer than the returned text")
     pids_limit_by: Literal["cgroup", "rlimit"]
+    hint: str | None = Field(default=None, description="what to do about a failure the sandbox explains")
 
 
 def _which(tool: str, install: str) -> str:

@@ -15,14 +15,13 @@ sandbox does not have (seen: ``import pandas``), which no work can make pass.
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from naestro.errors import PlanProblem
-from naestro.mcp_servers.sandbox import Completed
+from naestro.mcp_servers.sandbox import Completed, missing_module
 from naestro.nodes.file_checks import file_check_passes
 from naestro.plan import CommandCheck, FileExistsCheck, JsonSchemaCheck, Plan, RegexCheck
 from naestro.validate import pointer
@@ -37,8 +36,6 @@ Probe = Callable[[Plan], Awaitable[list[PlanProblem]]]
 VACUOUS = ("already passes before any task has run, so it cannot show the task did its work; check what the "
            "task produces instead (the content of the file it writes, or its output)")
 
-_MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
-
 # Copying a large workspace for every planning attempt costs more than the probe is worth: file checks still run.
 _MAX_COPY_BYTES = 50_000_000
 
@@ -50,11 +47,10 @@ def _size(root: Path) -> int:
 def _command_problem(done: Completed, plan: Plan) -> str | None:
     if done.exit_code == 0:
         return f"this command check {VACUOUS}"
-    missing = _MISSING_MODULE.search(done.stderr)
-    if missing is None:
+    module = missing_module(done.stderr)
+    if module is None:
         return None
     # `from fib import fib` fails before fib.py is written: a module the plan will write is not missing.
-    module = missing.group(1).split(".")[0]
     text = plan.model_dump_json()
     if f"{module}.py" in text or f"{module}/" in text:
         return None

@@ -98,6 +98,18 @@ async def test_exec_argv_list_and_string(tmp_path: Path) -> None:
         assert not bad.ok and "timeout_s" in bad.text
 
 
+async def test_exec_says_what_to_do_about_a_module_the_sandbox_lacks(tmp_path: Path) -> None:
+    (tmp_path / "mine.py").write_text("import pandas_nowhere\n")
+    async with McpToolBus(builtin_servers(tmp_path, names=["exec"])) as bus:
+        missing = await bus.call("exec.run", {"command": "python3 -c 'import pandas_nowhere.io'"})
+        own = await bus.call("exec.run", {"command": "python3 -c 'import mine'"})
+        absent = await bus.call("exec.run", {"command": "python3 -c 'import json'"})
+    assert isinstance(missing.structured, dict) and missing.structured["exit_code"] == 1
+    assert "'pandas_nowhere' is not installed" in str(missing.structured["hint"]) and "csv" in missing.text
+    assert isinstance(own.structured, dict) and "not installed" in str(own.structured["hint"])
+    assert isinstance(absent.structured, dict) and absent.structured["hint"] is None
+
+
 async def test_exec_refuses_without_bubblewrap(tmp_path: Path) -> None:
     servers = builtin_servers(tmp_path, names=["exec"])
     servers["exec"]["env"] = {"PATH": str(tmp_path / "no-such-bin")}  # type: ignore[typeddict-unknown-key]
