@@ -106,6 +106,7 @@ async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[
                                    HumanMessage(_task_prompt(task, inputs, feedback, ctx.plan.goal))]
     outcome = AgentOutcome(outputs={}, summary="", finished=False, steps=0, model=endpoint)
     previous: str | None = None
+    must_verify = role.verify_with is not None and any(t.name == role.verify_with for t in tools)
     for step in range(1, role.max_steps + 1):
         meter.check_time()
         reply = await ctx.complete(ex, endpoint, messages, schema=schema, name="action")
@@ -120,6 +121,16 @@ async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[
         name, args = str(action["tool"]), action.get("arguments")
         if not isinstance(args, dict):
             args = {}
+        if name == role.verify_with:
+            must_verify = False
+        if name == "finish" and must_verify and step < role.max_steps:
+            # Verify before claiming: the 1.5B typed adults.csv by hand (the child included, unsorted), looked at
+            # the listing and finished; one reminder per attempt, then its finish stands.
+            must_verify = False
+            messages.append(HumanMessage(
+                f"You have not run anything with {role.verify_with} yet. Verify the work first: run what you wrote, "
+                f"or a python3 -c that checks the file against the task, then fix what is wrong or call finish."))
+            continue
         if name == "finish":
             outs = args.get("outputs")
             outcome.outputs = dict(outs) if isinstance(outs, dict) else {}

@@ -20,6 +20,8 @@ class RoleSpec(BaseModel):
     model: str = "default"
     budget: Budget = Budget()
     max_steps: int = Field(default=8, ge=1, le=40)
+    verify_with: str | None = Field(default=None, description=(
+        "a tool the agent must have called before its first finish is accepted (the Coder runs what it wrote)"))
 
 
 def load_roles() -> dict[Role, RoleSpec]:

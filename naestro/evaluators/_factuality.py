@@ -20,11 +20,20 @@ from pydantic import Field
 from naestro.evaluators._target import Target
 from naestro.evaluators._verdict import EvalEnv, Evidence, Source, Subject, Verdict
 
-__all__ = ["FactualityEvaluator", "claims", "numbers", "supported"]
+__all__ = ["FactualityEvaluator", "claims", "numbers", "placeholders", "supported"]
 
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w])")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[*_`(])")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+# Template slots a writer never filled: <total_amount>, {total_amount}, {{ total }}, TODO / TBD (snake_case with an
+# underscore, so HTML tags such as <br> or <details> are not slots).
+_PLACEHOLDER = re.compile(r"<[a-z]+(?:_[a-z0-9]+)+>|\{\{\s*\w+\s*\}\}|\{[a-z]+(?:_[a-z0-9]+)+\}|\b(?:TODO|TBD)\b")
+
+
+def placeholders(report: str) -> list[str]:
+    """Unfilled template slots: a report that still has them states nothing, whatever its numbers say (seen:
+    "Total sales: $<total_amount>", which has no numeric claim to check)."""
+    return [m.group() for m in _PLACEHOLDER.finditer(report)]
 
 
 def numbers(text: str) -> list[Decimal]:
@@ -82,6 +91,10 @@ class FactualityEvaluator(Target):
         sources = env.sources()
         found = claims(text)
         evidence: list[Evidence] = []
+        if slots := placeholders(text):
+            evidence.append(Evidence(check="placeholders", ok=False,
+                                     detail=f"{self.what} has unfilled template slots: {', '.join(slots[:5])}; "
+                                     "compute the values (e.g. with exec.run) and write them in"))
         if len(found) < self.min_claims:
             evidence.append(Evidence(check="claims", ok=False,
                                      detail=f"{self.what} states {len(found)} checkable (numeric) claim(s), "
@@ -100,4 +113,6 @@ class FactualityEvaluator(Target):
         if not found and self.min_claims == 0:
             evidence.append(Evidence(check="claims", ok=True, detail="no numeric claims to check"))
         score = (len(found) - unsupported) / len(found) if found else (1.0 if self.min_claims == 0 else 0.0)
+        if slots:
+            score = 0.0
         return Verdict.of(self.name, evidence, score=score)

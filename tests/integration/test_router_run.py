@@ -26,5 +26,6 @@ async def test_routed_run_logs_decisions_and_teaches_the_bandit(settings: Settin
     assert {e["task"] for e in routes} == {"a", "b", "report"}  # the reporter is routed too
     assert all(e["endpoint"] == "scripted" and e["rule"] == "requested" for e in routes)
     arm = SqliteBanditStore(settings.home / "router.sqlite").load()[("coder", "scripted")]
-    # a: one attempt of 2 calls, passed; b: two attempts of 2 calls each, both failed their check.
-    assert (arm.pulls, arm.successes, arm.routed) == (6, 2, 6)
+    # a: one attempt of 3 calls (write, finish refused until something ran, finish), passed; b: two attempts of
+    # 3 calls each, both failed their check.
+    assert (arm.pulls, arm.successes, arm.routed) == (9, 3, 9)

@@ -167,7 +167,8 @@ async def test_resume_after_crash_does_not_redo_finished_tasks(settings: Setting
     assert result.passed
     events = read_events(settings.runs_dir / run_id / "events.jsonl")
     assert [e["task"] for e in events if e["event"] == "task_started"].count("a") == 1
-    assert healthy.model.calls == 2 + 1  # b's two steps + the report summary; a was not redone
+    # b's three steps (write, finish refused until something ran, finish) + the report summary; a was not redone
+    assert healthy.model.calls == 3 + 1
 
 
 async def test_direct_action_runs_without_model(settings: Settings) -> None:
@@ -269,3 +270,22 @@ async def test_a_replan_that_drops_the_failed_check_cannot_pass(settings: Settin
     carried = [e for e in events if e.get("event") == "checks_carried"]
     assert carried and "a.txt" in carried[0]["carried"][0]
     assert result.report_path.read_text().startswith("# Naestro report: FAILED")
+
+
+async def test_a_coder_that_finishes_without_running_anything_is_told_to_verify_once(settings: Settings) -> None:
+    plan = Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "ok")]})
+    seen: list[str] = []
+
+    def script(messages: list[BaseMessage]) -> Any:
+        text = all_text(messages)
+        if "Write 2-4 sentences" in text:
+            return {"summary": "done"}
+        seen.append(str(messages[-1].content))
+        if sum(isinstance(m, AIMessage) for m in messages) == 0:
+            return {"thought": "w", "tool": "fs.write", "arguments": {"path": "a.txt", "content": "ok"}}
+        return {"thought": "f", "tool": "finish", "arguments": {"summary": "s", "outputs": {}}}
+
+    result = await Runner(settings, ScriptedProvider(script)).start("g", plan=plan)
+    assert result.passed
+    # write, finish (refused once: nothing was run), finish (accepted: the reminder is given once per attempt)
+    assert len(seen) == 3 and "You have not run anything with exec.run yet" in seen[2]

@@ -32,7 +32,7 @@ from naestro.evaluators import (
     build_evaluator,
 )
 from naestro.evaluators._contract import csv_evidence
-from naestro.evaluators._factuality import claims, numbers, supported
+from naestro.evaluators._factuality import claims, numbers, placeholders, supported
 from naestro.plan import SLO, Budget
 
 SUBJECT = Subject(task_id="t")
@@ -194,6 +194,13 @@ def test_factuality_flags_unsupported_claims(tmp_path: Path) -> None:
     assert [e.where for e in v.failures] == ["claim 2"] and "4 not found" in v.failures[0].detail
     tolerant = verdict(FactualityEvaluator(file="report.md", max_unsupported=1), tmp_path, sources=sources)
     assert tolerant.passed and "(tolerated)" in tolerant.render()
+
+
+def test_factuality_fails_a_report_with_unfilled_template_slots(tmp_path: Path) -> None:
+    (tmp_path / "report.md").write_text("# Sales\nTotal sales: $<total_amount>\nNumber of sales: {sale_count}\n")
+    v = verdict(FactualityEvaluator(file="report.md", min_claims=0), tmp_path)
+    assert not v.passed and v.score == 0.0 and "<total_amount>, {sale_count}" in v.failures[0].detail
+    assert placeholders("Line one<br>\n<details>x</details> {{ total }} TODO: f(x) = {x}") == ["{{ total }}", "TODO"]
 
 
 def test_factuality_a_report_cannot_support_itself(tmp_path: Path) -> None:
