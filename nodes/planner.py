@@ -187,16 +187,23 @@ def _with_repaired_commands(candidate: dict[str, JsonValue]) -> tuple[dict[str, 
     return ({**candidate, "tasks": new_tasks}, fixed) if fixed else (candidate, [])
 
 
+_QUANTITY = re.compile(r"(?i)\b(?:total|sum|count|number of|average|mean|median|how many|percent(?:age)?)\b")
+
+
 def _fact_checked(plan: Plan) -> Plan:
     """Where Naestro wrote the checks (the fallbacks), a Markdown file a task must create (its ``file_exists``
     survived the probe, so it does not exist yet) gets the factuality evaluator: every number the report states
     must occur in what the run read or computed (seen: "Total amount of all sales: $185.75" for a total of 300.50,
-    accepted because the file existed). Reports with no numbers pass (``min_claims`` 0)."""
+    accepted because the file existed). A report must state a number when the goal asks for a quantity (a total,
+    a count, an average ...); otherwise one with no numbers passes (``min_claims`` 0)."""
     tasks = []
+    # A goal that asks for a quantity needs a report that states one: with min_claims 0, a Reviewer pass replaced
+    # a refuted "Total: $185.50" with one sentence stating nothing, and it passed.
+    needed = 1 if _QUANTITY.search(f"{plan.goal}\n" + "\n".join(t.description for t in plan.tasks)) else 0
     for t in plan.tasks:
         reports = [c.path for c in t.accept if isinstance(c, FileExistsCheck) and c.path.endswith(".md")]
         extra = [EvaluatorCheck(kind="evaluator", evaluator="factuality", threshold=1.0,
-                                params={"file": r, "min_claims": 0}) for r in reports]
+                                params={"file": r, "min_claims": needed}) for r in reports]
         tasks.append(t.model_copy(update={"accept": (*t.accept, *extra)}) if extra else t)
     return plan.model_copy(update={"tasks": tuple(tasks)})
 

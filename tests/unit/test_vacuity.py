@@ -171,4 +171,7 @@ async def test_a_report_the_fallback_asks_for_has_its_numbers_fact_checked(works
     assert [c.model_dump(exclude_defaults=True) for c in outcome.plan.tasks[0].accept] == [
         {"kind": "file_exists", "path": "summary.md"},
         {"kind": "evaluator", "evaluator": "factuality", "threshold": 1.0,
-         "params": {"file": "summary.md", "min_claims": 0}}]
+         "params": {"file": "summary.md", "min_claims": 1}}]  # "the number of adults": a quantity is asked for
+    prose = "Read notes.md and write summary.md describing the people."
+    outcome = await make_plan(prose, ScriptedProvider(lambda m: {**reply, "goal": prose}), attempts=1, probe=probe)
+    assert outcome.plan.tasks[0].accept[1].model_dump()["params"] == {"file": "summary.md", "min_claims": 0}
