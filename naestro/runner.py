@@ -110,7 +110,11 @@ class Runner:
                     registered=lambda: {s.name for s in bus.specs()},
                     rate_limits=self.policy_bundle.data.get("naestro", {}).get("rate_limits", {}),
                     remembered=record.remembered if record is not None else None, on_remember=remember,
-                    vault=self.vaults.setdefault(run_id, SecretVault()))
+                    vault=self._vault(run_id))
+
+    def _vault(self, run_id: str) -> SecretVault:
+        """The run's secret handles (empty in a process that did not start the run: a resume)."""
+        return self.vaults.setdefault(run_id, SecretVault())
 
     def _events(self, record: RunRecord) -> EventLog:
         log = EventLog(self.store.dir(record.run_id) / "events.jsonl", run_id=record.run_id)
@@ -128,7 +132,7 @@ class Runner:
                     audit=self.audit_log(record.run_id), switches=self.switches, events=events,
                     registered=lambda: {"exec.run"},
                     rate_limits=self.policy_bundle.data.get("naestro", {}).get("rate_limits", {}),
-                    vault=self.vaults.setdefault(record.run_id, SecretVault()))
+                    vault=self._vault(record.run_id))
 
     def _planning_guard(self, gate: Gate) -> Callable[[str, str], None]:
         """The gate for the planner's model calls (role ``planner``)."""
@@ -265,7 +269,7 @@ class Runner:
                                      replay_thread=None if record.replay_epoch is None else record.threads[-1]
                                      + (f"@{record.replay_epoch}" if record.replay_epoch else ""),
                                      run_budget=RunBudget(ceiling=plan.budget, tokens=done_tokens),
-                                     router=self.router, vault=self.vaults.setdefault(record.run_id, SecretVault()),
+                                     router=self.router, vault=self._vault(record.run_id),
                                      review=self.settings.review)
                     stream_input: RunState | Command[None] | None = None  # None: continue from the checkpoint
                     if snapshot.created_at is None:

@@ -6,16 +6,12 @@ agent could not.
 
 from __future__ import annotations
 
-import json
-import re
-
-from jsonschema import Draft202012Validator
 from pydantic import JsonValue
 
 from naestro.context import Execution, RunContext
 from naestro.evaluators import Evidence, Verdict, emit_verdict, evaluate_check
 from naestro.graphs.state import CheckResult
-from naestro.nodes.file_checks import file_check_passes, target_text
+from naestro.nodes.file_checks import file_check
 from naestro.nodes.judge import judge
 from naestro.plan import (
     AcceptanceCheck,
@@ -45,31 +41,9 @@ async def _one(check: AcceptanceCheck, task: Task, outputs: dict[str, JsonValue]
                 if data else res.text[-700:]
             return {"kind": "command", "passed": ok,
                     "detail": f"`{check.command}` exited {code}" + ("" if ok else f": {tail}")}
-        case FileExistsCheck():
-            ok = file_check_passes(check, ctx.workspace)
-            return {"kind": "file_exists", "passed": ok,
-                    "detail": f"{check.path} {'exists' if ok else 'does not exist'}"}
-        case RegexCheck():
-            text, what = target_text(check, outputs, ctx.workspace)
-            ok = text is not None and re.search(check.pattern, text, re.MULTILINE) is not None
-            detail = what if text is None else f"{what} {'matches' if ok else 'does not match'} /{check.pattern}/"
-            return {"kind": "regex", "passed": ok, "detail": detail}
-        case JsonSchemaCheck():
-            if check.output is not None and check.output in outputs:
-                value: JsonValue = outputs[check.output]
-                what = f"output {check.output!r}"
-            else:
-                text, what = target_text(check, outputs, ctx.workspace)
-                if text is None:
-                    return {"kind": "json_schema", "passed": False, "detail": what}
-                try:
-                    value = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    return {"kind": "json_schema", "passed": False, "detail": f"{what} is not JSON: {exc}"}
-            errors = sorted(Draft202012Validator(check.schema_).iter_errors(value), key=lambda e: list(e.path))
-            detail = f"{what} matches the schema" if not errors else \
-                f"{what}: " + "; ".join(f"/{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:3])
-            return {"kind": "json_schema", "passed": not errors, "detail": detail}
+        case FileExistsCheck() | RegexCheck() | JsonSchemaCheck():
+            ok, detail = file_check(check, outputs, ctx.workspace)
+            return {"kind": check.kind, "passed": ok, "detail": detail}
         case EvaluatorCheck() if check.evaluator != "llm_judge":
             verdict = await evaluate_check(check, task, outputs, summary, ctx, ex)
             ok = verdict.passed and verdict.score >= check.threshold

@@ -12,7 +12,7 @@ from pydantic import JsonValue
 
 from naestro.plan import FileExistsCheck, JsonSchemaCheck, RegexCheck
 
-__all__ = ["file_check_passes", "inside", "target_text"]
+__all__ = ["file_check", "inside", "target_text"]
 
 
 def inside(workspace: Path, rel: str) -> Path | None:
@@ -36,18 +36,30 @@ def target_text(check: RegexCheck | JsonSchemaCheck, outputs: dict[str, JsonValu
     return None, "check names neither an output nor a file"
 
 
-def file_check_passes(check: FileExistsCheck | RegexCheck | JsonSchemaCheck, workspace: Path) -> bool:
-    """Whether a check on a workspace file passes now (False for checks on task outputs: none exist yet)."""
+def file_check(check: FileExistsCheck | RegexCheck | JsonSchemaCheck, outputs: dict[str, JsonValue],
+               workspace: Path) -> tuple[bool, str]:
+    """(passed, detail) for a check on a workspace file or a task output; with no outputs (the probe, before any
+    task ran) a check on an output fails."""
     if isinstance(check, FileExistsCheck):
         path = inside(workspace, check.path)
-        return path is not None and path.exists()
-    text, _ = target_text(check, {}, workspace)
-    if text is None:
-        return False
+        ok = path is not None and path.exists()
+        return ok, f"{check.path} {'exists' if ok else 'does not exist'}"
     if isinstance(check, RegexCheck):
-        return re.search(check.pattern, text, re.MULTILINE) is not None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return False
-    return not any(Draft202012Validator(check.schema_).iter_errors(value))
+        text, what = target_text(check, outputs, workspace)
+        ok = text is not None and re.search(check.pattern, text, re.MULTILINE) is not None
+        return ok, what if text is None else f"{what} {'matches' if ok else 'does not match'} /{check.pattern}/"
+    if check.output is not None and check.output in outputs:
+        value: JsonValue = outputs[check.output]
+        what = f"output {check.output!r}"
+    else:
+        text, what = target_text(check, outputs, workspace)
+        if text is None:
+            return False, what
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return False, f"{what} is not JSON: {exc}"
+    errors = sorted(Draft202012Validator(check.schema_).iter_errors(value), key=lambda e: list(e.path))
+    detail = f"{what} matches the schema" if not errors else \
+        f"{what}: " + "; ".join(f"/{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:3])
+    return not errors, detail

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from naestro.errors import PlanProblem
 from naestro.mcp_servers.sandbox import Completed, missing_module
-from naestro.nodes.file_checks import file_check_passes
+from naestro.nodes.file_checks import file_check
 from naestro.plan import CommandCheck, FileExistsCheck, JsonSchemaCheck, Plan, RegexCheck
 from naestro.validate import pointer
 
@@ -67,7 +67,7 @@ async def vacuous_checks(plan: Plan, workspace: Path, run_command: CommandRunner
             if isinstance(check, CommandCheck):
                 commands.append((i, j, check.command))
             elif isinstance(check, FileExistsCheck | RegexCheck | JsonSchemaCheck) \
-                    and file_check_passes(check, workspace):
+                    and file_check(check, {}, workspace)[0]:
                 problems.append((i, j, PlanProblem(pointer("tasks", i, "accept", j),
                                                    f"this {check.kind} check {VACUOUS}")))
     if commands and _size(workspace) <= _MAX_COPY_BYTES:
