@@ -87,13 +87,17 @@ class ModelReply:
 
 
 async def complete_json(provider: ModelProvider, endpoint: str | None, messages: list[BaseMessage],
-                        *, schema: dict[str, JsonValue], name: str) -> ModelReply:
-    """One schema-constrained call (response_format json_schema; grammar-enforced on llama.cpp)."""
+                        *, schema: dict[str, JsonValue], name: str,
+                        sampling: dict[str, float | int] | None = None) -> ModelReply:
+    """One schema-constrained call (response_format json_schema; grammar-enforced on llama.cpp).
+
+    ``sampling`` overrides the endpoint's request options for this call (``temperature``, ``seed``): callers that
+    want independent samples of the same prompt (self-consistency) ask for them here."""
     ep, model = provider.chat(endpoint)
     fmt = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
     start = time.monotonic()
     try:
-        msg = await model.bind(response_format=fmt).ainvoke(messages)
+        msg = await model.bind(response_format=fmt, **(sampling or {})).ainvoke(messages)
     except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError) as exc:
         raise EndpointUnavailable(endpoint=ep.name, reason=str(exc)) from exc
     except openai.LengthFinishReasonError as exc:

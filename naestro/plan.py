@@ -141,6 +141,18 @@ AcceptanceCheck = Annotated[
     Field(discriminator="kind"),
 ]
 
+# Params an agent is not shown: a reference check's expected content is the evaluator's answer key. The agent does
+# the work; a failed comparison's evidence tells it which rows or values differ.
+_HIDDEN_PARAMS = {"reference": ("expect", "script")}
+
+
+def shown_to_agent(check: CommandCheck | FileExistsCheck | JsonSchemaCheck | RegexCheck | EvaluatorCheck) -> str:
+    """The check as JSON, the way agent prompts and feedback show it."""
+    if isinstance(check, EvaluatorCheck) and check.evaluator in _HIDDEN_PARAMS:
+        hidden = _HIDDEN_PARAMS[check.evaluator]
+        check = check.model_copy(update={"params": {k: v for k, v in check.params.items() if k not in hidden}})
+    return check.model_dump_json(by_alias=True, exclude_defaults=True)
+
 
 class DirectAction(_Frozen):
     """A tool call run without a model: fast and deterministic (templates, tests)."""

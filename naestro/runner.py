@@ -30,9 +30,10 @@ from naestro.journal import Journal
 from naestro.llm import ModelProvider
 from naestro.mcp_servers.sandbox import Completed, Limits, SandboxUnavailable, run_sandboxed
 from naestro.nodes.planner import make_plan
+from naestro.nodes.reference import reference_checks, with_reference_checks
 from naestro.nodes.reporter import run_passed
 from naestro.nodes.roles import load_roles
-from naestro.nodes.vacuity import Probe, vacuous_checks
+from naestro.nodes.vacuity import CommandRunner, Probe, vacuous_checks
 from naestro.plan import Plan, Role
 from naestro.policies.audit import AuditLog, load_signing_key
 from naestro.policies.decision import ApprovedScope, RunPolicy
@@ -145,15 +146,25 @@ class Runner:
         return guard
 
     @staticmethod
-    def _check_probe(gate: Gate, workspace: Path) -> Probe:
-        """Finds a candidate plan's vacuous checks; its commands pass the gate as the Evaluator's would."""
+    def _planning_sandbox(gate: Gate) -> CommandRunner:
+        """Commands run while planning (check probes, reference programs): through the gate as the Evaluator's
+        would, then in the sandbox; None when the gate does not allow one (planning cannot wait for a human).
+        Like a tool call: the run's handles become real values for the command, and its output comes back with
+        secrets and PII as handles (a reference program's output becomes a check, and evidence, in a prompt)."""
         async def run(command: str, where: Path) -> Completed | None:
+            real = gate.vault.reveal(command)
             try:
                 gate.authorize_tool(task="plan", role=Role.evaluator.value, tool="exec.run",
-                                    arguments={"command": command, "timeout_s": _PROBE_S}, can_ask=False)
-                return await run_sandboxed(where, command, Limits(wall_s=_PROBE_S, cpu_s=int(_PROBE_S)))
+                                    arguments={"command": real, "timeout_s": _PROBE_S}, can_ask=False)
+                done = await run_sandboxed(where, real, Limits(wall_s=_PROBE_S, cpu_s=int(_PROBE_S)))
             except (PolicyDenied, SandboxUnavailable):
                 return None  # not probed: the check stays, the run's own gate decides about it later
+            return gate.vault.redact_fields(done, "stdout", "stderr")
+        return run
+
+    def _check_probe(self, gate: Gate, workspace: Path) -> Probe:
+        """Finds a candidate plan's vacuous checks (``naestro.nodes.vacuity``)."""
+        run = self._planning_sandbox(gate)
 
         async def probe(plan: Plan) -> list[PlanProblem]:
             return await vacuous_checks(plan, workspace, run)
@@ -178,6 +189,7 @@ class Runner:
         events.emit("run_started", goal=record.goal, workspace=record.workspace)
         rejected: list[JsonValue] = []
         repaired: list[JsonValue] = []
+        references: dict[str, JsonValue] = {}
         tokens = 0
         if plan is None:
             events.emit("planning", endpoint=self.provider.registry.default)
@@ -191,6 +203,13 @@ class Runner:
             plan, record.plan_source, tokens = outcome.plan, outcome.source, outcome.tokens
             rejected = [[str(p) for p in a] for a in outcome.attempts]
             repaired = [*outcome.repairs]
+            if self.settings.reference_checks:
+                with span("naestro.plan.reference"):
+                    ref = await reference_checks(record.goal, self.provider, Path(record.workspace),
+                                                 self._planning_sandbox(gate), guard=self._planning_guard(gate),
+                                                 redact=gate.vault.redact)
+                plan, tokens = with_reference_checks(plan, ref.checks), tokens + ref.tokens
+                references = {**{f: "checked" for f in ref.checks}, **ref.notes}
         else:
             record.plan_source = "file"
         self._write_plan(record, plan, "plan.json")
@@ -198,7 +217,7 @@ class Runner:
         self.store.save(record)
         # Emitted only once plan.json and run.json are on disk: subscribers may read them.
         events.emit("planned", source=record.plan_source, tasks=[t.id for t in plan.tasks],
-                    rejected_attempts=rejected, repaired_checks=repaired, tokens=tokens)
+                    rejected_attempts=rejected, repaired_checks=repaired, references=references, tokens=tokens)
         return await self._drive(record, events)
 
     async def resume(self, run_id: str, answers: dict[str, ConsentAnswer] | None = None) -> RunResult:

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     max_replans: int = Field(default=1, ge=0, description="re-plans of the unfinished part after retries fail")
     review: bool = Field(default=True, description="one Reviewer pass on a task after its role's last failed attempt")
     planner_attempts: int = Field(default=3, ge=1, description="model attempts before the template fallback")
+    reference_checks: bool = Field(default=True, description="compute each data deliverable's expected content "
+                                   "before any task runs (nodes/reference.py) and check the file against it")
     checkpoint_url: str | None = Field(default=None, description="postgresql://... for Postgres checkpoints")
     policy_dir: Path | None = Field(default=None, description="Rego policies + data; default: the packaged ones")
     policy_url: str | None = Field(default=None, description="an OPA server (REST) instead of embedded regorus")

@@ -14,7 +14,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from pydantic import JsonValue
 
 from naestro.context import Execution, RunContext
-from naestro.plan import OutputSpec, Task
+from naestro.plan import OutputSpec, Task, shown_to_agent
 from naestro.toolbus import ToolSpec
 
 __all__ = ["AgentOutcome", "action_schema", "run_agent"]
@@ -75,7 +75,7 @@ def _task_prompt(task: Task, inputs: dict[str, JsonValue], feedback: str, goal: 
         lines.append(f"Instructions: {task.instructions}")
     if inputs:
         lines.append("Inputs from earlier tasks:\n" + json.dumps(inputs, indent=1)[:3000])
-    checks = "\n".join(f"- {c.model_dump_json(by_alias=True, exclude_defaults=True)}" for c in task.accept)
+    checks = "\n".join(f"- {shown_to_agent(c)}" for c in task.accept)
     lines.append(f"The task is accepted only if these checks pass afterwards:\n{checks}")
     if task.outputs:
         outs = ", ".join(f"{n} ({o.description or o.schema_.get('type', 'value')})" for n, o in task.outputs.items())

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from naestro.commandcheck import repaired_command
 from naestro.errors import PlanInvalid, PlanProblem, UsageError
 from naestro.llm import ModelProvider, complete_json
+from naestro.nodes.reference import QUANTITY
 from naestro.nodes.vacuity import Probe
 from naestro.plan import EvaluatorCheck, FileExistsCheck, Plan, Role
 from naestro.validate import parse_plan, plan_problems
@@ -187,9 +188,6 @@ def _with_repaired_commands(candidate: dict[str, JsonValue]) -> tuple[dict[str, 
     return ({**candidate, "tasks": new_tasks}, fixed) if fixed else (candidate, [])
 
 
-_QUANTITY = re.compile(r"(?i)\b(?:total|sum|count|number of|average|mean|median|how many|percent(?:age)?)\b")
-
-
 def _fact_checked(plan: Plan) -> Plan:
     """Where Naestro wrote the checks (the fallbacks), a Markdown file a task must create (its ``file_exists``
     survived the probe, so it does not exist yet) gets the factuality evaluator: every number the report states
@@ -199,7 +197,7 @@ def _fact_checked(plan: Plan) -> Plan:
     tasks = []
     # A goal that asks for a quantity needs a report that states one: with min_claims 0, a Reviewer pass replaced
     # a refuted "Total: $185.50" with one sentence stating nothing, and it passed.
-    needed = 1 if _QUANTITY.search(f"{plan.goal}\n" + "\n".join(t.description for t in plan.tasks)) else 0
+    needed = 1 if QUANTITY.search(f"{plan.goal}\n" + "\n".join(t.description for t in plan.tasks)) else 0
     for t in plan.tasks:
         reports = [c.path for c in t.accept if isinstance(c, FileExistsCheck) and c.path.endswith(".md")]
         extra = [EvaluatorCheck(kind="evaluator", evaluator="factuality", threshold=1.0,

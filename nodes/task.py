@@ -20,7 +20,7 @@ from naestro.errors import BudgetExceeded, PolicyDenied
 from naestro.graphs.state import CheckResult, RunState, TaskRecord, TaskStatus, status_of
 from naestro.nodes.acceptance import run_checks
 from naestro.nodes.agent import run_agent
-from naestro.plan import Role, Task
+from naestro.plan import Role, Task, shown_to_agent
 from naestro.telemetry import agent_span, span
 
 __all__ = ["check_node", "done_node", "execute_node", "route_after_check"]
@@ -125,7 +125,7 @@ def execute_node(task: Task) -> Node:
 def _feedback(task: Task, checks: list[CheckResult]) -> str:
     """What failed, the evidence (the check's detail: evaluator evidence lines), and the check itself."""
     return "\n".join(f"- {c['kind']} check failed: {c['detail']}\n"
-                     f"  the check: {spec.model_dump_json(by_alias=True, exclude_defaults=True)}"
+                     f"  the check: {shown_to_agent(spec)}"
                      for spec, c in zip(task.accept, checks, strict=True) if not c["passed"])
 
 

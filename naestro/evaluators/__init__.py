@@ -2,7 +2,8 @@
 
 One protocol (``Evaluator.evaluate(subject, env) -> Verdict``), one module per concern: code (tests in the
 sandbox, ruff), output contract (JSON Schema, regex, CSV shape), factuality (claims vs sources the run
-read), safety (secrets/PII), SLO/budget. Plans use them as ``{"kind": "evaluator", "evaluator": NAME,
+read), reference (equal to what a program computed from the inputs), safety (secrets/PII),
+SLO/budget. Plans use them as ``{"kind": "evaluator", "evaluator": NAME,
 "threshold": T, "params": {...}}``; the acceptance node runs them (``evaluate_check``).
 """
 
@@ -10,6 +11,7 @@ from naestro.evaluators._code import CodeEvaluator
 from naestro.evaluators._contract import ContractEvaluator, CsvShape, GroupTotals
 from naestro.evaluators._factuality import FactualityEvaluator
 from naestro.evaluators._localenv import SandboxEvalEnv
+from naestro.evaluators._reference import ReferenceEvaluator, comparison_for, differences
 from naestro.evaluators._registry import EVALUATORS, build_evaluator
 from naestro.evaluators._runenv import RunEvalEnv, emit_verdict, evaluate_check, journal_sources, usage_from_events
 from naestro.evaluators._safety import SafetyEvaluator
@@ -38,6 +40,7 @@ __all__ = [
     "Evidence",
     "FactualityEvaluator",
     "GroupTotals",
+    "ReferenceEvaluator",
     "RunEvalEnv",
     "SafetyEvaluator",
     "SandboxEvalEnv",
@@ -47,6 +50,8 @@ __all__ = [
     "Usage",
     "Verdict",
     "build_evaluator",
+    "comparison_for",
+    "differences",
     "emit_verdict",
     "evaluate_check",
     "journal_sources",

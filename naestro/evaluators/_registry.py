@@ -8,15 +8,18 @@ from naestro.errors import UsageError
 from naestro.evaluators._code import CodeEvaluator
 from naestro.evaluators._contract import ContractEvaluator
 from naestro.evaluators._factuality import FactualityEvaluator
+from naestro.evaluators._reference import ReferenceEvaluator
 from naestro.evaluators._safety import SafetyEvaluator
 from naestro.evaluators._slo import SloEvaluator
 from naestro.evaluators._verdict import Evaluator
 
 __all__ = ["EVALUATORS", "build_evaluator"]
 
-_Kind = CodeEvaluator | ContractEvaluator | FactualityEvaluator | SafetyEvaluator | SloEvaluator
+_Kind = (CodeEvaluator | ContractEvaluator | FactualityEvaluator | ReferenceEvaluator | SafetyEvaluator
+         | SloEvaluator)
 EVALUATORS: dict[str, type[_Kind]] = {
-    cls.name: cls for cls in (CodeEvaluator, ContractEvaluator, FactualityEvaluator, SafetyEvaluator, SloEvaluator)}
+    cls.name: cls for cls in (CodeEvaluator, ContractEvaluator, FactualityEvaluator, ReferenceEvaluator,
+                              SafetyEvaluator, SloEvaluator)}
 
 
 def build_evaluator(name: str, params: dict[str, JsonValue]) -> Evaluator:

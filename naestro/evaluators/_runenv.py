@@ -79,10 +79,18 @@ class RunEvalEnv:
                               note="" if res.ok else res.text[:500])
 
     def sources(self) -> list[Source]:
-        return journal_sources(self.ctx.run_dir / "journal.jsonl")
+        """What the run read or computed: its journalled tool results, and the output of the planner's reference
+        programs (run in the sandbox on the inputs before any task: ``naestro.nodes.reference``)."""
+        computed = [Source(tool="reference", text=str(c.params.get("expect", ""))) for t in self.ctx.plan.tasks
+                    for c in t.accept if isinstance(c, EvaluatorCheck) and c.evaluator == "reference"]
+        return journal_sources(self.ctx.run_dir / "journal.jsonl") + computed
 
     def usage(self, task_id: str) -> Usage:
         return usage_from_events(self.ctx.events.path, task_id)
+
+    def conceal(self, text: str) -> str:
+        concealed: str = self.ctx.vault.conceal(text)
+        return concealed
 
 
 async def evaluate_check(check: EvaluatorCheck, task: Task, outputs: dict[str, JsonValue], summary: str,

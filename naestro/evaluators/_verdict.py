@@ -130,6 +130,13 @@ class EvalEnv(Protocol):
 
     def usage(self, task_id: str) -> Usage: ...
 
+    def conceal(self, text: str) -> str:
+        """``text`` as the run's model sees it: values the run's vault holds replaced by their handles.
+
+        Workspace files hold real values; what an evaluator compares them with (a reference result) and what its
+        evidence quotes (it becomes the next prompt) are in handle space."""
+        ...
+
 
 class Evaluator(Protocol):
     """An evaluator is its parameters (a frozen model, parsed from the plan's ``params``) plus ``evaluate``."""

@@ -149,3 +149,50 @@ async def test_factuality_uses_what_the_run_read_and_slo_what_it_spent(settings:
     assert [e["passed"] for e in slo] == [True, True]
     # 5 scripted calls x 15 tokens per attempt, read from the run's own task_ran events
     assert "spent 150 of 5000 over 2 attempt(s)" in str(slo[-1]["evidence"])
+
+
+PEOPLE = '[{"name": "Zoe", "age": 34}, {"name": "Adam", "age": 17}, {"name": "Mia", "age": 18}]'
+ADULTS_GOAL = "people.json lists people. Write adults.csv with header name,age: the people aged 18 or older."
+ADULTS = "name,age\nZoe,34\nMia,18\n"
+REFERENCE = ("import json\nprint('name,age')\nfor p in json.load(open('people.json')):\n"
+             "    if p['age'] >= 18:\n        print(f\"{p['name']},{p['age']}\")")
+
+
+async def test_a_hand_typed_data_file_is_checked_against_the_reference_result(settings: Settings,
+                                                                              tmp_path: Path) -> None:
+    """The planner's reference program computes adults.csv from people.json before any task runs; the Coder's first
+    file (typed by hand, with a 17-year-old in it) fails with the differing rows as evidence, the next passes."""
+    prompts: list[str] = []
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        if "PRINTS it to stdout" in text:
+            return {"script": REFERENCE}
+        if "You are the Planner" in text:
+            return {"tasks": [{"id": "adults", "role": "coder", "description": "Write adults.csv from people.json",
+                               "deps": [], "accept": [{"kind": "file_exists", "path": "adults.csv"}]}]}
+        if "Write 2-4 sentences" in text:
+            return {"summary": "adults.csv was written."}
+        if not any(isinstance(m, AIMessage) for m in messages):
+            prompts.append(str(messages[1].content))
+            body = ADULTS if "unexpected row Adam,17" in text else "name,age\nZoe,34\nAdam,17\nMia,18\n"
+            return {"thought": "write", "tool": "fs.write", "arguments": {"path": "adults.csv", "content": body}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "adults.csv written", "outputs": {}}}
+
+    src = tmp_path / "seed"
+    src.mkdir()
+    (src / "people.json").write_text(PEOPLE)
+    runner = Runner(settings, ScriptedProvider(script))
+    result = await runner.start(ADULTS_GOAL, workspace=src, policy=POLICY)
+    events = read_events(result.report_path.parent / "events.jsonl")
+    planned = next(e for e in events if e["event"] == "planned")
+    assert planned["references"] == {"adults.csv": "checked"}
+    check = result.plan.tasks[0].accept[-1]
+    assert check.kind == "evaluator" and check.evaluator == "reference" and check.params["expect"] == ADULTS
+    verdicts = [(e["attempt"], e["passed"]) for e in events
+                if e["event"] == "verdict" and e["evaluator"] == "reference"]
+    assert verdicts == [(1, False), (2, True)]
+    # the answer key is the evaluator's: the first prompt names the check, not the expected rows
+    assert '"evaluator":"reference"' in prompts[0] and "Mia,18" not in prompts[0] and "json.load" not in prompts[0]
+    assert "unexpected row Adam,17" in prompts[1]
+    assert result.passed and (Path(result.record.workspace) / "adults.csv").read_text() == ADULTS

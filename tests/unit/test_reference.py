@@ -1,0 +1,173 @@
+"""Reference results: the planner computes a data deliverable's expected content by running model-written programs
+(in the real bubblewrap sandbox) and keeps it only when two samples agree; the ``reference`` evaluator compares the
+deliverable with it. The programs' text is scripted; everything else is real."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from langchain_core.messages import BaseMessage
+
+from naestro.evaluators import ReferenceEvaluator, SandboxEvalEnv, Subject, build_evaluator, differences
+from naestro.mcp_servers.sandbox import Completed, Limits, run_sandboxed
+from naestro.nodes.reference import deliverables, reference_checks, with_reference_checks
+from naestro.plan import EvaluatorCheck, Plan
+from tests.fakes import ScriptedProvider, all_text
+
+PEOPLE = [{"name": "Zoe", "age": 34}, {"name": "Adam", "age": 17}, {"name": "Mia", "age": 18}]
+GOAL = "people.json lists people. Write adults.csv with header name,age: the people aged 18 or older, sorted by name."
+RIGHT = ("import json\nrows = sorted((p for p in json.load(open('people.json')) if p['age'] >= 18), "
+         "key=lambda p: p['name'])\nprint('name,age')\nfor p in rows:\n    print(f\"{p['name']},{p['age']}\")")
+# The same result written differently: a second sample that agrees.
+RIGHT_TOO = ("import json, csv, sys\nw = csv.writer(sys.stdout, lineterminator='\\n')\nw.writerow(['name', 'age'])\n"
+             "for p in sorted(json.load(open('people.json')), key=lambda p: p['name']):\n"
+             "    if p['age'] >= 18:\n        w.writerow([p['name'], p['age']])")
+WRONG = "print('name,age')\nprint('Adam,17')"
+CRASHES = "import pandas\nprint(pandas.read_json('people.json'))"
+EXPECTED = "name,age\nMia,18\nZoe,34\n"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "people.json").write_text(json.dumps(PEOPLE))
+    return ws
+
+
+async def sandboxed(command: str, where: Path) -> Completed | None:
+    return await run_sandboxed(where, command, Limits(wall_s=20, cpu_s=20))
+
+
+def programs(*scripts: str) -> ScriptedProvider:
+    """A model whose n-th reference reply is scripts[n]."""
+    replies = iter(scripts)
+
+    def script(messages: list[BaseMessage]) -> dict[str, str]:
+        assert "PRINTS it to stdout" in all_text(messages)
+        return {"script": next(replies)}
+    return ScriptedProvider(script)
+
+
+# --- the comparison ---------------------------------------------------------------------------------------------
+
+def test_csv_differences_name_the_wrong_rows() -> None:
+    found = differences(EXPECTED, "name,age\nAdam,17\nMia,18\nZoe,34\n", "csv", ordered=True)
+    assert found == ["3 data row(s); expected 2", "line 2 is Adam,17; expected Mia,18",
+                     "line 3 is Mia,18; expected Zoe,34", "line 4 (Zoe,34) is not expected"]
+    assert differences(EXPECTED, "Name,Age\r\nMia,18.0\r\nZoe, 34\r\n", "csv") == []
+    assert differences(EXPECTED, "name,years\nMia,18\nZoe,34\n", "csv") == [
+        "header is 'name,years'; expected 'name,age'"]
+
+
+def test_unordered_csv_reports_missing_and_unexpected_rows() -> None:
+    want = "region,total\nnorth,150.75\nsouth,99.75\neast,50\n"
+    assert differences(want, "region,total\neast,50.00\nnorth,150.750\nsouth,99.75\n", "csv", ordered=False) == []
+    assert differences(want, "region,total\neast,50\nnorth,120.5\nsouth,99.75\n", "csv", ordered=False) == [
+        "missing row north,150.75", "unexpected row north,120.5"]
+
+
+def test_json_text_and_numbers_comparisons() -> None:
+    assert differences('{"name": "demo", "version": 3, "debug": false}',
+                       '{"debug": false, "version": 3.0, "name": "demo"}', "json") == []
+    assert differences('{"name": "demo", "debug": false}', '{"name": "demo", "debug": 0, "x": 1}', "json") == [
+        "/x is not expected", "/debug is 0; expected false"]
+    assert differences("Hello, Naestro!\n", "Hello, Naestro!  \n\n", "text") == []
+    assert differences("Hello, Naestro!", "Hello, Ann!", "text") == [
+        "line 1 is 'Hello, Ann!'; expected 'Hello, Naestro!'"]
+    report = "# Sales\nTotal amount of all sales: $300.50 over 6 sales (1,024 items)."
+    assert differences("total: 300.5\ncount: 6\nitems: 1024", report, "numbers") == []
+    assert differences("total: 300.5\ncount: 6", "Total: $185.75 over 6 sales.", "numbers") == [
+        "does not state 300.5 (the reference computed 'total: 300.5')"]
+
+
+rows = st.lists(st.tuples(st.sampled_from(["north", "south", "east", "west", "n/a"]),
+                          st.decimals(min_value=-10_000, max_value=10_000, places=2, allow_nan=False)),
+                min_size=1, max_size=12, unique_by=lambda r: r[0])
+
+
+def as_csv(data: list[tuple[str, object]], fmt: str = "{}") -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["region", "total"])
+    w.writerows([(r, fmt.format(v)) for r, v in data])
+    return out.getvalue()
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows, st.randoms(use_true_random=False))
+def test_metamorphic_row_order_and_number_format_do_not_matter_when_unordered(data: list[tuple[str, object]],
+                                                                              rnd: random.Random) -> None:
+    shuffled = list(data)
+    rnd.shuffle(shuffled)
+    assert differences(as_csv(data), as_csv(shuffled, "{:.3f}"), "csv", ordered=False) == []
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows, st.integers(min_value=0, max_value=11), st.sampled_from([0.02, -0.5, 7]))
+def test_metamorphic_a_changed_value_is_always_found(data: list[tuple[str, object]], which: int, delta: float) -> None:
+    i = which % len(data)
+    changed = [(r, float(str(v)) + delta if j == i else v) for j, (r, v) in enumerate(data)]
+    for ordered in (True, False):
+        assert differences(as_csv(data), as_csv(changed), "csv", ordered=ordered)
+
+
+async def test_the_evaluator_passes_only_a_matching_file(workspace: Path) -> None:
+    ev = build_evaluator("reference", {"file": "adults.csv", "expect": EXPECTED, "compare": "csv"})
+    assert isinstance(ev, ReferenceEvaluator)
+    env, subject = SandboxEvalEnv(workspace), Subject(task_id="t", description="d")
+    missing = await ev.evaluate(subject, env)
+    assert not missing.passed and "does not exist" in missing.evidence[0].detail
+    (workspace / "adults.csv").write_text("name,age\nAdam,17\nZoe,34\n")
+    wrong = await ev.evaluate(subject, env)
+    assert not wrong.passed and wrong.score == 0 and [e.detail for e in wrong.evidence] == [
+        "line 2 is Adam,17; expected Mia,18"]
+    (workspace / "adults.csv").write_text(EXPECTED)
+    assert (await ev.evaluate(subject, env)).passed
+
+
+# --- deriving the reference -------------------------------------------------------------------------------------
+
+def test_deliverables_are_new_data_files_reports_only_for_quantities(workspace: Path) -> None:
+    assert deliverables("Read people.json, write adults.csv and fib.py, and notes.txt", workspace) == [
+        "adults.csv", "notes.txt"]
+    assert deliverables("Write report.md summarising people.json", workspace) == []
+    assert deliverables("Write report.md stating the number of people in people.json", workspace) == ["report.md"]
+
+
+async def test_two_agreeing_samples_make_the_check_and_a_wrong_one_is_outvoted(workspace: Path) -> None:
+    before = sorted(p.name for p in workspace.rglob("*"))
+    out = await reference_checks(GOAL, programs(WRONG, RIGHT, RIGHT_TOO), workspace, sandboxed)
+    check = out.checks["adults.csv"]
+    assert check.evaluator == "reference" and check.params["expect"] == EXPECTED
+    assert check.params["compare"] == "csv" and check.params["ordered"] is True and check.params["script"] == RIGHT
+    assert out.tokens == 3 * 15 and sorted(p.name for p in workspace.rglob("*")) == before  # nothing written
+
+
+async def test_no_agreement_means_no_check_and_says_why(workspace: Path) -> None:
+    out = await reference_checks(GOAL, programs(WRONG, CRASHES, RIGHT), workspace, sandboxed)
+    assert out.checks == {}
+    note = out.notes["adults.csv"]
+    assert note.startswith("no two of 3 samples agreed (2 ran; exit 1: ModuleNotFoundError: No module named 'pandas'")
+
+
+def test_the_check_goes_to_the_task_that_produces_the_file() -> None:
+    plan = Plan.model_validate({"goal": GOAL, "tasks": [
+        {"id": "write", "role": "coder", "description": "Write adults.csv", "accept": [
+            {"kind": "file_exists", "path": "adults.csv"}]},
+        {"id": "review", "role": "reviewer", "description": "Review adults.csv", "deps": ["write"], "accept": [
+            {"kind": "file_exists", "path": "adults.csv"}]},
+        {"id": "other", "role": "coder", "description": "Write notes.txt", "accept": [
+            {"kind": "file_exists", "path": "notes.txt"}]}]})
+    ev = build_evaluator("reference", {"file": "adults.csv", "expect": EXPECTED, "compare": "csv"})
+    check = {"kind": "evaluator", "evaluator": "reference", "threshold": 1.0, "params": ev.model_dump()}
+    out = with_reference_checks(plan, {"adults.csv": EvaluatorCheck.model_validate(check)})
+    assert [len(t.accept) for t in out.tasks] == [2, 1, 1]
+    assert out.tasks[0].accept[1].kind == "evaluator"
