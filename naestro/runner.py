@@ -190,6 +190,7 @@ class Runner:
         rejected: list[JsonValue] = []
         repaired: list[JsonValue] = []
         references: dict[str, JsonValue] = {}
+        dropped: list[JsonValue] = []
         tokens = 0
         if plan is None:
             events.emit("planning", endpoint=self.provider.registry.default)
@@ -203,6 +204,7 @@ class Runner:
             plan, record.plan_source, tokens = outcome.plan, outcome.source, outcome.tokens
             rejected = [[str(p) for p in a] for a in outcome.attempts]
             repaired = [*outcome.repairs]
+            dropped = [*outcome.dropped]
             if self.settings.reference_checks:
                 with span("naestro.plan.reference"):
                     ref = await reference_checks(record.goal, self.provider, Path(record.workspace),
@@ -217,7 +219,8 @@ class Runner:
         self.store.save(record)
         # Emitted only once plan.json and run.json are on disk: subscribers may read them.
         events.emit("planned", source=record.plan_source, tasks=[t.id for t in plan.tasks],
-                    rejected_attempts=rejected, repaired_checks=repaired, references=references, tokens=tokens)
+                    rejected_attempts=rejected, repaired_checks=repaired, dropped_test_tasks=dropped,
+                    references=references, tokens=tokens)
         return await self._drive(record, events)
 
     async def resume(self, run_id: str, answers: dict[str, ConsentAnswer] | None = None) -> RunResult:

@@ -90,6 +90,7 @@ class PlanOutcome:
     attempts: list[list[PlanProblem]] = field(default_factory=list)
     tokens: int = 0
     repairs: list[str] = field(default_factory=list)  # pointers of command checks fixed mechanically
+    dropped: list[str] = field(default_factory=list)  # ids of test tasks the goal did not ask for
 
 
 def _plan_schema() -> dict[str, JsonValue]:
@@ -162,6 +163,43 @@ async def _without_vacuous(plan: Plan, probe: Probe) -> Plan | None:
     if not all(t.accept for t in tasks):
         return None
     return plan.model_copy(update={"tasks": tuple(tasks)})
+
+
+_TESTS = re.compile(r"(?i)\b(?:tests?|testing|pytest|unittest)\b|(?:^|_)tests?(?:_|$)")
+_TEST_FILE = re.compile(r"(?:^|/)(?:test_\w+|\w+_test)\.py$")
+
+
+def _without_unasked_tests(plan: Plan) -> tuple[Plan, list[str]]:
+    """``plan`` without the test tasks the goal did not ask for, and the ids it dropped.
+
+    The 1.5B adds "Test fib.py" tasks to goals that asked for no tests, checked by ``pytest fib.py`` (no tests:
+    exit 5) or by tests it wrote wrong; in golden runs 3 and 5 such a task failed every retry and turned a run with a
+    correct fib.py into a FAILED one. A test task is one whose id or description speaks of tests and whose files are
+    test files or files another task also names (so the deliverable keeps its producer); with it go the deps on it
+    and the other tasks' pytest checks (there are no tests to run). Nothing is dropped when the goal mentions tests
+    or when a task would be left without checks."""
+    if _TESTS.search(plan.goal):
+        return plan, []
+    named = {t.id: [str(f) for f in _FILE_NAME.findall(f"{t.description} {t.instructions}")] for t in plan.tasks}
+
+    def elsewhere(task_id: str, file: str) -> bool:
+        return any(file in files for other, files in named.items() if other != task_id)
+
+    drop = {t.id for t in plan.tasks if _TESTS.search(f"{t.id} {t.description}")
+            and all(_TEST_FILE.search(f) or elsewhere(t.id, f) for f in named[t.id])}
+    if not drop or len(drop) == len(plan.tasks):
+        return plan, []
+    kept = []
+    for t in plan.tasks:
+        if t.id in drop:
+            continue
+        accept = tuple(c for c in t.accept if "pytest" not in c.model_dump_json() and "unittest" not in
+                       c.model_dump_json())
+        if not accept:
+            return plan, []
+        kept.append(t.model_copy(update={"deps": tuple(d for d in t.deps if d not in drop), "accept": accept,
+                                         "inputs": {k: v for k, v in t.inputs.items() if v.task not in drop}}))
+    return plan.model_copy(update={"tasks": tuple(kept)}), sorted(drop)
 
 
 def _with_repaired_commands(candidate: dict[str, JsonValue]) -> tuple[dict[str, JsonValue], list[str]]:
@@ -238,8 +276,9 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
         if not problems and probe is not None:
             problems = await probe(Plan.model_validate(candidate))
         if not problems:
-            return PlanOutcome(plan=Plan.model_validate(candidate), source="model", attempts=history, tokens=tokens,
-                               repairs=repairs)
+            plan, untested = _without_unasked_tests(Plan.model_validate(candidate))
+            return PlanOutcome(plan=plan, source="model", attempts=history, tokens=tokens, repairs=repairs,
+                               dropped=untested)
         history.append(problems)
         messages += [AIMessage(json.dumps(reply.value)),
                      HumanMessage("That plan is invalid:\n" + "\n".join(map(str, problems)) +
@@ -249,8 +288,9 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
         salvaged = await _without_vacuous(salvaged, probe)
         salvaged = _fact_checked(salvaged) if salvaged is not None else None
     if salvaged is not None:
+        salvaged, untested = _without_unasked_tests(salvaged)
         return PlanOutcome(plan=salvaged, source="model:unusable-checks-dropped", attempts=history, tokens=tokens,
-                           repairs=repairs)
+                           repairs=repairs, dropped=untested)
     direct = _goal_plan(goal)
     if direct is not None and probe is not None:
         direct = await _without_vacuous(direct, probe)

@@ -19,11 +19,11 @@ import csv
 import io
 import json
 import math
-import re
 from typing import ClassVar, Literal
 
 from pydantic import Field, JsonValue
 
+from naestro.evaluators._factuality import numbers
 from naestro.evaluators._target import Params, inside
 from naestro.evaluators._verdict import EvalEnv, Evidence, Subject, Verdict
 
@@ -31,7 +31,6 @@ __all__ = ["Comparison", "ReferenceEvaluator", "comparison_for", "differences", 
 
 Comparison = Literal["csv", "json", "text", "numbers"]
 
-_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")
 _LIMIT = 6  # differences reported: enough to fix a file, short enough for a small model's context
 
 
@@ -42,8 +41,8 @@ def comparison_for(path: str) -> Comparison:
 
 
 def numbers_in(text: str) -> list[float]:
-    """Every number written in ``text`` (thousands separators allowed; dates and versions count as their parts)."""
-    return [float(m.group().replace(",", "")) for m in _NUMBER.finditer(text)]
+    """Every number written in ``text``, as the factuality evaluator reads them (thousands separators allowed)."""
+    return [float(n) for n in numbers(text)]
 
 
 def _close(a: float, b: float, tolerance: float) -> bool:

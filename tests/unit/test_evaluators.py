@@ -45,9 +45,10 @@ def verdict(evaluator: ev.Evaluator, workspace: Path, **env: object) -> Verdict:
 def test_exported_names() -> None:
     assert set(ev.__all__) == {
         "EVALUATORS", "CodeEvaluator", "CommandOutcome", "ContractEvaluator", "Cost", "CsvShape", "EvalEnv",
-        "Evaluator", "Evidence", "FactualityEvaluator", "GroupTotals", "RunEvalEnv", "SafetyEvaluator",
+        "Evaluator", "Evidence", "FactualityEvaluator", "GroupTotals", "ReferenceEvaluator",
+        "RunEvalEnv", "SafetyEvaluator",
         "SandboxEvalEnv", "SloEvaluator", "Source", "Subject", "Usage", "Verdict", "build_evaluator",
-        "emit_verdict", "evaluate_check", "journal_sources", "usage_from_events"}
+        "comparison_for", "differences", "emit_verdict", "evaluate_check", "journal_sources", "usage_from_events"}
 
 
 def test_verdict_refuses_false_success() -> None:

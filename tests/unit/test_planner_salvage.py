@@ -66,3 +66,42 @@ async def test_a_check_broken_only_by_a_semicolon_before_with_is_repaired_not_dr
     assert outcome.source == "model" and outcome.repairs == ["/tasks/0/accept/0/command"] and not outcome.attempts
     check = outcome.plan.tasks[0].accept[0]
     assert check.kind == "command" and "import csv\nwith open" in check.command
+
+
+FIB_CHECK = {"kind": "command", "command": "python3 -c \"from fib import fib; assert fib(10) == 55\""}
+
+
+def fib_plan(goal: str, *extra: dict[str, Any]) -> ScriptedProvider:
+    tasks = [{"id": "write_fib", "role": "coder", "description": "Write fib.py with fib(n)", "deps": [],
+              "accept": [FIB_CHECK]}, *extra]
+    return ScriptedProvider(lambda messages: {"goal": goal, "tasks": tasks})
+
+
+TEST_TASK = {"id": "test_fib", "role": "runner", "description": "Test fib.py with pytest", "deps": ["write_fib"],
+             "accept": [{"kind": "command", "command": "python3 -m pytest -q fib.py"}]}
+TESTS_FILE = {"id": "unit", "role": "coder", "description": "Write unit tests in test_fib.py", "deps": [],
+              "accept": [{"kind": "file_exists", "path": "test_fib.py"}]}
+REPORT = {"id": "report", "role": "reporter", "description": "Write notes.txt saying fib.py is tested",
+          "deps": ["test_fib"], "accept": [{"kind": "file_exists", "path": "notes.txt"},
+                                           {"kind": "evaluator", "evaluator": "code", "threshold": 1.0,
+                                            "params": {"command": "python3 -m pytest -q"}}]}
+
+
+async def test_test_tasks_the_goal_did_not_ask_for_are_dropped() -> None:
+    goal = "Write fib.py with a function fib(n) returning the n-th Fibonacci number."
+    outcome = await make_plan(goal, fib_plan(goal, TEST_TASK, TESTS_FILE, REPORT), attempts=1)
+    assert outcome.source == "model" and outcome.dropped == ["test_fib", "unit"]
+    assert [t.id for t in outcome.plan.tasks] == ["write_fib", "report"]
+    report = outcome.plan.tasks[1]
+    assert report.deps == () and [c.kind for c in report.accept] == ["file_exists"]  # its pytest check went too
+
+
+async def test_tests_stay_when_the_goal_asks_for_them_or_the_task_is_the_deliverable() -> None:
+    goal = "Write fib.py with fib(n) and a pytest test for it."
+    outcome = await make_plan(goal, fib_plan(goal, TEST_TASK, TESTS_FILE), attempts=1)
+    assert outcome.dropped == [] and len(outcome.plan.tasks) == 3
+    goal = "Write fib.py with fib(n)."
+    only = {"id": "fib_and_test", "role": "coder", "description": "Write fib.py and test it", "deps": [],
+            "accept": [FIB_CHECK]}
+    outcome = await make_plan(goal, ScriptedProvider(lambda m: {"goal": goal, "tasks": [only]}), attempts=1)
+    assert outcome.dropped == [] and [t.id for t in outcome.plan.tasks] == ["fib_and_test"]
