@@ -16,6 +16,8 @@ import os
 import re
 import shlex
 
+from naestro.oneliner import unfolded
+
 __all__ = ["command_problem", "repaired_command"]
 
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
@@ -119,4 +121,13 @@ def repaired_command(command: str) -> str | None:
     if problem is None or "does not compile" not in problem:
         return None
     fixed = _COMPOUND_AFTER_SEMICOLON.sub("\n", command)
-    return fixed if fixed != command and command_problem(fixed) is None else None
+    if fixed != command and command_problem(fixed) is None:
+        return fixed
+    # Nested one-liners ("with ...: x = 1; for ...: if ...: ...") need indentation, not just newlines.
+    words = _words(command)
+    if len(words) == 3 and _PYTHON.match(os.path.basename(words[0])) and words[1] == "-c":
+        code = unfolded(words[2])
+        if code is not None:
+            candidate = f"{words[0]} -c {shlex.quote(code)}"
+            return candidate if command_problem(candidate) is None else None
+    return None

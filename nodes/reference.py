@@ -17,6 +17,9 @@ when the goal asks for one (total, count, average...).
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 import shlex
 import shutil
@@ -25,31 +28,35 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import JsonValue
 
 from naestro.evaluators import comparison_for, differences
+from naestro.evaluators._factuality import numbers
 from naestro.llm import ModelProvider, complete_json
 from naestro.nodes.vacuity import CommandRunner
+from naestro.oneliner import unfolded
 from naestro.plan import EvaluatorCheck, Plan, Role
 
-__all__ = ["DATA_SUFFIXES", "QUANTITY", "ReferenceOutcome", "deliverables", "reference_checks", "with_reference_checks"]
+__all__ = ["DATA_SUFFIXES", "QUANTITY", "ReferenceOutcome", "deliverables", "implausible", "reference_checks",
+           "with_reference_checks"]
 
 DATA_SUFFIXES = ("csv", "json", "txt", "md", "yaml", "yml", "toml", "tsv")
 QUANTITY = re.compile(r"(?i)\b(?:total|sum|count|number of|average|mean|median|how many|percent(?:age)?)\b")
 _ORDERED = re.compile(r"(?i)\b(?:sort|sorted|order|ordered|ascending|descending|rank(?:ed)?)\b")
 _FILE = re.compile(r"\b[\w./-]+\.(?:" + "|".join(DATA_SUFFIXES) + r")\b")
 _MAX_EXPECT = 20_000  # a reference larger than this is not something a model can be shown as feedback
-_SAMPLES: tuple[dict[str, float | int], ...] = ({}, {"temperature": 0.8, "seed": 11}, {"temperature": 0.8, "seed": 23})
+# The endpoint's own temperature first, then independent samples; derivation stops at the first agreement.
+_SAMPLES: tuple[dict[str, float | int], ...] = ({}, *({"temperature": 0.5, "seed": s} for s in (11, 23, 37, 51)))
 _SCHEMA: dict[str, JsonValue] = {"type": "object", "properties": {"script": {"type": "string"}},
                                  "required": ["script"], "additionalProperties": False}
 _MAX_PREVIEW_FILES, _PREVIEW_LINES = 12, 4
 
-_SYSTEM = """You write short Python 3 programs that compute an expected result.
+_SYSTEM = """You write short, correct Python 3 programs.
 The program runs in a directory that holds the goal's input files. It may use only the standard library
-(csv, json, re, statistics, math, collections). It computes, from the input files, what the output file must
-contain according to the goal and PRINTS it to stdout. It must not write any file and must not read the output
-file (it does not exist yet). Reply as JSON: {"script": "<the program>"}."""
+(csv, json, re, statistics, math, collections). Write normal multi-line code, one statement per line.
+csv.writer takes lists of values (use csv.DictWriter for dicts); read a CSV file with
+rows = list(csv.DictReader(f)). Reply as JSON: {"script": "<the program>"}."""
 
 
 @dataclass
@@ -86,12 +93,41 @@ def _preview(workspace: Path) -> str:
 
 
 def _ask(goal: str, file: str, preview: str) -> str:
+    """Small models write the file even when asked to print it (measured: the 1.5B's first program wrote adults.csv
+    and printed nothing), so data files are asked for as files; a report's quantities are printed."""
     if comparison_for(file) == "numbers":
-        what = (f"The goal asks for a report, {file}. Print each quantity the report must state, computed from the "
-                "input files, one per line as `name: value` (no other text, no Markdown).")
+        what = (f"The goal asks for a report, {file}. Do not write the report. Write a program that PRINTS each "
+                "quantity the report must state, computed from the input files, one per line as `name: value`.")
     else:
-        what = f"Print exactly the content {file} must have: every line of it, and nothing else."
+        what = f"Write a program that creates {file} exactly as the goal asks, computing it from the input files."
     return f"Goal: {goal}\n\nInput files (first lines):\n{preview}\n\n{what}"
+
+
+def implausible(content: str, file: str) -> str | None:
+    """Why a reference program's result cannot be the answer, whatever the goal: it must have the shape of the file
+    (seen: ``csv.writer.writerows`` on dicts writes each row's keys, so every row repeats the header). A CSV with no
+    data rows is refused too: a goal asking for one computed from its inputs rarely means an empty one, and two
+    programs reading JSON as CSV agree on it."""
+    if not content.strip():
+        return "empty result"
+    kind = comparison_for(file)
+    if kind == "csv":
+        rows = [r for r in csv.reader(io.StringIO(content.strip())) if any(c.strip() for c in r)]
+        header = [c.strip().lower() for c in rows[0]]
+        if len(rows) < 2:  # seen twice, agreeing: people.json read with csv.DictReader yields no rows
+            return "a header and no data rows"
+        if any([c.strip().lower() for c in r] == header for r in rows[1:]):
+            return "a data row repeats the header"
+        if any(len(r) != len(header) for r in rows[1:]):
+            return "rows and header differ in width"
+    elif kind == "json":
+        try:
+            json.loads(content)
+        except json.JSONDecodeError as exc:
+            return f"not JSON: {exc}"
+    elif kind == "numbers" and not numbers(content):
+        return "no number printed"
+    return None
 
 
 def _agreed(outputs: list[str], file: str, ordered: bool) -> str | None:
@@ -103,45 +139,92 @@ def _agreed(outputs: list[str], file: str, ordered: bool) -> str | None:
     return None
 
 
-async def _reference(goal: str, file: str, provider: ModelProvider, endpoint: str | None, workspace: Path,
-                     run: CommandRunner, guard: Callable[[str, str], None] | None, redact: Callable[[str], str],
-                     outcome: ReferenceOutcome) -> None:
-    messages = [SystemMessage(_SYSTEM), HumanMessage(_ask(goal, file, redact(_preview(workspace))))]
-    ordered = _ORDERED.search(goal) is not None
-    outputs: list[str] = []
-    scripts: dict[str, str] = {}
-    problems: list[str] = []
-    for sampling in _SAMPLES:
-        if guard is not None:
-            guard(provider.registry.get(endpoint).name, "\n".join(str(m.content) for m in messages))
-        reply = await complete_json(provider, endpoint, messages, schema=_SCHEMA, name="reference",
+@dataclass
+class _Deriver:
+    """Derives one file's reference: samples programs, runs them, debugs each once, stops at agreement."""
+
+    goal: str
+    file: str
+    provider: ModelProvider
+    endpoint: str | None
+    workspace: Path
+    run: CommandRunner
+    guard: Callable[[str, str], None] | None
+    redact: Callable[[str], str]
+    outcome: ReferenceOutcome
+
+    async def _program(self, messages: list[BaseMessage], sampling: dict[str, float | int]) -> str | None:
+        if self.guard is not None:
+            self.guard(self.provider.registry.get(self.endpoint).name, "\n".join(str(m.content) for m in messages))
+        reply = await complete_json(self.provider, self.endpoint, messages, schema=_SCHEMA, name="reference",
                                     sampling=sampling or None)
-        outcome.tokens += reply.prompt_tokens + reply.completion_tokens
+        self.outcome.tokens += reply.prompt_tokens + reply.completion_tokens
         script = reply.value.get("script") if isinstance(reply.value, dict) else None
-        if not isinstance(script, str) or not script.strip():
-            problems.append("no program")
-            continue
+        return script if isinstance(script, str) and script.strip() else None
+
+    async def _result(self, script: str) -> tuple[str | None, str]:
+        """(the file's content, "") or (None, what went wrong: the error the program's next version is shown)."""
+        # "import csv; with open(...) as f: ...; for ...: if ...: ...": the 1.5B's commonest slip, unfolded.
+        command = f"python3 -c {shlex.quote(unfolded(script) or script)}"
         with tempfile.TemporaryDirectory(prefix="naestro-reference-") as tmp:
             copy = Path(tmp) / "workspace"
-            shutil.copytree(workspace, copy, symlinks=True)
-            done = await run(f"python3 -c {shlex.quote(script)}", copy)
+            shutil.copytree(self.workspace, copy, symlinks=True)
+            done = await self.run(command, copy)
+            written = copy / self.file
+            # The file the program wrote, read here, goes through ``redact`` as its printed output did.
+            content = self.redact(written.read_text(errors="replace")) if written.is_file() and \
+                comparison_for(self.file) != "numbers" else (done.stdout if done is not None else "")
         if done is None:
-            outcome.notes[file] = "the policy did not allow running the reference program"
-            return
-        if done.exit_code != 0 or not done.stdout.strip() or len(done.stdout) > _MAX_EXPECT:
-            problems.append(f"exit {done.exit_code}" + (f": {done.stderr.strip().splitlines()[-1][:120]}"
-                                                         if done.stderr.strip() else ""))
-            continue
-        outputs.append(done.stdout)
-        scripts.setdefault(done.stdout, script)
-        if (expect := _agreed(outputs, file, ordered)) is not None:
-            outcome.checks[file] = EvaluatorCheck(
-                kind="evaluator", evaluator="reference", threshold=1.0,
-                params={"file": file, "expect": expect.strip() + "\n", "compare": comparison_for(file),
-                        "ordered": ordered, "script": scripts[expect]})
-            return
-    outcome.notes[file] = f"no two of {len(_SAMPLES)} samples agreed ({len(outputs)} ran; " \
-                          f"{'; '.join(problems) or 'outputs differ'})"
+            raise _NotAllowed
+        if done.exit_code != 0:
+            return None, f"exit {done.exit_code}: " + "\n".join(done.stderr.strip().splitlines()[-3:])[-300:]
+        why = "too long" if len(content) > _MAX_EXPECT else implausible(content, self.file)
+        return (content, "") if why is None else (None, why)
+
+    async def _sample(self, sampling: dict[str, float | int]) -> tuple[str | None, str, str]:
+        """One independent sample: a program, and once more with its error when it fails (self-debugging)."""
+        messages: list[BaseMessage] = [
+            SystemMessage(_SYSTEM), HumanMessage(_ask(self.goal, self.file, self.redact(_preview(self.workspace))))]
+        problem = "no program"
+        for _ in range(2):
+            script = await self._program(messages, sampling)
+            if script is None:
+                return None, "", "no program"
+            content, problem = await self._result(script)
+            if content is not None:
+                return content, script, ""
+            retry = f"The program failed: {problem}\nReturn the corrected program (still doing all the goal asks)."
+            messages += [AIMessage(json.dumps({"script": script})), HumanMessage(retry)]
+        return None, "", problem.splitlines()[-1][:160] if problem else problem
+
+    async def derive(self) -> None:
+        ordered = _ORDERED.search(self.goal) is not None
+        outputs: list[str] = []
+        scripts: dict[str, str] = {}
+        problems: list[str] = []
+        for sampling in _SAMPLES:
+            try:
+                content, script, problem = await self._sample(sampling)
+            except _NotAllowed:
+                self.outcome.notes[self.file] = "the policy did not allow running the reference program"
+                return
+            if content is None:
+                problems.append(problem)
+                continue
+            outputs.append(content)
+            scripts.setdefault(content, script)
+            if (expect := _agreed(outputs, self.file, ordered)) is not None:
+                self.outcome.checks[self.file] = EvaluatorCheck(
+                    kind="evaluator", evaluator="reference", threshold=1.0,
+                    params={"file": self.file, "expect": expect.strip() + "\n", "compare": comparison_for(self.file),
+                            "ordered": ordered, "script": scripts[expect]})
+                return
+        self.outcome.notes[self.file] = f"no two of {len(_SAMPLES)} samples agreed ({len(outputs)} usable; " \
+                                        f"{'; '.join(problems) or 'outputs differ'})"
+
+
+class _NotAllowed(Exception):
+    """The gate did not allow running a reference program."""
 
 
 async def reference_checks(goal: str, provider: ModelProvider, workspace: Path, run: CommandRunner, *,
@@ -155,7 +238,7 @@ async def reference_checks(goal: str, provider: ModelProvider, workspace: Path, 
     the sandbox and returns its output in the same handle space."""
     outcome = ReferenceOutcome()
     for file in deliverables(goal, workspace):
-        await _reference(goal, file, provider, endpoint, workspace, run, guard, redact or _as_is, outcome)
+        await _Deriver(goal, file, provider, endpoint, workspace, run, guard, redact or _as_is, outcome).derive()
     return outcome
 
 

@@ -166,7 +166,7 @@ async def test_a_hand_typed_data_file_is_checked_against_the_reference_result(se
 
     def script(messages: list[BaseMessage]) -> dict[str, Any]:
         text = all_text(messages)
-        if "PRINTS it to stdout" in text:
+        if "You write short, correct Python 3 programs" in text:
             return {"script": REFERENCE}
         if "You are the Planner" in text:
             return {"tasks": [{"id": "adults", "role": "coder", "description": "Write adults.csv from people.json",

@@ -31,7 +31,7 @@ def script(messages: list[BaseMessage]) -> dict[str, Any]:
                                         "accept": [{"kind": "regex", "file": "hello.txt", "pattern": "Naestro"}]}]}
     if "Write 2-4 sentences" in text:
         return {"summary": "hello.txt written."}
-    if "PRINTS it to stdout" in text:  # the planner's reference program for hello.txt
+    if "You write short, correct Python 3 programs" in text:  # the planner's reference program for hello.txt
         return {"script": "print('Hello, Naestro!')"}
     if first.startswith("Accomplish the following goal"):  # the ReAct baseline: the same partial file, as text
         if steps == 0:

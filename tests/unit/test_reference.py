@@ -31,6 +31,11 @@ RIGHT_TOO = ("import json, csv, sys\nw = csv.writer(sys.stdout, lineterminator='
              "    if p['age'] >= 18:\n        w.writerow([p['name'], p['age']])")
 WRONG = "print('name,age')\nprint('Adam,17')"
 CRASHES = "import pandas\nprint(pandas.read_json('people.json'))"
+# The 1.5B's one-liner (a SyntaxError as written) that writes the file: unfolded, it runs.
+ONE_LINER = ("import csv, json; with open('people.json') as f, open('adults.csv', 'w', newline='') as out: "
+             "w = csv.writer(out, lineterminator='\\n'); w.writerow(['name', 'age']); "
+             "for p in sorted(json.load(f), key=lambda p: p['name']): if p['age'] >= 18: "
+             "w.writerow([p['name'], p['age']])")
 EXPECTED = "name,age\nMia,18\nZoe,34\n"
 
 
@@ -46,13 +51,15 @@ async def sandboxed(command: str, where: Path) -> Completed | None:
     return await run_sandboxed(where, command, Limits(wall_s=20, cpu_s=20))
 
 
-def programs(*scripts: str) -> ScriptedProvider:
-    """A model whose n-th reference reply is scripts[n]."""
+def programs(*scripts: str, prompts: list[str] | None = None) -> ScriptedProvider:
+    """A model whose n-th reference reply is scripts[n] (the last one forever after)."""
     replies = iter(scripts)
 
     def script(messages: list[BaseMessage]) -> dict[str, str]:
-        assert "PRINTS it to stdout" in all_text(messages)
-        return {"script": next(replies)}
+        assert "You write short, correct Python 3 programs" in all_text(messages)
+        if prompts is not None:
+            prompts.append(str(messages[-1].content))
+        return {"script": next(replies, scripts[-1])}
     return ScriptedProvider(script)
 
 
@@ -144,18 +151,29 @@ def test_deliverables_are_new_data_files_reports_only_for_quantities(workspace: 
 
 async def test_two_agreeing_samples_make_the_check_and_a_wrong_one_is_outvoted(workspace: Path) -> None:
     before = sorted(p.name for p in workspace.rglob("*"))
-    out = await reference_checks(GOAL, programs(WRONG, RIGHT, RIGHT_TOO), workspace, sandboxed)
+    prompts: list[str] = []
+    # sample 1 is wrong; sample 2 crashes, is shown its error and fixed (RIGHT); sample 3 agrees with it
+    out = await reference_checks(GOAL, programs(WRONG, CRASHES, RIGHT, RIGHT_TOO, prompts=prompts), workspace,
+                                 sandboxed)
     check = out.checks["adults.csv"]
     assert check.evaluator == "reference" and check.params["expect"] == EXPECTED
     assert check.params["compare"] == "csv" and check.params["ordered"] is True and check.params["script"] == RIGHT
-    assert out.tokens == 3 * 15 and sorted(p.name for p in workspace.rglob("*")) == before  # nothing written
+    assert "The program failed: exit 1" in prompts[2] and "No module named 'pandas'" in prompts[2]
+    assert out.tokens == 4 * 15 and sorted(p.name for p in workspace.rglob("*")) == before  # ran on a copy
+
+
+async def test_a_program_that_writes_the_file_is_read_from_its_copy_and_one_liners_are_unfolded(
+        workspace: Path) -> None:
+    out = await reference_checks(GOAL, programs(ONE_LINER, RIGHT), workspace, sandboxed)
+    assert out.checks["adults.csv"].params["expect"] == EXPECTED and not (workspace / "adults.csv").exists()
 
 
 async def test_no_agreement_means_no_check_and_says_why(workspace: Path) -> None:
-    out = await reference_checks(GOAL, programs(WRONG, CRASHES, RIGHT), workspace, sandboxed)
+    out = await reference_checks(GOAL, programs(WRONG, RIGHT, "print('name,age')", "print("), workspace, sandboxed)
     assert out.checks == {}
-    note = out.notes["adults.csv"]
-    assert note.startswith("no two of 3 samples agreed (2 ran; exit 1: ModuleNotFoundError: No module named 'pandas'")
+    # sample 3 prints a header only (implausible) and its corrected version does not compile
+    assert out.notes["adults.csv"] == "no two of 5 samples agreed (2 usable; " + "; ".join(
+        ["SyntaxError: '(' was never closed"] * 3) + ")"
 
 
 def test_the_check_goes_to_the_task_that_produces_the_file() -> None:
