@@ -143,7 +143,7 @@ AcceptanceCheck = Annotated[
 
 # Params an agent is not shown: a reference check's expected content is the evaluator's answer key. The agent does
 # the work; a failed comparison's evidence tells it which rows or values differ.
-_HIDDEN_PARAMS = {"reference": ("expect", "script")}
+_HIDDEN_PARAMS = {"reference": ("expect", "script", "alternatives")}
 
 
 def shown_to_agent(check: CommandCheck | FileExistsCheck | JsonSchemaCheck | RegexCheck | EvaluatorCheck) -> str:

@@ -174,7 +174,12 @@ def differences(expect: str, actual: str, comparison: Comparison, *, ordered: bo
 
 class ReferenceEvaluator(Params):
     """Params: ``file`` (the deliverable), ``expect`` (the reference output), ``compare``, ``ordered``,
-    ``tolerance``, and ``script`` (the program that computed ``expect``: provenance for the reader)."""
+    ``tolerance``, ``script`` (the program that computed ``expect``: provenance for the reader), and
+    ``alternatives``: when no two reference programs agreed, the other results they computed.
+
+    With alternatives, the deliverable is one more independent sample: it passes when it agrees with any of the
+    candidates (two derivations agreeing, the same rule the planner applies to its programs), and a failure's
+    evidence is the difference to the closest one."""
 
     name: ClassVar[str] = "reference"
 
@@ -184,6 +189,7 @@ class ReferenceEvaluator(Params):
     ordered: bool = True
     tolerance: float = Field(default=0.01, ge=0)
     script: str = ""
+    alternatives: tuple[str, ...] = ()
 
     async def evaluate(self, subject: Subject, env: EvalEnv) -> Verdict:
         path = inside(env.workspace, self.file)
@@ -191,12 +197,19 @@ class ReferenceEvaluator(Params):
             return Verdict.of(self.name, [Evidence(check="file", ok=False, where=self.file,
                                                    detail=f"{self.file} does not exist in the workspace")])
         # The reference was stored with the run's secrets and PII as handles: compare (and quote) the file so too.
-        found = differences(self.expect, env.conceal(path.read_text(errors="replace")), self.compare,
-                            ordered=self.ordered, tolerance=self.tolerance)
+        actual = env.conceal(path.read_text(errors="replace"))
+        found = min((differences(c, actual, self.compare, ordered=self.ordered, tolerance=self.tolerance)
+                     for c in (self.expect, *self.alternatives)), key=len)
         if not found:
+            what = "the result computed from the inputs" if not self.alternatives else \
+                f"one of the {1 + len(self.alternatives)} results independent programs computed from the inputs"
             return Verdict.of(self.name, [Evidence(check=self.compare, ok=True, where=self.file,
-                                                   detail="matches the result computed from the inputs")])
+                                                   detail=f"matches {what}")])
         evidence = [Evidence(check=self.compare, ok=False, where=self.file, detail=d) for d in found[:_LIMIT]]
+        if self.alternatives:
+            evidence.insert(0, Evidence(check=self.compare, ok=False, where=self.file, detail=(
+                f"matches none of the {1 + len(self.alternatives)} results independent programs computed from the "
+                "inputs; the differences to the closest one follow")))
         if len(found) > _LIMIT:
             evidence.append(Evidence(check=self.compare, ok=False, where=self.file,
                                      detail=f"... and {len(found) - _LIMIT} more difference(s)"))

@@ -81,8 +81,10 @@ class RunEvalEnv:
     def sources(self) -> list[Source]:
         """What the run read or computed: its journalled tool results, and the output of the planner's reference
         programs (run in the sandbox on the inputs before any task: ``naestro.nodes.reference``)."""
-        computed = [Source(tool="reference", text=str(c.params.get("expect", ""))) for t in self.ctx.plan.tasks
-                    for c in t.accept if isinstance(c, EvaluatorCheck) and c.evaluator == "reference"]
+        computed = [Source(tool="reference", text=str(c.params.get("expect", "")) + "\n" +
+                           "\n".join(map(str, alts if isinstance(alts := c.params.get("alternatives"), list) else [])))
+                    for t in self.ctx.plan.tasks for c in t.accept
+                    if isinstance(c, EvaluatorCheck) and c.evaluator == "reference"]
         return journal_sources(self.ctx.run_dir / "journal.jsonl") + computed
 
     def usage(self, task_id: str) -> Usage:

@@ -168,12 +168,29 @@ async def test_a_program_that_writes_the_file_is_read_from_its_copy_and_one_line
     assert out.checks["adults.csv"].params["expect"] == EXPECTED and not (workspace / "adults.csv").exists()
 
 
-async def test_no_agreement_means_no_check_and_says_why(workspace: Path) -> None:
+async def test_without_agreement_the_file_must_agree_with_one_of_the_results(workspace: Path) -> None:
     out = await reference_checks(GOAL, programs(WRONG, RIGHT, "print('name,age')", "print("), workspace, sandboxed)
-    assert out.checks == {}
     # sample 3 prints a header only (implausible) and its corrected version does not compile
     assert out.notes["adults.csv"] == "no two of 5 samples agreed (2 usable; " + "; ".join(
-        ["SyntaxError: '(' was never closed"] * 3) + ")"
+        ["SyntaxError: '(' was never closed"] * 3) + "); the file must agree with one of the 2 results"
+    params = out.checks["adults.csv"].params
+    assert params["expect"] == "name,age\nAdam,17\n" and params["alternatives"] == [EXPECTED]
+    ev = build_evaluator("reference", dict(params))
+    (workspace / "adults.csv").write_text(EXPECTED)
+    env, subject = SandboxEvalEnv(workspace), Subject(task_id="t", description="d")
+    passed = await ev.evaluate(subject, env)
+    assert passed.passed and "one of the 2 results" in passed.evidence[0].detail
+    (workspace / "adults.csv").write_text("name,age\nMia,18\nZoe,35\n")
+    failed = await ev.evaluate(subject, env)
+    assert not failed.passed and [e.detail for e in failed.evidence] == [
+        "matches none of the 2 results independent programs computed from the inputs; the differences to the "
+        "closest one follow", "line 3 is Zoe,35; expected Zoe,34"]
+
+
+async def test_nothing_usable_means_no_check_and_says_why(workspace: Path) -> None:
+    out = await reference_checks(GOAL, programs("print("), workspace, sandboxed)
+    assert out.checks == {} and out.notes["adults.csv"] == "no two of 5 samples agreed (0 usable; " + "; ".join(
+        ["SyntaxError: '(' was never closed"] * 5) + ")"
 
 
 def test_the_check_goes_to_the_task_that_produces_the_file() -> None:
@@ -185,7 +202,7 @@ def test_the_check_goes_to_the_task_that_produces_the_file() -> None:
         {"id": "other", "role": "coder", "description": "Write notes.txt", "accept": [
             {"kind": "file_exists", "path": "notes.txt"}]}]})
     ev = build_evaluator("reference", {"file": "adults.csv", "expect": EXPECTED, "compare": "csv"})
-    check = {"kind": "evaluator", "evaluator": "reference", "threshold": 1.0, "params": ev.model_dump()}
+    check = {"kind": "evaluator", "evaluator": "reference", "threshold": 1.0, "params": ev.model_dump(mode="json")}
     out = with_reference_checks(plan, {"adults.csv": EvaluatorCheck.model_validate(check)})
     assert [len(t.accept) for t in out.tasks] == [2, 1, 1]
     assert out.tasks[0].accept[1].kind == "evaluator"
