@@ -45,6 +45,7 @@ __all__ = ["DATA_SUFFIXES", "QUANTITY", "ReferenceOutcome", "deliverables", "imp
 
 DATA_SUFFIXES = ("csv", "json", "txt", "md", "yaml", "yml", "toml", "tsv")
 QUANTITY = re.compile(r"(?i)\b(?:total|sum|count|number of|average|mean|median|how many|percent(?:age)?)\b")
+_ONE_ROW_PER = re.compile(r"(?i)\bone (?:row|line) (?:per|for each)\b")
 _ORDERED = re.compile(r"(?i)\b(?:sort|sorted|order|ordered|ascending|descending|rank(?:ed)?)\b")
 _FILE = re.compile(r"\b[\w./-]+\.(?:" + "|".join(DATA_SUFFIXES) + r")\b")
 _MAX_EXPECT = 20_000  # a reference larger than this is not something a model can be shown as feedback
@@ -105,7 +106,7 @@ def _ask(goal: str, file: str, preview: str) -> str:
     return f"Goal: {goal}\n\nInput files (first lines):\n{preview}\n\n{what}"
 
 
-def implausible(content: str, file: str) -> str | None:
+def implausible(content: str, file: str, goal: str = "") -> str | None:
     """Why a reference program's result cannot be the answer, whatever the goal: it must have the shape of the file
     (seen: ``csv.writer.writerows`` on dicts writes each row's keys, so every row repeats the header). A CSV with no
     data rows is refused too: a goal asking for one computed from its inputs rarely means an empty one, and two
@@ -122,6 +123,10 @@ def implausible(content: str, file: str) -> str | None:
             return "a data row repeats the header"
         if any(len(r) != len(header) for r in rows[1:]):
             return "rows and header differ in width"
+        keys = [r[0].strip() for r in rows[1:]]
+        if _ONE_ROW_PER.search(goal) and len(set(keys)) < len(keys):
+            # seen: two programs agreeing on one row per sale for "one row per region giving the sum"
+            return f"the goal asks for one row per {header[0]}, but {header[0]} values repeat"
     elif kind == "json":
         try:
             json.loads(content)
@@ -180,7 +185,7 @@ class _Deriver:
             raise _NotAllowed
         if done.exit_code != 0:
             return None, f"exit {done.exit_code}: " + "\n".join(done.stderr.strip().splitlines()[-3:])[-300:]
-        why = "too long" if len(content) > _MAX_EXPECT else implausible(content, self.file)
+        why = "too long" if len(content) > _MAX_EXPECT else implausible(content, self.file, self.goal)
         return (content, "") if why is None else (None, why)
 
     async def _sample(self, sampling: dict[str, float | int]) -> tuple[str | None, str, str]:

@@ -17,7 +17,7 @@ from langchain_core.messages import BaseMessage
 
 from naestro.evaluators import ReferenceEvaluator, SandboxEvalEnv, Subject, build_evaluator, differences
 from naestro.mcp_servers.sandbox import Completed, Limits, run_sandboxed
-from naestro.nodes.reference import deliverables, reference_checks, with_reference_checks
+from naestro.nodes.reference import deliverables, implausible, reference_checks, with_reference_checks
 from naestro.plan import EvaluatorCheck, Plan
 from tests.fakes import ScriptedProvider, all_text
 
@@ -206,3 +206,15 @@ def test_the_check_goes_to_the_task_that_produces_the_file() -> None:
     out = with_reference_checks(plan, {"adults.csv": EvaluatorCheck.model_validate(check)})
     assert [len(t.accept) for t in out.tasks] == [2, 1, 1]
     assert out.tasks[0].accept[1].kind == "evaluator"
+
+
+def test_results_of_the_wrong_shape_are_refused() -> None:
+    assert implausible("name,age\nname,age\nname,age\n", "a.csv") == "a data row repeats the header"
+    assert implausible("name,age\n", "a.csv") == "a header and no data rows"
+    assert implausible("name,age\nZoe\n", "a.csv") == "rows and header differ in width"
+    per_sale = "region,total\nnorth,120.5\nnorth,30.25\n"
+    assert implausible(per_sale, "t.csv", "one row per region giving the sum") == (
+        "the goal asks for one row per region, but region values repeat")
+    assert implausible(per_sale, "t.csv", "every sale") is None
+    assert implausible("{'a': 1}", "c.json") is not None and implausible('{"a": 1}', "c.json") is None
+    assert implausible("total: about right", "r.md") == "no number printed" and implausible("", "x.txt")
