@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import random
 from pathlib import Path
 
@@ -16,10 +15,10 @@ from hypothesis import strategies as st
 from langchain_core.messages import BaseMessage
 
 from naestro.evaluators import ReferenceEvaluator, SandboxEvalEnv, Subject, build_evaluator, differences
-from naestro.mcp_servers.sandbox import Completed, Limits, run_sandboxed
 from naestro.nodes.reference import deliverables, implausible, reference_checks, with_reference_checks
 from naestro.plan import EvaluatorCheck, Plan
 from tests.fakes import ScriptedProvider, all_text
+from tests.sandboxed import people_workspace, sandboxed
 
 PEOPLE = [{"name": "Zoe", "age": 34}, {"name": "Adam", "age": 17}, {"name": "Mia", "age": 18}]
 GOAL = "people.json lists people. Write adults.csv with header name,age: the people aged 18 or older, sorted by name."
@@ -41,14 +40,7 @@ EXPECTED = "name,age\nMia,18\nZoe,34\n"
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    (ws / "people.json").write_text(json.dumps(PEOPLE))
-    return ws
-
-
-async def sandboxed(command: str, where: Path) -> Completed | None:
-    return await run_sandboxed(where, command, Limits(wall_s=20, cpu_s=20))
+    return people_workspace(tmp_path, PEOPLE)
 
 
 def programs(*scripts: str, prompts: list[str] | None = None) -> ScriptedProvider:

@@ -14,7 +14,7 @@ from langchain_core.messages import BaseMessage
 
 from naestro.errors import PlanProblem
 from naestro.events import read_events
-from naestro.mcp_servers.sandbox import Completed, Limits, run_sandboxed
+from naestro.mcp_servers.sandbox import Completed
 from naestro.nodes.planner import make_plan
 from naestro.nodes.vacuity import vacuous_checks
 from naestro.plan import Plan
@@ -22,6 +22,7 @@ from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.runner import Runner
 from naestro.settings import Settings
 from tests.fakes import ScriptedProvider, all_text
+from tests.sandboxed import people_workspace, sandboxed
 
 PEOPLE = [{"name": "Zoe", "age": 34}, {"name": "Lia", "age": 9}]
 RECOMPUTE = ("python3 -c \"import json\nadults = [p for p in json.load(open('people.json')) if p['age'] >= 18]\n"
@@ -32,14 +33,7 @@ GOAL = "people.json lists people. Write adults.csv with the adults."
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    (ws / "people.json").write_text(json.dumps(PEOPLE))
-    return ws
-
-
-async def sandboxed(command: str, where: Path) -> Completed | None:
-    return await run_sandboxed(where, command, Limits(wall_s=20, cpu_s=20))
+    return people_workspace(tmp_path, PEOPLE)
 
 
 def plan_of(*accepts: list[dict[str, Any]], deps: dict[int, list[str]] | None = None) -> dict[str, Any]:
