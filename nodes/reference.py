@@ -188,10 +188,10 @@ class _Deriver:
         why = "too long" if len(content) > _MAX_EXPECT else implausible(content, self.file, self.goal)
         return (content, "") if why is None else (None, why)
 
-    async def _sample(self, sampling: dict[str, float | int]) -> tuple[str | None, str, str]:
+    async def _sample(self, ask: str, sampling: dict[str, float | int]) -> tuple[str | None, str, str]:
         """One independent sample: a program, and once more with its error when it fails (self-debugging)."""
         messages: list[BaseMessage] = [
-            SystemMessage(_SYSTEM), HumanMessage(_ask(self.goal, self.file, self.redact(_preview(self.workspace))))]
+            SystemMessage(_SYSTEM), HumanMessage(ask)]
         problem = "no program"
         for _ in range(2):
             script = await self._program(messages, sampling)
@@ -205,13 +205,15 @@ class _Deriver:
         return None, "", problem.splitlines()[-1][:160] if problem else problem
 
     async def derive(self) -> None:
+        # Read and redacted once per file (the redaction runs NER), not once per sample.
+        ask = _ask(self.goal, self.file, self.redact(_preview(self.workspace)))
         ordered = _ORDERED.search(self.goal) is not None
         outputs: list[str] = []
         scripts: dict[str, str] = {}
         problems: list[str] = []
         for sampling in _SAMPLES:
             try:
-                content, script, problem = await self._sample(sampling)
+                content, script, problem = await self._sample(ask, sampling)
             except _NotAllowed:
                 self.outcome.notes[self.file] = "the policy did not allow running the reference program"
                 return
