@@ -60,7 +60,8 @@ def main(n: int) -> None:
         ws = root / "ws"
         ws.mkdir()
         switches = KillSwitches(root / "control.sqlite")
-        audit = AuditLog(root / "audit.jsonl", run_id="bench", key=load_signing_key(root / "keys"))
+        audit = AuditLog(root / "audit.jsonl", run_id="bench", key=load_signing_key(root / "keys"),
+                         anchors=root / "anchors")
         policy = RunPolicy(allow_domains=["*.python.org"])
         known = {"fs.read", "fs.write", "fs.list", "exec.run", "web.fetch"}
         limits = bundle.data["naestro"]["rate_limits"]

@@ -5,10 +5,20 @@ Models are frozen so that the plan a run checkpointed is exactly the plan it rep
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from naestro.commandcheck import command_problem
 
@@ -16,6 +26,23 @@ TaskId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 """Lower-case identifiers: they become LangGraph node names and file-safe path parts."""
 
 JsonSchema = dict[str, JsonValue]
+
+MAX_TASKS = 500
+"""More tasks than this is not a plan one run can carry out or a person can review; split the goal (issue 14)."""
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """Goal and task text reach prompts, terminals and reports: a NUL or an escape sequence there is an attack or
+    an accident, never intent. Newline and tab are text."""
+    if found := _CONTROL.search(text):
+        raise ValueError(f"control character U+{ord(found.group()):04X} at offset {found.start()}; only newline "
+                         f"and tab are allowed")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_printable)]
 
 
 class Role(StrEnum):
@@ -29,7 +56,8 @@ class Role(StrEnum):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # allow_inf_nan=False: `1e999` parses as inf and would make every budget check pass (issue 14).
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class Budget(_Frozen):
@@ -81,7 +109,12 @@ class CommandCheck(_Frozen):
     @classmethod
     def _usable(cls, command: str) -> str:
         """A check that cannot pass whatever the agent does is a plan error (fed back to the planner)."""
-        problem = command_problem(command)
+        try:
+            problem = command_problem(command)
+        except (RecursionError, MemoryError) as exc:
+            # CPython's parser gives up on deeply nested code with these (e.g. 100k unary minuses); issue 14.
+            raise ValueError("its python -c code is nested too deeply to check; simplify it or run a test file "
+                             "(python3 -m pytest)") from exc
         if problem is not None:
             raise ValueError(problem)
         return command
@@ -166,8 +199,8 @@ class Task(_Frozen):
 
     id: TaskId
     role: Role
-    description: str = Field(min_length=1)
-    instructions: str = ""
+    description: Text = Field(min_length=1)
+    instructions: Text = ""
     action: DirectAction | None = None
     deps: tuple[TaskId, ...] = ()
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
@@ -187,9 +220,18 @@ class Plan(_Frozen):
     """A DAG of tasks for one goal, with a run-level budget ceiling."""
 
     version: Literal["1"] = "1"
-    goal: str = Field(min_length=1)
+    goal: Text = Field(min_length=1)
     tasks: tuple[Task, ...] = Field(min_length=1)
     budget: Budget = Budget()
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _not_too_many(cls, tasks: object) -> object:
+        """Counted before the tasks are validated. Not ``max_length``: the planner's schema becomes a llama.cpp
+        grammar, and a 500-fold repetition of the Task rule exceeds its repetition limit (the grammar fails)."""
+        if isinstance(tasks, list | tuple) and len(tasks) > MAX_TASKS:
+            raise ValueError(f"{len(tasks)} tasks; a plan has at most {MAX_TASKS} (split the goal into several plans)")
+        return tasks
 
     def task(self, task_id: str) -> Task:
         for t in self.tasks:

@@ -35,7 +35,7 @@ from naestro.nodes.reporter import run_passed
 from naestro.nodes.roles import load_roles
 from naestro.nodes.vacuity import CommandRunner, Probe, vacuous_checks
 from naestro.plan import Plan, Role
-from naestro.policies.audit import AuditLog, load_signing_key
+from naestro.policies.audit import AuditLog, anchors_dir, load_signing_key
 from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.policies.engines import REGO_DIR, PolicyEngine, configured_engine, load_bundle
 from naestro.policies.gate import ConsentAnswer, Gate
@@ -93,7 +93,8 @@ class Runner:
         self._key = load_signing_key(settings.keys_dir)
 
     def audit_log(self, run_id: str) -> AuditLog:
-        return AuditLog(self.store.dir(run_id) / "audit.jsonl", run_id=run_id, key=self._key)
+        return AuditLog(self.store.dir(run_id) / "audit.jsonl", run_id=run_id, key=self._key,
+                        anchors=anchors_dir(self.settings.home))
 
     def make_gate(self, *, run_id: str, workspace: Path, policy: RunPolicy, bus: ToolBus, events: EventLog | None,
                   audit: AuditLog | None = None, record: RunRecord | None = None) -> Gate:

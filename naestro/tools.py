@@ -17,6 +17,7 @@ they may do, never the annotation. ::
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -28,13 +29,13 @@ from langchain_mcp_adapters.sessions import Connection
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 from naestro.errors import ConfigError
-from naestro.mcp_servers.workspace import BUILTIN_SERVERS
+from naestro.mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions, build_server
 from naestro.nodes.roles import RoleSpec
 from naestro.plan import Role
 from naestro.toolbus import McpToolBus, ToolAnnotations, ToolSpec, builtin_servers
 
 __all__ = ["BuiltinOptions", "ExternalServer", "Registry", "ToolEntry", "ToolsConfig", "build_registry",
-           "load_tools_config", "run_servers"]
+           "builtin_input_schemas", "load_tools_config", "run_servers"]
 
 _SERVER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -200,3 +201,21 @@ async def build_registry(workspace: Path, config: ToolsConfig, *, roles: Mapping
                                                     scopes=sorted(scopes.get(s.name, ())),
                                                     adapter=adapters.get(s.server, "mcp")) for s in specs))
 
+
+
+@functools.cache
+def builtin_input_schemas() -> Mapping[str, Mapping[str, JsonValue]]:
+    """``server.tool`` → input schema of every builtin tool, as its server derives it from the tool's signature.
+
+    Plan validation checks direct-action arguments against these without starting a server: each FastMCP server
+    is built (no process, no workspace access) and its tool manager read. Read from the servers, not a copy, so
+    the schemas cannot drift. ``web.search`` exists only when a search URL is configured, so one is given.
+    Cached: the servers are the same for the life of the process, and the planner validates every attempt.
+    """
+    options = ServerOptions(workspace=Path("."), search_url="http://search.invalid")
+    schemas: dict[str, Mapping[str, JsonValue]] = {}
+    for server in BUILTIN_SERVERS:
+        # The tool manager, not the async list_tools(): the planner validates from inside its event loop.
+        for tool in build_server(server, options)._tool_manager.list_tools():
+            schemas[f"{server}.{tool.name}"] = tool.parameters
+    return schemas

@@ -1,13 +1,24 @@
-"""Plan validation: every problem reported at once, each as ``JSON-pointer: message``.
+"""Plan validation: every problem reported at once, each as ``JSON-pointer: message`` on one line.
 
 Shape errors come from pydantic; graph errors (unknown deps, cycles, IO contracts that do not connect,
-budgets above the plan ceiling) are checked on the raw data too, so one bad field does not hide the rest.
+budgets above the plan ceiling) and direct-action arguments (against the tool's input schema) are checked on the
+raw data too, so one bad field does not hide the rest.
+
+Plans come from people, models and files nobody vetted, so the text is contained before it is parsed (issue 14):
+at most ``MAX_PLAN_BYTES`` of UTF-8, nested at most ``MAX_DEPTH`` deep, at most ``MAX_TASKS`` tasks, numbers finite
+and integers convertible. Every failure is a ``PlanInvalid`` whose pointers resolve in the document; nothing here
+recurses on the input, so no RecursionError, and nothing is written.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import math
+import re
+import sys
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 from jsonschema import Draft202012Validator
@@ -15,9 +26,19 @@ from jsonschema.exceptions import SchemaError
 from pydantic import JsonValue, ValidationError
 
 from naestro.errors import PlanInvalid, PlanProblem
-from naestro.plan import Plan
+from naestro.plan import MAX_TASKS, Plan
 
-__all__ = ["parse_plan", "parse_plan_text", "plan_problems"]
+__all__ = ["MAX_DEPTH", "MAX_PLAN_BYTES", "MAX_PROBLEMS", "load_plan_file", "parse_plan", "parse_plan_bytes",
+           "parse_plan_text", "plan_problems"]
+
+MAX_PLAN_BYTES = 1_000_000
+"""Hand-written and planner plans are a few kB; a 10 MB file took minutes and gigabytes to reject (issue 14)."""
+MAX_DEPTH = 64
+"""Arrays/objects nested deeper than this are refused before parsing (json.loads recurses: RecursionError)."""
+MAX_PROBLEMS = 100
+"""Problems listed; the rest are counted. A hostile file can hold a million problems, and nobody reads past 100."""
+_MAX_MESSAGE = 500
+_MAX_NAMES = 20
 
 
 def _escape(part: str | int) -> str:
@@ -29,38 +50,199 @@ def pointer(*parts: str | int) -> str:
     return "".join("/" + _escape(p) for p in parts)
 
 
-def parse_plan_text(text: str, *, source: str = "plan") -> Plan:
-    """Parse JSON text into a valid Plan or raise PlanInvalid with every problem."""
+def _problem(where: str, message: str, *, source: str) -> PlanInvalid:
+    return PlanInvalid([PlanProblem(where, message)], source=source)
+
+
+def load_plan_file(path: Path, *, max_bytes: int = MAX_PLAN_BYTES,
+                   external_servers: Collection[str] | None = None) -> Plan:
+    """Read, contain and validate a plan file; every failure (unreadable too) is a ``PlanInvalid``.
+
+    Reads at most ``max_bytes + 1`` bytes, so ``/dev/zero`` or a 10 GB file costs nothing."""
     try:
-        raw = json.loads(text)
+        with path.open("rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise _problem("", f"cannot read {path}: {exc.strerror or exc}", source=str(path)) from exc
+    return parse_plan_bytes(data, source=str(path), max_bytes=max_bytes, external_servers=external_servers)
+
+
+def parse_plan_bytes(data: bytes, *, source: str = "plan", max_bytes: int = MAX_PLAN_BYTES,
+                     external_servers: Collection[str] | None = None) -> Plan:
+    """Plan JSON as bytes (a file, an HTTP body): must be UTF-8 (a leading BOM is dropped)."""
+    if len(data) > max_bytes:
+        raise _too_big(source, max_bytes)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise _problem("", f"{source} is not UTF-8: byte 0x{data[exc.start]:02x} at byte offset {exc.start} "
+                           f"(line {line}, column {column}) {exc.reason}; save the plan as UTF-8",
+                       source=source) from exc
+    return parse_plan_text(text.removeprefix("\ufeff"), source=source, max_bytes=max_bytes,
+                           external_servers=external_servers)
+
+
+def parse_plan_text(text: str, *, source: str = "plan", max_bytes: int = MAX_PLAN_BYTES,
+                    external_servers: Collection[str] | None = None) -> Plan:
+    """Parse JSON text into a valid Plan or raise PlanInvalid with every problem."""
+    if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise _too_big(source, max_bytes)
+    deep = _too_deep(text)
+    if deep is not None:
+        raise _problem("", deep, source=source)
+    try:
+        raw = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
     except json.JSONDecodeError as exc:
-        problem = PlanProblem("", f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
+        problem = PlanProblem("", _one_line(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"))
         raise PlanInvalid([problem], source=source) from exc
-    return parse_plan(cast(JsonValue, raw), source=source)
+    return parse_plan(cast(JsonValue, raw), source=source, external_servers=external_servers)
 
 
-def parse_plan(raw: JsonValue, *, source: str = "plan") -> Plan:
-    problems = plan_problems(raw)
+def parse_plan(raw: JsonValue, *, source: str = "plan", external_servers: Collection[str] | None = None) -> Plan:
+    problems = plan_problems(raw, external_servers=external_servers)
     if problems:
         raise PlanInvalid(problems, source=source)
     return Plan.model_validate(raw)
 
 
-def plan_problems(raw: JsonValue) -> list[PlanProblem]:
-    """All problems in a candidate plan; empty means valid."""
+def plan_problems(raw: JsonValue, *, external_servers: Collection[str] | None = None) -> list[PlanProblem]:
+    """All problems in a candidate plan (at most ``MAX_PROBLEMS`` and a count of the rest); empty means valid.
+
+    ``external_servers``: the servers tools.yaml declares. Direct actions on builtin servers are always checked
+    against the tool's input schema; with ``None`` (not known here) a tool on any other server is left to the run,
+    where the tool bus knows it; with a collection, a tool on an undeclared server is a problem.
+
+    Problems with the document itself (non-finite numbers, integers past the int-str limit, lone surrogates,
+    control characters in keys, nesting) and too many tasks are reported alone: the rest would be noise about them.
+    """
+    problems = _document_problems(raw)
+    if not problems and isinstance(raw, Mapping):
+        tasks = raw.get("tasks")
+        if isinstance(tasks, Sequence) and not isinstance(tasks, str) and len(tasks) > MAX_TASKS:
+            problems = [PlanProblem("/tasks", f"{len(tasks)} tasks; a plan has at most {MAX_TASKS} "
+                                              f"(split the goal into several plans)")]
+    if not problems:
+        problems = _model_problems(raw)
+        if isinstance(raw, Mapping):
+            problems.extend(_graph_problems(raw))
+            problems.extend(_action_problems(raw, external_servers))
+    return _presentable(problems, raw)
+
+
+def _too_big(source: str, max_bytes: int) -> PlanInvalid:
+    return _problem("", f"{source} is larger than the {max_bytes:,}-byte limit for a plan; a plan that big is not "
+                        f"one run's work: split the goal into several plans", source=source)
+
+
+# JSON text outside strings: a string (skipped whole) or a bracket. Strings are matched from their opening quote.
+_TOKEN = re.compile(r'["\[\]{}]')
+_STRING_REST = re.compile(r'[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
+
+
+def _too_deep(text: str) -> str | None:
+    """Nesting past MAX_DEPTH, found by counting brackets outside strings before json.loads recurses into them.
+
+    Linear: an unterminated string ends the scan (json.loads reports it)."""
+    depth, pos = 0, 0
+    while (found := _TOKEN.search(text, pos)) is not None:
+        char, pos = found.group(), found.end()
+        if char == '"':
+            end = _STRING_REST.match(text, pos)
+            if end is None:
+                return None
+            pos = end.end()
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, found.start()) + 1
+                return (f"arrays and objects nested more than {MAX_DEPTH} deep (line {line}); a plan needs a "
+                        f"handful of levels: at most {MAX_DEPTH} are read")
+        else:
+            depth = max(depth - 1, 0)
+    return None
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """A JSON number Python cannot hold faithfully; kept in the parsed tree so the problem gets its pointer."""
+
+    problem: str
+
+
+def _int(digits: str) -> int | _Unreadable:
+    limit = sys.get_int_max_str_digits()
+    count = len(digits.lstrip("-"))
+    if limit and count > limit:
+        return _Unreadable(f"integer with {count} digits; at most {limit} can be read")
+    return int(digits)
+
+
+def _not_finite(literal: str) -> _Unreadable:
+    return _Unreadable(f"not a finite number ({literal}); give a finite value or leave the field out")
+
+
+def _float(literal: str) -> float | _Unreadable:
+    value = float(literal)
+    return value if math.isfinite(value) else _not_finite(literal)
+
+
+def _constant(literal: str) -> _Unreadable:
+    """NaN, Infinity, -Infinity: not JSON, though Python's json reads them."""
+    return _not_finite(literal)
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _document_problems(raw: object) -> list[PlanProblem]:
+    """What no schema can say: unreadable numbers, broken Unicode, keys that cannot be printed, runaway nesting.
+
+    Iterative, and stops at MAX_DEPTH: a Python caller's deep (or cyclic) structure is reported, not recursed into."""
+    problems: list[PlanProblem] = []
+    todo: list[tuple[object, tuple[str | int, ...]]] = [(raw, ())]
+    while todo:
+        value, at = todo.pop()
+        if isinstance(value, _Unreadable):
+            problems.append(PlanProblem(pointer(*at), value.problem))
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(PlanProblem(pointer(*at), _not_finite(repr(value)).problem))
+        elif isinstance(value, str):
+            if found := _SURROGATE.search(value):
+                problems.append(PlanProblem(pointer(*at), f"lone surrogate U+{ord(found.group()):04X} at offset "
+                                                          f"{found.start()}: not valid Unicode text"))
+        elif isinstance(value, Mapping | list | tuple):
+            if len(at) >= MAX_DEPTH:
+                problems.append(PlanProblem(pointer(*at), f"nested more than {MAX_DEPTH} deep"))
+                continue
+            items = value.items() if isinstance(value, Mapping) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and (bad := _UNPRINTABLE.search(key)):
+                    problems.append(PlanProblem(pointer(*at), f"key {key!r} contains U+{ord(bad.group()):04X}; "
+                                                              f"names cannot hold control characters"))
+                elif isinstance(key, str | int):
+                    todo.append((item, (*at, key)))
+    return problems
+
+
+def _model_problems(raw: JsonValue) -> list[PlanProblem]:
     problems: list[PlanProblem] = []
     try:
         Plan.model_validate(raw)
     except ValidationError as exc:
-        found = [(pointer(*_document_loc(e["loc"])), e) for e in exc.errors()]
-        for where, err in found:
+        found = [(_document_loc(e["loc"]), e) for e in exc.errors()]
+        pointers = [pointer(*loc) for loc, _ in found]
+        for (loc, err), where in zip(found, pointers, strict=True):
             # A list whose only item is invalid also reports "too short": noise that hides the real error.
-            if err["type"] == "too_short" and any(w.startswith(where + "/") for w, _ in found):
+            if err["type"] == "too_short" and any(w.startswith(where + "/") for w in pointers):
                 continue
-            problems.append(PlanProblem(where, err["msg"]))
-    if isinstance(raw, Mapping):
-        problems.extend(_graph_problems(raw))
-    return _dedupe(problems)
+            if err["type"] == "missing" and loc:  # the pointer must resolve: name the field at its parent
+                problems.append(PlanProblem(pointer(*loc[:-1]), f"missing required field {loc[-1]!r}"))
+            else:
+                problems.append(PlanProblem(where, err["msg"]))
+    return problems
 
 
 # pydantic puts the discriminator tag into error locations; it is not part of the document.
@@ -73,13 +255,48 @@ def _document_loc(loc: tuple[str | int, ...]) -> list[str | int]:
             if not (isinstance(p, str) and p in _UNION_TAGS and i > 0 and isinstance(loc[i - 1], int))]
 
 
-def _dedupe(problems: list[PlanProblem]) -> list[PlanProblem]:
-    seen: set[tuple[str, str]] = set()
+def _one_line(message: str) -> str:
+    """Control characters escaped (one problem, one line) and the length capped (messages quote the input)."""
+    message = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode(), message)
+    return message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE - 1] + "…"
+
+
+def _names(names: Collection[str]) -> str:
+    shown = sorted(names)
+    more = f", … ({len(shown) - _MAX_NAMES} more)" if len(shown) > _MAX_NAMES else ""
+    return ", ".join(shown[:_MAX_NAMES]) + more or "none"
+
+
+def _resolving(raw: object, where: str) -> tuple[str, str]:
+    """The longest prefix of ``where`` that resolves in ``raw``, and the unresolved rest ("" when it resolves)."""
+    parts = where.split("/")[1:] if where else []
+    node, good = raw, 0
+    for part in parts:
+        key = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, Mapping) and key in node:
+            node = node[key]
+        elif (isinstance(node, Sequence) and not isinstance(node, str) and re.fullmatch(r"0|[1-9][0-9]*", key)
+              and int(key) < len(node)):
+            node = node[int(key)]
+        else:
+            break
+        good += 1
+    return "".join("/" + p for p in parts[:good]), "/".join(parts[good:])
+
+
+def _presentable(problems: list[PlanProblem], raw: object) -> list[PlanProblem]:
+    """Deduplicated, one line each, at pointers that resolve in the document, at most MAX_PROBLEMS of them."""
     out: list[PlanProblem] = []
+    seen: set[tuple[str, str]] = set()
     for p in problems:
-        if (p.pointer, p.message) not in seen:
-            seen.add((p.pointer, p.message))
-            out.append(p)
+        where, rest = _resolving(raw, p.pointer)
+        message = _one_line(f"{rest}: {p.message}" if rest else p.message)
+        if (where, message) not in seen:
+            seen.add((where, message))
+            out.append(PlanProblem(where, message))
+    if len(out) > MAX_PROBLEMS:
+        more = len(out) - MAX_PROBLEMS
+        out = [*out[:MAX_PROBLEMS], PlanProblem("", f"{more} more problem(s) not listed; fix these first")]
     return out
 
 
@@ -109,6 +326,7 @@ def _graph_problems(raw: Mapping[str, JsonValue]) -> list[PlanProblem]:
                                         f"duplicate task id {tid!r} (first at /tasks/{index[tid]})"))
         else:
             index[tid] = i
+    known = _names(index)
     deps: dict[str, list[str]] = {}
     for i, t in tasks:
         tid = t.get("id")
@@ -117,11 +335,9 @@ def _graph_problems(raw: Mapping[str, JsonValue]) -> list[PlanProblem]:
             if d == tid:
                 problems.append(PlanProblem(pointer("tasks", i, "deps", j), f"task {d!r} depends on itself"))
             elif d not in index:
-                known = ", ".join(sorted(index)) or "none"
-                problems.append(PlanProblem(pointer("tasks", i, "deps", j),
-                                            f"unknown task {d!r} (known: {known})"))
+                problems.append(PlanProblem(pointer("tasks", i, "deps", j), f"unknown task {d!r} (known: {known})"))
         if isinstance(tid, str) and index.get(tid) == i:
-            deps[tid] = [d for d in own if d in index and d != tid]
+            deps[tid] = list(dict.fromkeys(d for d in own if d in index and d != tid))
     problems.extend(_cycle_problems(deps, index))
     problems.extend(_io_problems(tasks, deps, index))
     problems.extend(_budget_problems(raw, tasks))
@@ -129,33 +345,50 @@ def _graph_problems(raw: Mapping[str, JsonValue]) -> list[PlanProblem]:
 
 
 def _cycle_problems(deps: dict[str, list[str]], index: dict[str, int]) -> list[PlanProblem]:
-    """Report each elementary cycle found by DFS once, naming its members in order."""
+    """Report each elementary cycle found by DFS once, naming its members in order.
+
+    An explicit stack, not recursion: a 5,000-task chain overflowed Python's stack (issue 14). Stops at
+    MAX_PROBLEMS cycles: a dense hostile graph has more than anyone reads, each costing its length to name."""
     problems: list[PlanProblem] = []
     color: dict[str, int] = {}
-    stack: list[str] = []
+    path: list[str] = []  # the DFS path: gray nodes, in order
+    at: dict[str, int] = {}  # gray node → its position in path
     reported: set[frozenset[str]] = set()
-
-    def visit(node: str) -> None:
-        color[node] = 1
-        stack.append(node)
-        for dep in deps.get(node, []):
-            if color.get(dep, 0) == 0:
-                visit(dep)
-            elif color.get(dep) == 1:
-                cycle = stack[stack.index(dep):]
+    for root in sorted(deps):
+        if color.get(root, 0):
+            continue
+        color[root], at[root] = 1, 0
+        path.append(root)
+        todo = [iter(deps.get(root, []))]
+        while todo:
+            node = path[-1]
+            dep = next(todo[-1], None)
+            if dep is None:
+                todo.pop()
+                path.pop()
+                del at[node]
+                color[node] = 2
+            elif color.get(dep, 0) == 0:
+                color[dep], at[dep] = 1, len(path)
+                path.append(dep)
+                todo.append(iter(deps.get(dep, [])))
+            elif color[dep] == 1:
+                cycle = path[at[dep]:]
                 key = frozenset(cycle)
                 if key not in reported:
                     reported.add(key)
-                    # deps point upstream; print in execution order: dep → ... → node → dep
-                    names = " → ".join([*reversed(cycle), cycle[-1]])
-                    problems.append(PlanProblem(pointer("tasks", index[node], "deps"), f"cycle: {names}"))
-        stack.pop()
-        color[node] = 2
-
-    for node in sorted(deps):
-        if color.get(node, 0) == 0:
-            visit(node)
+                    problems.append(PlanProblem(pointer("tasks", index[node], "deps"), _cycle_message(cycle)))
+                    if len(problems) >= MAX_PROBLEMS:
+                        return problems
     return problems
+
+
+def _cycle_message(cycle: list[str]) -> str:
+    # deps point upstream; print in execution order: dep → ... → node → dep
+    names = [*reversed(cycle), cycle[-1]]
+    if len(names) > 12:  # a 500-task cycle is named by its ends, and counted
+        names = [*names[:5], f"… {len(names) - 8} more …", *names[-3:]]
+    return f"cycle: {' → '.join(names)}" + (f" ({len(cycle)} tasks)" if len(cycle) > 11 else "")
 
 
 def _ancestors(task: str, deps: dict[str, list[str]]) -> set[str]:
@@ -196,7 +429,8 @@ def _io_problems(tasks: list[tuple[int, Mapping[str, JsonValue]]], deps: dict[st
         tid, ins = t.get("id"), t.get("inputs", {})
         if not isinstance(tid, str) or not isinstance(ins, Mapping):
             continue
-        upstream = _ancestors(tid, deps)
+        direct = set(deps.get(tid, []))
+        upstream: set[str] | None = None  # all ancestors: walked only when an input is not from a direct dep
         for name, spec in ins.items():
             if not isinstance(spec, Mapping) or not isinstance(spec.get("from"), str):
                 continue
@@ -205,11 +439,16 @@ def _io_problems(tasks: list[tuple[int, Mapping[str, JsonValue]]], deps: dict[st
             src_task, _, src_out = src.partition(".")
             if src_task not in index:
                 problems.append(PlanProblem(where, f"{src!r}: no task {src_task!r} produces it"))
-            elif src_task not in upstream:
+                continue
+            reachable = src_task in direct
+            if not reachable:
+                upstream = _ancestors(tid, deps) if upstream is None else upstream
+                reachable = src_task in upstream
+            if not reachable:
                 problems.append(PlanProblem(where, f"{src!r}: task {src_task!r} is not a dependency of {tid!r}; "
                                                    f"add it to deps"))
             elif src_out not in outputs.get(src_task, {}):
-                declared = ", ".join(sorted(outputs.get(src_task, {}))) or "none"
+                declared = _names(list(outputs.get(src_task, {})))
                 problems.append(PlanProblem(where, f"{src!r}: task {src_task!r} declares no output {src_out!r} "
                                                    f"(declared: {declared})"))
             else:
@@ -247,7 +486,61 @@ def _budget_problems(raw: Mapping[str, JsonValue],
         for res in _RESOURCES:
             limit, own = ceiling.get(res), budget.get(res)
             if (isinstance(limit, int | float) and isinstance(own, int | float)
-                    and not isinstance(own, bool) and own > limit):
+                    and not isinstance(own, bool) and not isinstance(limit, bool) and own > limit):
                 problems.append(PlanProblem(pointer("tasks", i, "budget", res),
-                                            f"{own:g} exceeds the plan ceiling budget.{res} = {limit:g}"))
+                                            f"{_number(own)} exceeds the plan ceiling budget.{res} = {_number(limit)}"))
+    return problems
+
+
+def _number(value: int | float) -> str:
+    """``:g`` for floats; ints as they are (a 400-digit int overflows a float: OverflowError, issue 14)."""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 20 else f"{text[:8]}…({len(text)} digits)"
+
+
+def _action_problems(raw: Mapping[str, JsonValue], external_servers: Collection[str] | None) -> list[PlanProblem]:
+    """Direct actions run without a model, so nobody would correct bad arguments: check them against the tool's
+    input schema here, where the plan author sees the pointer, not mid-run (issue 14)."""
+    actions = [(i, t["action"]) for i, t in _tasks(raw) if isinstance(t.get("action"), Mapping)]
+    if not actions:
+        return []
+    from naestro.mcp_servers.workspace import BUILTIN_SERVERS  # imported late: only plans with direct actions
+    from naestro.tools import builtin_input_schemas
+
+    schemas = builtin_input_schemas()
+    problems: list[PlanProblem] = []
+    for i, action in actions:
+        assert isinstance(action, Mapping)
+        tool, args = action.get("tool"), action.get("arguments", {})
+        if not isinstance(tool, str) or "." not in tool:
+            continue  # pydantic reports the shape
+        server = tool.split(".", 1)[0]
+        where = pointer("tasks", i, "action")
+        if server not in BUILTIN_SERVERS:
+            if external_servers is not None and server not in external_servers:
+                problems.append(PlanProblem(where + "/tool", f"unknown tool {tool!r}: {server!r} is neither a builtin "
+                                                             f"server nor declared in tools.yaml (builtin tools: "
+                                                             f"{_names(schemas)})"))
+            continue  # an external server's schemas are known once it runs; the tool bus checks them then
+        if tool not in schemas:
+            own = [name for name in schemas if name.startswith(server + ".")]
+            problems.append(PlanProblem(where + "/tool", f"unknown tool {tool!r} ({server} tools: {_names(own)})"))
+        elif isinstance(args, Mapping):
+            problems.extend(_argument_problems(tool, schemas[tool], args, where + "/arguments"))
+    return problems
+
+
+def _argument_problems(tool: str, schema: Mapping[str, JsonValue], args: Mapping[str, JsonValue],
+                       where: str) -> list[PlanProblem]:
+    props = schema.get("properties")
+    names = list(props) if isinstance(props, Mapping) else []
+    required = schema.get("required")
+    problems = [PlanProblem(where + pointer(name), f"unknown argument {name!r} ({tool} takes: {_names(names)})")
+                for name in args if name not in names]
+    problems += [PlanProblem(where, f"missing required argument {name!r}")
+                 for name in (required if isinstance(required, list) else []) if name not in args]
+    for err in Draft202012Validator(dict(schema)).iter_errors(dict(args)):
+        if not err.absolute_path and err.validator in ("required", "additionalProperties"):
+            continue  # reported above, by name
+        problems.append(PlanProblem(where + pointer(*err.absolute_path), err.message))
     return problems

@@ -1,9 +1,15 @@
 """The audit log: append-only, hash-chained, Ed25519-signed JSONL, one file per run.
 
-Each record carries ``seq``, the previous record's hash and its own hash (sha256 of the canonical JSON of
-everything else) signed with a key kept outside the run directory (``NAESTRO_HOME/keys``). A signed head
-file names the last record, so deleting records at the end is detected too. ``verify`` names each
-tampered record: edited, forged (re-hashed without the key), deleted, reordered, inserted or duplicated.
+Each record carries ``seq``, its run's id, the previous record's hash and its own hash (sha256 of the canonical
+JSON of everything else) signed with a key kept outside the run directory (``NAESTRO_HOME/keys``). Two signed
+heads name the last record: ``audit.head`` beside the log, so deleting records at the end is detected, and an
+anchor in ``NAESTRO_HOME/audit/anchors/RUN.json``, outside the run directory, so that putting back an older copy
+of the log with its older head, or another run's log with its head, is detected too (issue 14). ``verify_log``
+names each tampered record (edited, forged, deleted, reordered, inserted, duplicated) and a log that was replaced
+or rolled back.
+
+A head and an anchor have one format: ``{"run": RUN, "seq": N, "hash": H, "sig": S}``, where ``H`` is record
+``N``'s hash and ``S`` the Ed25519 signature of the canonical JSON of ``run``, ``seq`` and ``hash``.
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -25,19 +32,119 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from naestro.errors import AuditError
 from naestro.redact import redact_value
 
-__all__ = ["AuditLog", "AuditProblem", "load_signing_key", "verify_log"]
+__all__ = ["AuditLog", "AuditProblem", "anchors_dir", "load_signing_key", "verify_log"]
 
 GENESIS = "0" * 64
-_HEAD_SIZE = 256
+# Heads and anchors are overwritten in place (a rename costs ~2.5 ms of metadata I/O here), padded so that a
+# shorter one never leaves stale bytes behind.
+_MARK_SIZE = 512
+_TAIL = 8192  # the writer reads the log back from its end, this much at first
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+ProblemKind = Literal["edited", "forged", "deleted", "reordered", "inserted", "duplicated", "truncated", "malformed",
+                      "missing", "replaced", "rollback", "unanchored"]
+
+
+def anchors_dir(home: Path) -> Path:
+    """Where the anchors of every log of this NAESTRO_HOME live: outside every run directory."""
+    return home / "audit" / "anchors"
+
+
+def _anchor_path(anchors: Path, run_id: str) -> Path:
+    if not _RUN_NAME.fullmatch(run_id):
+        raise AuditError(path=str(anchors), reason=f"run id {run_id!r} cannot name an anchor file")
+    return anchors / f"{run_id}.json"
 
 
 def _canonical(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    # surrogatepass: a lone surrogate (JSON allows "\ud800") hashes instead of crashing; every valid string encodes
+    # exactly as before, so logs written earlier keep their hashes.
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8",
+                                                                                                "surrogatepass")
 
 
 def _hash(record: dict[str, Any]) -> str:
     body = {k: v for k, v in record.items() if k not in ("hash", "sig")}
     return hashlib.sha256(_canonical(body)).hexdigest()
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    try:
+        return (json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    except UnicodeEncodeError:  # a lone surrogate: escaped, the line stays UTF-8 and parses back to the same record
+        return (json.dumps(record, sort_keys=True) + "\n").encode()
+
+
+def _json_type(value: object) -> str:
+    names = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+@dataclass(frozen=True)
+class _Record:
+    line: int
+    body: dict[str, Any]
+    seq: int
+    hash: str  # as stored
+    computed: str  # what the content hashes to
+
+    @property
+    def run(self) -> object:
+        return self.body.get("run")
+
+
+def _parse_record(line: int, raw: bytes) -> _Record | str:
+    """One line of the log, or why it is not a record (the writer never writes such a line)."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    try:
+        body = json.loads(text)
+        if not isinstance(body, dict):
+            return f"not an audit record ({_json_type(body)}, not an object)"
+        seq, stored = body.get("seq"), body.get("hash")
+        if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(stored, str):
+            return "not an audit record (no integer seq and string hash)"
+        return _Record(line, body, seq, stored, _hash(body))
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; RecursionError: "[[[[..." nested deep
+        return "not an audit record (not JSON)"
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """A signed head or anchor. ``run`` is None only in heads written before issue 14."""
+
+    run: str | None
+    seq: int
+    hash: str
+    sig: str
+
+    def signed(self) -> bytes:
+        body: dict[str, Any] = {"seq": self.seq, "hash": self.hash}
+        return _canonical(body if self.run is None else {"run": self.run, **body})
+
+
+def _parse_mark(raw: bytes) -> _Mark | str:
+    """A head or anchor, or why it is not one."""
+    if not raw.strip():
+        return "empty"
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
+        return "not JSON"
+    if not isinstance(obj, dict):
+        return f"{_json_type(obj)}, not an object"
+    run, seq, digest, sig = obj.get("run"), obj.get("seq"), obj.get("hash"), obj.get("sig")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(digest, str) or not isinstance(sig, str) \
+            or not isinstance(run, str | None):
+        return "no integer seq, string hash and signature"
+    return _Mark(run, seq, digest, sig)
+
+
+def _rolled_back(last: int, anchored: int) -> str:
+    return (f"the log ends at record {last} but the anchor in HOME says {anchored}: records were removed or the "
+            f"log was replaced")
 
 
 def load_signing_key(keys_dir: Path) -> Ed25519PrivateKey:
@@ -71,44 +178,88 @@ def load_public_key(keys_dir: Path) -> Ed25519PublicKey:
 
 
 class AuditLog:
-    """Appends signed records for one run. Arguments pass through redaction before they are written."""
+    """Appends signed records for one run. Arguments pass through redaction before they are written.
 
-    def __init__(self, path: Path, *, run_id: str, key: Ed25519PrivateKey) -> None:
+    ``anchors`` is the folder of anchors (``anchors_dir(NAESTRO_HOME)``): it must be outside the run directory.
+    """
+
+    def __init__(self, path: Path, *, run_id: str, key: Ed25519PrivateKey, anchors: Path) -> None:
         self.path, self.run_id, self._key = path, run_id, key
         self.head_path = path.with_suffix(".head")
+        self.anchor_path = _anchor_path(anchors, run_id)
 
-    def _last(self, fh: Any) -> tuple[int, str]:
-        """seq and hash of the last record, read from the file's tail (other processes append too)."""
+    def _refuse(self, problem: str) -> AuditError:
+        return AuditError(path=str(self.path), reason=f"{problem}; `naestro audit verify {self.run_id}` lists "
+                                                      "every problem of this log")
+
+    def _last(self, fh: IO[bytes]) -> tuple[int, str]:
+        """seq and hash of the last record, read from the file's end (other processes append too)."""
         size = fh.seek(0, os.SEEK_END)
-        if size == 0:
+        window = _TAIL
+        while True:  # a record can be longer than the window (big tool arguments): widen it until a line starts
+            start = max(0, size - window)
+            fh.seek(start)
+            tail = fh.read().rstrip()
+            cut = tail.rfind(b"\n")
+            if cut >= 0 or start == 0:
+                break
+            window *= 8
+        if not tail:
             return 0, GENESIS
-        fh.seek(max(0, size - 8192))
-        lines = [ln for ln in fh.read().splitlines() if ln.strip()]
-        last = json.loads(lines[-1])
-        return int(last["seq"]), str(last["hash"])
+        last = _parse_record(0, tail[cut + 1:])
+        if isinstance(last, str):
+            raise self._refuse(f"its last line is {last}: the log was damaged or tampered with")
+        return last.seq, last.hash
+
+    def _check_anchor(self, fd: int, seq: int, digest: str) -> None:
+        """Refuse to extend a log that ends before its anchor: re-anchoring it would erase the evidence."""
+        raw = os.pread(fd, 2 * _MARK_SIZE, 0)
+        if not raw:  # a new log, or one written before anchors existed: anchoring starts now
+            return
+        anchor = _parse_mark(raw)
+        if isinstance(anchor, str):
+            raise self._refuse(f"its anchor {self.anchor_path} is not a signed head ({anchor})")
+        if anchor.run != self.run_id:
+            raise self._refuse(f"its anchor {self.anchor_path} names run {anchor.run!r}")
+        if seq < anchor.seq:
+            raise self._refuse(_rolled_back(seq, anchor.seq))
+        if seq == anchor.seq and digest != anchor.hash:
+            raise self._refuse(f"record {seq} is not the one its anchor in HOME names: the log was replaced")
+        # seq > anchor.seq: a writer died between its record and its anchor (or records were added, which
+        # signatures and run ids reveal); the records stay in the log for verify_log, so go on.
+
+    def _mark(self, seq: int, digest: str) -> bytes:
+        body = {"run": self.run_id, "seq": seq, "hash": digest}
+        mark = {**body, "sig": base64.b64encode(self._key.sign(_canonical(body))).decode()}
+        return json.dumps(mark).ljust(_MARK_SIZE).encode()
 
     def append(self, kind: str, **data: Any) -> dict[str, Any]:
-        """Sign and append one record; an exclusive lock serialises writers (the run, ``naestro pause``...)."""
+        """Sign and append one record, then its head and anchor. An exclusive lock on the log serialises writers
+        (the run, ``naestro pause``...) and keeps the three consistent for ``verify_log``, which takes it shared."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.anchor_path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a+b") as fh:
                 fcntl.flock(fh, fcntl.LOCK_EX)
                 seq, prev = self._last(fh)
-                record: dict[str, Any] = {"seq": seq + 1, "ts": round(time.time(), 6), "run": self.run_id,
-                                          "kind": kind, "data": redact_value(data), "prev": prev}
-                record["hash"] = _hash(record)
-                record["sig"] = base64.b64encode(self._key.sign(bytes.fromhex(record["hash"]))).decode()
-                fh.write((json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode())
-                fh.flush()  # in the OS after this: survives SIGKILL (fsync would add ~5 ms per call)
-                head = {"seq": record["seq"], "hash": record["hash"]}
-                head["sig"] = base64.b64encode(self._key.sign(_canonical(head))).decode()
-                # One small overwrite in place (a rename costs ~2.5 ms of metadata I/O here); padded so a
-                # shorter head never leaves stale bytes behind.
-                fd = os.open(self.head_path, os.O_WRONLY | os.O_CREAT, 0o644)
+                anchor = os.open(self.anchor_path, os.O_RDWR | os.O_CREAT, 0o644)
                 try:
-                    os.pwrite(fd, json.dumps(head).ljust(_HEAD_SIZE).encode(), 0)
+                    self._check_anchor(anchor, seq, prev)
+                    record: dict[str, Any] = {"seq": seq + 1, "ts": round(time.time(), 6), "run": self.run_id,
+                                              "kind": kind, "data": redact_value(data), "prev": prev}
+                    record["hash"] = _hash(record)
+                    record["sig"] = base64.b64encode(self._key.sign(bytes.fromhex(record["hash"]))).decode()
+                    fh.write(_line(record))
+                    fh.flush()  # in the OS after this: survives SIGKILL (fsync would add ~5 ms per call)
+                    mark = self._mark(record["seq"], record["hash"])
+                    head = os.open(self.head_path, os.O_WRONLY | os.O_CREAT, 0o644)
+                    try:
+                        os.pwrite(head, mark, 0)
+                    finally:
+                        os.close(head)
+                    os.pwrite(anchor, mark, 0)
                 finally:
-                    os.close(fd)
+                    os.close(anchor)
         except OSError as exc:
             raise AuditError(path=str(self.path), reason=exc.strerror or str(exc)) from exc
         return record
@@ -116,14 +267,19 @@ class AuditLog:
 
 @dataclass(frozen=True)
 class AuditProblem:
+    """One finding of ``verify_log``. ``line`` 0: not about one line; ``file`` set: about the head or the anchor
+    rather than the log."""
+
     line: int
     seq: int | None
-    kind: str  # edited | forged | deleted | reordered | inserted | duplicated | truncated | malformed
+    kind: ProblemKind
     message: str
+    file: str = ""
 
     def __str__(self) -> str:
-        where = f"line {self.line}" + (f" (seq {self.seq})" if self.seq is not None else "")
-        return f"{where}: {self.kind}: {self.message}"
+        where = " ".join(w for w in (f"line {self.line}" if self.line else "",
+                                     f"(seq {self.seq})" if self.seq is not None else "") if w)
+        return f"{where}: {self.kind}: {self.message}" if where else f"{self.kind}: {self.message}"
 
 
 def _sig_ok(pub: Ed25519PublicKey, sig: str, message: bytes) -> bool:
@@ -134,38 +290,49 @@ def _sig_ok(pub: Ed25519PublicKey, sig: str, message: bytes) -> bool:
     return True
 
 
-def verify_log(path: Path, pub: Ed25519PublicKey) -> list[AuditProblem]:
-    """Every problem found (empty list = intact). Checks hashes, signatures, the chain, seq order, the head."""
-    problems: list[AuditProblem] = []
-    if not path.exists():
-        return [AuditProblem(0, None, "missing", f"{path} does not exist")]
-    records: list[tuple[int, dict[str, Any]]] = []
-    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            rec = json.loads(raw)
-            int(rec["seq"]), str(rec["hash"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            problems.append(AuditProblem(lineno, None, "malformed", "not an audit record"))
-            continue
-        records.append((lineno, rec))
-    present = {int(rec["seq"]) for _, rec in records}
-    run = records[0][1].get("run") if records else None
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _snapshot(log: Path, head: Path, anchor: Path) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """The log, its head and its anchor as of one moment: writers change all three under an exclusive lock."""
+    try:
+        fh = log.open("rb")
+    except FileNotFoundError:
+        return None, _read(head), _read(anchor)
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_SH)
+        return fh.read(), _read(head), _read(anchor)
+
+
+def _check_records(records: list[_Record], pub: Ed25519PublicKey, run_id: str,
+                   problems: list[AuditProblem]) -> dict[int, str]:
+    """Each record's hash, signature, run, place in the chain; returns seq -> hash of this run's records."""
+    own = [r for r in records if r.run == run_id]
+    if records and not own:
+        named = ", ".join(sorted({repr(r.run) for r in records}))
+        problems.append(AuditProblem(records[0].line, None, "replaced",
+                                     f"none of its {len(records)} records belongs to run {run_id!r} (they name run "
+                                     f"{named}): this is another run's log"))
+    present = {r.seq for r in own}
     last_seq = 0
     seen: dict[int, str] = {}
-    for lineno, rec in records:
-        seq, stored = int(rec["seq"]), str(rec["hash"])
-        if _hash(rec) != stored:
+    for rec in records:
+        lineno, seq, stored = rec.line, rec.seq, rec.hash
+        if rec.computed != stored:
             problems.append(AuditProblem(lineno, seq, "edited", "content does not match its hash"))
-        elif not _sig_ok(pub, str(rec.get("sig", "")), bytes.fromhex(stored)):
+        elif not _sig_ok(pub, str(rec.body.get("sig", "")), bytes.fromhex(stored)):
             problems.append(AuditProblem(lineno, seq, "forged", "hash is consistent but the signature is not ours"))
-        if rec.get("run") != run:
-            problems.append(AuditProblem(lineno, seq, "inserted",
-                                         f"record of run {rec.get('run')!r} in run {run!r}'s log"))
+        if rec.run != run_id:
+            if own:
+                problems.append(AuditProblem(lineno, seq, "inserted",
+                                             f"record of run {rec.run!r} in run {run_id!r}'s log"))
             continue
         if seq in seen:
-            kind = "duplicated" if seen[seq] == stored else "inserted"
+            kind: ProblemKind = "duplicated" if seen[seq] == stored else "inserted"
             problems.append(AuditProblem(lineno, seq, kind, f"seq {seq} already appeared earlier"))
             continue
         seen[seq] = stored
@@ -176,24 +343,90 @@ def verify_log(path: Path, pub: Ed25519PublicKey) -> list[AuditProblem]:
             else:
                 missing = ", ".join(str(s) for s in skipped)
                 problems.append(AuditProblem(lineno, seq, "deleted", f"record(s) {missing} missing before this one"))
-        elif rec.get("prev") != (seen.get(seq - 1) if seq > 1 else GENESIS):
+        elif rec.body.get("prev") != (seen.get(seq - 1) if seq > 1 else GENESIS):
             problems.append(AuditProblem(lineno, seq, "inserted", "does not chain to the previous record"))
         last_seq = max(last_seq, seq)
-    expected_seq = last_seq + 1
-    head_path = path.with_suffix(".head")
-    if not head_path.exists():
-        problems.append(AuditProblem(0, None, "truncated", f"head file {head_path.name} is missing"))
-        return problems
-    head = json.loads(head_path.read_text())
-    body = {"seq": head.get("seq"), "hash": head.get("hash")}
-    if not _sig_ok(pub, str(head.get("sig", "")), _canonical(body)):
-        problems.append(AuditProblem(0, None, "forged", f"head file {head_path.name} signature is not ours"))
-    elif int(head["seq"]) > expected_seq - 1:
-        missing = ", ".join(str(s) for s in range(expected_seq, int(head["seq"]) + 1))
-        problems.append(AuditProblem(0, int(head["seq"]), "deleted",
-                                     f"the log ends at seq {expected_seq - 1} but the signed head says "
-                                     f"{head['seq']}: record(s) {missing} deleted"))
-    elif int(head["seq"]) < expected_seq - 1:
+    return seen
+
+
+def _check_head(raw: bytes | None, path: Path, pub: Ed25519PublicKey, run_id: str, seen: dict[int, str],
+                problems: list[AuditProblem]) -> None:
+    last, file = max(seen, default=0), str(path)
+    if raw is None:
+        problems.append(AuditProblem(0, None, "truncated", f"head file {path.name} is missing", file))
+        return
+    head = _parse_mark(raw)
+    if isinstance(head, str):
+        problems.append(AuditProblem(0, None, "malformed", f"not a signed head ({head})", file))
+    elif not _sig_ok(pub, head.sig, head.signed()):
+        problems.append(AuditProblem(0, None, "forged", f"head file {path.name} signature is not ours", file))
+    elif head.run is not None and head.run != run_id:  # None: a head written before issue 14; its hash binds it
+        problems.append(AuditProblem(0, head.seq, "replaced",
+                                     f"head of run {head.run!r}, not {run_id!r}: another run's head", file))
+    elif head.seq > last:
+        missing = ", ".join(str(s) for s in range(last + 1, head.seq + 1))
+        problems.append(AuditProblem(0, head.seq, "deleted", f"the log ends at seq {last} but the signed head says "
+                                                             f"{head.seq}: record(s) {missing} deleted"))
+    elif head.seq < last:
         problems.append(AuditProblem(0, None, "inserted",
-                                     f"records after the signed head (seq {head['seq']}) were appended"))
+                                     f"records after the signed head (seq {head.seq}) were appended"))
+    elif seen.get(head.seq) != head.hash:
+        problems.append(AuditProblem(0, head.seq, "replaced", f"record {head.seq} is not the one the signed head "
+                                                              "names: the log or its head was replaced"))
+
+
+def _check_anchor(raw: bytes | None, path: Path, pub: Ed25519PublicKey, run_id: str, seen: dict[int, str], *,
+                  records: int, problems: list[AuditProblem]) -> None:
+    last, file = max(seen, default=0), str(path)
+    if raw is None or not raw.strip():  # empty: a writer died between creating and writing it
+        if records:
+            problems.append(AuditProblem(
+                0, None, "unanchored", f"no anchor {path} for this log: a log written before anchors existed "
+                "(issue 14) has none, and whether it was rolled back cannot be checked; otherwise the anchor was "
+                "deleted or the log was copied in from elsewhere"))
+        return
+    anchor = _parse_mark(raw)
+    if isinstance(anchor, str):
+        problems.append(AuditProblem(0, None, "malformed", f"not a signed anchor ({anchor})", file))
+    elif not _sig_ok(pub, anchor.sig, anchor.signed()):
+        problems.append(AuditProblem(0, None, "forged", "anchor signature is not ours", file))
+    elif anchor.run != run_id:
+        problems.append(AuditProblem(0, None, "replaced", f"anchor of run {anchor.run!r}, not {run_id!r}", file))
+    elif anchor.seq > last:
+        problems.append(AuditProblem(0, anchor.seq, "rollback", f"{_rolled_back(last, anchor.seq)} (anchor {path})"))
+    elif anchor.seq < last:
+        problems.append(AuditProblem(0, None, "inserted", f"records after seq {anchor.seq}, the last one the anchor "
+                                                          f"in HOME names, were appended (anchor {path})"))
+    elif seen.get(last) != anchor.hash:
+        problems.append(AuditProblem(0, last, "replaced", f"record {last} is not the one the anchor in HOME names: "
+                                                          f"the log was replaced (anchor {path})"))
+
+
+def verify_log(path: Path, pub: Ed25519PublicKey, *, run_id: str, anchors: Path) -> list[AuditProblem]:
+    """Every problem found (empty list = intact): hashes, signatures, the chain, seq order, that every record and
+    the head belong to ``run_id``, and that the log still ends where its anchor in ``anchors`` says.
+
+    Garbage in the log, its head or its anchor is a problem (the writer never writes any); a file that cannot be
+    read at all (permissions, a folder) raises AuditError.
+    """
+    anchor_path, head_path = _anchor_path(anchors, run_id), path.with_suffix(".head")
+    try:
+        data, head, anchor = _snapshot(path, head_path, anchor_path)
+    except OSError as exc:
+        raise AuditError(path=str(exc.filename or path), reason=exc.strerror or str(exc)) from exc
+    problems: list[AuditProblem] = []
+    records: list[_Record] = []
+    if data is None:
+        problems.append(AuditProblem(0, None, "missing", f"{path} does not exist"))
+    for lineno, raw in enumerate((data or b"").split(b"\n"), 1):  # only \n ends a record: U+2028 may be inside
+        if raw.strip():
+            rec = _parse_record(lineno, raw)
+            if isinstance(rec, str):
+                problems.append(AuditProblem(lineno, None, "malformed", rec))
+            else:
+                records.append(rec)
+    seen = _check_records(records, pub, run_id, problems)
+    if data is not None:
+        _check_head(head, head_path, pub, run_id, seen, problems)
+    _check_anchor(anchor, anchor_path, pub, run_id, seen, records=len(records), problems=problems)
     return problems

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from naestro.commands.consent import current_user
 from naestro.errors import AuditError, UsageError
-from naestro.policies.audit import AuditLog, load_public_key, load_signing_key, verify_log
+from naestro.policies.audit import AuditLog, anchors_dir, load_public_key, load_signing_key, verify_log
 from naestro.policies.switches import KillSwitches, SwitchKind
 from naestro.runs import RunStore
 from naestro.settings import Settings
@@ -40,10 +40,10 @@ def _run_dir(settings: Settings, run_id: str) -> Path:
 
 
 def _log(settings: Settings, run_id: str | None) -> AuditLog:
-    key = load_signing_key(settings.keys_dir)
+    key, anchors = load_signing_key(settings.keys_dir), anchors_dir(settings.home)
     if run_id is None:
-        return AuditLog(settings.home / "audit" / "control.jsonl", run_id="control", key=key)
-    return AuditLog(_run_dir(settings, run_id) / "audit.jsonl", run_id=run_id, key=key)
+        return AuditLog(settings.home / "audit" / "control.jsonl", run_id="control", key=key, anchors=anchors)
+    return AuditLog(_run_dir(settings, run_id) / "audit.jsonl", run_id=run_id, key=key, anchors=anchors)
 
 
 def pause(run_id: str, reason: Annotated[str, typer.Option(help="why (audited)")] = "") -> None:
@@ -103,22 +103,24 @@ def revoke_quarantine(kind: Annotated[str, typer.Argument(help="tool | model")],
 @audit_app.command("verify")
 def audit_verify(run_id: Annotated[str, typer.Argument(help="a run id, or `control` for the switch log")],
                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Check hashes, signatures, chain, order and head; name every tampered record. Exit 1 if any."""
+    """Check hashes, signatures, chain, order, run id, head and the anchor in NAESTRO_HOME; name every tampered
+    record, a replaced or rolled-back log, and garbage in any of them. Exit 1 if any; 2 if a file cannot be read."""
     settings = Settings()
     path = settings.home / "audit" / "control.jsonl" if run_id == "control" else \
         _run_dir(settings, run_id) / "audit.jsonl"
     try:
-        problems = verify_log(path, load_public_key(settings.keys_dir))
+        problems = verify_log(path, load_public_key(settings.keys_dir), run_id=run_id,
+                              anchors=anchors_dir(settings.home))
+        records = sum(1 for ln in path.read_bytes().split(b"\n") if ln.strip()) if path.exists() else 0
     except AuditError as exc:
-        err.print(f"error: {exc}", markup=False)
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
         raise typer.Exit(2) from exc
-    records = sum(1 for ln in path.read_text().splitlines() if ln.strip()) if path.exists() else 0
     if as_json:
         print(json.dumps({"log": str(path), "records": records, "intact": not problems,
                           "problems": [p.__dict__ for p in problems]}, indent=2))
     elif problems:
-        for p in problems:
-            err.print(f"{path}: {p}", markup=False, highlight=False)
+        for p in problems:  # one line each (soft_wrap): `file: problem`
+            err.print(f"{p.file or path}: {p}", markup=False, highlight=False, soft_wrap=True)
     else:
         out.print(f"{path}: {records} records, chain and signatures intact")
     raise typer.Exit(1 if problems else 0)

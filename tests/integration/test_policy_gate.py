@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from naestro.errors import RunPaused
 from naestro.events import read_events
 from naestro.plan import Plan
-from naestro.policies.audit import load_public_key, verify_log
+from naestro.policies.audit import anchors_dir, load_public_key, verify_log
 from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.policies.gate import ConsentAnswer
 from naestro.policies.switches import KillSwitches
@@ -90,8 +90,8 @@ async def test_escapes_unknown_tools_and_domains_are_denied_and_reported(setting
     decisions = [r["data"] for r in audit_records(settings, result.record.run_id) if r["kind"] == "decision"]
     assert [d["verdict"] for d in decisions if d["action"] != "model:scripted"] == \
         ["deny", "deny", "deny", "deny", "allow"]
-    assert verify_log(settings.runs_dir / result.record.run_id / "audit.jsonl", load_public_key(settings.keys_dir)) \
-        == []
+    assert verify_log(settings.runs_dir / result.record.run_id / "audit.jsonl", load_public_key(settings.keys_dir),
+                      run_id=result.record.run_id, anchors=anchors_dir(settings.home)) == []
 
 
 async def test_copilot_shell_command_waits_for_consent_then_resumes(settings: Settings) -> None:

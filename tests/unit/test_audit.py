@@ -15,14 +15,14 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from naestro.cli import app
-from naestro.policies.audit import AuditLog, load_public_key, load_signing_key, verify_log
+from naestro.policies.audit import AuditLog, anchors_dir, load_public_key, load_signing_key, verify_log
 from naestro.redact import labels, redact
 from tests.conftest import write_run
 
 
 def write_log(tmp: Path, n: int = 5) -> tuple[Path, Path]:
     keys = tmp / "keys"
-    log = AuditLog(tmp / "run" / "audit.jsonl", run_id="r", key=load_signing_key(keys))
+    log = AuditLog(tmp / "run" / "audit.jsonl", run_id="r", key=load_signing_key(keys), anchors=tmp / "anchors")
     for i in range(n):
         log.append("decision", action=f"fs.read#{i}", verdict="allow")
     return log.path, keys
@@ -71,7 +71,8 @@ OTHER_RUN: list[str] = []
 
 @pytest.fixture(autouse=True)
 def other_run(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path / "other" / "audit.jsonl", run_id="r2", key=load_signing_key(tmp_path / "keys"))
+    log = AuditLog(tmp_path / "other" / "audit.jsonl", run_id="r2", key=load_signing_key(tmp_path / "keys"),
+                   anchors=tmp_path / "anchors")
     for i in range(3):
         log.append("decision", action=f"exec.run#{i}", verdict="allow")
     OTHER_RUN[:] = lines(log.path)[2:]
@@ -79,7 +80,7 @@ def other_run(tmp_path: Path) -> None:
 
 def test_intact_log_verifies(tmp_path: Path) -> None:
     path, keys = write_log(tmp_path)
-    assert verify_log(path, load_public_key(keys)) == []
+    assert verify_log(path, load_public_key(keys), run_id="r", anchors=tmp_path / "anchors") == []
     assert [json.loads(ln)["seq"] for ln in lines(path)] == [1, 2, 3, 4, 5]
 
 
@@ -88,20 +89,23 @@ def test_each_tampering_is_named(kind: str, tmp_path: Path) -> None:
     path, keys = write_log(tmp_path)
     change, expected = TAMPERING[kind]
     rewrite(path, change(lines(path)))
-    problems = [str(p) for p in verify_log(path, load_public_key(keys))]
+    problems = [str(p) for p in verify_log(path, load_public_key(keys), run_id="r", anchors=tmp_path / "anchors")]
     assert any(expected in p for p in problems), problems
 
 
 def test_a_second_writer_continues_the_chain(tmp_path: Path) -> None:
     path, keys = write_log(tmp_path, 2)
-    other = AuditLog(path, run_id="r", key=load_signing_key(keys))  # e.g. `naestro pause` in another process
+    # e.g. `naestro pause` in another process
+    other = AuditLog(path, run_id="r", key=load_signing_key(keys), anchors=tmp_path / "anchors")
     other.append("switch", action="pause")
-    AuditLog(path, run_id="r", key=load_signing_key(keys)).append("decision", verdict="allow")
-    assert verify_log(path, load_public_key(keys)) == []
+    AuditLog(path, run_id="r", key=load_signing_key(keys), anchors=tmp_path / "anchors").append("decision",
+                                                                                                verdict="allow")
+    assert verify_log(path, load_public_key(keys), run_id="r", anchors=tmp_path / "anchors") == []
 
 
 def test_secrets_in_arguments_are_redacted_before_logging(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path / "a.jsonl", run_id="r", key=load_signing_key(tmp_path / "keys"))
+    log = AuditLog(tmp_path / "a.jsonl", run_id="r", key=load_signing_key(tmp_path / "keys"),
+                   anchors=tmp_path / "anchors")
     secret = "sk-proj-" + "A1b2C3d4" * 4
     log.append("decision", arguments={"command": f"curl -H 'Authorization: Bearer {secret}' x",
                                       "password": "password=hunter2hunter2"})
@@ -113,7 +117,7 @@ def test_cli_audit_verify_flags_tampering(tmp_path: Path, monkeypatch: pytest.Mo
     home = tmp_path / "home"
     monkeypatch.setenv("NAESTRO_HOME", str(home))
     run_dir = write_run(home, "r1", tmp_path)
-    log = AuditLog(run_dir / "audit.jsonl", run_id="r1", key=load_signing_key(home / "keys"))
+    log = AuditLog(run_dir / "audit.jsonl", run_id="r1", key=load_signing_key(home / "keys"), anchors=anchors_dir(home))
     for i in range(3):
         log.append("decision", n=i)
     assert CliRunner().invoke(app, ["audit", "verify", "r1"]).exit_code == 0

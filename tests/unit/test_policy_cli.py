@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from naestro.cli import app
 from naestro.commands.consent import prompt_answers
-from naestro.policies.audit import load_public_key, verify_log
+from naestro.policies.audit import anchors_dir, load_public_key, verify_log
 from naestro.policies.switches import KillSwitches
 from naestro.runner import PendingConsent
 from naestro.settings import Settings
@@ -48,7 +48,8 @@ def test_pause_quarantine_and_revoke_are_durable_and_audited(home: Path) -> None
     control = home / "audit" / "control.jsonl"
     assert [json.loads(x)["data"]["action"] for x in control.read_text().splitlines()] == \
         ["quarantine_tool", "quarantine_model", "lift_quarantine_tool"]
-    assert verify_log(home / "runs/r1/audit.jsonl", key) == [] and verify_log(control, key) == []
+    assert verify_log(home / "runs/r1/audit.jsonl", key, run_id="r1", anchors=anchors_dir(home)) == []
+    assert verify_log(control, key, run_id="control", anchors=anchors_dir(home)) == []
     assert cli.invoke(app, ["audit", "verify", "control"]).exit_code == 0
 
 

@@ -74,7 +74,7 @@ def corpus(bundle: PolicyBundle, workspace: Path, tmp: Path) -> list[dict[str, A
     for policy, mode, role in itertools.product(policies, ("guide", "copilot", "auto"), ("coder", "researcher")):
         gate = Gate(RegorusEngine(bundle), run_id="c", workspace=workspace,
                     policy=policy.model_copy(update={"mode": mode}),
-                    audit=AuditLog(tmp / "audit.jsonl", run_id="c", key=key),
+                    audit=AuditLog(tmp / "audit.jsonl", run_id="c", key=key, anchors=tmp / "anchors"),
                     switches=KillSwitches(tmp / "control.sqlite"), registered=lambda: KNOWN,
                     rate_limits=bundle.data["naestro"]["rate_limits"])
         for tool, args in actions:

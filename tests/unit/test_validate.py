@@ -63,7 +63,7 @@ def test_budget_above_ceiling() -> None:
 
 def test_check_needs_kind_and_fields() -> None:
     out = lines({"goal": "g", "tasks": [task("a", accept=[{"kind": "regex"}])]})
-    assert out == ["/tasks/0/accept/0/pattern: Field required"]
+    assert out == ["/tasks/0/accept/0: missing required field 'pattern'"]  # the pointer resolves
 
 
 def test_cli_validate_exit_codes(tmp_path: Path) -> None:
