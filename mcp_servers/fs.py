@@ -14,7 +14,8 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from naestro.mcp_servers.workspace import ServerOptions, confine, confine_read, new_server, serve
+from naestro.mcp_servers.workspace import ServerOptions, confine, confine_read, new_server, readable, serve
+from naestro.policies.facts import diff_strip, diff_targets
 
 MAX_READ_BYTES = 200_000
 MAX_SEARCH_FILE_BYTES = 2_000_000  # larger files are skipped by search (logs, data dumps)
@@ -47,36 +48,37 @@ class Patched(BaseModel):
     files: list[str] = Field(description="workspace-relative paths the patch touched")
 
 
-_DIFF_PATH = re.compile(r"^(?:---|\+\+\+) (?:[ab]/)?(.+?)(?:\t.*)?$")
-
-
-def diff_paths(diff: str) -> list[str]:
-    """Paths named in a unified diff's ---/+++ headers (without a/ b/ prefixes; /dev/null skipped)."""
-    paths = []
-    for line in diff.splitlines():
-        m = _DIFF_PATH.match(line)
-        if m and m.group(1) != "/dev/null" and m.group(1) not in paths:
-            paths.append(m.group(1))
-    return paths
+# A symlink (120000) or a submodule link (160000) in a patch: git apply would create a link that later reads
+# and writes follow; fs.patch writes regular files only.
+_LINK_MODE = re.compile(r"^(?:new file mode|deleted file mode|old mode|new mode|index \S+) (1[26]0000)\s*$", re.M)
 
 
 async def apply_patch(workspace: Path, diff: str) -> Patched:
-    """Check, then apply, a unified diff with ``git apply`` (all-or-nothing: a failed hunk changes nothing)."""
-    paths = diff_paths(diff)
+    """Check, then apply, a unified diff with ``git apply`` (all-or-nothing: a failed hunk changes nothing).
+
+    Every name git may take from the diff (---/+++, ``diff --git``, rename/copy headers: ``diff_targets``, the
+    same list the gate resolves) must resolve inside the workspace: ``copy from /etc/x`` would otherwise copy
+    a file in from anywhere and ``rename from`` would delete it there."""
+    paths = diff_targets(diff)
     if not paths:
         raise ToolError("no ---/+++ file headers found; give a unified diff (e.g. the output of `diff -u` or "
                         "`git diff`) with paths relative to the workspace")
+    link = _LINK_MODE.search(diff)
+    if link is not None:
+        kind = "symlink" if link.group(1) == "120000" else "submodule link"
+        raise ToolError(f"diff has a {kind} (mode {link.group(1)}); fs.patch writes regular files only: "
+                        f"give the file's content as a regular file (mode 100644) or use fs.write")
     for p in paths:
-        confine(workspace, p)
+        confine(workspace, p, arg="diff")
     git = shutil.which("git")
     if git is None:
         raise ToolError("git is not installed; fs.patch applies diffs with `git apply` (apt-get install git)")
     root = workspace.resolve()
     # A ceiling at the workspace's parent stops git from applying relative to an enclosing repository.
     env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(root.parent)}
-    prefix = ["-p1"] if any(line.startswith(("--- a/", "+++ b/")) for line in diff.splitlines()) else ["-p0"]
+    prefix = f"-p{diff_strip(diff)}"
     for check in (True, False):
-        argv = [git, "apply", *prefix, "--recount", "--whitespace=nowarn", *(["--check"] if check else []), "-"]
+        argv = [git, "apply", prefix, "--recount", "--whitespace=nowarn", *(["--check"] if check else []), "-"]
         proc = await asyncio.create_subprocess_exec(*argv, cwd=root, env=env, stdin=asyncio.subprocess.PIPE,
                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         _, err = await proc.communicate(diff.encode())
@@ -84,6 +86,16 @@ async def apply_patch(workspace: Path, diff: str) -> Patched:
             raise ToolError(f"patch does not apply, nothing was changed: {err.decode(errors='replace').strip()}; "
                             f"fs.read the file and make the diff's context lines match it exactly")
     return Patched(files=paths)
+
+
+def _safe_glob(glob: str) -> str:
+    """``rglob`` follows ``..`` and absolute patterns wherever they lead: refuse them before expanding."""
+    if "\0" in glob:
+        raise ToolError(f"glob {glob!r} contains a NUL byte; give a file name pattern such as \"*.py\"")
+    if Path(glob).is_absolute() or ".." in Path(glob).parts:
+        raise ToolError(f"glob {glob!r} reaches outside the search folder; give a pattern relative to `path` "
+                        f"without '..' (e.g. \"*.py\" or \"src/**/*.py\") and set `path` to the folder to search")
+    return glob
 
 
 def build(options: ServerOptions) -> FastMCP:
@@ -95,6 +107,12 @@ def build(options: ServerOptions) -> FastMCP:
         """Paths are reported relative to the workspace, or absolute under a read-only root."""
         ws = workspace.resolve()
         return str(target.relative_to(ws)) if target == ws or ws in target.parents else str(target)
+
+    def reachable_file(found: Path) -> Path | None:
+        """What a walk found, resolved, if it is a file a read may reach: a symlink in the workspace that
+        points elsewhere is skipped, not followed."""
+        real = found.resolve()
+        return real if real.is_file() and readable(options, real) else None
 
     @mcp.tool(annotations=ToolAnnotations(title="Read file", readOnlyHint=True, openWorldHint=False))
     async def read(path: str) -> str:
@@ -113,8 +131,17 @@ def build(options: ServerOptions) -> FastMCP:
         if target.is_dir():
             raise ToolError(f"{path!r} is a directory; give a file path")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
-        return Written(path=str(target.relative_to(workspace.resolve())), bytes=len(content.encode()))
+        data = content.encode()
+        # The path was resolved above; O_NOFOLLOW keeps a symlink put there since (by exec.run, say) from
+        # redirecting the write out of the workspace.
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+        except OSError as exc:
+            raise ToolError(f"cannot write {path!r}: {exc.strerror}; give a regular file path in the workspace") \
+                from exc
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        return Written(path=str(target.relative_to(workspace.resolve())), bytes=len(data))
 
     @mcp.tool(name="list", annotations=ToolAnnotations(title="List files", readOnlyHint=True, openWorldHint=False))
     async def list_(path: str = ".") -> Listing:
@@ -122,7 +149,7 @@ def build(options: ServerOptions) -> FastMCP:
         target = confine_read(options, path)
         if not target.is_dir():
             raise ToolError(f"{path!r} is not a folder")
-        files = sorted(shown(p) for p in target.rglob("*") if p.is_file())
+        files = sorted(shown(p) for p in target.rglob("*") if reachable_file(p))
         return Listing(path=path, entries=files[:500])
 
     @mcp.tool(annotations=ToolAnnotations(title="Search files", readOnlyHint=True, openWorldHint=False))
@@ -131,6 +158,7 @@ def build(options: ServerOptions) -> FastMCP:
         """Find lines containing `pattern` (plain text, or a Python regex with regex=true) in workspace files
         under `path` whose names match `glob` (e.g. "*.py")."""
         target = confine_read(options, path)
+        glob = _safe_glob(glob)
         if not target.exists():
             raise ToolError(f"{path!r} does not exist; call fs.list to see what exists")
         try:
@@ -138,14 +166,15 @@ def build(options: ServerOptions) -> FastMCP:
         except re.error as exc:
             raise ToolError(f"invalid regex {pattern!r}: {exc}; escape special characters or pass regex=false") \
                 from exc
-        files = [target] if target.is_file() else sorted(p for p in target.rglob(glob) if p.is_file())
+        found = [target] if target.is_file() else sorted(target.rglob(glob))
+        files = [(f, real) for f in found if (real := reachable_file(f)) is not None]
         matches: list[Match] = []
         searched = 0
-        for f in files:
-            if f.stat().st_size > MAX_SEARCH_FILE_BYTES or ".git" in f.relative_to(target).parts:
+        for f, real in files:
+            if real.stat().st_size > MAX_SEARCH_FILE_BYTES or ".git" in f.relative_to(target).parts:
                 continue
             searched += 1
-            for no, line in enumerate(f.read_text(errors="replace").splitlines(), start=1):
+            for no, line in enumerate(real.read_text(errors="replace").splitlines(), start=1):
                 if rx.search(line):
                     matches.append(Match(path=shown(f), line=no, text=line[:500]))
                     if len(matches) >= max_matches:

@@ -73,31 +73,47 @@ _PY_LEVELS: dict[LoggingLevel, int] = {
     "error": logging.ERROR, "critical": logging.CRITICAL, "alert": logging.CRITICAL, "emergency": logging.CRITICAL}
 
 
-def confine(root: Path, path: str) -> Path:
-    """Resolve ``path`` (relative to root; ``..`` and symlinks resolved) and refuse anything outside root."""
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _resolve(joined: Path, path: str, arg: str) -> Path:
+    """``joined.resolve()``, with what makes it raise (a NUL byte, a symlink loop) refused as bad input."""
+    if "\0" in path:
+        raise ToolError(f"{arg} {path!r} contains a NUL byte; give a plain path without control characters")
+    try:
+        return joined.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise ToolError(f"{arg} {path!r} cannot be resolved ({exc}); give a path without a symlink loop") from exc
+
+
+def confine(root: Path, path: str, *, arg: str = "path") -> Path:
+    """Resolve ``path`` (relative to root; ``..`` and symlinks resolved) and refuse anything outside root.
+
+    ``arg`` names the tool argument the path came from, so the refusal says which one to fix."""
     root = root.resolve()
-    candidate = (root / path).resolve()
-    if candidate != root and root not in candidate.parents:
-        raise ToolError(f"path {path!r} resolves outside the workspace ({candidate}); use a path relative to "
+    candidate = _resolve(root / path, path, arg)
+    if not _inside(candidate, root):
+        raise ToolError(f"{arg} {path!r} resolves outside the workspace ({candidate}); use a path relative to "
                         f"the workspace root")
     return candidate
 
 
-def confine_read(options: ServerOptions, path: str) -> Path:
-    """Like ``confine``, but an absolute path inside one of the read-only ``roots`` is also accepted."""
-    if Path(path).is_absolute():
-        candidate = Path(path).resolve()
-        for root in (r.resolve() for r in options.roots):
-            if candidate == root or root in candidate.parents:
-                return candidate
-    try:
-        return confine(options.workspace, path)
-    except ToolError:
-        if not options.roots:
-            raise
-        roots = ", ".join(str(r) for r in options.roots)
-        raise ToolError(f"path {path!r} is outside the workspace and the readable roots ({roots}); use a "
-                        f"workspace-relative path or an absolute path under a root") from None
+def confine_read(options: ServerOptions, path: str, *, arg: str = "path") -> Path:
+    """Like ``confine``, but a path resolving inside one of the read-only ``roots`` is also accepted."""
+    if not options.roots:
+        return confine(options.workspace, path, arg=arg)
+    candidate = _resolve(options.workspace.resolve() / path, path, arg)  # an absolute path replaces the workspace
+    if readable(options, candidate):
+        return candidate
+    roots = ", ".join(str(r) for r in options.roots)
+    raise ToolError(f"{arg} {path!r} is outside the workspace and the readable roots ({roots}); use a "
+                    f"workspace-relative path or an absolute path under a root")
+
+
+def readable(options: ServerOptions, resolved: Path) -> bool:
+    """Whether an already resolved path lies in the workspace or a read-only root (for what a walk finds)."""
+    return any(_inside(resolved, root.resolve()) for root in (options.workspace, *options.roots))
 
 
 def build_server(name: str, options: ServerOptions) -> FastMCP:

@@ -29,7 +29,9 @@ class Actor(_Model):
 
 class PathFact(_Model):
     arg: str
-    resolved: str
+    resolved: str = Field(description="absolute, with `..` and symlinks resolved; empty when `problem` is set")
+    problem: str | None = Field(default=None, description="why it cannot be resolved (a NUL byte, a symlink loop, "
+                                "a glob climbing after a wildcard); the policy denies it")
 
 
 class UrlFact(_Model):

@@ -19,14 +19,22 @@ from pydantic import JsonValue
 
 from naestro.policies.decision import PathFact, UrlFact
 
-__all__ = ["path_facts", "url_facts"]
+__all__ = ["diff_strip", "diff_targets", "path_facts", "url_facts"]
 
 _PATH_KEYS = re.compile(r"^(path|paths|file|files|dir|directory|cwd|root|src|dst|source|target|dest|destination)$"
                         r"|_(path|file|dir)$")
-_DIFF_HEADER = re.compile(r"^(?:---|\+\+\+) (.+)$", re.M)
+_GLOB_KEYS = re.compile(r"^glob$|_glob$")
+_WILDCARD = re.compile(r"[*?\[]")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _DNS_TIMEOUT_S = 2.0
 _resolver = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="gate-dns")
+
+# The header lines through which `git apply` learns a file name: ---/+++ (traditional and git diffs), the
+# `diff --git` line (the only name a binary or mode-only patch has) and the extended rename/copy headers.
+_FILE_HEADER = re.compile(r"^(?:---|\+\+\+) (.+)$", re.M)
+_GIT_HEADER = re.compile(r"^diff --git (.+)$", re.M)
+_MOVE_HEADER = re.compile(r"^(?:rename|copy) (?:from|to|old|new) (.+)$", re.M)
+_C_ESCAPES = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, '"': 34, "\\": 92}
 
 
 def _strings(value: JsonValue) -> list[str]:
@@ -37,32 +45,137 @@ def _strings(value: JsonValue) -> list[str]:
     return []
 
 
-def _diff_targets(diff: str) -> list[str]:
-    """Files a unified diff touches (its ``---``/``+++`` headers, ``a/``/``b/`` prefixes dropped)."""
-    targets = []
-    for m in _DIFF_HEADER.finditer(diff):
-        name = m.group(1).split("\t")[0].strip()
-        if name != "/dev/null":
-            targets.append(name[2:] if name[:2] in ("a/", "b/") else name)
+def _unquote(text: str) -> tuple[str, str]:
+    """A C-quoted name at the start of ``text`` (git quotes names with special characters) and what follows."""
+    out = bytearray()
+    i = 1
+    while i < len(text) and text[i] != '"':
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            nxt = text[i + 1]
+            if nxt in _C_ESCAPES:
+                out.append(_C_ESCAPES[nxt])
+                i += 2
+                continue
+            if text[i + 1:i + 4].isdigit():
+                out.append(int(text[i + 1:i + 4], 8) & 0xFF)
+                i += 4
+                continue
+        out += ch.encode()
+        i += 1
+    return out.decode(errors="replace"), text[i + 1:]
+
+
+def _name(text: str) -> str:
+    """A ---/+++ or rename/copy header's file name: unquoted, without a trailing tab and timestamp."""
+    text = text.rstrip("\n")
+    return _unquote(text)[0] if text.startswith('"') else text.split("\t")[0].rstrip()
+
+
+def _strip(name: str, level: int) -> str:
+    """``name`` without its first ``level`` components, as ``git apply -p<level>`` strips them."""
+    for _ in range(level):
+        _, sep, rest = name.partition("/")
+        if not sep:
+            return name  # nothing to strip: git refuses the name, the caller sees it unstripped
+        name = rest.lstrip("/")
+    return name
+
+
+def _git_header_names(rest: str) -> list[str]:
+    """Both names of a ``diff --git A B`` line. Unquoted names may contain spaces: git splits where the two
+    halves name the same file; a line with no such split (a rename) gives every half of every split, so that
+    what is checked covers whatever git may take."""
+    if rest.startswith('"'):
+        first, tail = _unquote(rest)
+        tail = tail.lstrip(" ")
+        return [first, _unquote(tail)[0] if tail.startswith('"') else tail]
+    if rest.endswith('"') and ' "' in rest:
+        head, _, tail = rest.partition(' "')
+        return [head, _unquote('"' + tail)[0]]
+    splits = [(rest[:i], rest[i + 1:]) for i, ch in enumerate(rest) if ch == " "]
+    for a, b in splits:
+        if _strip(a, 1) == _strip(b, 1):
+            return [a, b]
+    return [half for split in splits for half in split] or [rest]
+
+
+def diff_strip(diff: str) -> int:
+    """The ``-p`` level for ``git apply``: 1 when the diff's names carry ``a/``/``b/`` prefixes, else 0."""
+    names = [_name(m.group(1)) for m in _FILE_HEADER.finditer(diff)]
+    names += [n for m in _GIT_HEADER.finditer(diff) for n in _git_header_names(m.group(1).rstrip())]
+    return 1 if any(n.startswith(("a/", "b/")) for n in names) else 0
+
+
+def diff_targets(diff: str) -> list[str]:
+    """Every file a unified or git diff can touch, named as ``git apply -p<diff_strip>`` will use it.
+
+    Includes the ``diff --git`` names and the rename/copy headers (``copy from /etc/x`` copies a file from
+    anywhere, ``rename from`` deletes it there), not only ``---``/``+++``: the fs server confines, and the
+    gate resolves, this one list. ``/dev/null`` is skipped.
+    """
+    level = diff_strip(diff)
+    names = [(_name(m.group(1)), level) for m in _FILE_HEADER.finditer(diff)]
+    names += [(n, level) for m in _GIT_HEADER.finditer(diff) for n in _git_header_names(m.group(1).rstrip())]
+    # git strips one component less from the rename/copy lines: they carry no a/ b/ prefix.
+    names += [(_name(m.group(1)), max(level - 1, 0)) for m in _MOVE_HEADER.finditer(diff)]
+    targets: list[str] = []
+    for name, strip in names:
+        target = _strip(name, strip) if name != "/dev/null" else ""
+        if target and target not in targets:
+            targets.append(target)
     return targets
 
 
+def _resolve(raw: str, base: Path) -> Path:
+    candidate = Path(raw).expanduser()
+    return (candidate if candidate.is_absolute() else base / candidate).resolve(strict=False)
+
+
+def _fact(key: str, raw: str, base: Path) -> PathFact:
+    # What makes Path.resolve raise (ValueError on a NUL byte, RuntimeError on a symlink loop before Python
+    # 3.13) is bad input for the policy to deny, not a crash of the caller.
+    if "\0" in raw:
+        return PathFact(arg=key, resolved="", problem="path contains a NUL byte")
+    try:
+        return PathFact(arg=key, resolved=str(_resolve(raw, base)))
+    except (OSError, RuntimeError) as exc:
+        return PathFact(arg=key, resolved="", problem=f"path cannot be resolved ({exc})")
+
+
+def _glob_fact(key: str, pattern: str, base: Path) -> PathFact:
+    """Where a glob reaches: its parts up to the first wildcard, resolved under ``base``. A ``..`` after a
+    wildcard climbs from every matched folder (``rglob`` even puts ``**`` in front), so its reach is unknown."""
+    if "\0" in pattern:
+        return _fact(key, pattern, base)
+    parts = Path(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if _WILDCARD.search(part)), len(parts))
+    if ".." in parts[fixed:]:
+        return PathFact(arg=key, resolved="", problem="glob has a '..' part after a wildcard, so where it "
+                        "reaches cannot be known; use a glob without '..'")
+    return _fact(key, str(Path(*parts[:fixed])) if fixed else ".", base)
+
+
 def path_facts(arguments: dict[str, JsonValue], workspace: Path) -> list[PathFact]:
-    """Every path-like argument (and every file a ``diff`` argument patches), resolved against the workspace."""
+    """Every path-like argument (and every file a ``diff`` argument patches), resolved against the workspace.
+
+    A glob is resolved under the call's ``path`` argument (fs.search), as the server will expand it; a path
+    that cannot be resolved (a NUL byte) becomes a fact with a ``problem``, which the policy denies.
+    """
+    path = arguments.get("path")
+    where = _fact("path", path, workspace) if isinstance(path, str) else None
+    base = Path(where.resolved) if where is not None and where.problem is None else workspace
     facts = []
     for key, value in arguments.items():
         if key == "diff" and isinstance(value, str):
-            candidates = _diff_targets(value)
+            found = [_fact(key, raw, workspace) for raw in diff_targets(value)]
+        elif _GLOB_KEYS.search(key):
+            found = [_glob_fact(key, raw, base) for raw in _strings(value)]
         elif _PATH_KEYS.search(key):
-            candidates = _strings(value)
+            found = [_fact(key, raw, workspace) for raw in _strings(value) if not _URL.match(raw)]
         else:
             continue
-        for raw in candidates:
-            if _URL.match(raw):
-                continue
-            candidate = Path(raw).expanduser()
-            resolved = (candidate if candidate.is_absolute() else workspace / candidate).resolve(strict=False)
-            fact = PathFact(arg=key, resolved=str(resolved))
+        for fact in found:
             if fact not in facts:
                 facts.append(fact)
     return facts

@@ -1,7 +1,7 @@
 # The gate's policy: one decision for every tool call and model call an agent makes.
 #
 # input.actor   {run, task, role, mode: guide|copilot|auto}
-# input.action  {kind: tool|model, tool, registered, arguments, paths: [{arg, resolved}],
+# input.action  {kind: tool|model, tool, registered, arguments, paths: [{arg, resolved, problem}],
 #                urls: [{arg, url, scheme, host, ip, private, loopback, addresses}],
 #                endpoint: {name, locality}, estimate: {tokens, usd}}
 # input.context {workspace, scratch, roots, allowed_domains, allowed_cidrs, approved: [{tool, under}],
@@ -110,9 +110,19 @@ deny contains {"rule": "role_tools", "message": sprintf("role %q may not use too
 	not role_allows(input.action.tool)
 }
 
+# A path the gate could not resolve (a NUL byte, a glob climbing out after a wildcard) carries a problem.
+unresolvable(p) if is_string(object.get(p, "problem", null))
+
+deny contains {"rule": "path_invalid", "message": sprintf("%s: %s", [p.arg, p.problem])} if {
+	is_tool
+	some p in input.action.paths
+	unresolvable(p)
+}
+
 deny contains {"rule": "path_confinement", "message": sprintf("%s: path resolves to %s, outside the workspace and allowed roots", [p.arg, p.resolved])} if {
 	is_tool
 	some p in input.action.paths
+	not unresolvable(p)
 	not confined(p.resolved)
 }
 

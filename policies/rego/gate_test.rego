@@ -228,3 +228,10 @@ test_deny_wins_over_ask if {
 	not d.ask
 	not d.allow
 }
+
+test_unresolvable_path_denied_with_its_problem if {
+	d := decide(tool_call("coder", "fs.read", [{"arg": "path", "resolved": "", "problem": "path contains a NUL byte"}], []))
+	not d.allow
+	not d.ask
+	d.reasons == ["path: path contains a NUL byte"]
+}
