@@ -3,10 +3,18 @@
 git runs inside the same bubblewrap sandbox as ``exec.run``: a repository's own config can name programs
 (hooks, filters, ``core.fsmonitor``, external diff drivers) and those must not run with the server's rights.
 Hooks are switched off as well (``core.hooksPath=/dev/null``, ``--no-verify``).
+
+The sandbox can read the host's filesystem, so git must only ever open the workspace's repository (issue 14):
+a ``.git`` that is a gitfile (``gitdir: /elsewhere``), a symlink or holds links resolving outside the workspace
+is refused before git runs, and git runs with a clean environment, ``GIT_DIR``/``GIT_WORK_TREE`` explicit
+(``core.worktree`` in a repository's config cannot move the work tree) and no system or global config.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
 from mcp.server.fastmcp import FastMCP
@@ -14,7 +22,7 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from naestro.mcp_servers.sandbox import Completed, Limits, SandboxUnavailable, run_sandboxed
+from naestro.mcp_servers.sandbox import SANDBOX_WORKSPACE, Completed, Limits, SandboxUnavailable, run_sandboxed
 from naestro.mcp_servers.workspace import ServerOptions, confine, new_server, serve
 
 __all__ = ["build", "main"]
@@ -63,15 +71,90 @@ class Initialized(BaseModel):
     branch: str
 
 
+_GITFILE = re.compile(r"gitdir: (.+?)\s*$")
+_GITFILE_MAX_BYTES = 4096
+_OUTSIDE = ("git tools work only on a repository inside the workspace: remove the workspace's .git (exec.run "
+            "`rm -rf .git`) and call git.init, or copy the repository into the workspace")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _first_line(path: Path) -> str:
+    with path.open("rb") as f:
+        return f.read(_GITFILE_MAX_BYTES).decode(errors="replace").partition("\n")[0]
+
+
+def _repository_dir(workspace: Path) -> Path:
+    """The workspace's git directory, resolved on the host: refused unless it, its common directory (a linked
+    worktree's), its alternate object stores and every symlink in it stay inside the workspace.
+
+    Refusals never quote the files they read: a gitfile pointing at ``/etc/shadow`` must not echo it."""
+    try:
+        return _checked_git_dir(workspace.resolve())
+    except (OSError, RuntimeError) as exc:  # unreadable, or a symlink loop (RuntimeError before Python 3.13)
+        raise ToolError(f"the workspace's .git cannot be read ({type(exc).__name__}); {_OUTSIDE}") from exc
+
+
+def _checked_git_dir(ws: Path) -> Path:
+    dotgit = ws / ".git"
+    if not dotgit.exists() and not dotgit.is_symlink():
+        return dotgit  # no repository yet: git says so (and git.init creates it here)
+    real = dotgit.resolve()
+    if not _inside(real, ws):
+        raise ToolError(f"the workspace's .git is a link that resolves outside the workspace; {_OUTSIDE}")
+    if real.is_file():
+        found = _GITFILE.match(_first_line(real))
+        if found is None:
+            raise ToolError(f"the workspace's .git is a file but not a gitfile (`gitdir: <folder>`); {_OUTSIDE}")
+        # git resolves a relative gitdir against the folder holding .git, not against a symlink's target
+        real = (ws / found.group(1)).resolve()
+        if not _inside(real, ws) or not real.is_dir():
+            raise ToolError(f"the workspace's .git is a gitfile naming a git directory outside the workspace (or "
+                            f"none); {_OUTSIDE}")
+    common = real
+    if (real / "commondir").is_file():
+        common = (real / _first_line(real / "commondir").strip()).resolve()
+    alternates = common / "objects" / "info" / "alternates"
+    stores = alternates.read_text(errors="replace").splitlines() if alternates.is_file() else []
+    elsewhere = [common, *((common / "objects" / s.strip()).resolve() for s in stores
+                           if s.strip() and not s.startswith("#"))]
+    for folder in {real, common}:
+        for top, dirs, files in os.walk(folder):
+            elsewhere += [(Path(top) / n).resolve() for n in (*dirs, *files) if (Path(top) / n).is_symlink()]
+    if any(not _inside(p, ws) for p in elsewhere):
+        raise ToolError(f"the workspace's git directory refers outside the workspace (commondir, alternates or "
+                        f"a symlink); {_OUTSIDE}")
+    return real
+
+
+def _git_argv(workspace: Path, args: tuple[str, ...]) -> list[str]:
+    """git inside the sandbox (the workspace at SANDBOX_WORKSPACE), with nothing inherited: no GIT_* variables
+    from the server's environment, no system or global config, the repository named outright."""
+    ws = workspace.resolve()
+    git_dir = PurePosixPath(SANDBOX_WORKSPACE) / _repository_dir(workspace).relative_to(ws).as_posix()
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": SANDBOX_WORKSPACE, "LC_ALL": "C",
+           "GIT_DIR": str(git_dir), "GIT_WORK_TREE": SANDBOX_WORKSPACE,
+           "GIT_CEILING_DIRECTORIES": str(PurePosixPath(SANDBOX_WORKSPACE).parent),
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_TERMINAL_PROMPT": "0",
+           # the paths checked by confine are the paths git uses: no `:(top)`-style pathspec magic
+           "GIT_LITERAL_PATHSPECS": "1"}
+    return ["env", "-i", *(f"{k}={v}" for k, v in env.items()),
+            "git", "-c", f"safe.directory={SANDBOX_WORKSPACE}", "-c", "core.hooksPath=/dev/null",
+            "-c", "core.fsmonitor=false", "-c", "color.ui=false", "-c", f"user.name={AUTHOR[0]}",
+            "-c", f"user.email={AUTHOR[1]}", *args]
+
+
 def build(options: ServerOptions) -> FastMCP:
     workspace = options.workspace
     mcp = new_server("git", instructions="git in the workspace repository: status, diff, log, commit, init.")
 
     async def git(*args: str, check: bool = True) -> Completed:
-        argv = ["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "color.ui=false",
-                "-c", f"user.name={AUTHOR[0]}", "-c", f"user.email={AUTHOR[1]}", *args]
+        if any("\0" in a for a in args):
+            raise ToolError("an argument contains a NUL byte; give plain text without control characters")
         try:
-            done = await run_sandboxed(workspace, argv, Limits(wall_s=60, cpu_s=60))
+            done = await run_sandboxed(workspace, _git_argv(workspace, args), Limits(wall_s=60, cpu_s=60))
         except SandboxUnavailable as exc:
             raise ToolError(str(exc)) from exc
         if check and done.exit_code != 0:
@@ -94,7 +177,8 @@ def build(options: ServerOptions) -> FastMCP:
     @mcp.tool(annotations=ToolAnnotations(title="Status", **read_only.model_dump(exclude={"title"})))
     async def status() -> Status:
         """Branch and changed files (staged, unstaged, untracked)."""
-        done = await git("status", "--porcelain=v1", "-b", "-z", "--untracked-files=all")
+        # Submodules are not entered: a submodule's own .git may point anywhere on the host.
+        done = await git("status", "--porcelain=v1", "-b", "-z", "--untracked-files=all", "--ignore-submodules=all")
         records = done.stdout.split("\0")
         branch = records[0].removeprefix("## ").split("...")[0] if records and records[0].startswith("## ") else ""
         entries: list[StatusEntry] = []
@@ -116,21 +200,22 @@ def build(options: ServerOptions) -> FastMCP:
                    ) -> Diff:
         """Unified diff of unstaged changes (or staged ones with staged=true, or against a commit)."""
         for p in paths or []:
-            confine(workspace, p)
+            confine(workspace, p, arg="paths")
         if against is not None and (against.startswith("-") or not against.strip()):
             raise ToolError(f"invalid revision {against!r}; give a commit such as HEAD~1 or a sha")
         rev = [against] if against else []
         scope = ["--", *(paths or [])]
-        text = (await git("diff", "--no-ext-diff", "--no-textconv", *(["--cached"] if staged else []), *rev,
-                          *scope)).stdout
-        names = (await git("diff", "--name-only", *(["--cached"] if staged else []), *rev, *scope)).stdout
+        text = (await git("diff", "--no-ext-diff", "--no-textconv", "--ignore-submodules=all",
+                          *(["--cached"] if staged else []), *rev, *scope)).stdout
+        names = (await git("diff", "--name-only", "--ignore-submodules=all", *(["--cached"] if staged else []),
+                           *rev, *scope)).stdout
         return Diff(diff=text[:MAX_DIFF_CHARS], files=names.split(), truncated=len(text) > MAX_DIFF_CHARS)
 
     @mcp.tool(annotations=ToolAnnotations(title="Log", **read_only.model_dump(exclude={"title"})))
     async def log(max_count: Annotated[int, Field(ge=1, le=200)] = 20, path: str | None = None) -> Log:
         """Recent commits, newest first (optionally only those touching `path`)."""
         if path is not None:
-            confine(workspace, path)
+            confine(workspace, path, arg="path")
         head = await git("rev-parse", "--verify", "-q", "HEAD", check=False)
         if head.exit_code != 0:
             return Log(commits=[])
@@ -150,8 +235,10 @@ def build(options: ServerOptions) -> FastMCP:
         """Commit changes: the given paths, or all changes (kind="all", the default), or only what is staged."""
         if not message.strip():
             raise ToolError("commit message is empty; say what changed and why")
+        if "\0" in message:  # refused before `git add` stages anything
+            raise ToolError("commit message contains a NUL byte; give plain text")
         for p in paths or []:
-            confine(workspace, p)
+            confine(workspace, p, arg="paths")
         if paths:
             await git("add", "--", *paths)
         elif kind == "all":
