@@ -75,7 +75,9 @@ runs_app.command("prune")(history_commands.prune)
 EXIT_WAITING = 4  # a gate asked; answer with `naestro approve`
 
 out = Console()
-err = Console(stderr=True)
+# soft_wrap: one problem per line even when stderr is not a terminal (rich would wrap at 80 columns); scripts
+# and tests read `pointer: message` lines.
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> Settings:
@@ -99,9 +101,12 @@ def _fail(exc: NaestroError) -> typer.Exit:
 def validate(plan_file: Annotated[Path, typer.Argument(help="plan JSON file")]) -> None:
     """Validate a plan: one `JSON-pointer: message` line per problem, exit code 2 if any."""
     try:
-        text = plan_file.read_text()
+        text = plan_file.read_text(encoding="utf-8")
     except OSError as exc:
         err.print(f": cannot read {plan_file}: {exc.strerror}", markup=False)
+        raise typer.Exit(2) from exc
+    except UnicodeDecodeError as exc:
+        err.print(f": cannot read {plan_file}: not UTF-8 text (offset {exc.start})", markup=False)
         raise typer.Exit(2) from exc
     try:
         plan = parse_plan_text(text, source=str(plan_file))
@@ -173,13 +178,15 @@ def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | N
                     live_state.apply(e)
         live_state.apply(ev)
 
-    provider = _provider(settings)
-    try:
+    try:  # every input is read and checked here, before the run directory exists
+        provider = _provider(settings)
         runner = Runner(settings, provider, on_event=None if as_json else on_event,
                         router=build_router(provider.registry, home=settings.home))
-        given = parse_plan_text(plan_file.read_text(), source=str(plan_file)) if plan_file else None
+        given = parse_plan_text(plan_file.read_text(encoding="utf-8"), source=str(plan_file)) if plan_file else None
     except OSError as exc:
         raise _fail(UsageError(f"cannot read plan {plan_file}: {exc.strerror}")) from exc
+    except UnicodeDecodeError as exc:
+        raise _fail(UsageError(f"cannot read plan {plan_file}: not UTF-8 text (offset {exc.start})")) from exc
     except NaestroError as exc:
         raise _fail(exc) from exc
 
@@ -360,7 +367,10 @@ def models(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
 def models_start(name: Annotated[str | None, typer.Argument(help="endpoint; default: all embedded")] = None) -> None:
     """Start embedded llama-server(s) now instead of on first use."""
     settings = _settings()
-    provider = _provider(settings)
+    try:
+        provider = _provider(settings)
+    except UsageError as exc:
+        raise _fail(exc) from exc
     for e in provider.registry.endpoints:
         if e.embedded and (name is None or e.name == name):
             try:
@@ -374,7 +384,10 @@ def models_start(name: Annotated[str | None, typer.Argument(help="endpoint; defa
 def models_stop() -> None:
     """Stop embedded llama-server processes started by Naestro."""
     settings = _settings()
-    provider = _provider(settings)
+    try:
+        provider = _provider(settings)
+    except UsageError as exc:
+        raise _fail(exc) from exc
     for e in provider.registry.endpoints:
         if e.embedded:
             stopped = provider.server(e).stop()

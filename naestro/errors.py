@@ -6,6 +6,7 @@
     ├── UsageError            the user or developer got something wrong; fix the input and retry
     │   ├── PlanInvalid       a plan failed validation (carries every problem as a JSON pointer + message)
     │   ├── ConfigError       settings / models.yaml / roles are wrong
+    │   │   ├── ConfigInvalid a config file does not load: unreadable, not UTF-8, bad YAML, wrong shape
     │   │   └── PolicyError   a policy file does not load (syntax error at file:line)
     │   └── UnknownRun        a run id that does not exist in this NAESTRO_HOME
     ├── RunError              the world failed while running; checkpointed state stays resumable
@@ -61,6 +62,18 @@ class ConfigError(UsageError):
     def __init__(self, message: str, *, file: str | None = None) -> None:
         self.file = file
         super().__init__(f"{file}: {message}" if file else message)
+
+
+class ConfigInvalid(ConfigError):
+    """A config file (models.yaml) does not load; ``file``, ``line`` and ``field`` say where, when known.
+
+    The message is one line (``file:line: field: what; what to do``): the CLI prints it as it is.
+    """
+
+    def __init__(self, message: str, *, file: str, line: int | None = None, field: str | None = None) -> None:
+        self.line, self.field = line, field
+        super().__init__(f"{field}: {message}" if field else message, file=f"{file}:{line}" if line else file)
+        self.file = file
 
 
 class PolicyError(ConfigError):

@@ -76,15 +76,34 @@ def load_bundle(directory: Path = REGO_DIR, *, roles: dict[str, list[str]] | Non
         raise PolicyError("no .rego policy files found", file=str(directory))
     data: dict[str, Any] = {}
     for path in sorted(directory.glob("*.json")):
-        try:
-            _merge(data, json.loads(path.read_text()))
-        except json.JSONDecodeError as exc:
-            raise PolicyError(f"malformed JSON data: {exc.msg}", file=str(path), line=exc.lineno) from exc
+        _merge(data, _data_document(path))
     if roles is not None:
         _merge(data, {"naestro": {"roles": {r: {"tools": list(t)} for r, t in roles.items()}}})
     bundle = PolicyBundle(modules=modules, data=data, root=directory, tests=tests)
     RegorusEngine(bundle, with_tests=True)  # compile check: refuses syntax errors with file:line
     return bundle
+
+
+_JSON_TYPES: dict[type, str] = {list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+                                type(None): "null"}
+
+
+def _data_document(path: Path) -> dict[str, Any]:
+    """One ``*.json`` data file: a JSON object (merged into ``data``), or a ``PolicyError`` naming the file."""
+    raw = path.read_bytes()
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"policy data is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                          "save it as UTF-8", file=str(path), line=raw[:exc.start].count(b"\n") + 1) from exc
+    except json.JSONDecodeError as exc:
+        raise PolicyError(f"malformed JSON data: {exc.msg}; fix the JSON and retry", file=str(path),
+                          line=exc.lineno) from exc
+    if not isinstance(document, dict):
+        raise PolicyError(f"policy data must be a JSON object (merged into `data`), found a JSON "
+                          f"{_JSON_TYPES.get(type(document), type(document).__name__)}; wrap it in an object",
+                          file=str(path))
+    return document
 
 
 def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from naestro.router.replay import load_items, load_outcomes, replay, result_json
 
 app = typer.Typer(no_args_is_help=True, help="Benchmarks (routing replay).")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
 
 # The recorded HumanEval files live in the source tree (bench/routing/), next to the recorder.
 RECORDED = Path(__file__).resolve().parents[2] / "bench" / "routing"

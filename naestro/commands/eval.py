@@ -21,7 +21,7 @@ from naestro.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Evaluation: golden suites, pass@k, baseline comparison.")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
 
 SUITE = Path(__file__).resolve().parents[2] / "tests" / "golden"
 

@@ -21,7 +21,7 @@ from naestro.timetravel import TimeTravel
 __all__ = ["fork", "history", "prune", "replay", "rollback"]
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
 
 
 def _travel() -> TimeTravel:
@@ -69,8 +69,8 @@ def replay(run_id: str, from_: Annotated[str, typer.Option("--from", help="check
            offline: Annotated[bool, typer.Option(help="reuse recorded model replies where the run is unchanged")]
            = False, force: Force = False, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Re-execute a run from a checkpoint (state and files restored first)."""
-    travel = _travel()
     try:
+        travel = _travel()  # a bad models.yaml or policy folder fails here, with exit 2
         record = travel.store.load(run_id)
         previous_epoch = record.epoch
         asyncio.run(travel.rollback(run_id, from_, force=force, action="replay"))

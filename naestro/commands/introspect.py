@@ -15,7 +15,7 @@ from naestro.runs import RunStore
 from naestro.settings import Settings
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
 
 
 def introspect(run_id: Annotated[str | None, typer.Argument(help="a run id; default: the newest run")] = None,

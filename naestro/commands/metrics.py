@@ -15,7 +15,7 @@ from naestro.telemetry import EventsCollector
 __all__ = ["app"]
 
 app = typer.Typer(invoke_without_command=True, help="Serve Prometheus /metrics computed from the runs on disk.")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
 
 
 class _QuietHandler(WSGIRequestHandler):

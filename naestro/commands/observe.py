@@ -15,7 +15,7 @@ __all__ = ["app"]
 
 app = typer.Typer(no_args_is_help=True, help="Local trace UI (Arize Phoenix, own venv, loopback only).")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
 
 PortOpt = Annotated[int, typer.Option("--port", help="UI and OTLP/HTTP port")]
 VenvOpt = Annotated[Path | None, typer.Option("--venv", help="an existing venv with arize-phoenix installed")]

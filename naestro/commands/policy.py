@@ -29,7 +29,7 @@ from naestro.toolbus import McpToolBus, builtin_servers
 
 app = typer.Typer(no_args_is_help=True, help="Rego policies: check, explain, test, serve.")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
 
 EXIT = {"allow": 0, "deny": 3, "ask": 4}
 

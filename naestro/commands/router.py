@@ -25,7 +25,7 @@ from naestro.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Model router: learned win-rates, endpoint checks, auto-tune.")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
 
 
 def _fail(exc: NaestroError) -> typer.Exit:

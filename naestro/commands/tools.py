@@ -19,7 +19,7 @@ from naestro.tools import Registry, ToolEntry, build_registry, load_tools_config
 
 app = typer.Typer(no_args_is_help=True, help="The tool registry: every tool agents can call, as server.tool.")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="tools.yaml with external servers "
                                                 "(default: NAESTRO_HOME/tools.yaml)")]

@@ -16,7 +16,7 @@ from naestro.telemetry import SPANS_FILE, read_spans, span_tree
 __all__ = ["trace"]
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
 
 
 def trace(run_id: str, as_json: Annotated[bool, typer.Option("--json", help="the span records, one per line")] = False
