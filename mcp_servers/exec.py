@@ -1,14 +1,16 @@
 """MCP server ``exec``: run a command in the workspace inside a bubblewrap sandbox, with resource limits.
 
 The sandbox (``naestro.mcp_servers.sandbox``) has no network, a read-only view of the system, the workspace as
-the only writable folder (plus a private /tmp), its own PID namespace, and CPU / wall-time / memory / process /
-output limits. Without bubblewrap the tool refuses to run: there is no unsandboxed fallback.
+the only writable folder (plus a private /tmp), its own PID namespace, an unprivileged user, an environment of
+its own, and CPU / wall-time / memory / process / output limits. NAESTRO_HOME (the audit signing key, other
+runs) is hidden from it. Without bubblewrap the tool refuses to run: there is no unsandboxed fallback.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Annotated
 
 from mcp.server.fastmcp import FastMCP
@@ -25,12 +27,26 @@ from naestro.mcp_servers.sandbox import (
     sandbox_argv,
 )
 from naestro.mcp_servers.workspace import ServerOptions, new_server, serve
+from naestro.settings import Settings
 
 __all__ = ["Completed", "build", "main", "sandbox_argv"]
 
 
-def build(options: ServerOptions) -> FastMCP:
+def _homes_to_hide(settings: Settings, workspace: Path) -> tuple[Path, ...]:
+    """The data folders to hide: the configured NAESTRO_HOME, and the one a run's workspace lives in
+    (HOME/runs/RUN/workspace, see naestro/runs.py): the tool bus starts this server without NAESTRO_HOME in
+    its environment, so a home set only in the runner's environment is known by the workspace's place."""
+    homes = [settings.home]
+    ws = workspace.resolve()
+    if ws.name == "workspace" and ws.parent.parent.name == "runs":
+        homes.append(ws.parents[2])
+    return tuple(homes)
+
+
+def build(options: ServerOptions, *, settings: Settings | None = None) -> FastMCP:
+    """``settings``: where NAESTRO_HOME is (default: from the environment, as the CLI resolves it)."""
     workspace = options.workspace
+    hide = _homes_to_hide(settings or Settings(), workspace)
     mcp = new_server("exec", instructions="Runs commands in the workspace (mounted at /tmp/workspace), sandboxed: "
                                           "no network, read-only system, CPU/memory/time/output limits.")
 
@@ -56,7 +72,7 @@ def build(options: ServerOptions) -> FastMCP:
             raise ToolError(f"invalid limits ({problems}); timeout_s must be in (0, 600], cpu_s in [1, 600], "
                             f"memory_mb in [16, 16384]") from exc
         try:
-            done = await run_sandboxed(workspace, command, limits)
+            done = await run_sandboxed(workspace, command, limits, hide=hide)
         except SandboxUnavailable as exc:
             raise ToolError(str(exc)) from exc
         missing = missing_module(done.stderr) if done.exit_code else None

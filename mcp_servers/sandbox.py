@@ -3,21 +3,33 @@
 Layers, outermost first:
 
 * a cgroup (v1 ``pids`` hierarchy, or v2 with the ``pids`` controller) caps the number of processes, so a fork
-  bomb cannot take the host's PIDs. RLIMIT_NPROC is the fallback, but the kernel does not apply it to root,
-  so the result says which one was in force (``pids_limit_by``);
-* ``bwrap``: read-only ``/`` with the host's home folders hidden, all capabilities dropped, the workspace
-  bound read-write at /tmp/workspace, private /tmp, /dev and /proc,
-  no network (``--unshare-net``), own PID namespace, killed with its parent;
+  bomb cannot take the host's PIDs. Without one, RLIMIT_NPROC is the fallback: it counts every process of the
+  sandbox's host user, and the kernel never applies it to root. The result says which was in force
+  (``pids_limit_by``);
+* an unprivileged host user (issue 14: as root, a bubblewrap user namespace alone still maps the command to
+  host uid 0, which reads root's 0600 files through the owner bits). When Naestro runs as root, a helper gives
+  the command uid/gid 65534 (nobody) and id-maps the workspace in a private mount namespace, so the workspace
+  owner's files are the command's (and what it writes lands as the owner's) while everything else on the
+  host is seen as "other": ``/etc/shadow`` and ``/root`` stay closed. A workspace on a filesystem that cannot
+  be id-mapped (overlayfs) falls back to root without capabilities; run as a non-root user, the command runs
+  as that user in a user namespace. The result says which (``runs_as``);
+* ``bwrap``: read-only ``/`` with the host's home folders, NAESTRO_HOME (audit keys, other runs) and ``/run``
+  (host sockets) hidden, all capabilities dropped, the workspace bound read-write at /tmp/workspace, private
+  /tmp, /dev and /proc, no network (``--unshare-net``), own PID namespace, killed with its parent, and an
+  environment built from an allowlist (an IDE client starts the server with its own secrets in the
+  environment);
 * ``prlimit`` inside: CPU seconds (SIGXCPU at the soft limit), address space, file size, no core files;
 * the caller: a wall-clock timeout and an output budget; past either the whole process tree is killed.
 
-There is no unsandboxed fallback: without bwrap or prlimit, ``SandboxUnavailable`` says how to install them.
+There is no unsandboxed fallback: without bwrap, prlimit or setpriv, ``SandboxUnavailable`` says how to
+install them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -25,7 +37,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Collection, Coroutine
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +49,10 @@ SANDBOX_WORKSPACE = "/tmp/workspace"  # inside the sandbox's private /tmp (the r
 CLIP_CHARS = 20_000  # per stream, in the returned text; the rest is counted, not returned
 SIGXCPU_EXIT = 128 + signal.SIGXCPU
 SIGXFSZ_EXIT = 128 + signal.SIGXFSZ
+SANDBOX_UID = SANDBOX_GID = 65534  # nobody / nogroup: owns nothing on a usual host
+#: The whole environment a command sees (besides PATH): fixed values, so a run replays the same anywhere.
+SANDBOX_ENV = {"HOME": SANDBOX_WORKSPACE, "LANG": "C.UTF-8", "TZ": "UTC", "TERM": "dumb",
+               "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 _MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
@@ -64,6 +80,7 @@ class Limits(BaseModel):
 
 
 KillReason = Literal["wall_time", "cpu_time", "file_size", "output_limit"]
+RunsAs = Literal["nobody", "caller", "root"]
 
 
 class Completed(BaseModel):
@@ -76,7 +93,14 @@ class Completed(BaseModel):
     stdout_bytes: int
     stderr_bytes: int
     truncated: bool = Field(description="stdout or stderr was longer than the returned text")
-    pids_limit_by: Literal["cgroup", "rlimit"]
+    pids_limit_by: Literal["cgroup", "rlimit", "none"] = Field(
+        description="what capped the number of processes: a pids cgroup, RLIMIT_NPROC, or nothing (root without "
+                    "a pids cgroup: the kernel does not apply RLIMIT_NPROC to root)")
+    runs_as: RunsAs = Field(
+        description="the host user that ran the command: nobody (Naestro runs as root; the workspace is id-mapped "
+                    "to stay writable), caller (Naestro's own non-root user, in a user namespace), or root "
+                    "without capabilities (Naestro runs as root and the workspace's filesystem cannot be "
+                    "id-mapped, e.g. overlayfs: files only root may read are readable where the sandbox sees them)")
     hint: str | None = Field(default=None, description="what to do about a failure the sandbox explains")
 
 
@@ -100,8 +124,9 @@ def _hide_homes() -> list[str]:
     hidden = sorted({"/root", "/home", str(Path.home())})
     argv = [arg for home in hidden if Path(home).is_dir() for arg in ("--tmpfs", home)]
     for prefix in sorted({sys.base_prefix, sys.prefix}):
-        if any(prefix == h or prefix.startswith(h + "/") for h in hidden):
-            argv += ["--ro-bind", prefix, prefix]
+        home = next((h for h in hidden if prefix == h or prefix.startswith(h + "/")), None)
+        if home is not None:
+            argv += [*_dirs_between(home, prefix), "--ro-bind", prefix, prefix]
     return argv
 
 
@@ -111,33 +136,142 @@ def _python_under_tmp() -> list[str]:
     argv: list[str] = []
     for prefix in sorted({sys.base_prefix, sys.prefix}):
         if prefix.startswith("/tmp/"):
-            argv += ["--ro-bind", prefix, prefix]
+            argv += [*_dirs_between("/tmp", prefix), "--ro-bind", prefix, prefix]
     return argv
 
 
+def _dirs_between(top: str, path: str) -> list[str]:
+    """The folders from ``top`` (exclusive) down to ``path``'s parent, created 0755: bwrap would make them 0700,
+    closed to the sandbox's unprivileged user."""
+    parents = [str(p) for p in reversed(Path(path).parents) if p != Path(top) and Path(top) in p.parents]
+    return [arg for folder in parents for arg in ("--perms", "0755", "--dir", folder)]
+
+
+def _hidden(paths: Collection[Path], workspace: Path) -> list[str]:
+    """Empty tmpfs over each existing path, and over its view inside the workspace mount when it lies in the
+    workspace (``naestro run --in-place`` in a project holding ``.naestro``)."""
+    argv: list[str] = []
+    for path in sorted({p.resolve() for p in paths if os.path.exists(p)} - {Path("/")}):
+        argv += ["--tmpfs", str(path)]
+        if path != workspace and workspace in path.parents:
+            argv += ["--tmpfs", f"{SANDBOX_WORKSPACE}/{path.relative_to(workspace)}"]
+    return argv
+
+
+def _host_sockets() -> list[str]:
+    """Empty /run (and /var/run where it is not a link to it): the host's sockets (D-Bus, docker, a database's
+    socket folder) live there. Abstract sockets are per network namespace, so ``--unshare-net`` closes those."""
+    run = ["/run", *(["/var/run"] if os.path.isdir("/var/run") and not os.path.islink("/var/run") else [])]
+    return [arg for path in run if os.path.isdir(path) for arg in ("--tmpfs", path)]
+
+
 def sandbox_argv(workspace: Path, command: list[str] | str, limits: Limits | None = None, *,
-                 cgroup: Path | None = None) -> list[str]:
-    """The full argv for one sandboxed command (without a cgroup only RLIMIT_NPROC caps processes)."""
+                 cgroup: Path | None = None, hide: Collection[Path] = (), report_fd: int | None = None) -> list[str]:
+    """The full argv for one sandboxed command (without a cgroup only RLIMIT_NPROC caps processes).
+
+    ``hide``: host folders the command must not see (NAESTRO_HOME). ``report_fd``: where, when Naestro runs as
+    root, the helper writes the ``runs_as`` it chose (nobody, or root when the workspace cannot be id-mapped)."""
     limits = limits or Limits()
     bwrap = _which("bwrap", "bubblewrap")
     prlimit = _which("prlimit", "util-linux")
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
     # The workspace appears at a neutral /tmp/workspace: tools that search parent folders for config (pytest,
     # git, ruff) must not find the host project the run directory happens to live in.
-    ws = str(workspace.resolve())
+    ws = workspace.resolve()
     mb = 1024 * 1024
+    # With a cgroup, RLIMIT_NPROC stays off: for the shared uid nobody it would count every concurrent sandbox.
+    nproc = [f"--nproc={limits.max_pids}"] if cgroup is None else []
     rlimits = [prlimit, f"--cpu={limits.cpu_s}:{limits.cpu_s + 1}", f"--as={limits.memory_mb * mb}",
-               f"--fsize={limits.max_file_mb * mb}", "--core=0", f"--nproc={limits.max_pids}", "--"]
-    inner = [bwrap, "--ro-bind", "/", "/", *_hide_homes(), "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-             *_python_under_tmp(), "--bind", ws, SANDBOX_WORKSPACE, "--chdir", SANDBOX_WORKSPACE,
-             "--unshare-net", "--unshare-pid",
-             "--unshare-ipc", "--unshare-uts", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
-             "--setenv", "HOME", SANDBOX_WORKSPACE, "--setenv", "PATH", _path(),
-             "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--", *rlimits, *argv]
+               f"--fsize={limits.max_file_mb * mb}", "--core=0", *nproc, "--"]
+    env = [arg for name, value in {"PATH": _path(), **SANDBOX_ENV}.items() for arg in ("--setenv", name, value)]
+    # /tmp and /dev/shm world-writable (sticky): the command is not root, and tempfile and multiprocessing need them
+    mounts = ["--ro-bind", "/", "/", *_hide_homes(), *_host_sockets(), "--dev", "/dev", "--perms", "1777",
+              "--tmpfs", "/dev/shm", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp", *_python_under_tmp(),
+              "--bind", str(ws), SANDBOX_WORKSPACE, *_hidden(hide, ws),
+              "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
+              "--new-session", "--clearenv", *env]
+    if os.geteuid() != 0:
+        ids = ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_GID)]
+        inner = [bwrap, *mounts, *ids, "--chdir", SANDBOX_WORKSPACE, "--cap-drop", "ALL", "--", *rlimits, *argv]
+    else:
+        setpriv = _which("setpriv", "util-linux")
+        # bwrap stays root to build the sandbox; setpriv then drops to nobody, taking every capability with it.
+        # The chdir comes after: bwrap's own --chdir runs as root without capabilities, which a workspace of
+        # mode 0700 (now nobody's, through the id-mapping) refuses.
+        drop = [setpriv, f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_GID}", "--clear-groups", "--inh-caps=-all",
+                "--bounding-set=-all", "--", "/bin/sh", "-c", 'cd "$0" && exec "$@"', SANDBOX_WORKSPACE]
+        as_nobody = [bwrap, *mounts, "--chdir", "/", "--cap-drop", "ALL", *(arg for cap in ("CAP_SETUID",
+                     "CAP_SETGID", "CAP_SETPCAP") for arg in ("--cap-add", cap)), "--", *drop, *rlimits, *argv]
+        as_root = [bwrap, *mounts, "--chdir", SANDBOX_WORKSPACE, "--cap-drop", "ALL", "--", *rlimits, *argv]
+        # A missing workspace cannot be id-mapped: the helper falls back and bwrap reports the missing folder.
+        owner = [ws.stat().st_uid, ws.stat().st_gid] if ws.is_dir() else [0, 0]
+        spec = {"workspace": str(ws), "owner": owner, "sandbox": [SANDBOX_UID, SANDBOX_GID], "fallback": as_root,
+                "report_fd": report_fd}
+        inner = [sys.executable, "-I", "-S", "-c", _IDMAP_HELPER, json.dumps(spec), *as_nobody]
     if cgroup is None:
         return inner
     # Join the cgroup before exec'ing bwrap, so every process of the sandbox is counted from the start.
     return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cgroup), *inner]
+
+
+# Run as root between the cgroup and bwrap, as source text under -I -S so that it starts without importing
+# naestro or pydantic (exec calls are frequent). It enters a private mount namespace, mounts an id-mapped clone
+# of the workspace over the workspace (the workspace owner's ids shown as the sandbox's, so nobody can write it
+# and what it writes stays the owner's on disk), then execs bwrap. Any failure (a filesystem that cannot be
+# id-mapped answers EINVAL; a kernel before 5.12, ENOSYS) falls back to the root argv and says so. Syscall
+# numbers 428/429/442 are the same on every architecture but alpha.
+_IDMAP_HELPER = r"""
+import ctypes, json, os, struct, sys
+spec, argv = json.loads(sys.argv[1]), sys.argv[2:]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+CLONE_NEWNS, CLONE_NEWUSER, MS_REC, MS_PRIVATE = 0x20000, 0x10000000, 0x4000, 0x40000
+SYS_open_tree, SYS_move_mount, SYS_mount_setattr = 428, 429, 442
+AT_FDCWD, AT_EMPTY_PATH, OPEN_TREE_CLONE, MOVE_MOUNT_F_EMPTY_PATH, MOUNT_ATTR_IDMAP = -100, 0x1000, 1, 4, 0x100000
+
+def check(result, what):
+    if result < 0:
+        raise OSError(ctypes.get_errno(), what)
+    return result
+
+def mapping_namespace(owner, sandbox):
+    # A user namespace mapping the owner's uid/gid to the sandbox's: a child unshares, this root process writes
+    # its maps, and the namespace outlives the child through the open /proc/PID/ns/user.
+    ready, go = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(ready[1], b"1" if libc.unshare(CLONE_NEWUSER) == 0 else b"0")
+        os.read(go[0], 1)
+        os._exit(0)
+    try:
+        if os.read(ready[0], 1) != b"1":
+            raise OSError("unshare(CLONE_NEWUSER) refused")
+        for name, inner, outer in (("uid_map", owner[0], sandbox[0]), ("gid_map", owner[1], sandbox[1])):
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(f"{inner} {outer} 1\n")
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.write(go[1], b"1")
+        os.waitpid(pid, 0)
+
+def idmap_workspace(path, owner, sandbox):
+    check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+    tree = check(libc.syscall(SYS_open_tree, AT_FDCWD, path.encode(), OPEN_TREE_CLONE | os.O_CLOEXEC), "open_tree")
+    attr = struct.pack("=QQQQ", MOUNT_ATTR_IDMAP, 0, 0, mapping_namespace(owner, sandbox))
+    check(libc.syscall(SYS_mount_setattr, tree, b"", AT_EMPTY_PATH, attr, ctypes.c_size_t(len(attr))), "mount_setattr")
+    check(libc.syscall(SYS_move_mount, tree, b"", AT_FDCWD, path.encode(), MOVE_MOUNT_F_EMPTY_PATH), "move_mount")
+
+try:
+    idmap_workspace(spec["workspace"], spec["owner"], spec["sandbox"])
+    runs_as = "nobody"
+except OSError:
+    runs_as, argv = "root", spec["fallback"]
+if spec["report_fd"] is not None:
+    os.write(spec["report_fd"], runs_as.encode())
+    os.close(spec["report_fd"])
+os.execv(argv[0], argv)
+"""
 
 
 def _pids_root() -> Path | None:
@@ -201,18 +335,30 @@ async def _remove_cgroup(cgroup: Path | None) -> None:
             await asyncio.sleep(0.02)
 
 
-async def run_sandboxed(workspace: Path, command: list[str] | str, limits: Limits) -> Completed:
-    """Async so that one server runs many commands at once (parallel tasks share this server)."""
+async def run_sandboxed(workspace: Path, command: list[str] | str, limits: Limits, *,
+                        hide: Collection[Path] = ()) -> Completed:
+    """Async so that one server runs many commands at once (parallel tasks share this server).
+
+    ``hide``: host folders the command must not see, such as NAESTRO_HOME."""
     cgroup = _make_cgroup(limits.max_pids)
     proc: asyncio.subprocess.Process | None = None
+    report, report_w = os.pipe() if os.geteuid() == 0 else (None, None)
     try:
-        argv = sandbox_argv(workspace, command, limits, cgroup=cgroup)
+        argv = sandbox_argv(workspace, command, limits, cgroup=cgroup, hide=hide, report_fd=report_w)
         start = time.monotonic()
+        # The environment too: bwrap's --clearenv cleans the command's, but bwrap's own (readable in
+        # /proc/PID/environ by a process of the same user) would still hold the server's.
         proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.PIPE,
-                                                    stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
+                                                    stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
+                                                    env={"PATH": _path(), **SANDBOX_ENV},
+                                                    pass_fds=() if report_w is None else (report_w,))
+        if report_w is not None:
+            os.close(report_w)
+            report_w = None
         budget = _OutputBudget(limits.max_output_bytes)
         killed, code = await _supervise(proc, budget, limits, cgroup)
+        runs_as = _runs_as(report)
     except BaseException:
         # Cancelled (notifications/cancelled, closed session) or failed: the tree must die. Under anyio every
         # further await in a cancelled scope is cancelled too, so kill now and reap in a task of its own.
@@ -221,6 +367,10 @@ async def run_sandboxed(workspace: Path, command: list[str] | str, limits: Limit
                 os.killpg(proc.pid, signal.SIGKILL)
         _in_background(_remove_cgroup(cgroup))
         raise
+    finally:
+        for fd in (report, report_w):
+            if fd is not None:
+                os.close(fd)
     await _remove_cgroup(cgroup)
     if killed == "wall_time":
         code = 124
@@ -231,10 +381,23 @@ async def run_sandboxed(workspace: Path, command: list[str] | str, limits: Limit
     elif code < 0:
         code = 128 - code
     out, err = budget.text("stdout"), budget.text("stderr")
+    pids_limit_by: Literal["cgroup", "rlimit", "none"] = (
+        "cgroup" if cgroup else "rlimit" if runs_as != "root" else "none")
     return Completed(exit_code=code, stdout=out, stderr=err, duration_s=round(time.monotonic() - start, 3),
                      timed_out=killed == "wall_time", killed=killed, stdout_bytes=budget.seen["stdout"],
                      stderr_bytes=budget.seen["stderr"], truncated=budget.truncated,
-                     pids_limit_by="cgroup" if cgroup else "rlimit")
+                     pids_limit_by=pids_limit_by, runs_as=runs_as)
+
+
+def _runs_as(report: int | None) -> RunsAs:
+    """What the root helper chose; "root" when it said nothing (it failed before bwrap ran)."""
+    if report is None:
+        return "caller"
+    os.set_blocking(report, False)
+    with contextlib.suppress(BlockingIOError):
+        if os.read(report, 16) == b"nobody":
+            return "nobody"
+    return "root"
 
 
 async def _supervise(proc: asyncio.subprocess.Process, budget: _OutputBudget, limits: Limits,
