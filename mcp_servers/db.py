@@ -2,8 +2,12 @@
 
 Read-only is enforced by the database, not by parsing SQL: SQLite is opened ``mode=ro`` with
 ``PRAGMA query_only`` and an authorizer that refuses ATTACH (which could open other files); Postgres runs every
-statement in a ``READ ONLY`` transaction with a statement timeout and rolls it back. For Postgres, also give
-the server a role without write grants: a read-only transaction still lets functions with side effects run.
+statement in a ``READ ONLY`` transaction and rolls it back. For Postgres, also give the server a role without
+write grants: a read-only transaction still lets functions with side effects run.
+
+Every query has a deadline (``query_timeout_s``, 10 s by default; issue 14: an unbounded recursive CTE ran for
+minutes): SQLite checks it from a progress handler, Postgres enforces it as ``statement_timeout``. Past it the
+query is interrupted and the tool fails with ``QueryTimeout``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import base64
 import datetime as dt
 import decimal
 import sqlite3
+import time
 import uuid
 from typing import Annotated
 
@@ -21,11 +26,23 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field, JsonValue
 
+from naestro.errors import ConfigError
 from naestro.mcp_servers.workspace import ServerOptions, confine, new_server, serve
 
-__all__ = ["build", "main"]
+__all__ = ["QueryTimeout", "build", "main"]
 
-STATEMENT_TIMEOUT_MS = 10_000
+DEFAULT_QUERY_TIMEOUT_S = 10.0
+_PROGRESS_EVERY = 1_000  # SQLite VM instructions between deadline checks: microseconds apart, costs ~nothing
+
+
+class QueryTimeout(ToolError):
+    """The query ran past the server's deadline and was interrupted; the model should ask for less."""
+
+    def __init__(self, *, backend: str, timeout_s: float) -> None:
+        self.backend, self.timeout_s = backend, timeout_s
+        super().__init__(f"the query exceeded the {timeout_s:g} s limit and was interrupted ({backend}); narrow "
+                         "it: filter with WHERE, add LIMIT, aggregate instead of listing rows, and give a recursive "
+                         "CTE a stop condition (WHERE n < 1000)")
 
 
 class QueryResult(BaseModel):
@@ -72,25 +89,40 @@ def _deny_attach(action: int, *_: object) -> int:
     return sqlite3.SQLITE_DENY if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH) else sqlite3.SQLITE_OK
 
 
-def _sqlite_query(path: str, sql: str, params: list[JsonValue], max_rows: int) -> QueryResult:
+def _sqlite_query(path: str, sql: str, params: list[JsonValue], max_rows: int, *, timeout_s: float) -> QueryResult:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     try:
         conn.execute("PRAGMA query_only = ON")
         conn.set_authorizer(_deny_attach)
+        deadline = time.monotonic() + timeout_s
+        expired: list[bool] = []
+
+        def past_deadline() -> bool:
+            """A true return interrupts the statement (sqlite3.OperationalError "interrupted")."""
+            if time.monotonic() > deadline:
+                expired.append(True)
+            return bool(expired)
+
+        # Set before execute and kept through fetchmany: SQLite computes rows as they are stepped, so a slow
+        # query may spend its time in either.
+        conn.set_progress_handler(past_deadline, _PROGRESS_EVERY)
         try:
             cur = conn.execute(sql, params)
+            columns = [d[0] for d in cur.description or []]
+            fetched = cur.fetchmany(max_rows + 1)
         except sqlite3.Error as exc:
+            if expired:
+                raise QueryTimeout(backend="SQLite", timeout_s=timeout_s) from exc
             raise ToolError(f"SQLite error: {exc}; the database is read-only (SELECT, WITH, PRAGMA table_info)") \
                 from exc
-        columns = [d[0] for d in cur.description or []]
-        fetched = cur.fetchmany(max_rows + 1)
     finally:
         conn.close()
     rows = [[_json(v) for v in row] for row in fetched[:max_rows]]
     return QueryResult(columns=columns, rows=rows, row_count=len(rows), truncated=len(fetched) > max_rows)
 
 
-async def _postgres_query(dsn: str, sql: str, params: list[JsonValue], max_rows: int) -> QueryResult:
+async def _postgres_query(dsn: str, sql: str, params: list[JsonValue], max_rows: int, *,
+                          timeout_s: float) -> QueryResult:
     try:
         import psycopg
     except ImportError as exc:
@@ -103,8 +135,11 @@ async def _postgres_query(dsn: str, sql: str, params: list[JsonValue], max_rows:
         await conn.set_read_only(True)
         async with conn.cursor() as cur:
             try:
-                await cur.execute(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
+                # SET takes no bind parameters; the value is an int computed here, not input.
+                await cur.execute(f"SET LOCAL statement_timeout = {max(1, round(timeout_s * 1000))}")
                 await cur.execute(sql.encode(), params or None)  # bytes: the SQL text is the tool's input
+            except psycopg.errors.QueryCanceled as exc:  # 57014: statement_timeout (nothing else cancels here)
+                raise QueryTimeout(backend="Postgres", timeout_s=timeout_s) from exc
             except psycopg.Error as exc:
                 raise ToolError(f"Postgres error: {str(exc).strip()} (queries run in a READ ONLY transaction)") from exc
             columns = [d.name for d in cur.description or []]
@@ -123,7 +158,11 @@ POSTGRES_SCHEMA = ("SELECT table_schema || '.' || table_name, column_name, data_
                    "ORDER BY table_schema, table_name, ordinal_position")
 
 
-def build(options: ServerOptions) -> FastMCP:
+def build(options: ServerOptions, *, query_timeout_s: float = DEFAULT_QUERY_TIMEOUT_S) -> FastMCP:
+    """``query_timeout_s``: the deadline of every query (SQLite and Postgres alike)."""
+    if not query_timeout_s > 0:
+        raise ConfigError(f"the db server's query_timeout_s must be a positive number of seconds, got "
+                          f"{query_timeout_s!r}")
     database = options.database
     mcp = new_server("db", instructions="Read-only SQL against the configured database "
                                         f"({'Postgres' if database and _is_postgres(database) else 'SQLite'}).")
@@ -133,11 +172,11 @@ def build(options: ServerOptions) -> FastMCP:
             raise ToolError("no database configured for this server; start it with --database FILE.sqlite "
                             "(in the workspace) or --database postgresql://...")
         if _is_postgres(database):
-            return await _postgres_query(database, sql, params, max_rows)
+            return await _postgres_query(database, sql, params, max_rows, timeout_s=query_timeout_s)
         path = confine(options.workspace, database)
         if not path.is_file():
             raise ToolError(f"SQLite database {database!r} does not exist in the workspace")
-        return await asyncio.to_thread(_sqlite_query, str(path), sql, params, max_rows)
+        return await asyncio.to_thread(_sqlite_query, str(path), sql, params, max_rows, timeout_s=query_timeout_s)
 
     @mcp.tool(annotations=ToolAnnotations(title="Read-only SQL query", readOnlyHint=True, openWorldHint=False))
     async def query(sql: str, params: list[JsonValue] | None = None,
