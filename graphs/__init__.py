@@ -1,6 +1,6 @@
-"""Plan → LangGraph compiler and the graphs that langgraph.json exposes."""
+"""The one static run graph (a plan is data in its state) and the graphs that langgraph.json exposes."""
 
-from naestro.graphs.compile import compile_plan
+from naestro.graphs.compile import compile_graph
 from naestro.graphs.state import RunState, TaskRecord
 
-__all__ = ["RunState", "TaskRecord", "compile_plan"]
+__all__ = ["RunState", "TaskRecord", "compile_graph"]

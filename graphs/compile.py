@@ -1,47 +1,196 @@
-"""Plan → LangGraph StateGraph.
+"""The one static run graph: a plan is data in state, not a new graph per plan.
 
-Per task: ``task_<id>`` (agent or direct action) → ``check_<id>`` (acceptance) → retry or ``done_<id>``.
-Tasks without deps start at START, so independent tasks share a superstep and run in parallel; a task
-with several deps waits on all their ``done_`` nodes (a LangGraph join). ``report`` waits on every task.
+```
+START → plan → schedule ─Send→ task ─→ schedule … → report ─→ finish → END
+                   ▲                                   │
+                   └──────────── replan ◄──────────────┘  (checks failed, re-plans left)
+```
+
+``plan`` puts the phase's plan in state (planned from the goal, or the given one validated). ``schedule``
+sends every task whose dependencies are final, and every task whose last attempt asked for a retry or a
+Reviewer pass, to ``task`` (one attempt: execute, then the acceptance checks) in one superstep, so independent
+tasks run in parallel; a task waits for all its dependencies because it is only sent then. ``report`` writes
+report.md; ``replan`` plans what is unfinished as the next phase; ``finish`` records the outcome.
+
+The same compiled graph runs under ``naestro run`` (with Naestro's checkpointer) and under the LangGraph
+server (``graphs/app.py``, with the server's), so the SDK, Studio and the CLI see the same nodes, state and
+interrupts. Nodes get the run's parts from ``RunServices``, never from the caller.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, Literal, TypeVar
+
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.config import get_config
+from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, Send
 
 from naestro.context import RunContext
-from naestro.graphs.state import RunState
-from naestro.nodes.reporter import report_node
-from naestro.nodes.task import check_node, done_node, execute_node, route_after_check
+from naestro.errors import RunPaused
+from naestro.graphs.services import RunServices
+from naestro.graphs.state import FINAL, RunInput, RunOutput, RunState, TaskInput, status_of
+from naestro.nodes.planning import plan_node, replan_node
+from naestro.nodes.reporter import report_node, run_passed
+from naestro.nodes.task import task_node
 from naestro.plan import Plan
 
-__all__ = ["build_graph", "compile_plan"]
+__all__ = ["RUN_RECURSION_LIMIT", "RunGraph", "build_graph", "compile_graph", "ready_tasks"]
+
+RunGraph = CompiledStateGraph[RunState, None, RunInput, RunOutput]
+_T = TypeVar("_T")
 
 
-def build_graph(plan: Plan) -> StateGraph[RunState, RunContext, RunState, RunState]:
-    graph: StateGraph[RunState, RunContext, RunState, RunState] = StateGraph(RunState, context_schema=RunContext)
+def ready_tasks(plan: Plan, state: RunState) -> list[TaskInput]:
+    """What to dispatch next: unstarted tasks whose dependencies are final, and tasks asking for another attempt.
+
+    A task whose dependency did not pass is still dispatched: its node records it as ``skipped`` (with the
+    blocking dependencies), so every task ends with a record and the report can say why.
+    """
+    tasks = state.get("tasks", {})
+    run_id, phase = state.get("run_id", ""), state.get("phase", 0)
+    spent = sum(r["tokens"] for r in tasks.values())
+    ready: list[TaskInput] = []
     for task in plan.tasks:
-        run, check, done = f"task_{task.id}", f"check_{task.id}", f"done_{task.id}"
-        graph.add_node(run, execute_node(task))
-        graph.add_node(check, check_node(task))
-        graph.add_node(done, done_node(task))
-        if not task.deps:
-            graph.add_edge(START, run)
-        elif len(task.deps) == 1:
-            graph.add_edge(f"done_{task.deps[0]}", run)
-        else:
-            graph.add_edge([f"done_{d}" for d in task.deps], run)
-        graph.add_edge(run, check)
-        graph.add_conditional_edges(check, route_after_check(task), [run, done])
-    graph.add_node("report", report_node)
-    graph.add_edge([f"done_{t.id}" for t in plan.tasks], "report")
-    graph.add_edge("report", END)
+        rec = tasks.get(task.id)
+        if rec is not None and rec["status"] not in ("retry", "review"):
+            continue
+        if rec is None and any(status_of(tasks, d) not in FINAL for d in task.deps):
+            continue
+        inputs = {name: (tasks[spec.task]["outputs"].get(spec.output) if spec.task in tasks else None)
+                  for name, spec in task.inputs.items()}
+        ready.append({"run_id": run_id, "phase": phase, "task": task.id, "prev": rec, "inputs": inputs,
+                      "blocked": [d for d in task.deps if status_of(tasks, d) != "passed"],
+                      "run_tokens": spent})
+    return ready
+
+
+RUN_RECURSION_LIMIT = 10_000
+"""Supersteps are bounded by the plan (two per attempt: task, schedule; attempts are capped) and re-plans are
+capped, so the limit only stops a runaway; LangGraph's default (25) would stop a 12-task chain."""
+
+
+def build_graph(services: RunServices) -> StateGraph[RunState, None, RunInput, RunOutput]:
+    """The graph with its nodes bound to ``services`` (the process's runtime and live runs)."""
+
+    async def guarded(run_id: str | None, work: Awaitable[_T]) -> _T:
+        """A node's failure is the run's: run.json and the events say so, whoever drives the graph."""
+        try:
+            return await work
+        except GraphBubbleUp:  # an interrupt (consent) or a parent command: not a failure
+            raise
+        except RunPaused as exc:
+            await asyncio.to_thread(_mark, services, run_id, "paused", str(exc), "run_paused", reason=exc.reason)
+            raise
+        except BaseException as exc:
+            error = f"{exc.__class__.__name__}: {exc}"
+            await asyncio.to_thread(_mark, services, run_id, "error", error, "run_error", error=error)
+            raise
+
+    async def context(state: RunState) -> RunContext:
+        phase = state.get("phase", 0)
+        tokens = sum(r["tokens"] for r in state.get("tasks", {}).values())
+        return await services.context(run_of(state["run_id"]), phase, raw_plan=state.get("plan"), run_tokens=tokens)
+
+    async def plan(state: RunState) -> dict[str, Any]:
+        thread = str(get_config().get("configurable", {}).get("thread_id", ""))
+        return await guarded(state.get("run_id"), plan_node(state, services, thread=thread))
+
+    async def schedule(state: RunState) -> Command[Literal["task", "report"]]:
+        async def pick() -> Command[Literal["task", "report"]]:
+            ctx = await context(state)
+            ready = ready_tasks(ctx.plan, state)
+            if not ready:
+                return Command(goto="report")
+            return Command(goto=[Send("task", payload) for payload in ready])
+        return await guarded(run_of(state["run_id"]), pick())
+
+    async def task(inp: TaskInput) -> dict[str, Any]:
+        async def attempt() -> dict[str, Any]:
+            ctx = await services.context(run_of(inp["run_id"]), inp["phase"], run_tokens=inp["run_tokens"])
+            return await task_node(inp, ctx)
+        return await guarded(run_of(inp["run_id"]), attempt())
+
+    async def report(state: RunState) -> dict[str, Any]:
+        async def write() -> dict[str, Any]:
+            ctx = await context(state)
+            update = await report_node(state, ctx)
+            return {**update, "status": "passed" if run_passed(ctx.plan, state["tasks"]) else "failed"}
+        return await guarded(run_of(state["run_id"]), write())
+
+    def after_report(state: RunState) -> Literal["replan", "finish"]:
+        settings = services.runtime.settings
+        if state.get("status") == "passed" or state.get("phase", 0) >= settings.max_replans:
+            return "finish"
+        return "replan"
+
+    async def replan(state: RunState) -> dict[str, Any]:
+        async def again() -> dict[str, Any]:
+            ctx = await context(state)
+            return await replan_node(state, services, run_id=ctx.run_id, plan=ctx.plan, events=ctx.events)
+        return await guarded(run_of(state["run_id"]), again())
+
+    async def finish(state: RunState) -> dict[str, Any]:
+        async def end() -> dict[str, Any]:
+            ctx = await context(state)
+            status: Literal["passed", "failed"] = "passed" if run_passed(ctx.plan, state["tasks"]) else "failed"
+            run_id = run_of(state["run_id"])
+            await asyncio.to_thread(_finished, services, run_id, status, state.get("phase", 0))
+            await services.close(run_id)
+            return {"status": status}
+        return await guarded(run_of(state["run_id"]), end())
+
+    graph: StateGraph[RunState, None, RunInput, RunOutput] = StateGraph(
+        RunState, input_schema=RunInput, output_schema=RunOutput)
+    graph.add_node("plan", plan)
+    graph.add_node("schedule", schedule, destinations=("task", "report"))
+    graph.add_node("task", task)  # type: ignore[arg-type]  # a Send target: its input is TaskInput, not the state
+    graph.add_node("report", report)
+    graph.add_node("replan", replan)
+    graph.add_node("finish", finish)
+    graph.add_edge(START, "plan")
+    graph.add_edge("plan", "schedule")
+    graph.add_edge("task", "schedule")
+    graph.add_conditional_edges("report", after_report, ["replan", "finish"])
+    graph.add_edge("replan", "schedule")
+    graph.add_edge("finish", END)
     return graph
 
 
-def compile_plan(plan: Plan, *, checkpointer: BaseCheckpointSaver[str] | None = None,
-                 ) -> CompiledStateGraph[RunState, RunContext, RunState, RunState]:
-    """Compile a validated plan. Pass a checkpointer for runs; none for `langgraph dev` (it brings its own)."""
-    return build_graph(plan).compile(checkpointer=checkpointer, name="naestro")
+def compile_graph(services: RunServices, *, checkpointer: BaseCheckpointSaver[str] | None = None) -> RunGraph:
+    """The run graph. Pass a checkpointer for runs; none for the LangGraph server (it brings its own)."""
+    return build_graph(services).compile(checkpointer=checkpointer, name="naestro").with_config(
+        recursion_limit=RUN_RECURSION_LIMIT)
+
+
+def run_of(in_state: str) -> str:
+    """The run a node works for: ``configurable.run_id`` when the driver set it, else the state's.
+
+    A fork continues on its source's thread (LangGraph keeps both branches), so the checkpointed state (and
+    the ``Send`` payloads in it) name the source run; the driver of the fork says which run it is.
+    """
+    given = get_config().get("configurable", {}).get("run_id")
+    return str(given) if given else in_state
+
+
+def _mark(services: RunServices, run_id: str | None, status: Literal["paused", "error"], why: str, event: str,
+          **fields: Any) -> None:
+    if not run_id:
+        return
+    record = services.record(run_id) or services.store.load(run_id)
+    record.status, record.error = status, why
+    services.store.save(record)
+    services.events(record).emit(event, **fields)
+
+
+def _finished(services: RunServices, run_id: str, status: Literal["passed", "failed"], phase: int) -> None:
+    record = services.record(run_id) or services.store.load(run_id)
+    record.status = status
+    services.store.save(record)
+    services.audit_log(run_id).append("run_finished", status=status)
+    services.events(record).emit("run_finished", status=status, phase=phase)
+

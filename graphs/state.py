@@ -1,13 +1,26 @@
-"""Graph state. Parallel task nodes write disjoint keys of ``tasks``; the reducer merges them."""
+"""Graph state: what a client sends (``RunInput``), what the graph keeps (``RunState``), what it returns.
+
+Parallel task nodes write disjoint keys of ``tasks``; the reducer merges them. A re-plan starts a new phase
+with an empty task map (``Overwrite`` bypasses the reducer). The plan is data in state, so one static graph
+runs any plan and a client (SDK, Studio) sees it.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NotRequired, TypedDict
+from typing import (
+    Annotated,
+    Literal,
+    NotRequired,  # pydantic needs these on 3.11 (the input JSON schema)
+)
 
 from pydantic import JsonValue
+from typing_extensions import TypedDict
 
 TaskStatus = Literal["ran", "passed", "retry", "review", "failed", "skipped"]
 """``review``: the role's attempts are used up; one Reviewer pass with the evidence comes before giving up."""
+
+FINAL: frozenset[str] = frozenset({"passed", "failed", "skipped"})
+"""Statuses after which a task is never dispatched again (its dependents may start)."""
 
 
 class CheckResult(TypedDict):
@@ -41,7 +54,51 @@ def status_of(tasks: dict[str, TaskRecord], task_id: str) -> TaskStatus | None:
     return record["status"] if record else None
 
 
+Mode = Literal["guide", "copilot", "auto"]
+
+
+class RunInput(TypedDict):
+    """What a client gives the graph: a goal, optionally a plan to run instead of planning one.
+
+    ``run_id`` names a run record that already exists (the CLI creates it first, to report errors before
+    anything runs); without it the graph creates the run from ``workspace``, ``mode`` and ``approve``.
+    """
+
+    goal: str
+    plan: NotRequired[dict[str, JsonValue]]
+    workspace: NotRequired[str]  # a folder copied as the run's workspace
+    mode: NotRequired[Mode]  # default copilot: sensitive actions ask
+    approve: NotRequired[list[str]]  # pre-approved scopes, e.g. "exec.run" or "fs.write:src"
+    run_id: NotRequired[str]
+
+
 class RunState(TypedDict):
     goal: str
+    run_id: NotRequired[str]
+    phase: NotRequired[int]  # 0 = the plan; n = the n-th re-plan of what was left unfinished
+    plan: NotRequired[dict[str, JsonValue]]  # the phase's validated plan (JSON)
     tasks: Annotated[dict[str, TaskRecord], merge_tasks]
     report: NotRequired[str]
+    status: NotRequired[Literal["passed", "failed"]]
+    workspace: NotRequired[str]
+    mode: NotRequired[Mode]
+    approve: NotRequired[list[str]]
+
+
+class RunOutput(TypedDict):
+    run_id: str
+    status: Literal["passed", "failed"]
+    report: str
+    tasks: dict[str, TaskRecord]
+
+
+class TaskInput(TypedDict):
+    """The ``Send`` payload of one task attempt: what the task node needs of the state, computed by the scheduler."""
+
+    run_id: str
+    phase: int
+    task: str
+    prev: TaskRecord | None  # the previous attempt's record (feedback, attempts, tokens so far)
+    inputs: dict[str, JsonValue]  # upstream outputs named by the task's IO contract
+    blocked: list[str]  # dependencies that did not pass: the task is recorded as skipped
+    run_tokens: int  # tokens the phase spent so far (the run budget's starting point in a new process)

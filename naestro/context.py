@@ -2,19 +2,24 @@
 
 ``call_tool`` and ``complete`` are the only ways a node reaches a tool or a model: each call is looked up
 in the effect journal (a re-executed node replays instead of repeating), then decided by the policy gate
-(deny → feedback, ask → ``interrupt()``), then made, journalled and recorded as an event.
+(deny → feedback, ask → ``interrupt()``), then made, journalled and recorded as an event. The gate only
+decides; suspending for a human is this layer's job (``ask_human``), because only a graph node can. The
+gate's work (policy, kill switches in SQLite, audit) runs in a worker thread, off the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from langchain_core.messages import BaseMessage
 from langgraph.config import get_config
+from langgraph.types import interrupt
 from pydantic import JsonValue
 
 from naestro.budget import RunBudget, TaskMeter
@@ -26,9 +31,10 @@ from naestro.journal import Journal, request_hash
 from naestro.llm import ModelProvider, ModelReply, complete_json
 from naestro.nodes.roles import RoleSpec
 from naestro.plan import Plan, Role
-from naestro.policies.gate import Gate
+from naestro.policies.gate import ConsentAnswer, ConsentRequest, Gate
 from naestro.redact import SecretVault
-from naestro.router import OutcomeFeed, Router, complete_json_routed, request_for
+from naestro.router import Router, complete_json_routed, request_for
+from naestro.runs import RunStatus
 from naestro.telemetry import chat_span, record_reply, record_tool_result, tool_span
 from naestro.toolbus import ToolBus, ToolResult, ToolSpec
 
@@ -72,10 +78,22 @@ class RunContext:
     router: Router | None = None  # None: call the requested endpoint directly (no spill, no re-route)
     vault: SecretVault = field(default_factory=SecretVault)  # placeholder -> real value, memory only
     review: bool = True  # a Reviewer pass after a task's last failed attempt, before the re-plan
+    set_status: Callable[[RunStatus], None] = lambda _status: None  # run.json's status (RunServices saves it)
+    # checkpoint id -> its snapshot being taken; shared by the contexts of one run (RunServices passes one dict)
+    snapshotting: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.router is not None:  # acceptance verdicts teach the router's bandit (naestro/router/feedback.py)
-            self.events.subscribe(OutcomeFeed(self.router))
+    def ask_human(self, request: ConsentRequest) -> ConsentAnswer:
+        """Suspend the running node with LangGraph's ``interrupt()``; on resume, the human's answer.
+
+        The payload is what ``thread.interrupts`` shows over the SDK and in Studio, and what ``naestro approve``
+        lists; ``Command(resume=...)`` from any of them continues the node. Blocking (run.json is saved): call
+        it from a worker thread, as ``call_tool`` and ``complete`` do.
+        """
+        self.set_status("waiting")
+        self.events.emit("waiting_for_consent", task=request.task, action=request.action)
+        answer = ConsentAnswer.model_validate(interrupt(request.model_dump(mode="json")))
+        self.set_status("running")
+        return answer
 
     def endpoint_for(self, role: Role, override: str | None = None) -> str:
         """Endpoint name for a role: the task's override, else the role's preference (default/fast aliases)."""
@@ -87,18 +105,28 @@ class RunContext:
             return registry.fast or registry.default
         return wanted
 
-    def snapshot_step(self) -> None:
+    async def snapshot_step(self) -> None:
         """Bind the checkpoint this step starts from to a snapshot of the workspace.
 
-        Called first thing (no await before it) by every node that may change files: the first such node
-        of a superstep runs before any sibling has done anything, so the snapshot is the workspace exactly
-        as it was at that checkpoint; its siblings find the checkpoint already bound.
+        Awaited first thing by every node that may change files. Parallel siblings of a superstep start from
+        the same checkpoint: the first one starts the snapshot (in a worker thread: a walk of the workspace
+        must not block the event loop) before any await, and every sibling waits for that one snapshot
+        before doing anything, so it is the workspace exactly as it was at that checkpoint.
         """
         if self.snapshots is None:
             return
         checkpoint = get_config().get("configurable", {}).get("checkpoint_map", {}).get("")
-        if checkpoint and not self.snapshots.bound(checkpoint):
-            self.snapshots.bind(checkpoint, self.snapshots.take(self.workspace))
+        if not checkpoint:
+            return
+        taking = self.snapshotting.get(checkpoint)
+        if taking is None:
+            snapshots, workspace = self.snapshots, self.workspace
+
+            def take() -> None:
+                if not snapshots.bound(checkpoint):
+                    snapshots.bind(checkpoint, snapshots.take(workspace))
+            taking = self.snapshotting[checkpoint] = asyncio.ensure_future(asyncio.to_thread(take))
+        await asyncio.shield(taking)
 
     def tools_for(self, role: Role) -> list[ToolSpec]:
         """The tools offered to a role: its allowlist entries are names or globs (``server.*``)."""
@@ -139,8 +167,9 @@ class RunContext:
         try:
             # Scoped secret handles: placeholders the run issued become their values for this call only, and
             # the gate decides on the real values' labels (a secret needs the run's `secret` scope).
-            decision, arguments = self.gate.authorize_tool(task=ex.task_id, role=ex.role.value, tool=name,
-                                                           arguments=self.vault.reveal(arguments), meter=ex.meter)
+            decision, arguments = await asyncio.to_thread(functools.partial(
+                self.gate.authorize_tool, task=ex.task_id, role=ex.role.value, tool=name,
+                arguments=self.vault.reveal(arguments), meter=ex.meter, ask=self.ask_human))
         except PolicyDenied as exc:
             denied = ToolResult(tool=name, ok=False, text=self.vault.redact(f"POLICY DENIED: {exc.message}"),
                                 args_sha256=request, result_sha256=request_hash(exc.message),
@@ -190,8 +219,9 @@ class RunContext:
             # What the call will certainly spend: its prompt (~4 chars/token); the reply is charged after.
             prompt_estimate = len(text) // 4
             estimate = {"tokens": float(prompt_estimate), "usd": ep.cost_usd(prompt_estimate, 0)}
-            self.gate.authorize_model(task=ex.task_id, role=ex.role.value, endpoint=ep.name, locality=ep.locality,
-                                      estimate=estimate, text=text, meter=ex.meter)
+            await asyncio.to_thread(functools.partial(
+                self.gate.authorize_model, task=ex.task_id, role=ex.role.value, endpoint=ep.name,
+                locality=ep.locality, estimate=estimate, text=text, meter=ex.meter, ask=self.ask_human))
             if self.router is None:
                 reply = await complete_json(self.provider, ep.name, messages, schema=schema, name=name)
             else:  # the router may spill or re-route to another endpoint: the gate sees that one too
@@ -199,7 +229,7 @@ class RunContext:
                     if other.name != ep.name:
                         self.gate.authorize_model(task=ex.task_id, role=ex.role.value, endpoint=other.name,
                                                   locality=other.locality, estimate=estimate, text=text,
-                                                  meter=ex.meter)
+                                                  meter=ex.meter, ask=self.ask_human)
                 req = request_for(messages, kind=ex.role.value, requested=ep.name, meter=ex.meter)
                 reply, _ = await complete_json_routed(self.router, self.provider, req, messages, schema=schema,
                                                       name=name, authorize=authorize,

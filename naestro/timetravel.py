@@ -21,7 +21,8 @@ from langgraph.types import StateSnapshot
 from naestro.checkpoints import open_saver
 from naestro.checkpoints.snapshots import SnapshotStore, WorkspaceChanged
 from naestro.errors import UsageError
-from naestro.graphs.compile import compile_plan
+from naestro.graphs.compile import compile_graph, ready_tasks
+from naestro.plan import Plan
 from naestro.runs import RunRecord, RunStore
 
 if TYPE_CHECKING:
@@ -49,6 +50,20 @@ class HistoryEntry:
         return asdict(self)
 
 
+def _next(s: StateSnapshot) -> list[str]:
+    """What runs after this checkpoint; the task node is named with the task it was sent for (``task:b``)."""
+    values = s.values if isinstance(s.values, dict) else {}
+    shown: list[str] = []
+    for name in s.next:
+        if name == "task" and isinstance(values.get("plan"), dict):
+            sent = [t for t in s.tasks if t.name == "task"]
+            ready = ready_tasks(Plan.model_validate(values["plan"]), values)  # type: ignore[arg-type]
+            shown += [f"task:{r['task']}" for r in ready[:len(sent) or None]]
+        else:
+            shown.append(name)
+    return list(dict.fromkeys(shown))
+
+
 class TimeTravel:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
@@ -61,11 +76,13 @@ class TimeTravel:
     async def _states(self, record: RunRecord) -> list[tuple[int, StateSnapshot]]:
         out: list[tuple[int, StateSnapshot]] = []
         async with open_saver(self.settings.checkpoint_url, self.settings.checkpoint_db) as saver:
-            for phase, thread in enumerate(record.threads):
-                graph = compile_plan(self.runner.plan_of(record, phase), checkpointer=saver)
+            graph = compile_graph(self.runner.services, checkpointer=saver)
+            for thread in dict.fromkeys(record.threads or [record.run_id]):
                 config: RunnableConfig = {"configurable": {"thread_id": thread}}
                 states = [s async for s in graph.aget_state_history(config)]
-                out += [(phase, s) for s in reversed(states)]  # oldest first
+                # oldest first; the phase (re-plan number) is part of the state
+                out += [(int(s.values.get("phase", 0)) if isinstance(s.values, dict) else 0, s)
+                        for s in reversed(states)]
         return out
 
     async def history(self, run_id: str) -> list[HistoryEntry]:
@@ -84,7 +101,7 @@ class TimeTravel:
             entries.append(HistoryEntry(
                 checkpoint_id=cid, parent_id=parent, thread=str(s.config["configurable"]["thread_id"]), phase=phase,
                 step=int(s.metadata.get("step", -1)) if s.metadata else -1,
-                node=",".join(made_by) or ("input" if parent is None else "update"), next=list(s.next),
+                node=",".join(made_by) or ("input" if parent is None else "update"), next=_next(s),
                 created=str(s.created_at), tokens=sum(int(r.get("tokens", 0)) for r in tasks.values()),
                 cost_usd=round(sum(float(r.get("cost_usd", 0.0)) for r in tasks.values()), 6),
                 snapshot=self._snapshot_of(cid, by_id, snapshots), head=cid == head))
@@ -183,7 +200,7 @@ class TimeTravel:
         head = target.checkpoint_id
         if edit:
             async with open_saver(self.settings.checkpoint_url, self.settings.checkpoint_db) as saver:
-                graph = compile_plan(self.runner.plan_of(source, target.phase), checkpointer=saver)
+                graph = compile_graph(self.runner.services, checkpointer=saver)
                 cfg: RunnableConfig = {"configurable": {"thread_id": target.thread, "checkpoint_id": head}}
                 as_node = target.node.split(",")[0] if target.node not in ("input", "update") else None
                 new_cfg = await graph.aupdate_state(cfg, edit, as_node=as_node)

@@ -6,12 +6,12 @@ never depends on the model telling the truth; the model only adds the prose summ
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
-from langgraph.runtime import Runtime
 from pydantic import JsonValue
 
 from naestro.context import Execution, RunContext
@@ -100,7 +100,7 @@ def render_report(plan: Plan, tasks: dict[str, TaskRecord], workspace: Path, *, 
     return "\n".join(lines) + "\n"
 
 
-async def _summary(plan: Plan, tasks: dict[str, TaskRecord], ctx: RunContext) -> str:
+async def _summary(plan: Plan, tasks: dict[str, TaskRecord], ctx: RunContext, files: list[str]) -> str:
     facts = {tid: {"status": r["status"], "summary": r["summary"][:300],
                    "checks": [f"{'PASS' if c['passed'] else 'FAIL'} {c['detail'][:150]}" for c in r["checks"]]}
              for tid, r in tasks.items()}
@@ -109,7 +109,7 @@ async def _summary(plan: Plan, tasks: dict[str, TaskRecord], ctx: RunContext) ->
     failed = [tid for tid, r in tasks.items() if r["status"] != "passed"]
     outcome = f"FAILED (tasks not passed: {', '.join(failed)})" if failed else "PASSED (every check passed)"
     prompt = (f"Goal: {plan.goal}\nOutcome: {outcome}\nFacts per task:\n{json.dumps(facts, indent=1)}\n"
-              f"Files: {[n for n, _ in artifacts(ctx.workspace)][:40]}\n"
+              f"Files: {files[:40]}\n"
               "Write 2-4 sentences: start with the outcome, then what was done and which checks failed, if any.")
     ex = Execution(node="report", task_id="report", role=Role.reporter, attempt=1)
     try:
@@ -124,15 +124,21 @@ async def _summary(plan: Plan, tasks: dict[str, TaskRecord], ctx: RunContext) ->
     return str(value.get("summary", ""))
 
 
-async def report_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    ctx = runtime.context
-    summary = await _summary(ctx.plan, state["tasks"], ctx)
-    events = read_events(ctx.events.path)
-    policy = [e for e in events if e.get("event") in POLICY_EVENTS]
-    plan_tasks = {t.id for t in ctx.plan.tasks}
-    verdicts = [e for e in events if e.get("event") == "verdict" and e.get("task") in plan_tasks]
-    text = render_report(ctx.plan, state["tasks"], ctx.workspace, summary=summary, policy=policy, verdicts=verdicts)
-    (ctx.run_dir / "report.md").write_text(text)
+async def report_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
+    files = await asyncio.to_thread(artifacts, ctx.workspace)  # a walk of the workspace: off the event loop
+    summary = await _summary(ctx.plan, state["tasks"], ctx, [n for n, _ in files])
+
+    def write() -> str:
+        events = read_events(ctx.events.path)
+        policy = [e for e in events if e.get("event") in POLICY_EVENTS]
+        plan_tasks = {t.id for t in ctx.plan.tasks}
+        verdicts = [e for e in events if e.get("event") == "verdict" and e.get("task") in plan_tasks]
+        text = render_report(ctx.plan, state["tasks"], ctx.workspace, summary=summary, policy=policy,
+                             verdicts=verdicts)
+        (ctx.run_dir / "report.md").write_text(text)
+        return text
+
+    text = await asyncio.to_thread(write)
     ctx.events.emit("report_written", path=str(ctx.run_dir / "report.md"),
                     passed=run_passed(ctx.plan, state["tasks"]))
     return {"report": text}

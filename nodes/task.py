@@ -1,34 +1,30 @@
-"""The three graph nodes per task: execute (role agent or direct action), check (acceptance), done (join).
+"""The task node: one attempt of one task (role agent or direct action), then its acceptance checks.
 
-``done_<id>`` exists so that downstream joins fire once, after the task's final verdict, and not on
-every retry of the check.
+Dispatched by the scheduler with ``Send("task", TaskInput)`` (graphs/compile.py), so one node serves every
+task of every plan. The verdict decides the next step through the state: ``retry`` / ``review`` make the
+scheduler dispatch the task again, a final status lets its dependents start. Execute and check share a node
+so that a checkpoint never holds an attempt without its verdict; a consent interrupt in either re-runs the
+node on resume, and the effect journal replays what already happened.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
-from langgraph.runtime import Runtime
 from pydantic import JsonValue
 
 from naestro.budget import TaskMeter, effective_budget
 from naestro.context import Execution, RunContext
 from naestro.errors import BudgetExceeded, PolicyDenied
-from naestro.graphs.state import CheckResult, RunState, TaskRecord, TaskStatus, status_of
+from naestro.graphs.state import FINAL, CheckResult, TaskInput, TaskRecord, TaskStatus
 from naestro.nodes.acceptance import run_checks
 from naestro.nodes.agent import run_agent
 from naestro.plan import Role, Task, shown_to_agent
 from naestro.telemetry import agent_span, span
 
-__all__ = ["check_node", "done_node", "execute_node", "route_after_check"]
-
-class Node(Protocol):
-    """LangGraph's node-with-runtime signature (the runtime is passed by keyword)."""
-
-    def __call__(self, state: RunState, *, runtime: Runtime[RunContext]) -> Awaitable[dict[str, Any]]: ...
+__all__ = ["task_node"]
 
 
 def _record(*, status: TaskStatus = "ran", attempts: int = 0, model: str = "", error: str | None = None) -> TaskRecord:
@@ -39,14 +35,6 @@ def _record(*, status: TaskStatus = "ran", attempts: int = 0, model: str = "", e
     return record
 
 
-def _inputs(task: Task, state: RunState) -> dict[str, JsonValue]:
-    values: dict[str, JsonValue] = {}
-    for name, spec in task.inputs.items():
-        upstream = state["tasks"].get(spec.task)
-        values[name] = upstream["outputs"].get(spec.output) if upstream else None
-    return values
-
-
 async def _direct(task: Task, ctx: RunContext, ex: Execution) -> tuple[dict[str, JsonValue], str, bool]:
     assert task.action is not None
     result = await ctx.call_tool(ex, task.action.tool, dict(task.action.arguments))
@@ -55,71 +43,75 @@ async def _direct(task: Task, ctx: RunContext, ex: Execution) -> tuple[dict[str,
     return outputs, result.text[:500], result.ok
 
 
-def execute_node(task: Task) -> Node:
-    async def execute(state: RunState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
-        runtime.context.snapshot_step()  # before anything can change the workspace (see RunContext)
-        with span(f"naestro.task {task.id}", attributes={"naestro.task.id": task.id, "naestro.role": task.role.value,
-                                                          "naestro.direct": task.is_direct}) as sp:
-            update = await _execute(state, runtime.context)
-            rec = update["tasks"][task.id]
-            sp.set_attributes({"naestro.attempt": rec["attempts"], "naestro.task.status": rec["status"],
-                               "naestro.tokens": rec["tokens"], "naestro.cost_usd": rec["cost_usd"]})
-            return update
+async def task_node(inp: TaskInput, ctx: RunContext) -> dict[str, Any]:
+    """One attempt of ``inp["task"]``: execute, then check; the record it returns carries the verdict."""
+    await ctx.snapshot_step()  # before anything can change the workspace (see RunContext); checks run there too
+    task = ctx.plan.task(inp["task"])
+    with span(f"naestro.task {task.id}", attributes={"naestro.task.id": task.id, "naestro.role": task.role.value,
+                                                      "naestro.direct": task.is_direct}) as sp:
+        record = await _execute(task, inp, ctx)
+        sp.set_attributes({"naestro.attempt": record["attempts"], "naestro.task.status": record["status"],
+                           "naestro.tokens": record["tokens"], "naestro.cost_usd": record["cost_usd"]})
+    if record["status"] == "ran":
+        with span(f"naestro.check {task.id}", attributes={"naestro.task.id": task.id}) as sp:
+            record = await _check(task, record, ctx)
+            sp.set_attribute("naestro.checks.passed", record["status"] == "passed")
+    if record["status"] in FINAL:
+        ctx.events.emit("task_finished", task=task.id, status=record["status"], attempts=record["attempts"],
+                        tokens=record["tokens"], wall_s=record["wall_s"])
+    return {"tasks": {task.id: record}}
 
-    async def _execute(state: RunState, ctx: RunContext) -> dict[str, Any]:
-        prev = state["tasks"].get(task.id)
-        blocked: list[JsonValue] = [d for d in task.deps if status_of(state["tasks"], d) != "passed"]
-        if blocked:
-            ctx.events.emit("task_skipped", task=task.id, blocked_by=blocked)
-            return {"tasks": {task.id: _record(status="skipped", error=f"dependencies did not pass: {blocked}")}}
-        attempt = (prev["attempts"] if prev else 0) + 1
-        reviewing = prev is not None and prev["status"] == "review"
-        feedback = prev["feedback"] if prev and prev["status"] in ("retry", "review") else ""
-        # The Reviewer pass is the same task done by the Reviewer role: its prompt, tools and budget.
-        doer = task.model_copy(update={"role": Role.reviewer}) if reviewing else task
-        if reviewing:
-            feedback = (f"The {task.role.value} made {attempt - 1} attempt(s) and the checks still fail. Read the "
-                        f"files, find the defect, fix it and verify.\n{feedback}")
-        role = ctx.roles[doer.role]
-        budget = effective_budget(task.budget, role.budget, ctx.plan.budget)
-        meter = TaskMeter(task_id=task.id, budget=budget, run=ctx.run_budget)
-        model = "" if task.is_direct else ctx.endpoint_for(doer.role, task.model)
-        ctx.events.emit("task_started", task=task.id, role=doer.role.value, attempt=attempt, model=model,
-                        direct=task.is_direct, review=reviewing)
-        start = time.monotonic()
-        record = _record(attempts=attempt, model=model)
-        ex = Execution(node="task", task_id=task.id, role=doer.role, attempt=attempt, meter=meter)
-        try:
-            if task.is_direct:
-                outputs, summary, ok = await _direct(task, ctx, ex)
-                record["outputs"], record["summary"] = outputs, summary
-                if not ok:
-                    record["status"], record["error"] = "failed", summary
-            else:
-                with agent_span(role=doer.role.value, task=task.id, attempt=attempt, endpoint=model,
-                                conversation=ctx.thread):
-                    outcome = await asyncio.wait_for(
-                        run_agent(doer, ctx, ex, inputs=_inputs(task, state), feedback=feedback),
-                        timeout=budget.wall_s)
-                record["outputs"], record["summary"] = outcome.outputs, outcome.summary
-        except (BudgetExceeded, TimeoutError) as exc:
-            err = exc if isinstance(exc, BudgetExceeded) else BudgetExceeded(
-                scope=f"task {task.id!r}", resource="wall_s", limit=budget.wall_s or 0, spent=meter.elapsed_s)
-            record["status"], record["error"] = "failed", str(err)
-            ctx.events.emit("budget_exceeded", task=task.id, resource=err.resource, limit=err.limit, spent=err.spent)
-        except PolicyDenied as exc:  # a model call was denied: the task cannot go on
-            record["status"], record["error"] = "failed", str(exc)
-        if ex.refused:
-            record["refused"] = True
-        record["tokens"] = meter.tokens + (prev["tokens"] if prev else 0)
-        record["cost_usd"] = meter.usd + (prev["cost_usd"] if prev else 0.0)
-        record["wall_s"] = round(time.monotonic() - start + (prev["wall_s"] if prev else 0.0), 3)
-        ctx.events.emit("task_ran", task=task.id, attempt=attempt, status=record["status"], tokens=meter.tokens,
-                        wall_s=round(time.monotonic() - start, 3))
-        return {"tasks": {task.id: record}}
 
-    execute.__name__ = f"task_{task.id}"
-    return execute
+async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> TaskRecord:
+    prev = inp["prev"]
+    blocked: list[JsonValue] = [*inp["blocked"]]
+    if blocked:
+        ctx.events.emit("task_skipped", task=task.id, blocked_by=blocked)
+        return _record(status="skipped", error=f"dependencies did not pass: {blocked}")
+    attempt = (prev["attempts"] if prev else 0) + 1
+    reviewing = prev is not None and prev["status"] == "review"
+    feedback = prev["feedback"] if prev and prev["status"] in ("retry", "review") else ""
+    # The Reviewer pass is the same task done by the Reviewer role: its prompt, tools and budget.
+    doer = task.model_copy(update={"role": Role.reviewer}) if reviewing else task
+    if reviewing:
+        feedback = (f"The {task.role.value} made {attempt - 1} attempt(s) and the checks still fail. Read the "
+                    f"files, find the defect, fix it and verify.\n{feedback}")
+    role = ctx.roles[doer.role]
+    budget = effective_budget(task.budget, role.budget, ctx.plan.budget)
+    meter = TaskMeter(task_id=task.id, budget=budget, run=ctx.run_budget)
+    model = "" if task.is_direct else ctx.endpoint_for(doer.role, task.model)
+    ctx.events.emit("task_started", task=task.id, role=doer.role.value, attempt=attempt, model=model,
+                    direct=task.is_direct, review=reviewing)
+    start = time.monotonic()
+    record = _record(attempts=attempt, model=model)
+    ex = Execution(node="task", task_id=task.id, role=doer.role, attempt=attempt, meter=meter)
+    try:
+        if task.is_direct:
+            outputs, summary, ok = await _direct(task, ctx, ex)
+            record["outputs"], record["summary"] = outputs, summary
+            if not ok:
+                record["status"], record["error"] = "failed", summary
+        else:
+            with agent_span(role=doer.role.value, task=task.id, attempt=attempt, endpoint=model,
+                            conversation=ctx.thread):
+                outcome = await asyncio.wait_for(
+                    run_agent(doer, ctx, ex, inputs=inp["inputs"], feedback=feedback), timeout=budget.wall_s)
+            record["outputs"], record["summary"] = outcome.outputs, outcome.summary
+    except (BudgetExceeded, TimeoutError) as exc:
+        err = exc if isinstance(exc, BudgetExceeded) else BudgetExceeded(
+            scope=f"task {task.id!r}", resource="wall_s", limit=budget.wall_s or 0, spent=meter.elapsed_s)
+        record["status"], record["error"] = "failed", str(err)
+        ctx.events.emit("budget_exceeded", task=task.id, resource=err.resource, limit=err.limit, spent=err.spent)
+    except PolicyDenied as exc:  # a model call was denied: the task cannot go on
+        record["status"], record["error"] = "failed", str(exc)
+    if ex.refused:
+        record["refused"] = True
+    record["tokens"] = meter.tokens + (prev["tokens"] if prev else 0)
+    record["cost_usd"] = meter.usd + (prev["cost_usd"] if prev else 0.0)
+    record["wall_s"] = round(time.monotonic() - start + (prev["wall_s"] if prev else 0.0), 3)
+    ctx.events.emit("task_ran", task=task.id, attempt=attempt, status=record["status"], tokens=meter.tokens,
+                    wall_s=round(time.monotonic() - start, 3))
+    return record
 
 
 def _feedback(task: Task, checks: list[CheckResult]) -> str:
@@ -136,47 +128,20 @@ def _reviewable(task: Task, record: TaskRecord, ctx: RunContext) -> bool:
             and record["attempts"] == task.max_attempts and not record.get("refused", False))
 
 
-def check_node(task: Task) -> Node:
-    async def check(state: RunState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
-        ctx = runtime.context
-        ctx.snapshot_step()  # acceptance commands run in the workspace too
-        record = state["tasks"][task.id].copy()
-        if record["status"] == "ran":
-            with span(f"naestro.check {task.id}", attributes={"naestro.task.id": task.id}) as sp:
-                checks = await run_checks(task, record["outputs"], record["summary"], ctx, attempt=record["attempts"])
-                sp.set_attribute("naestro.checks.passed", all(c["passed"] for c in checks))
-            passed = all(c["passed"] for c in checks)
-            record["checks"] = checks
-            if passed:
-                record["status"] = "passed"
-                record["feedback"] = ""
-            else:
-                record["feedback"] = _feedback(task, checks)
-                if record["attempts"] < task.max_attempts:
-                    record["status"] = "retry"
-                else:
-                    record["status"] = "review" if _reviewable(task, record, ctx) else "failed"
-        ctx.events.emit("task_checked", task=task.id, status=record["status"], attempt=record["attempts"],
-                        checks=[{"kind": c["kind"], "passed": c["passed"], "detail": c["detail"]}
-                                for c in record["checks"]])
-        return {"tasks": {task.id: record}}
-
-    check.__name__ = f"check_{task.id}"
-    return check
-
-
-def route_after_check(task: Task) -> Callable[[RunState], str]:
-    def route(state: RunState) -> str:
-        return f"task_{task.id}" if state["tasks"][task.id]["status"] in ("retry", "review") else f"done_{task.id}"
-    return route
-
-
-def done_node(task: Task) -> Node:
-    async def done(state: RunState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
-        rec = state["tasks"][task.id]
-        runtime.context.events.emit("task_finished", task=task.id, status=rec["status"], attempts=rec["attempts"],
-                                    tokens=rec["tokens"], wall_s=rec["wall_s"])
-        return {}
-
-    done.__name__ = f"done_{task.id}"
-    return done
+async def _check(task: Task, record: TaskRecord, ctx: RunContext) -> TaskRecord:
+    """Acceptance checks of an attempt that ran; the verdict is the record's next status."""
+    record = record.copy()
+    checks = await run_checks(task, record["outputs"], record["summary"], ctx, attempt=record["attempts"])
+    record["checks"] = checks
+    if all(c["passed"] for c in checks):
+        record["status"], record["feedback"] = "passed", ""
+    else:
+        record["feedback"] = _feedback(task, checks)
+        if record["attempts"] < task.max_attempts:
+            record["status"] = "retry"
+        else:
+            record["status"] = "review" if _reviewable(task, record, ctx) else "failed"
+    ctx.events.emit("task_checked", task=task.id, status=record["status"], attempt=record["attempts"],
+                    checks=[{"kind": c["kind"], "passed": c["passed"], "detail": c["detail"]}
+                            for c in record["checks"]])
+    return record

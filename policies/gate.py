@@ -1,8 +1,10 @@
 """The policy gate: every tool call and model call an agent makes is decided here, audited, then enforced.
 
 allow → the call proceeds (with the policy's obligations, e.g. a timeout); deny → ``PolicyDenied``, which
-the agent sees as tool feedback; ask → LangGraph ``interrupt()`` with a consent request, resumed by a human
-with approve / deny / edited arguments (optionally remembered for the run as an approved scope). Kill
+the agent sees as tool feedback; ask → a ``ConsentRequest`` handed to the caller's ``Asker``, which answers
+approve / deny / edited arguments (optionally remembered for the run as an approved scope). The gate decides
+and never suspends: a graph node passes an asker that calls LangGraph's ``interrupt()`` (naestro/context.py),
+callers outside a graph pass none, and an ask becomes a deny. Kill
 switches are read at every decision: a paused run stops here (``RunPaused``), quarantined tools and
 endpoints are denied by the policy itself, revoked consents are forgotten.
 """
@@ -41,7 +43,7 @@ from naestro.policies.switches import KillSwitches
 from naestro.redact import SecretVault, labels, redact_value
 from naestro.telemetry import policy_span, span
 
-__all__ = ["ConsentAnswer", "ConsentRequest", "Gate"]
+__all__ = ["Asker", "ConsentAnswer", "ConsentRequest", "Gate"]
 
 
 class ConsentRequest(BaseModel):
@@ -66,6 +68,10 @@ class ConsentAnswer(BaseModel):
     remember: bool = False
     by: str = "cli"
     purpose: str = ""
+
+
+Asker = Callable[[ConsentRequest], ConsentAnswer]
+"""Who answers a consent request: a graph node suspends with ``interrupt()``; may raise to suspend."""
 
 
 @dataclass
@@ -180,9 +186,7 @@ class Gate:
                              reasons=[*decision.reasons], engine=self.engine.name, latency_us=latency_us)
         return decision
 
-    def _consent(self, inp: PolicyInput, decision: Decision) -> ConsentAnswer:
-        from langgraph.types import interrupt  # only meaningful inside a graph node
-
+    def _consent(self, inp: PolicyInput, decision: Decision, ask: Asker) -> ConsentAnswer:
         action = inp.action.tool or f"model:{inp.action.endpoint.name if inp.action.endpoint else '?'}"
         dirs = sorted({str(Path(p.resolved).parent) for p in inp.action.paths})
         scope = ApprovedScope(tool=action, under=dirs[0] if len(dirs) == 1 else None)
@@ -193,12 +197,11 @@ class Gate:
                                  risk="high" if high else "medium", remember_scope=scope)
         if self.events is not None:
             self.events.emit("consent_requested", task=inp.actor.task, action=action, reasons=[*decision.reasons])
-        # First pass: interrupt() suspends the node (the span ends marked interrupted); on resume it returns
-        # the human's answer and the span records it.
+        # In a graph node the first pass suspends (the asker raises; the span ends marked interrupted); on
+        # resume the asker returns the human's answer and the span records it.
         with span(f"naestro.consent {action}", attributes={"naestro.task.id": inp.actor.task,
                                                            "naestro.consent.risk": request.risk}) as sp:
-            raw = interrupt(request.model_dump(mode="json"))
-            answer = ConsentAnswer.model_validate(raw)
+            answer = ask(request)
             sp.set_attributes({"naestro.consent.approve": answer.approve, "naestro.consent.by": answer.by,
                                "naestro.consent.remember": answer.remember})
         self._audit("consent", task=inp.actor.task, action=action, approve=answer.approve, by=answer.by,
@@ -214,17 +217,19 @@ class Gate:
         return answer
 
     def authorize_tool(self, *, task: str, role: str, tool: str, arguments: dict[str, JsonValue],
-                       meter: TaskMeter | None = None, can_ask: bool = True) -> tuple[Decision, dict[str, JsonValue]]:
+                       meter: TaskMeter | None = None, ask: Asker | None = None,
+                       ) -> tuple[Decision, dict[str, JsonValue]]:
         """The decision for a tool call and the arguments to call it with (a human may have edited them).
 
-        ``can_ask=False`` outside a graph node (the planner's check probe): an ask is a deny."""
+        Without ``ask`` (outside a graph node, e.g. the planner's check probe) an ask is a deny."""
         self._check_switches(task)
         inp = self.tool_input(task=task, role=role, tool=tool, arguments=arguments, meter=meter)
         decision = self.decide(inp)
-        if decision.ask and not can_ask:
+        if decision.ask and ask is None:
             raise PolicyDenied(tool=tool, reasons=[*decision.reasons, "outside a graph node nobody can be asked"])
         if decision.ask:
-            answer = self._consent(inp, decision)
+            assert ask is not None
+            answer = self._consent(inp, decision, ask)
             if not answer.approve:
                 raise PolicyDenied(tool=tool, reasons=[f"{answer.by} refused consent", *decision.reasons], by="human")
             if answer.arguments is not None and answer.arguments != arguments:
@@ -240,17 +245,18 @@ class Gate:
         return decision, arguments
 
     def authorize_model(self, *, task: str, role: str, endpoint: str, locality: str, estimate: dict[str, float],
-                        text: str, meter: TaskMeter | None = None, can_ask: bool = True) -> Decision:
-        """``can_ask=False`` outside a graph node (the planner): an ask becomes a deny that says how to approve."""
+                        text: str, meter: TaskMeter | None = None, ask: Asker | None = None) -> Decision:
+        """Without ``ask`` (outside a graph node: the planner) an ask becomes a deny that says how to approve."""
         self._check_switches(task)
         inp = self.model_input(task=task, role=role, endpoint=endpoint, locality=locality, estimate=estimate,
                                text=text, meter=meter)
         decision = self.decide(inp)
-        if decision.ask and not can_ask:
+        if decision.ask and ask is None:
             raise PolicyDenied(tool=f"model:{endpoint}", reasons=[
                 *decision.reasons, f"planning cannot wait for consent: pre-approve with --approve model:{endpoint}"])
         if decision.ask:
-            answer = self._consent(inp, decision)
+            assert ask is not None
+            answer = self._consent(inp, decision, ask)
             if not answer.approve:
                 raise PolicyDenied(tool=f"model:{endpoint}", reasons=[f"{answer.by} refused consent"], by="human")
         elif not decision.allow:

@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 
 from naestro.errors import EndpointUnavailable
 from naestro.events import read_events
-from naestro.graphs.compile import build_graph
+from naestro.graphs.compile import compile_graph, ready_tasks
 from naestro.plan import Plan
 from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.runner import Runner
@@ -43,15 +43,34 @@ def regex_task(tid: str, pattern: str, deps: list[str] | None = None) -> dict[st
             "accept": [{"kind": "regex", "file": f"{tid}.txt", "pattern": pattern}]}
 
 
-def test_compiled_graph_shape() -> None:
+def test_one_static_graph_serves_every_plan(settings: Settings) -> None:
+    graph = compile_graph(Runner(settings, ScriptedProvider(lambda m: {})).services)
+    nodes = set(graph.get_graph().nodes)
+    assert nodes == {"__start__", "plan", "schedule", "task", "report", "replan", "finish", "__end__"}
+    edges = {(e.source, e.target) for e in graph.get_graph().edges}
+    assert {("__start__", "plan"), ("plan", "schedule"), ("task", "schedule"), ("schedule", "task"),
+            ("schedule", "report"), ("report", "replan"), ("report", "finish"), ("replan", "schedule")} <= edges
+    schema = graph.get_input_jsonschema()
+    assert schema["required"] == ["goal"] and {"plan", "workspace", "mode", "approve"} <= set(schema["properties"])
+
+
+def test_scheduler_dispatches_by_dependency_readiness() -> None:
     plan = Plan.model_validate({"goal": "g", "tasks": [regex_task("a", "x"), regex_task("b", "x"),
                                                        regex_task("c", "x", ["a", "b"])]})
-    graph = build_graph(plan).compile()
-    nodes = set(graph.get_graph().nodes)
-    assert {"task_a", "check_a", "done_a", "task_c", "report"} <= nodes
-    edges = {(e.source, e.target) for e in graph.get_graph().edges}
-    assert ("__start__", "task_a") in edges and ("__start__", "task_b") in edges
-    assert ("check_a", "task_a") in edges and ("check_a", "done_a") in edges
+
+    def rec(status: str) -> Any:
+        return {"status": status, "attempts": 1, "outputs": {}, "summary": "", "checks": [], "feedback": "",
+                "tokens": 0, "cost_usd": 0.0, "wall_s": 0.0, "model": ""}
+
+    assert [r["task"] for r in ready_tasks(plan, {"goal": "g", "tasks": {}})] == ["a", "b"]
+    assert ready_tasks(plan, {"goal": "g", "tasks": {}, "run_id": "r", "phase": 1})[0]["phase"] == 1
+    # a passed, b asks for a retry: only b again (c waits for both)
+    again = ready_tasks(plan, {"goal": "g", "tasks": {"a": rec("passed"), "b": rec("retry")}})
+    assert [(r["task"], r["prev"]["status"] if r["prev"] else None) for r in again] == [("b", "retry")]
+    # b failed for good: c is dispatched, told which dependency blocks it
+    blocked = ready_tasks(plan, {"goal": "g", "tasks": {"a": rec("passed"), "b": rec("failed")}})
+    assert [(r["task"], r["blocked"]) for r in blocked] == [("c", ["b"])]
+    assert ready_tasks(plan, {"goal": "g", "tasks": {t: rec("passed") for t in "abc"}}) == []
 
 
 async def test_parallel_tasks_overlap_and_pass(settings: Settings) -> None:
@@ -247,7 +266,8 @@ async def test_replan_of_the_unfinished_part(settings: Settings) -> None:
     verify = replanned.task("verify_carried")
     assert set(verify.deps) == {"a", "extra"} and verify.accept == plan.task("a").accept
     assert result.record.plans == ["plan.json", "plan.replan1.json"]
-    assert result.record.threads == [result.record.run_id, f"{result.record.run_id}.replan1"]
+    # one LangGraph thread for the whole run: the re-plan is a node, its plan the next phase's state
+    assert result.record.threads == [result.record.run_id]
     run_dir = settings.runs_dir / result.record.run_id
     assert (run_dir / "report.phase0.md").read_text().startswith("# Naestro report: FAILED")
     assert result.report_path.read_text().startswith("# Naestro report: PASSED")

@@ -39,7 +39,7 @@ def script(messages: list[BaseMessage]) -> dict[str, Any]:
 
 
 def before_b(entries: list[HistoryEntry]) -> HistoryEntry:
-    return next(e for e in entries if "task_b" in e.next)
+    return next(e for e in entries if "task:b" in e.next)
 
 
 async def test_history_rollback_restores_state_and_bytes_and_is_reversible(settings: Settings) -> None:
@@ -75,7 +75,7 @@ async def test_history_rollback_restores_state_and_bytes_and_is_reversible(setti
     assert again.passed and (ws / "b.txt").exists()
     assert provider.model.calls > calls
     history = await travel.history(first.record.run_id)
-    assert sum(1 for e in history if "task_b" in e.next) >= 1 and len(history) > len(entries)  # both branches
+    assert sum(1 for e in history if "task:b" in e.next) >= 1 and len(history) > len(entries)  # both branches
 
 
 async def test_rollback_refuses_to_overwrite_outside_changes(settings: Settings) -> None:
@@ -162,7 +162,7 @@ def test_cli_history_json_and_bad_references(settings: Settings, monkeypatch: py
     assert {"checkpoint_id", "step", "node", "snapshot"} <= set(entries[0]) and entries[-1]["head"]
     assert cli.invoke(app, ["runs", "rollback", done.record.run_id, "--to", "no-such-checkpoint"]).exit_code == 2
     assert cli.invoke(app, ["runs", "history", "no-such-run"]).exit_code == 2
-    target = next(e for e in entries if "task_b" in e["next"])
+    target = next(e for e in entries if "task:b" in e["next"])
     rolled = cli.invoke(app, ["runs", "rollback", done.record.run_id, "--to", target["checkpoint_id"]])
     assert rolled.exit_code == 0, rolled.output
     assert not (Path(done.record.workspace) / "b.txt").exists()

@@ -1,0 +1,198 @@
+"""What the graph's nodes need of a live run: its tool bus, gate, journal, event log, snapshots and plan.
+
+One ``RunServices`` per process wraps the ``Runtime`` (naestro/runtime.py) and opens a run's parts the
+first time a node of that run executes, whoever started it: the CLI (``naestro run``), the LangGraph server
+(``langgraph dev`` / ``langgraph up``), or a resume in a new process after a crash. Nodes get a
+``RunContext`` from here, never from the caller, so the served graph and the CLI run the same nodes with
+the same parts. The blocking parts of opening a run (files, SQLite) run in a worker thread: the LangGraph
+server's event loop must never block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import JsonValue
+
+from naestro.budget import RunBudget
+from naestro.checkpoints.snapshots import SnapshotStore
+from naestro.context import RunContext
+from naestro.events import Event, EventLog
+from naestro.journal import Journal
+from naestro.plan import Plan
+from naestro.policies.audit import AuditLog, anchors_dir
+from naestro.policies.decision import ApprovedScope
+from naestro.policies.gate import Gate
+from naestro.redact import SecretVault
+from naestro.router import OutcomeFeed
+from naestro.runs import RunRecord, RunStatus
+from naestro.runtime import Runtime
+from naestro.toolbus import McpToolBus, ToolBus
+from naestro.tools import run_servers
+from naestro.validate import parse_plan_text
+
+__all__ = ["LiveRun", "RunServices"]
+
+
+@dataclass
+class LiveRun:
+    """One run's open parts in this process (the tool bus holds MCP server processes until ``close``)."""
+
+    record: RunRecord
+    events: EventLog
+    audit: AuditLog
+    journal: Journal
+    snapshots: SnapshotStore
+    vault: SecretVault
+    bus: ToolBus | None = None
+    gate: Gate | None = None
+    plans: dict[int, Plan] = field(default_factory=dict)
+    budgets: dict[int, RunBudget] = field(default_factory=dict)
+    snapshotting: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+
+    @property
+    def dir(self) -> Path:
+        return self.events.path.parent
+
+
+class RunServices:
+    def __init__(self, runtime: Runtime, *, on_event: Callable[[Event], None] | None = None) -> None:
+        self.runtime = runtime
+        self.on_event = on_event
+        self.store = runtime.store
+        self.vaults: dict[str, SecretVault] = {}  # per run: scoped secret handles (memory only)
+        self._live: dict[str, LiveRun] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+
+    # --- the parts of a run ---------------------------------------------------------------------------
+
+    def vault(self, run_id: str) -> SecretVault:
+        """The run's secret handles (empty in a process that did not start the run: a resume)."""
+        return self.vaults.setdefault(run_id, SecretVault())
+
+    def audit_log(self, run_id: str) -> AuditLog:
+        return AuditLog(self.store.dir(run_id) / "audit.jsonl", run_id=run_id, key=self.runtime.signing_key,
+                        anchors=anchors_dir(self.runtime.settings.home))
+
+    def event_log(self, record: RunRecord) -> EventLog:
+        log = EventLog(self.store.dir(record.run_id) / "events.jsonl", run_id=record.run_id)
+        if self.on_event:
+            log.subscribe(self.on_event)
+        return log
+
+    def events(self, record: RunRecord) -> EventLog:
+        """The run's event log: the open one while the run is live here (its subscribers, its clock)."""
+        live = self._live.get(record.run_id)
+        return live.events if live is not None else self.event_log(record)
+
+    def gate(self, *, record: RunRecord, bus: ToolBus | None, events: EventLog | None,
+             audit: AuditLog | None = None, registered: set[str] | None = None,
+             remember: bool = True) -> Gate:
+        """The gate a run uses: this runtime's engine, kill switches and signing key.
+
+        With ``remember``, consents a human remembered for the run are loaded from and saved to run.json.
+        ``registered`` fixes the tools that exist (planning knows only the check probe's ``exec.run``).
+        """
+        rt = self.runtime
+
+        def save(scopes: list[ApprovedScope]) -> None:
+            record.remembered = scopes
+            self.store.save(record)
+
+        def tools() -> set[str]:
+            if registered is not None:
+                return registered
+            return {s.name for s in bus.specs()} if bus is not None else set()
+
+        return Gate(rt.engine, run_id=record.run_id, workspace=Path(record.workspace), policy=record.policy,
+                    audit=audit or self.audit_log(record.run_id), switches=rt.switches, events=events,
+                    registered=tools, rate_limits=rt.policy_bundle.data.get("naestro", {}).get("rate_limits", {}),
+                    remembered=record.remembered if remember else None, on_remember=save if remember else None,
+                    vault=self.vault(record.run_id))
+
+    def snapshots(self, run_id: str) -> SnapshotStore:
+        live = self._live.get(run_id)
+        return live.snapshots if live is not None else SnapshotStore(self.store.dir(run_id) / "snapshots")
+
+    def plan_of(self, record: RunRecord, phase: int) -> Plan:
+        """The plan a phase runs, as written when it was planned (``RUN/plan*.json``)."""
+        path = self.store.dir(record.run_id) / record.plans[phase]
+        return parse_plan_text(path.read_text(), source=str(path))
+
+    async def live(self, run_id: str) -> LiveRun:
+        """The run's open parts, opened on first use in this process (MCP servers start here)."""
+        if (live := self._live.get(run_id)) is not None and live.bus is not None:
+            return live
+        async with self._opening.setdefault(run_id, asyncio.Lock()):
+            if (live := self._live.get(run_id)) is not None and live.bus is not None:
+                return live
+            live = await asyncio.to_thread(self._open_files, run_id)
+            record = live.record
+            servers, untrusted = run_servers(Path(record.workspace), self.runtime.tools_config,
+                                             allow_domains=record.policy.allow_domains, roots=record.policy.roots)
+            live.bus = await live.stack.enter_async_context(McpToolBus(servers, untrusted=untrusted))
+            live.gate = self.gate(record=record, bus=live.bus, events=live.events, audit=live.audit)
+            self._live[run_id] = live
+            return live
+
+    def _open_files(self, run_id: str) -> LiveRun:
+        record = self.store.load(run_id)
+        run_dir = self.store.dir(run_id)
+        events = self.event_log(record)
+        if self.runtime.router is not None:  # acceptance verdicts teach the router's bandit (router/feedback.py)
+            events.subscribe(OutcomeFeed(self.runtime.router))
+        return LiveRun(record=record, events=events, audit=self.audit_log(run_id),
+                       journal=Journal(run_dir / "journal.jsonl"), snapshots=SnapshotStore(run_dir / "snapshots"),
+                       vault=self.vault(run_id))
+
+    async def context(self, run_id: str, phase: int, *, raw_plan: dict[str, JsonValue] | None = None,
+                      run_tokens: int = 0) -> RunContext:
+        """A ``RunContext`` for a node of ``run_id`` in ``phase``: the plan from the state (parsed once per
+        phase), or, for a task node resumed in a new process (a ``Send`` carries no plan), its plan file."""
+        live = await self.live(run_id)
+        record = live.record
+        if phase not in live.plans:
+            live.plans[phase] = await asyncio.to_thread(
+                lambda: Plan.model_validate(raw_plan) if raw_plan is not None else self.plan_of(record, phase))
+        phase_plan = live.plans[phase]
+        budget = live.budgets.setdefault(phase, RunBudget(ceiling=phase_plan.budget, tokens=run_tokens))
+        assert live.bus is not None and live.gate is not None
+        base = record.run_id + (f".replan{phase}" if phase else "")
+        thread = base + (f"@{record.epoch}" if record.epoch else "")
+        return RunContext(run_id=record.run_id, plan=phase_plan, run_dir=live.dir, workspace=Path(record.workspace),
+                          provider=self.runtime.provider, bus=live.bus, events=live.events, roles=self.runtime.roles,
+                          gate=live.gate, journal=live.journal, thread=thread,
+                          snapshots=live.snapshots,
+                          replay_thread=None if record.replay_epoch is None else base
+                          + (f"@{record.replay_epoch}" if record.replay_epoch else ""),
+                          run_budget=budget, router=self.runtime.router, vault=live.vault,
+                          review=self.runtime.settings.review, set_status=self._saver(live),
+                          snapshotting=live.snapshotting)
+
+    def _saver(self, live: LiveRun) -> Callable[[RunStatus], None]:
+        def set_status(status: RunStatus) -> None:
+            if live.record.status != status:
+                live.record.status = status
+                self.store.save(live.record)
+        return set_status
+
+    def record(self, run_id: str) -> RunRecord | None:
+        """The record of a run open in this process: nodes update it, so a driver reads it from here."""
+        live = self._live.get(run_id)
+        return live.record if live is not None else None
+
+    async def close(self, run_id: str) -> None:
+        """Stop the run's MCP servers (a finished run; a waiting one is reopened on resume)."""
+        live = self._live.pop(run_id, None)
+        if live is not None:
+            await live.stack.aclose()
+
+    async def aclose(self) -> None:
+        for run_id in list(self._live):
+            await self.close(run_id)
+

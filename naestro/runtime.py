@@ -1,0 +1,68 @@
+"""The composition root: every long-lived part of a Naestro process, built once from ``Settings``.
+
+The CLI, the graph ``langgraph.json`` serves, the MCP front door, the time-travel commands and the benches
+all get their provider, router, policy engine, kill switches, signing key, roles, external tools and
+telemetry here, so that no entry point runs with a different set (before this, three of five ran without the
+router). A broken models file or policy folder fails here, before any run directory exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from naestro.endpoints import load_registry
+from naestro.llm import EndpointProvider, ModelProvider
+from naestro.nodes.roles import RoleSpec, load_roles
+from naestro.plan import Role
+from naestro.policies.audit import load_signing_key
+from naestro.policies.engines import REGO_DIR, PolicyBundle, PolicyEngine, configured_engine, load_bundle
+from naestro.policies.switches import KillSwitches
+from naestro.router import Router, build_router
+from naestro.runs import RunStore
+from naestro.settings import Settings
+from naestro.telemetry import Telemetry, TelemetrySettings
+from naestro.tools import ToolsConfig, load_tools_config, with_external_roles
+
+__all__ = ["Runtime", "build_runtime"]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Shared by every run of the process: endpoint health, bandit posteriors and policy data outlive a run."""
+
+    settings: Settings
+    provider: ModelProvider
+    router: Router | None  # None: agents call the requested endpoint directly (no spill, no re-route)
+    telemetry: Telemetry
+    roles: dict[Role, RoleSpec]
+    tools_config: ToolsConfig
+    policy_bundle: PolicyBundle
+    engine: PolicyEngine
+    switches: KillSwitches
+    signing_key: Ed25519PrivateKey
+    store: RunStore
+
+
+def build_runtime(settings: Settings, *, provider: ModelProvider | None = None, router: Router | None = None,
+                  telemetry: Telemetry | None = None) -> Runtime:
+    """Build every part once. Without ``provider``: the endpoints of ``models.yaml`` behind the router.
+
+    A given provider (tests' scripted model, a bench's) runs with the given router, or none.
+    """
+    if provider is None:
+        endpoints = EndpointProvider(load_registry(settings.models_file), settings)
+        provider, router = endpoints, router or build_router(endpoints.registry, home=settings.home)
+    # External MCP servers from NAESTRO_HOME/tools.yaml; roles it grants them to get `server.*` in their allowlist.
+    tools_config = load_tools_config(settings.home / "tools.yaml")
+    roles = with_external_roles(load_roles(), tools_config)
+    # Loaded before any run starts: a broken policy file refuses the run with file:line (PolicyError).
+    bundle = load_bundle(settings.policy_dir or REGO_DIR, roles={r.value: list(s.tools) for r, s in roles.items()})
+    return Runtime(
+        settings=settings, provider=provider, router=router,
+        # spans.jsonl per run; OTLP when OTEL_EXPORTER_OTLP_* is set or `naestro observe up` runs for this home
+        telemetry=telemetry or Telemetry(TelemetrySettings(naestro_home=settings.home)),
+        roles=roles, tools_config=tools_config, policy_bundle=bundle,
+        engine=configured_engine(bundle, settings.policy_url), switches=KillSwitches(settings.control_db),
+        signing_key=load_signing_key(settings.keys_dir), store=RunStore(settings.runs_dir))

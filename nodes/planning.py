@@ -1,0 +1,202 @@
+"""The planning nodes: ``plan`` (the goal, or a given plan, becomes the phase-0 plan in state) and ``replan``
+(what was left unfinished becomes the next phase's plan).
+
+Planning runs before any task, so nobody can be asked yet: its model calls and the check probe's commands
+go through the run's gate without an asker (an ask is a deny that says how to pre-approve).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from langgraph.types import Overwrite
+from pydantic import JsonValue
+
+from naestro.carryover import carry_unfinished_checks
+from naestro.errors import PlanProblem, PolicyDenied
+from naestro.events import EventLog
+from naestro.graphs.services import RunServices
+from naestro.graphs.state import RunState, TaskRecord
+from naestro.llm import ModelProvider
+from naestro.mcp_servers.sandbox import Completed, Limits, SandboxUnavailable, run_sandboxed
+from naestro.nodes.planner import make_plan
+from naestro.nodes.reference import reference_checks, with_reference_checks
+from naestro.nodes.vacuity import CommandRunner, Probe, vacuous_checks
+from naestro.plan import Plan, Role
+from naestro.policies.decision import ApprovedScope, RunPolicy
+from naestro.policies.gate import Gate
+from naestro.redact import SecretVault, redact_plan
+from naestro.runs import RunRecord
+from naestro.telemetry import span
+from naestro.validate import parse_plan
+
+__all__ = ["create_run", "plan_node", "replan_node", "write_plan"]
+
+_PROBE_S = 20.0  # a check the probe cannot finish in this long is not vacuous as far as planning knows
+
+
+def _guard(gate: Gate, provider: ModelProvider) -> Callable[[str, str], None]:
+    """The gate for the planner's model calls (role ``planner``)."""
+    def guard(endpoint: str, prompt: str) -> None:
+        ep = provider.registry.get(endpoint)
+        tokens = len(prompt) // 4
+        gate.authorize_model(task="plan", role="planner", endpoint=ep.name, locality=ep.locality,
+                             estimate={"tokens": float(tokens), "usd": ep.cost_usd(tokens, 0)}, text=prompt)
+    return guard
+
+
+def planning_sandbox(gate: Gate) -> CommandRunner:
+    """Commands run while planning (check probes, reference programs): through the gate as the Evaluator's
+    would, then in the sandbox; None when the gate does not allow one (planning cannot wait for a human).
+    Like a tool call: the run's handles become real values for the command, and its output comes back with
+    secrets and PII as handles (a reference program's output becomes a check, and evidence, in a prompt)."""
+    async def run(command: str, where: Path) -> Completed | None:
+        real = gate.vault.reveal(command)
+        try:
+            await asyncio.to_thread(gate.authorize_tool, task="plan", role=Role.evaluator.value, tool="exec.run",
+                                    arguments={"command": real, "timeout_s": _PROBE_S})
+            done = await run_sandboxed(where, real, Limits(wall_s=_PROBE_S, cpu_s=int(_PROBE_S)))
+        except (PolicyDenied, SandboxUnavailable):
+            return None  # not probed: the check stays, the run's own gate decides about it later
+        return gate.vault.redact_fields(done, "stdout", "stderr")
+    return run
+
+
+def _probe(gate: Gate, workspace: Path) -> Probe:
+    """Finds a candidate plan's vacuous checks (``naestro.nodes.vacuity``)."""
+    run = planning_sandbox(gate)
+
+    async def probe(plan: Plan) -> list[PlanProblem]:
+        return await vacuous_checks(plan, workspace, run)
+    return probe
+
+
+def write_plan(services: RunServices, record: RunRecord, plan: Plan, name: str) -> None:
+    (services.store.dir(record.run_id) / name).write_text(plan.model_dump_json(indent=2, by_alias=True,
+                                                                               exclude_defaults=True))
+
+
+def create_run(services: RunServices, state: RunState) -> RunRecord:
+    """The run record for a graph started without one (LangGraph server, SDK): goal, workspace and policy
+    from the input. Blocking (copies the workspace): call it from a worker thread."""
+    source = Path(state["workspace"]).expanduser() if state.get("workspace") else None
+    policy = RunPolicy(mode=state.get("mode", "copilot"),
+                       approve=[ApprovedScope.parse(s) for s in state.get("approve", [])])
+    vault = SecretVault()
+    goal = vault.redact(state["goal"], depth="prose")
+    record = services.store.create(goal, source_workspace=source, in_place=False, policy=policy)
+    services.vaults[record.run_id] = vault
+    return record
+
+
+async def plan_node(state: RunState, services: RunServices, *, thread: str) -> dict[str, Any]:
+    """Phase 0: take the given plan (validated again: a client may send anything) or plan the goal.
+
+    ``thread`` is the LangGraph thread the run lives in (its own id under the CLI, the server's otherwise)."""
+    if state.get("run_id"):
+        record = await asyncio.to_thread(services.store.load, state["run_id"])
+    else:
+        record = await asyncio.to_thread(create_run, services, state)
+    run_id = record.run_id
+    events = services.events(record)
+    audit = services.audit_log(run_id)
+    await asyncio.to_thread(audit.append, "run_started", goal=record.goal, policy=record.policy.model_dump())
+    events.emit("run_started", goal=record.goal, workspace=record.workspace)
+    rejected: list[JsonValue] = []
+    repaired: list[JsonValue] = []
+    references: dict[str, JsonValue] = {}
+    dropped: list[JsonValue] = []
+    tokens = 0
+    rt = services.runtime
+    given = state.get("plan")
+    if given is not None:
+        plan = redact_plan(await asyncio.to_thread(parse_plan, given, source="input plan"))
+        record.plan_source = "file"
+    else:
+        events.emit("planning", endpoint=rt.provider.registry.default)
+        gate = await asyncio.to_thread(services.gate, record=record, bus=None, events=events, audit=audit,
+                                       registered={"exec.run"}, remember=False)
+        with span("naestro.plan", attributes={"naestro.planner.attempts": rt.settings.planner_attempts}) as sp:
+            outcome = await make_plan(record.goal, rt.provider, attempts=rt.settings.planner_attempts,
+                                      guard=_guard(gate, rt.provider), probe=_probe(gate, Path(record.workspace)))
+            sp.set_attributes({"naestro.plan.source": outcome.source, "naestro.plan.tasks": len(outcome.plan.tasks),
+                               "naestro.tokens": outcome.tokens})
+        plan, record.plan_source, tokens = outcome.plan, outcome.source, outcome.tokens
+        rejected = [[str(p) for p in a] for a in outcome.attempts]
+        repaired, dropped = [*outcome.repairs], [*outcome.dropped]
+        if rt.settings.reference_checks:
+            with span("naestro.plan.reference"):
+                ref = await reference_checks(record.goal, rt.provider, Path(record.workspace), planning_sandbox(gate),
+                                             guard=_guard(gate, rt.provider), redact=gate.vault.redact)
+            plan, tokens = with_reference_checks(plan, ref.checks), tokens + ref.tokens
+            references = {**{f: "checked" for f in ref.checks}, **ref.notes}
+    record.plans, record.status = ["plan.json"], "running"
+    record.threads = [thread or run_id]
+    await asyncio.to_thread(_save_plan, services, record, plan, "plan.json")
+    # Emitted only once plan.json and run.json are on disk: subscribers may read them.
+    events.emit("planned", source=record.plan_source, tasks=[t.id for t in plan.tasks],
+                rejected_attempts=rejected, repaired_checks=repaired, dropped_test_tasks=dropped,
+                references=references, tokens=tokens)
+    return {"run_id": run_id, "goal": plan.goal, "phase": 0, "plan": plan.model_dump(mode="json", by_alias=True),
+            "tasks": Overwrite({})}
+
+
+def _save_plan(services: RunServices, record: RunRecord, plan: Plan, name: str) -> None:
+    write_plan(services, record, plan, name)
+    services.store.save(record)
+
+
+def _unfinished(plan: Plan, tasks: dict[str, TaskRecord]) -> dict[str, str]:
+    failed: dict[str, str] = {}
+    for t in plan.tasks:
+        rec = tasks.get(t.id)
+        if rec is None:
+            failed[t.id] = "not run"
+        elif rec["status"] != "passed":
+            failed[t.id] = rec["feedback"] or rec.get("error", "")
+    return failed
+
+
+async def replan_node(state: RunState, services: RunServices, *, run_id: str, plan: Plan,
+                      events: EventLog) -> dict[str, Any]:
+    """Plan only what is unfinished, telling the planner what is already done and why the rest failed."""
+    live = services.record(run_id)
+    record = live if live is not None else await asyncio.to_thread(services.store.load, run_id)
+    tasks = state["tasks"]
+    phase = state.get("phase", 0) + 1
+    done = {t: r["summary"][:200] for t, r in tasks.items() if r["status"] == "passed"}
+    failed = _unfinished(plan, tasks)
+    workspace = Path(record.workspace)
+    files = await asyncio.to_thread(lambda: sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*")
+                                                   if p.is_file()))
+    context = (f"Already done (do NOT plan again): {json.dumps(done)}\nFiles in the workspace: {files[:50]}\n"
+               f"Unfinished, with the reason it failed: {json.dumps(failed)[:2000]}\n"
+               "Plan only the remaining work, with a different approach where it failed.")
+    events.emit("replanning", phase=phase, unfinished=list(failed))
+    rt = services.runtime
+    gate = await asyncio.to_thread(services.gate, record=record, bus=None, events=events,
+                                   registered={"exec.run"}, remember=False)
+    with span("naestro.replan", attributes={"naestro.phase": phase}):
+        outcome = await make_plan(plan.goal, rt.provider, attempts=rt.settings.planner_attempts,
+                                  guard=_guard(gate, rt.provider), probe=_probe(gate, workspace), context=context)
+    carry = carry_unfinished_checks(plan, failed, outcome.plan)
+    if carry.carried or carry.dropped:
+        events.emit("checks_carried", phase=phase, carried=list(carry.carried), dropped=list(carry.dropped))
+    name = f"plan.replan{phase}.json"
+    run_dir = services.store.dir(record.run_id)
+
+    def save() -> None:
+        write_plan(services, record, carry.plan, name)
+        if (run_dir / "report.md").exists():
+            (run_dir / "report.md").replace(run_dir / f"report.phase{phase - 1}.md")
+        record.plans.append(name)
+        services.store.save(record)
+    await asyncio.to_thread(save)
+    events.emit("replanned", phase=phase, source=outcome.source, tasks=[t.id for t in carry.plan.tasks],
+                tokens=outcome.tokens)
+    return {"phase": phase, "plan": carry.plan.model_dump(mode="json", by_alias=True), "tasks": Overwrite({}),
+            "report": ""}
