@@ -1,44 +1,26 @@
-"""The graph `langgraph.json` exposes to `langgraph dev`: goal in, a full Naestro run out.
+"""The graph ``langgraph.json`` serves: THE run graph (graphs/compile.py), the one ``naestro run`` executes.
 
-Exported compiled WITHOUT a checkpointer (the LangGraph server brings its own). The per-plan graphs are
-built at run time (the plan is not known when the server loads this module), so this outer graph runs
-the Runner, which compiles the plan and checkpoints it in Naestro's own store (resumable with
-`naestro resume RUN`).
+Compiled without a checkpointer: the LangGraph server (``langgraph dev``, ``langgraph up``) brings its own, so
+its threads hold the whole run (plan, tasks, report) and Studio and the SDK see every node, the state and
+the consent interrupts (``Command(resume={"<interrupt id>": {"approve": true}})`` continues one). Each run also
+writes its run directory in NAESTRO_HOME, so ``naestro runs show RUN`` lists it.
+
+The runtime (models, policy, keys) is built when the server loads this module, at startup and off any
+request, because building it reads files and SQLite.
 """
 
 from __future__ import annotations
 
-from typing import NotRequired, TypedDict
-
-from langgraph.graph import END, START, StateGraph
-
-from naestro.endpoints import load_registry
-from naestro.llm import EndpointProvider
-from naestro.runner import Runner
+from naestro.graphs.compile import RunGraph, compile_graph
+from naestro.graphs.services import RunServices
+from naestro.runtime import build_runtime
 from naestro.settings import Settings
 
-
-class ServeState(TypedDict):
-    goal: str
-    run_id: NotRequired[str]
-    status: NotRequired[str]
-    report: NotRequired[str]
+__all__ = ["graph", "make_graph"]
 
 
-async def run_goal(state: ServeState) -> ServeState:
-    settings = Settings()
-    runner = Runner(settings, EndpointProvider(load_registry(settings.models_file), settings))
-    result = await runner.start(state["goal"])
-    return {"goal": state["goal"], "run_id": result.record.run_id, "status": result.record.status,
-            "report": result.report_path.read_text() if result.report_path.exists() else ""}
+def make_graph(settings: Settings | None = None) -> RunGraph:
+    return compile_graph(RunServices(build_runtime(settings or Settings())))
 
 
-def build() -> StateGraph[ServeState, None, ServeState, ServeState]:
-    graph: StateGraph[ServeState, None, ServeState, ServeState] = StateGraph(ServeState)
-    graph.add_node("run_goal", run_goal)
-    graph.add_edge(START, "run_goal")
-    graph.add_edge("run_goal", END)
-    return graph
-
-
-graph = build().compile(name="naestro")
+graph = make_graph()

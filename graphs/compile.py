@@ -168,12 +168,12 @@ def compile_graph(services: RunServices, *, checkpointer: BaseCheckpointSaver[st
 
 
 def run_of(in_state: str) -> str:
-    """The run a node works for: ``configurable.run_id`` when the driver set it, else the state's.
+    """The run a node works for: ``configurable.naestro_run`` when the driver set it, else the state's.
 
     A fork continues on its source's thread (LangGraph keeps both branches), so the checkpointed state (and
     the ``Send`` payloads in it) name the source run; the driver of the fork says which run it is.
     """
-    given = get_config().get("configurable", {}).get("run_id")
+    given = get_config().get("configurable", {}).get("naestro_run")
     return str(given) if given else in_state
 
 

@@ -120,9 +120,20 @@ class RunServices:
         return live.snapshots if live is not None else SnapshotStore(self.store.dir(run_id) / "snapshots")
 
     def plan_of(self, record: RunRecord, phase: int) -> Plan:
-        """The plan a phase runs, as written when it was planned (``RUN/plan*.json``)."""
+        """The plan a phase runs, as written when it was planned (``RUN/plan*.json``: secrets and PII as handles)."""
         path = self.store.dir(record.run_id) / record.plans[phase]
         return parse_plan_text(path.read_text(), source=str(path))
+
+    def given_plan_path(self, run_id: str, name: str) -> Path:
+        """Where ``write_plan`` keeps a plan as given when its copy in the run directory had to be redacted."""
+        return self.runtime.settings.home / "plans" / run_id / name
+
+    def plan_to_run(self, record: RunRecord, phase: int) -> Plan:
+        """The plan a phase executes when the state's is not at hand: as given, not as shown in the run directory."""
+        given = self.given_plan_path(record.run_id, record.plans[phase])
+        if not given.exists():
+            return self.plan_of(record, phase)
+        return parse_plan_text(given.read_text(encoding="utf-8"), source=str(given))
 
     async def live(self, run_id: str) -> LiveRun:
         """The run's open parts, opened on first use in this process (MCP servers start here)."""
@@ -158,7 +169,7 @@ class RunServices:
         record = live.record
         if phase not in live.plans:
             live.plans[phase] = await asyncio.to_thread(
-                lambda: Plan.model_validate(raw_plan) if raw_plan is not None else self.plan_of(record, phase))
+                lambda: Plan.model_validate(raw_plan) if raw_plan is not None else self.plan_to_run(record, phase))
         phase_plan = live.plans[phase]
         budget = live.budgets.setdefault(phase, RunBudget(ceiling=phase_plan.budget, tokens=run_tokens))
         assert live.bus is not None and live.gate is not None

@@ -39,9 +39,9 @@ from naestro.llm import EndpointProvider
 from naestro.nodes.planner import make_plan
 from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.policies.gate import ConsentAnswer
-from naestro.router import build_router
 from naestro.runner import Runner, RunResult
 from naestro.runs import RunStore
+from naestro.runtime import build_runtime
 from naestro.schema import write_schema
 from naestro.settings import Settings
 from naestro.validate import parse_plan_text
@@ -179,9 +179,7 @@ def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | N
         live_state.apply(ev)
 
     try:  # every input is read and checked here, before the run directory exists
-        provider = _provider(settings)
-        runner = Runner(settings, provider, on_event=None if as_json else on_event,
-                        router=build_router(provider.registry, home=settings.home))
+        runner = Runner.of(build_runtime(settings), on_event=None if as_json else on_event)
         given = parse_plan_text(plan_file.read_text(encoding="utf-8"), source=str(plan_file)) if plan_file else None
     except OSError as exc:
         raise _fail(UsageError(f"cannot read plan {plan_file}: {exc.strerror}")) from exc
@@ -287,7 +285,7 @@ def approve(run_id: str,
     settings = _settings()
     try:
         record = RunStore(settings.runs_dir).load(run_id)
-        pending = asyncio.run(Runner(settings, _provider(settings)).pending(run_id))
+        pending = asyncio.run(Runner.of(build_runtime(settings)).pending(run_id))
         edited = json.loads(args) if args is not None else None
     except json.JSONDecodeError as exc:
         raise _fail(UsageError(f"--args is not JSON: {exc.msg}")) from exc

@@ -7,6 +7,7 @@ visible. Subscribers (the live CLI view) get every event in-process.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ class EventLog:
         self.path, self.run_id = path, run_id
         self._t0 = time.monotonic()
         self._lock = threading.Lock()
+        self._dir_ready = False
         self._subscribers: list[Callable[[Event], None]] = []
 
     def subscribe(self, fn: Callable[[Event], None]) -> None:
@@ -36,7 +38,10 @@ class EventLog:
                          **redact_value(fields)}  # the last line of defence: events are logs, never secrets
         line = json.dumps(record, default=str)
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self._dir_ready:  # once, and only when missing: mkdir per event cost a syscall each (issue 16)
+                if not os.path.isdir(self.path.parent):
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._dir_ready = True
             with self.path.open("a") as f:
                 f.write(line + "\n")
         for fn in self._subscribers:

@@ -89,7 +89,7 @@ class Runner:
         return self.services.plan_of(record, phase)
 
     def _config(self, record: RunRecord) -> RunnableConfig:
-        configurable: dict[str, object] = {"thread_id": self._thread(record), "run_id": record.run_id}
+        configurable: dict[str, object] = {"thread_id": self._thread(record), "naestro_run": record.run_id}
         if record.head:  # a rolled-back or forked run continues from its own head, not the thread's latest
             configurable["checkpoint_id"] = record.head
         return {"configurable": configurable, "max_concurrency": self.settings.max_concurrency,

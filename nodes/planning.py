@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,25 @@ def _probe(gate: Gate, workspace: Path) -> Probe:
 
 
 def write_plan(services: RunServices, record: RunRecord, plan: Plan, name: str) -> None:
-    (services.store.dir(record.run_id) / name).write_text(plan.model_dump_json(indent=2, by_alias=True,
-                                                                               exclude_defaults=True))
+    """``RUN/<name>`` is an artifact like events.jsonl and report.md: its strings go through the run's vault, so
+    a key or card number in a direct action's arguments or a check is stored as its handle (issue 14).
+
+    The run executes the plan in state. A task node resumed in another process (an approval, a crash) reads its
+    phase's plan from a file instead (``RunServices.plan_to_run``) and must get the values, not handles that
+    process's vault cannot reveal. So when redaction changed anything, the plan as given is also kept outside
+    the run directory, owner-only (``RunServices.given_plan_path``), like the checkpoints that hold it in state.
+    """
+    given = plan.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    shown = services.vault(record.run_id).redact_value(given)
+    if shown != given:
+        private = services.given_plan_path(record.run_id, name)
+        for folder in (private.parent.parent, private.parent):
+            folder.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(plan.model_dump_json(indent=2, by_alias=True, exclude_defaults=True))
+    (services.store.dir(record.run_id) / name).write_text(json.dumps(shown, indent=2, ensure_ascii=False),
+                                                          encoding="utf-8")
 
 
 def create_run(services: RunServices, state: RunState) -> RunRecord:

@@ -10,6 +10,7 @@ node on resume, and the effect journal replays what already happened.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -141,7 +142,8 @@ async def _check(task: Task, record: TaskRecord, ctx: RunContext) -> TaskRecord:
             record["status"] = "retry"
         else:
             record["status"] = "review" if _reviewable(task, record, ctx) else "failed"
-    ctx.events.emit("task_checked", task=task.id, status=record["status"], attempt=record["attempts"],
-                    checks=[{"kind": c["kind"], "passed": c["passed"], "detail": c["detail"]}
-                            for c in record["checks"]])
+    # In a worker thread: subscribers act on verdicts (the router's bandit writes its SQLite/Postgres store).
+    await asyncio.to_thread(functools.partial(
+        ctx.events.emit, "task_checked", task=task.id, status=record["status"], attempt=record["attempts"],
+        checks=[{"kind": c["kind"], "passed": c["passed"], "detail": c["detail"]} for c in record["checks"]]))
     return record

@@ -11,10 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from naestro.endpoints import load_registry
 from naestro.errors import NaestroError, UsageError
-from naestro.llm import EndpointProvider
 from naestro.runner import Runner
+from naestro.runtime import build_runtime
 from naestro.settings import Settings
 from naestro.timetravel import TimeTravel
 
@@ -26,7 +25,7 @@ err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the t
 
 def _travel() -> TimeTravel:
     settings = Settings()
-    return TimeTravel(Runner(settings, EndpointProvider(load_registry(settings.models_file), settings)))
+    return TimeTravel(Runner.of(build_runtime(settings)))
 
 
 def _fail(exc: NaestroError) -> typer.Exit:

@@ -240,11 +240,12 @@ class Router:
                 if v is not None})
 
         while True:
-            decision = self.decide(req, failed=failed)
+            # The bandit's posteriors and the decision log live in SQLite/Postgres: off the event loop.
+            decision = await asyncio.to_thread(self.decide, req, failed=failed)
             ep = decision.endpoint
             record("route", kind=req.kind, prompt_tokens=req.prompt_tokens, **decision.fields())
             if self.store is not None:
-                self.store.add_decision(req.kind, ep.name, spilled=decision.spilled)
+                await asyncio.to_thread(self.store.add_decision, req.kind, ep.name, spilled=decision.spilled)
             for attempt in range(self.config.retries + 1):
                 self.health.started(ep.name)
                 start = time.monotonic()

@@ -1,0 +1,62 @@
+"""Scripted LLM text over HTTP: an OpenAI-compatible ``/v1/chat/completions`` whose replies a script computes.
+
+For tests where the model is called from another process (the LangGraph server): the same "only LLM text is
+fake" rule as ``tests/fakes.py``, behind the real OpenAI client, HTTP and the router.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Script = Callable[[list[dict[str, Any]]], Any]  # the chat messages -> the reply (a dict is sent as JSON text)
+
+
+@contextmanager
+def scripted_openai(script: Script) -> Iterator[str]:
+    """Serve ``script`` on a free loopback port; yields the base URL (``http://127.0.0.1:PORT/v1``)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # keep test output clean
+            pass
+
+        def _send(self, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._send({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+
+        def do_POST(self) -> None:
+            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            value = script(request.get("messages", []))
+            content = value if isinstance(value, str) else json.dumps(value)
+            self._send({"id": "cmpl-1", "object": "chat.completion", "created": int(time.time()), "model": "scripted",
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": content}}],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def models_yaml(base_url: str) -> str:
+    """A models.yaml with one endpoint, the scripted server."""
+    return (f"default: scripted\nfast: scripted\nendpoints:\n  - name: scripted\n    kind: openai\n"
+            f"    model: scripted\n    base_url: {base_url}\n    context: 8192\n    capabilities: [json_schema]\n"
+            f"    locality: local\n    timeout_s: 30\n")
