@@ -5,6 +5,7 @@ Models are frozen so that the plan a run checkpointed is exactly the plan it rep
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -110,7 +111,7 @@ class CommandCheck(_Frozen):
     def _usable(cls, command: str) -> str:
         """A check that cannot pass whatever the agent does is a plan error (fed back to the planner)."""
         try:
-            problem = command_problem(command)
+            problem = _command_problem(command)
         except (RecursionError, MemoryError) as exc:
             # CPython's parser gives up on deeply nested code with these (e.g. 100k unary minuses); issue 14.
             raise ValueError("its python -c code is nested too deeply to check; simplify it or run a test file "
@@ -118,6 +119,10 @@ class CommandCheck(_Frozen):
         if problem is not None:
             raise ValueError(problem)
         return command
+
+
+# Parses the command and compiles its python -c code: a fraction of a millisecond each, and plans repeat checks.
+_command_problem = functools.lru_cache(maxsize=1024)(command_problem)
 
 
 class FileExistsCheck(_Frozen):

@@ -28,26 +28,26 @@ from pydantic import JsonValue, ValidationError
 from naestro.errors import PlanInvalid, PlanProblem
 from naestro.plan import MAX_TASKS, Plan
 
-__all__ = ["MAX_DEPTH", "MAX_PLAN_BYTES", "MAX_PROBLEMS", "load_plan_file", "parse_plan", "parse_plan_bytes",
-           "parse_plan_text", "plan_problems"]
+__all__ = ["MAX_DEPTH", "MAX_PLAN_BYTES", "MAX_PROBLEMS", "MAX_SCHEMA_OBJECTS", "load_plan_file", "parse_plan",
+           "parse_plan_bytes", "parse_plan_text", "plan_problems"]
 
 MAX_PLAN_BYTES = 1_000_000
 """Hand-written and planner plans are a few kB; a 10 MB file took minutes and gigabytes to reject (issue 14)."""
 MAX_DEPTH = 64
 """Arrays/objects nested deeper than this are refused before parsing (json.loads recurses: RecursionError)."""
+MAX_SCHEMA_OBJECTS = 1_000
+"""Objects in all of a plan's distinct JSON Schemas together. Checking a schema against the 2020-12 metaschema costs
+milliseconds per object in Python: 500 schemas nested 55 deep took 70 s (issue 14)."""
 MAX_PROBLEMS = 100
 """Problems listed; the rest are counted. A hostile file can hold a million problems, and nobody reads past 100."""
 _MAX_MESSAGE = 500
 _MAX_NAMES = 20
 
 
-def _escape(part: str | int) -> str:
-    return str(part).replace("~", "~0").replace("/", "~1")
-
-
 def pointer(*parts: str | int) -> str:
     """RFC 6901 pointer; the empty string is the whole document."""
-    return "".join("/" + _escape(p) for p in parts)
+    return "".join([f"/{p}" if isinstance(p, int) or ("~" not in p and "/" not in p)
+                    else "/" + p.replace("~", "~0").replace("/", "~1") for p in parts])
 
 
 def _problem(where: str, message: str, *, source: str) -> PlanInvalid:
@@ -117,18 +117,18 @@ def plan_problems(raw: JsonValue, *, external_servers: Collection[str] | None = 
     Problems with the document itself (non-finite numbers, integers past the int-str limit, lone surrogates,
     control characters in keys, nesting) and too many tasks are reported alone: the rest would be noise about them.
     """
-    problems = _document_problems(raw)
+    problems, unlisted = _document_problems(raw), 0
     if not problems and isinstance(raw, Mapping):
         tasks = raw.get("tasks")
         if isinstance(tasks, Sequence) and not isinstance(tasks, str) and len(tasks) > MAX_TASKS:
             problems = [PlanProblem("/tasks", f"{len(tasks)} tasks; a plan has at most {MAX_TASKS} "
                                               f"(split the goal into several plans)")]
     if not problems:
-        problems = _model_problems(raw)
+        problems, unlisted = _model_problems(raw)
         if isinstance(raw, Mapping):
             problems.extend(_graph_problems(raw))
             problems.extend(_action_problems(raw, external_servers))
-    return _presentable(problems, raw)
+    return _presentable(problems, raw, unlisted=unlisted)
 
 
 def _too_big(source: str, max_bytes: int) -> PlanInvalid:
@@ -227,32 +227,37 @@ def _document_problems(raw: object) -> list[PlanProblem]:
     return problems
 
 
-def _model_problems(raw: JsonValue) -> list[PlanProblem]:
+def _model_problems(raw: JsonValue) -> tuple[list[PlanProblem], int]:
+    """pydantic's problems, the first MAX_PROBLEMS of them formatted, and how many more there are."""
     problems: list[PlanProblem] = []
     try:
         Plan.model_validate(raw)
     except ValidationError as exc:
-        found = [(_document_loc(e["loc"]), e) for e in exc.errors()]
-        pointers = [pointer(*loc) for loc, _ in found]
-        for (loc, err), where in zip(found, pointers, strict=True):
-            # A list whose only item is invalid also reports "too short": noise that hides the real error.
-            if err["type"] == "too_short" and any(w.startswith(where + "/") for w in pointers):
-                continue
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        found = [(_document_loc(e["loc"]), e) for e in errors]
+        # A list whose only item is invalid also reports "too short": noise that hides the real error.
+        short = {loc for loc, e in found if e["type"] == "too_short"}
+        hiding = {loc[:k] for loc, _ in found for k in range(len(loc)) if loc[:k] in short} if short else set()
+        kept = [(loc, err) for loc, err in found if not (err["type"] == "too_short" and loc in hiding)]
+        for loc, err in kept[:MAX_PROBLEMS]:
             if err["type"] == "missing" and loc:  # the pointer must resolve: name the field at its parent
                 problems.append(PlanProblem(pointer(*loc[:-1]), f"missing required field {loc[-1]!r}"))
             else:
-                problems.append(PlanProblem(where, err["msg"]))
-    return problems
+                problems.append(PlanProblem(pointer(*loc), err["msg"]))
+        return problems, max(len(kept) - MAX_PROBLEMS, 0)
+    return problems, 0
 
 
 # pydantic puts the discriminator tag into error locations; it is not part of the document.
 _UNION_TAGS = {"command", "file_exists", "json_schema", "regex", "evaluator"}
 
 
-def _document_loc(loc: tuple[str | int, ...]) -> list[str | int]:
+def _document_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     """The error location without the union tag (it follows a list index; `command` is also a field name)."""
-    return [p for i, p in enumerate(loc)
-            if not (isinstance(p, str) and p in _UNION_TAGS and i > 0 and isinstance(loc[i - 1], int))]
+    if _UNION_TAGS.isdisjoint(loc):
+        return loc
+    return tuple(p for i, p in enumerate(loc)
+                 if not (isinstance(p, str) and p in _UNION_TAGS and i > 0 and isinstance(loc[i - 1], int)))
 
 
 def _one_line(message: str) -> str:
@@ -284,19 +289,24 @@ def _resolving(raw: object, where: str) -> tuple[str, str]:
     return "".join("/" + p for p in parts[:good]), "/".join(parts[good:])
 
 
-def _presentable(problems: list[PlanProblem], raw: object) -> list[PlanProblem]:
-    """Deduplicated, one line each, at pointers that resolve in the document, at most MAX_PROBLEMS of them."""
+def _presentable(problems: list[PlanProblem], raw: object, *, unlisted: int = 0) -> list[PlanProblem]:
+    """Deduplicated, one line each, at pointers that resolve in the document, at most MAX_PROBLEMS of them.
+
+    Only the listed ones are formatted: a hostile megabyte holds 100,000 problems."""
     out: list[PlanProblem] = []
     seen: set[tuple[str, str]] = set()
+    more = unlisted
     for p in problems:
+        if (p.pointer, p.message) in seen:
+            continue
+        seen.add((p.pointer, p.message))
+        if len(out) == MAX_PROBLEMS:
+            more += 1
+            continue
         where, rest = _resolving(raw, p.pointer)
-        message = _one_line(f"{rest}: {p.message}" if rest else p.message)
-        if (where, message) not in seen:
-            seen.add((where, message))
-            out.append(PlanProblem(where, message))
-    if len(out) > MAX_PROBLEMS:
-        more = len(out) - MAX_PROBLEMS
-        out = [*out[:MAX_PROBLEMS], PlanProblem("", f"{more} more problem(s) not listed; fix these first")]
+        out.append(PlanProblem(where, _one_line(f"{rest}: {p.message}" if rest else p.message)))
+    if more:
+        out.append(PlanProblem("", f"{more} more problem(s) not listed; fix these first"))
     return out
 
 
@@ -391,30 +401,93 @@ def _cycle_message(cycle: list[str]) -> str:
     return f"cycle: {' → '.join(names)}" + (f" ({len(cycle)} tasks)" if len(cycle) > 11 else "")
 
 
-def _ancestors(task: str, deps: dict[str, list[str]]) -> set[str]:
+class _Upstream:
+    """Which tasks are upstream of which, for all tasks at once: ancestor sets as int bit sets, computed deps
+    first and repeated until nothing changes (a cycle takes another pass). Iterative; a walk per task was
+    quadratic (5 s for 500 densely connected tasks)."""
+
+    def __init__(self, deps: dict[str, list[str]]) -> None:
+        self._bit = {name: 1 << k for k, name in enumerate(deps)}
+        order = _deps_first(deps)
+        self._anc = dict.fromkeys(deps, 0)
+        changed = True
+        while changed:
+            changed = False
+            for task in order:
+                anc = 0
+                for d in deps[task]:
+                    anc |= self._bit[d] | self._anc[d]
+                if anc != self._anc[task]:
+                    self._anc[task], changed = anc, True
+
+    def has(self, task: str, ancestor: str) -> bool:
+        return bool(self._anc.get(task, 0) & self._bit.get(ancestor, 0))
+
+
+def _deps_first(deps: dict[str, list[str]]) -> list[str]:
+    """DFS post-order without recursion: each task after its deps (except along a cycle)."""
+    order: list[str] = []
     seen: set[str] = set()
-    todo = list(deps.get(task, []))
+    for root in deps:
+        if root in seen:
+            continue
+        seen.add(root)
+        todo = [(root, iter(deps[root]))]
+        while todo:
+            node, rest = todo[-1]
+            dep = next(rest, None)
+            if dep is None:
+                todo.pop()
+                order.append(node)
+            elif dep not in seen:
+                seen.add(dep)
+                todo.append((dep, iter(deps[dep])))
+    return order
+
+
+class _SchemaCheck:
+    """Each distinct schema checked once, within the MAX_SCHEMA_OBJECTS budget (past it: one problem, no checks)."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, str | None] = {}
+        self._left = MAX_SCHEMA_OBJECTS
+
+    def problem(self, schema: JsonValue, where: str) -> PlanProblem | None:
+        if not isinstance(schema, Mapping):
+            return None  # pydantic reports the type error
+        key = repr(schema)
+        if key not in self._done:
+            if self._left < 0:
+                return None
+            self._left -= _objects(schema)
+            if self._left < 0:
+                return PlanProblem(where, f"the plan's JSON Schemas hold more than {MAX_SCHEMA_OBJECTS:,} objects in "
+                                          f"all: too many to check; simplify them or reuse one schema")
+            try:
+                Draft202012Validator.check_schema(dict(schema))
+                self._done[key] = None
+            except SchemaError as exc:
+                self._done[key] = exc.message
+        message = self._done[key]
+        return None if message is None else PlanProblem(where, f"not a valid JSON Schema: {message}")
+
+
+def _objects(value: JsonValue) -> int:
+    count, todo = 0, [value]
     while todo:
-        d = todo.pop()
-        if d not in seen:
-            seen.add(d)
-            todo.extend(deps.get(d, []))
-    return seen
-
-
-def _schema_problem(schema: JsonValue, where: str) -> PlanProblem | None:
-    if not isinstance(schema, Mapping):
-        return None  # pydantic reports the type error
-    try:
-        Draft202012Validator.check_schema(dict(schema))
-    except SchemaError as exc:
-        return PlanProblem(where, f"not a valid JSON Schema: {exc.message}")
-    return None
+        v = todo.pop()
+        if isinstance(v, Mapping):
+            count += 1
+            todo.extend(v.values())
+        elif isinstance(v, list | tuple):
+            todo.extend(v)
+    return count
 
 
 def _io_problems(tasks: list[tuple[int, Mapping[str, JsonValue]]], deps: dict[str, list[str]],
                  index: dict[str, int]) -> list[PlanProblem]:
     problems: list[PlanProblem] = []
+    schemas = _SchemaCheck()
     outputs: dict[str, Mapping[str, JsonValue]] = {}
     for i, t in tasks:
         tid, outs = t.get("id"), t.get("outputs", {})
@@ -422,15 +495,14 @@ def _io_problems(tasks: list[tuple[int, Mapping[str, JsonValue]]], deps: dict[st
             outputs[tid] = outs
             for name, spec in outs.items():
                 if isinstance(spec, Mapping) and "schema" in spec:
-                    p = _schema_problem(spec["schema"], pointer("tasks", i, "outputs", name, "schema"))
+                    p = schemas.problem(spec["schema"], pointer("tasks", i, "outputs", name, "schema"))
                     if p:
                         problems.append(p)
+    upstream: _Upstream | None = None  # built only when an input comes from further up than a direct dep
     for i, t in tasks:
         tid, ins = t.get("id"), t.get("inputs", {})
         if not isinstance(tid, str) or not isinstance(ins, Mapping):
             continue
-        direct = set(deps.get(tid, []))
-        upstream: set[str] | None = None  # all ancestors: walked only when an input is not from a direct dep
         for name, spec in ins.items():
             if not isinstance(spec, Mapping) or not isinstance(spec.get("from"), str):
                 continue
@@ -440,10 +512,10 @@ def _io_problems(tasks: list[tuple[int, Mapping[str, JsonValue]]], deps: dict[st
             if src_task not in index:
                 problems.append(PlanProblem(where, f"{src!r}: no task {src_task!r} produces it"))
                 continue
-            reachable = src_task in direct
+            reachable = src_task in deps.get(tid, [])
             if not reachable:
-                upstream = _ancestors(tid, deps) if upstream is None else upstream
-                reachable = src_task in upstream
+                upstream = _Upstream(deps) if upstream is None else upstream
+                reachable = upstream.has(tid, src_task)
             if not reachable:
                 problems.append(PlanProblem(where, f"{src!r}: task {src_task!r} is not a dependency of {tid!r}; "
                                                    f"add it to deps"))
@@ -452,15 +524,17 @@ def _io_problems(tasks: list[tuple[int, Mapping[str, JsonValue]]], deps: dict[st
                 problems.append(PlanProblem(where, f"{src!r}: task {src_task!r} declares no output {src_out!r} "
                                                    f"(declared: {declared})"))
             else:
-                problems.extend(_type_mismatch(spec, outputs[src_task][src_out], pointer("tasks", i, "inputs", name)))
+                problems.extend(_type_mismatch(spec, outputs[src_task][src_out], pointer("tasks", i, "inputs", name),
+                                               schemas))
     return problems
 
 
-def _type_mismatch(spec: Mapping[str, JsonValue], out: JsonValue, where: str) -> list[PlanProblem]:
+def _type_mismatch(spec: Mapping[str, JsonValue], out: JsonValue, where: str,
+                   schemas: _SchemaCheck) -> list[PlanProblem]:
     want = spec.get("schema")
     if not isinstance(want, Mapping):
         return []
-    p = _schema_problem(want, where + "/schema")
+    p = schemas.problem(want, where + "/schema")
     if p:
         return [p]
     have = out.get("schema", {"type": "string"}) if isinstance(out, Mapping) else None
