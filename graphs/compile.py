@@ -97,8 +97,9 @@ def build_graph(services: RunServices) -> StateGraph[RunState, None, RunInput, R
         return await services.context(run_of(state["run_id"]), phase, raw_plan=state.get("plan"), run_tokens=tokens)
 
     async def plan(state: RunState) -> dict[str, Any]:
-        thread = str(get_config().get("configurable", {}).get("thread_id", ""))
-        return await guarded(state.get("run_id"), plan_node(state, services, thread=thread))
+        configurable = get_config().get("configurable", {})
+        thread, served = str(configurable.get("thread_id", "")), "naestro_run" not in configurable
+        return await guarded(state.get("run_id"), plan_node(state, services, thread=thread, served=served))
 
     async def schedule(state: RunState) -> Command[Literal["task", "report"]]:
         async def pick() -> Command[Literal["task", "report"]]:

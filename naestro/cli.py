@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -39,10 +40,11 @@ from naestro.llm import EndpointProvider
 from naestro.nodes.planner import make_plan
 from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.policies.gate import ConsentAnswer
-from naestro.runner import Runner, RunResult
+from naestro.runner import PendingConsent, Runner, RunResult
 from naestro.runs import RunStore
 from naestro.runtime import build_runtime
 from naestro.schema import write_schema
+from naestro.served import ServedRun
 from naestro.settings import Settings
 from naestro.validate import parse_plan_text
 from naestro.view import LiveRun, plan_tree
@@ -280,12 +282,18 @@ def approve(run_id: str,
             remember: Annotated[bool, typer.Option("--remember", help="approve the same scope for the rest of the run")]
             = False,
             purpose: Annotated[str, typer.Option(help="why (recorded in the audit log)")] = "",
+            server: Annotated[str | None, typer.Option(help="the LangGraph server of a served run (default: "
+                                                       "$NAESTRO_SERVER_URL or http://127.0.0.1:2024)")] = None,
             as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Answer a waiting run's consent request(s) and resume it."""
+    """Answer a waiting run's consent request(s) and resume it (a served run: through its LangGraph server)."""
     settings = _settings()
     try:
         record = RunStore(settings.runs_dir).load(run_id)
-        pending = asyncio.run(Runner.of(build_runtime(settings)).pending(run_id))
+        if record.served:
+            served = ServedRun(record, server or os.environ.get("NAESTRO_SERVER_URL", "http://127.0.0.1:2024"))
+            pending = [PendingConsent(id=i, request=r) for i, r in served.pending()]  # type: ignore[arg-type]
+        else:
+            pending = asyncio.run(Runner.of(build_runtime(settings)).pending(run_id))
         edited = json.loads(args) if args is not None else None
     except json.JSONDecodeError as exc:
         raise _fail(UsageError(f"--args is not JSON: {exc.msg}")) from exc
@@ -299,6 +307,13 @@ def approve(run_id: str,
         raise _fail(UsageError("--args needs exactly one consent id and a JSON object"))
     answers = {p.id: ConsentAnswer(approve=not deny, arguments=edited, remember=remember and not deny,
                                    by=f"{current_user()} (naestro approve)", purpose=purpose) for p in chosen}
+    if record.served:
+        try:
+            status = served.resume(answers)
+        except NaestroError as exc:
+            raise _fail(exc) from exc
+        print(json.dumps({"run_id": run_id, "status": status}) if as_json else f"run {run_id}: {status}")
+        raise typer.Exit(0 if status == "passed" else EXIT_WAITING if status == "waiting" else 1)
     _execute(goal=record.goal, as_json=as_json, settings=settings, resume_id=run_id, answers=answers)
 
 

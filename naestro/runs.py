@@ -41,6 +41,7 @@ class RunRecord(BaseModel):
     epoch: int = 0
     replay_epoch: int | None = None  # offline replay: model replies come from this epoch's journal entries
     pruned: bool = False  # checkpoints, snapshots and journal dropped by `naestro runs prune`
+    served: bool = False  # executed by a LangGraph server: its thread lives in the server's checkpointer
 
     def alive(self) -> bool:
         try:

@@ -111,10 +111,11 @@ def create_run(services: RunServices, state: RunState) -> RunRecord:
     return record
 
 
-async def plan_node(state: RunState, services: RunServices, *, thread: str) -> dict[str, Any]:
+async def plan_node(state: RunState, services: RunServices, *, thread: str, served: bool) -> dict[str, Any]:
     """Phase 0: take the given plan (validated again: a client may send anything) or plan the goal.
 
-    ``thread`` is the LangGraph thread the run lives in (its own id under the CLI, the server's otherwise)."""
+    ``thread`` is the LangGraph thread the run lives in (its own id under the CLI, the server's otherwise);
+    ``served``: a LangGraph server drives it (``naestro approve`` then answers through the server's API)."""
     if state.get("run_id"):
         record = await asyncio.to_thread(services.store.load, state["run_id"])
     else:
@@ -153,7 +154,7 @@ async def plan_node(state: RunState, services: RunServices, *, thread: str) -> d
             plan, tokens = with_reference_checks(plan, ref.checks), tokens + ref.tokens
             references = {**{f: "checked" for f in ref.checks}, **ref.notes}
     record.plans, record.status = ["plan.json"], "running"
-    record.threads = [thread or run_id]
+    record.threads, record.served = [thread or run_id], served
     await asyncio.to_thread(_save_plan, services, record, plan, "plan.json")
     # Emitted only once plan.json and run.json are on disk: subscribers may read them.
     events.emit("planned", source=record.plan_source, tasks=[t.id for t in plan.tasks],

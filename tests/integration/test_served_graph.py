@@ -42,9 +42,11 @@ def script(messages: list[dict[str, Any]]) -> dict[str, Any]:
     return {"thought": "done", "tool": "finish", "arguments": {"summary": "wrote a.txt", "outputs": {}}}
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """``langgraph dev`` on a free port, with its own NAESTRO_HOME and the scripted model."""
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """``langgraph dev`` on a free port, with its own NAESTRO_HOME and the scripted model (one per module:
+    it takes ~30 s to start)."""
+    tmp_path = tmp_path_factory.mktemp("served")
     with scripted_openai(script) as base_url:
         models = tmp_path / "models.yaml"
         models.write_text(models_yaml(base_url))
@@ -121,3 +123,27 @@ async def test_sdk_runs_a_goal_answers_a_consent_interrupt_and_reads_the_report(
     shown = subprocess.run([str(VENV_BIN / "naestro"), "runs", "show", run_id, "--json"], env=env,
                            capture_output=True, text=True, check=True)
     assert json.loads(shown.stdout)["status"] == "passed"
+
+
+async def _start_until_consent(client: Any) -> tuple[str, str]:
+    thread = await client.threads.create()
+    async for part in client.runs.stream(thread["thread_id"], "naestro", input={"goal": PLAN["goal"], "plan": PLAN},
+                                         stream_mode="updates"):
+        assert part.event != "error", part.data
+    waiting = await client.threads.get(thread["thread_id"])
+    [[interrupt]] = list(waiting["interrupts"].values())
+    return thread["thread_id"], str(interrupt["value"]["run"])
+
+
+async def test_the_cli_answers_the_servers_interrupt_and_the_sdk_sees_it(server: tuple[str, dict[str, str]]) -> None:
+    url, env = server
+    client = get_client(url=url)
+    thread_id, run_id = await _start_until_consent(client)
+    approved = subprocess.run([str(VENV_BIN / "naestro"), "approve", run_id, "--server", url, "--json"], env=env,
+                              capture_output=True, text=True)
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert json.loads(approved.stdout) == {"run_id": run_id, "status": "passed"}
+    state = await client.threads.get_state(thread_id)  # the same thread, seen by the SDK
+    assert state["values"]["status"] == "passed" and not state["next"]
+    assert "(naestro approve)" in state["values"]["report"]
+    assert (await client.threads.get(thread_id))["interrupts"] == {}
