@@ -1,7 +1,8 @@
 """Issue 14, config errors and plan redaction, through the real CLI on a temp NAESTRO_HOME.
 
 Bad input (a models file or policy folder that does not load) exits 2 with one line that names the file, no
-traceback and no half-made run directory, however wide the terminal is.
+traceback and no half-made run directory, however wide the terminal is. plan.json keeps a direct action's
+secrets as handles, while the run (and its approval in another process) executes the plan as given.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from naestro.cli import app
+from naestro.plan import Plan
 from naestro.policies.engines import REGO_DIR
+from naestro.redact import PLACEHOLDER
 from tests.conftest import write_run
 
 NAESTRO = Path(sys.executable).with_name("naestro")
+KEY = "sk-proj-" + "Zq7" * 10  # the shape of an OpenAI project key
+CARD = "4111 1111 1111 1111"  # a test Visa number: Luhn-valid, caught as PII
 # An endpoint that refuses connections at once: a direct plan needs no model, the report's summary is skipped.
 MODELS = """default: a
 endpoints:
@@ -131,6 +136,61 @@ def test_a_policy_folder_with_bad_data_is_exit_2_with_one_line(home: Path, tmp_p
     line = assert_one_line_usage_error(CliRunner().invoke(app, argv), names=policies / "data.json")
     assert expected in line, line
     assert runs_made(home) == ["r1"]
+
+
+# --- 3. plan.json ----------------------------------------------------------------------------------------
+
+def direct_plan(tmp_path: Path) -> Path:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"goal": "write the service config", "tasks": [{
+        "id": "cfg", "role": "dataops", "description": "write cfg.env",
+        "action": {"tool": "fs.write", "arguments": {"path": "cfg.env",
+                                                     "content": f"OPENAI_API_KEY={KEY}\nCARD={CARD}\n"}},
+        "accept": [{"kind": "file_exists", "path": "cfg.env"}]}]}))
+    return plan
+
+
+def assert_redacted(plan_json: Path) -> None:
+    text = plan_json.read_text()
+    assert KEY not in text and "sk-proj" not in text, text
+    assert CARD not in text and CARD.replace(" ", "") not in text, text
+    assert len(PLACEHOLDER.findall(text)) >= 2
+    Plan.model_validate_json(text)  # still a plan: `runs show`, the live view and fork read it
+
+
+def test_plan_json_keeps_direct_action_secrets_as_handles_and_the_tool_gets_the_values(home: Path,
+                                                                                      tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["run", "--plan", str(direct_plan(tmp_path)), "--mode", "auto",
+                                   "--approve", "fs.write", "--scope", "secret", "--json"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    summary = json.loads(res.stdout)
+    run_dir = home / "runs" / summary["run_id"]
+    assert_redacted(run_dir / "plan.json")
+    # The run executed the plan as given: the file the user asked for holds the real values.
+    assert (Path(summary["workspace"]) / "cfg.env").read_text() == f"OPENAI_API_KEY={KEY}\nCARD={CARD}\n"
+    leaks = [str(p) for p in run_dir.rglob("*") if p.is_file() and p.name != "cfg.env"
+             and "snapshots" not in p.relative_to(run_dir).parts and KEY.encode() in p.read_bytes()]
+    assert leaks == []
+
+
+def test_a_run_approved_from_another_process_executes_the_plan_as_given(home: Path, tmp_path: Path) -> None:
+    """The vault holding the handles lives in the process that started the run; `naestro approve` is another
+    Runner (another process in real use) and must still write the real key, not its handle."""
+    target = tmp_path / "service"
+    target.mkdir()
+    cli = CliRunner()
+    waiting = cli.invoke(app, ["run", "--plan", str(direct_plan(tmp_path)), "--workspace", str(target),
+                               "--in-place", "--scope", "secret", "--json"])  # copilot: writing in place asks
+    assert waiting.exit_code == 4, (waiting.output, waiting.exception)
+    run_id = json.loads(waiting.stdout)["run_id"]
+    assert_redacted(home / "runs" / run_id / "plan.json")
+    assert KEY not in waiting.output and not (target / "cfg.env").exists()
+    given = home / "plans" / run_id / "plan.json"  # outside the run directory, owner-only
+    assert KEY in given.read_text() and given.stat().st_mode & 0o077 == 0
+    done = cli.invoke(app, ["approve", run_id, "--json"])
+    assert done.exit_code == 0, (done.output, done.exception)
+    assert (target / "cfg.env").read_text() == f"OPENAI_API_KEY={KEY}\nCARD={CARD}\n"
+    assert KEY not in done.output
 
 
 # --- 4. one line per problem, whatever the terminal -----------------------------------------------------------
