@@ -1,7 +1,8 @@
 """Naestro's orchestration overhead against bare LangGraph, measured in the same run.
 
-1. A trivial N-task chain (each task writes one small file and checks it exists), compiled by Naestro
-   (MCP fs.write through the tool bus, acceptance check, events, 3 nodes per task) vs the equivalent
+1. A trivial N-task chain (each task writes one small file and checks it exists) run by Naestro's one graph
+   (plan node, then per task: schedule + task node with MCP fs.write through the gate and tool bus, the
+   acceptance check, events, snapshots) vs the equivalent
    hand-written LangGraph graph (one node per task writing the file in-process). No checkpointer in either.
 2. Parallel efficiency: 8 independent 100 ms tasks. Naestro runs `sleep 0.1` through the sandboxed
    exec.run tool; the anchor is 8 bare async LangGraph nodes doing asyncio.sleep(0.1).
@@ -22,19 +23,13 @@ from typing import Any, TypedDict
 
 from langgraph.graph import START, StateGraph
 
-from naestro.budget import RunBudget
-from naestro.context import RunContext
 from naestro.endpoints import load_registry
-from naestro.events import EventLog
-from naestro.graphs.compile import compile_plan
-from naestro.journal import Journal
+from naestro.graphs.compile import compile_graph
 from naestro.llm import EndpointProvider
-from naestro.nodes.roles import load_roles
 from naestro.plan import Plan
 from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.runner import Runner
 from naestro.settings import Settings
-from naestro.toolbus import McpToolBus, builtin_servers
 
 
 def chain_plan(n: int) -> Plan:
@@ -98,42 +93,43 @@ async def passed(run: Any) -> None:
 async def main(tasks: int, repeat: int) -> None:
     settings = Settings()
     with tempfile.TemporaryDirectory() as tmp:
-        ws, run_dir = Path(tmp) / "ws", Path(tmp)
+        ws = Path(tmp) / "ws"
         ws.mkdir()
-        async with McpToolBus(builtin_servers(ws)) as bus:
-            provider = EndpointProvider(load_registry(settings.models_file), settings)
-            runner = Runner(settings.model_copy(update={"home": Path(tmp) / "home"}), provider)
+        provider = EndpointProvider(load_registry(settings.models_file), settings)
+        runner = Runner(settings.model_copy(update={"home": Path(tmp) / "home"}), provider)
+        services = runner.services
+        graph = compile_graph(services)  # the one run graph, no checkpointer (the anchor has none either)
+        # Copilot mode with exec.run pre-approved (as `naestro run --approve exec.run` would).
+        policy = RunPolicy(approve=[ApprovedScope(tool="exec.run")])
 
-            def ctx(plan: Plan) -> RunContext:
-                events = EventLog(run_dir / "events.jsonl", run_id="bench")
-                # Copilot mode with exec.run pre-approved (as `naestro run --approve exec.run` would).
-                policy = RunPolicy(approve=[ApprovedScope(tool="exec.run")])
-                gate = runner.make_gate(run_id="bench", workspace=ws, policy=policy, bus=bus, events=events)
-                return RunContext(run_id="bench", plan=plan, run_dir=run_dir, workspace=ws, provider=provider,
-                                  bus=bus, events=events, roles=load_roles(), gate=gate,
-                                  journal=Journal(run_dir / "journal.jsonl"), thread=secrets.token_hex(4),
-                                  run_budget=RunBudget(ceiling=plan.budget))
+        async def open_run(plan: Plan) -> Any:
+            """A run record with its MCP servers started (outside the timing), and a runner of one round."""
+            record = runner.store.create("bench", source_workspace=None, in_place=False, policy=policy)
+            await services.live(record.run_id)
+            inp = {"goal": "bench", "run_id": record.run_id, "plan": plan.model_dump(mode="json", by_alias=True)}
 
-            chain = chain_plan(tasks)
-            anchor_chain = bare_chain(tasks, ws)
-            # The report node asks the model for a summary; benchmark the task machinery without it.
-            naestro_chain = compile_plan(chain).with_config(recursion_limit=10_000)
-            n_ms = await timed(lambda: passed(naestro_chain.ainvoke({"goal": "bench", "tasks": {}}, context=ctx(chain),
-                                                                    interrupt_before=["report"])), repeat)
-            a_ms = await timed(lambda: anchor_chain.ainvoke({"done": []}), repeat)
-            print(f"chain of {tasks} trivial tasks: naestro {n_ms * 1000:.1f} ms, bare langgraph {a_ms * 1000:.2f} ms, "
-                  f"ratio {n_ms / a_ms:.1f}x, overhead {(n_ms - a_ms) / tasks * 1000:.2f} ms/task")
+            def round_() -> Any:  # a new thread per round; the report (a model call) is left out
+                cfg = {"configurable": {"thread_id": secrets.token_hex(4), "naestro_run": record.run_id},
+                       "max_concurrency": 8}
+                return passed(graph.ainvoke(inp, cfg, interrupt_before=["report"]))
+            return round_
 
-            par = parallel_plan(8)
-            naestro_par = compile_plan(par)
-            anchor_par = bare_parallel(8)
-            cfg = {"max_concurrency": 8}
-            p_ms = await timed(lambda: passed(naestro_par.ainvoke({"goal": "bench", "tasks": {}}, cfg, context=ctx(par),
-                                                                  interrupt_before=["report"])), max(3, repeat // 4))
-            b_ms = await timed(lambda: anchor_par.ainvoke({"done": []}, cfg), max(3, repeat // 4))
-            print(f"8 independent 100 ms tasks: naestro {p_ms * 1000:.0f} ms (serial would be 800 ms; "
-                  f"parallel efficiency {0.1 / p_ms:.0%}), bare langgraph {b_ms * 1000:.0f} ms "
-                  f"(efficiency {0.1 / b_ms:.0%}), ratio {p_ms / b_ms:.2f}x")
+        chain_round = await open_run(chain_plan(tasks))
+        anchor_chain = bare_chain(tasks, ws)
+        n_ms = await timed(chain_round, repeat)
+        a_ms = await timed(lambda: anchor_chain.ainvoke({"done": []}), repeat)
+        print(f"chain of {tasks} trivial tasks: naestro {n_ms * 1000:.1f} ms, bare langgraph {a_ms * 1000:.2f} ms, "
+              f"ratio {n_ms / a_ms:.1f}x, overhead {(n_ms - a_ms) / tasks * 1000:.2f} ms/task")
+
+        par_round = await open_run(parallel_plan(8))
+        anchor_par = bare_parallel(8)
+        cfg = {"max_concurrency": 8}
+        p_ms = await timed(par_round, max(3, repeat // 4))
+        b_ms = await timed(lambda: anchor_par.ainvoke({"done": []}, cfg), max(3, repeat // 4))
+        print(f"8 independent 100 ms tasks: naestro {p_ms * 1000:.0f} ms (serial would be 800 ms; "
+              f"parallel efficiency {0.1 / p_ms:.0%}), bare langgraph {b_ms * 1000:.0f} ms "
+              f"(efficiency {0.1 / b_ms:.0%}), ratio {p_ms / b_ms:.2f}x")
+        await services.aclose()
 
 
 if __name__ == "__main__":

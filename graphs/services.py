@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from langgraph.config import get_config
 from pydantic import JsonValue
 
 from naestro.budget import RunBudget
@@ -173,7 +174,10 @@ class RunServices:
         phase_plan = live.plans[phase]
         budget = live.budgets.setdefault(phase, RunBudget(ceiling=phase_plan.budget, tokens=run_tokens))
         assert live.bus is not None and live.gate is not None
-        base = record.run_id + (f".replan{phase}" if phase else "")
+        # The effect journal's keys start with the LangGraph thread (the run id under the CLI): a run record
+        # driven on several threads (a bench's rounds) never replays one thread's effects into another.
+        thread_id = str(get_config().get("configurable", {}).get("thread_id") or record.run_id)
+        base = thread_id + (f".replan{phase}" if phase else "")
         thread = base + (f"@{record.epoch}" if record.epoch else "")
         return RunContext(run_id=record.run_id, plan=phase_plan, run_dir=live.dir, workspace=Path(record.workspace),
                           provider=self.runtime.provider, bus=live.bus, events=live.events, roles=self.runtime.roles,

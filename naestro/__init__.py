@@ -17,7 +17,8 @@ from naestro.errors import (
     UnknownRun,
     UsageError,
 )
-from naestro.plan import Budget, Plan, Role, Task
+from naestro.limits import Budget
+from naestro.plan import Plan, Role, Task
 from naestro.settings import Settings
 from naestro.validate import parse_plan, parse_plan_text, plan_problems
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from naestro.errors import BudgetExceeded
-from naestro.plan import Budget
+from naestro.limits import Budget
 
 
 def effective_budget(task: Budget, role_default: Budget, ceiling: Budget) -> Budget:

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from naestro.commandcheck import command_problem
+from naestro.limits import SLO, Budget
 
 TaskId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 """Lower-case identifiers: they become LangGraph node names and file-safe path parts."""
@@ -59,18 +60,6 @@ class Role(StrEnum):
 class _Frozen(BaseModel):
     # allow_inf_nan=False: `1e999` parses as inf and would make every budget check pass (issue 14).
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
-
-
-class Budget(_Frozen):
-    """Ceilings; ``None`` means "inherit" (task) or "unlimited" (plan)."""
-
-    tokens: int | None = Field(default=None, ge=1, description="prompt + completion tokens")
-    usd: float | None = Field(default=None, ge=0)
-    wall_s: float | None = Field(default=None, gt=0, description="wall-clock seconds")
-
-
-class SLO(_Frozen):
-    latency_s: float | None = Field(default=None, gt=0, description="target wall time for the task")
 
 
 def _string_schema() -> JsonSchema:

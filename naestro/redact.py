@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
-from naestro.plan import Plan
-
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine, EntityRecognizer
+
+    from naestro.plan import Plan  # typing only: the plan contract imports the evaluators, which use this module
 
 __all__ = ["PLACEHOLDER", "Depth", "Finding", "SecretVault", "find", "labels", "presidio_available", "redact",
            "redact_fields", "redact_plan", "redact_value"]

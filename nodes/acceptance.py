@@ -9,8 +9,9 @@ from __future__ import annotations
 from pydantic import JsonValue
 
 from naestro.context import Execution, RunContext
-from naestro.evaluators import Evidence, Verdict, emit_verdict, evaluate_check
+from naestro.evaluators import Evidence, Verdict
 from naestro.graphs.state import CheckResult
+from naestro.nodes.evaluation import emit_verdict, evaluate_check
 from naestro.nodes.file_checks import file_check
 from naestro.nodes.judge import judge
 from naestro.plan import (

@@ -12,8 +12,7 @@ from pydantic import JsonValue
 from naestro.budget import effective_budget
 from naestro.context import Execution, RunContext
 from naestro.errors import UsageError
-from naestro.evaluators._registry import build_evaluator
-from naestro.evaluators._verdict import CommandOutcome, Cost, Evidence, Source, Subject, Usage, Verdict
+from naestro.evaluators import CommandOutcome, Cost, Evidence, Source, Subject, Usage, Verdict, build_evaluator
 from naestro.plan import EvaluatorCheck, Task
 
 __all__ = ["SOURCE_TOOLS", "RunEvalEnv", "emit_verdict", "evaluate_check", "journal_sources", "usage_from_events"]

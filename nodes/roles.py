@@ -8,7 +8,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from naestro.errors import ConfigError
-from naestro.plan import Budget, Role
+from naestro.limits import Budget
+from naestro.plan import Role
 
 __all__ = ["RoleSpec", "load_roles"]
 

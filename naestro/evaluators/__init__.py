@@ -4,7 +4,8 @@ One protocol (``Evaluator.evaluate(subject, env) -> Verdict``), one module per c
 sandbox, ruff), output contract (JSON Schema, regex, CSV shape), factuality (claims vs sources the run
 read), reference (equal to what a program computed from the inputs), safety (secrets/PII),
 SLO/budget. Plans use them as ``{"kind": "evaluator", "evaluator": NAME,
-"threshold": T, "params": {...}}``; the acceptance node runs them (``evaluate_check``).
+"threshold": T, "params": {...}}``; the acceptance node runs them (``nodes/evaluation.py``: the run-bound
+environment lives with the nodes, so that validating a plan, which parses evaluator params, needs no runtime).
 """
 
 from naestro.evaluators._code import CodeEvaluator
@@ -13,7 +14,6 @@ from naestro.evaluators._factuality import FactualityEvaluator
 from naestro.evaluators._localenv import SandboxEvalEnv
 from naestro.evaluators._reference import ReferenceEvaluator, comparison_for, differences
 from naestro.evaluators._registry import EVALUATORS, build_evaluator
-from naestro.evaluators._runenv import RunEvalEnv, emit_verdict, evaluate_check, journal_sources, usage_from_events
 from naestro.evaluators._safety import SafetyEvaluator
 from naestro.evaluators._slo import SloEvaluator
 from naestro.evaluators._verdict import (
@@ -41,7 +41,6 @@ __all__ = [
     "FactualityEvaluator",
     "GroupTotals",
     "ReferenceEvaluator",
-    "RunEvalEnv",
     "SafetyEvaluator",
     "SandboxEvalEnv",
     "SloEvaluator",
@@ -52,8 +51,4 @@ __all__ = [
     "build_evaluator",
     "comparison_for",
     "differences",
-    "emit_verdict",
-    "evaluate_check",
-    "journal_sources",
-    "usage_from_events",
 ]

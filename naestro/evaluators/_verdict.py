@@ -12,7 +12,7 @@ from typing import ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from naestro.plan import SLO, Budget
+from naestro.limits import SLO, Budget
 
 __all__ = ["CommandOutcome", "Cost", "EvalEnv", "Evaluator", "Evidence", "Source", "Subject", "Usage", "Verdict"]
 

@@ -33,7 +33,7 @@ from naestro.evaluators import (
 )
 from naestro.evaluators._contract import csv_evidence
 from naestro.evaluators._factuality import claims, numbers, placeholders, supported
-from naestro.plan import SLO, Budget
+from naestro.limits import SLO, Budget
 
 SUBJECT = Subject(task_id="t")
 
@@ -46,9 +46,8 @@ def test_exported_names() -> None:
     assert set(ev.__all__) == {
         "EVALUATORS", "CodeEvaluator", "CommandOutcome", "ContractEvaluator", "Cost", "CsvShape", "EvalEnv",
         "Evaluator", "Evidence", "FactualityEvaluator", "GroupTotals", "ReferenceEvaluator",
-        "RunEvalEnv", "SafetyEvaluator",
-        "SandboxEvalEnv", "SloEvaluator", "Source", "Subject", "Usage", "Verdict", "build_evaluator",
-        "comparison_for", "differences", "emit_verdict", "evaluate_check", "journal_sources", "usage_from_events"}
+        "SafetyEvaluator", "SandboxEvalEnv", "SloEvaluator", "Source", "Subject", "Usage", "Verdict",
+        "build_evaluator", "comparison_for", "differences"}
 
 
 def test_verdict_refuses_false_success() -> None:

@@ -18,7 +18,7 @@ from langchain_core.messages import HumanMessage
 from naestro.budget import RunBudget, TaskMeter
 from naestro.endpoints import Endpoint, ModelRegistry, RouterConfig
 from naestro.events import EventLog, read_events
-from naestro.plan import Budget
+from naestro.limits import Budget
 from naestro.router import HealthBoard, NoRoute, Router, RouteRequest, classify_failure, request_for
 from naestro.router.model_call import remaining_usd
 
