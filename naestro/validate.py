@@ -51,7 +51,7 @@ def pointer(*parts: str | int) -> str:
 
 
 def _problem(where: str, message: str, *, source: str) -> PlanInvalid:
-    return PlanInvalid([PlanProblem(where, message)], source=source)
+    return PlanInvalid([PlanProblem(where, _one_line(message))], source=source)  # a file name can hold a newline
 
 
 def load_plan_file(path: Path, *, max_bytes: int = MAX_PLAN_BYTES,
@@ -78,7 +78,7 @@ def parse_plan_bytes(data: bytes, *, source: str = "plan", max_bytes: int = MAX_
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise _problem("", f"{source} is not UTF-8: byte 0x{data[exc.start]:02x} at byte offset {exc.start} "
-                           f"(line {line}, column {column}) {exc.reason}; save the plan as UTF-8",
+                           f"(line {line}, byte {column} of the line: {exc.reason}); save the plan as UTF-8",
                        source=source) from exc
     return parse_plan_text(text.removeprefix("\ufeff"), source=source, max_bytes=max_bytes,
                            external_servers=external_servers)
@@ -95,8 +95,8 @@ def parse_plan_text(text: str, *, source: str = "plan", max_bytes: int = MAX_PLA
     try:
         raw = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
     except json.JSONDecodeError as exc:
-        problem = PlanProblem("", _one_line(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"))
-        raise PlanInvalid([problem], source=source) from exc
+        raise _problem("", f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+                       source=source) from exc
     return parse_plan(cast(JsonValue, raw), source=source, external_servers=external_servers)
 
 
@@ -218,12 +218,14 @@ def _document_problems(raw: object) -> list[PlanProblem]:
                 problems.append(PlanProblem(pointer(*at), f"nested more than {MAX_DEPTH} deep"))
                 continue
             items = value.items() if isinstance(value, Mapping) else enumerate(value)
+            children: list[tuple[object, tuple[str | int, ...]]] = []
             for key, item in items:
                 if isinstance(key, str) and (bad := _UNPRINTABLE.search(key)):
                     problems.append(PlanProblem(pointer(*at), f"key {key!r} contains U+{ord(bad.group()):04X}; "
                                                               f"names cannot hold control characters"))
                 elif isinstance(key, str | int):
-                    todo.append((item, (*at, key)))
+                    children.append((item, (*at, key)))
+            todo.extend(reversed(children))  # popped in document order
     return problems
 
 
