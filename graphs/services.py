@@ -136,6 +136,13 @@ class RunServices:
             return self.plan_of(record, phase)
         return parse_plan_text(given.read_text(encoding="utf-8"), source=str(given))
 
+    def _phase_plan(self, record: RunRecord, phase: int, raw_plan: dict[str, JsonValue] | None) -> Plan:
+        """The state holds the plan as shown (secrets as the run's handles, like plan.json and the checkpoints
+        should); the values are executed from the owner-only copy when there is one, else the state's plan."""
+        if raw_plan is None or (record.plans and self.given_plan_path(record.run_id, record.plans[phase]).exists()):
+            return self.plan_to_run(record, phase)
+        return Plan.model_validate(raw_plan)
+
     async def live(self, run_id: str) -> LiveRun:
         """The run's open parts, opened on first use in this process (MCP servers start here)."""
         if (live := self._live.get(run_id)) is not None and live.bus is not None:
@@ -169,8 +176,7 @@ class RunServices:
         live = await self.live(run_id)
         record = live.record
         if phase not in live.plans:
-            live.plans[phase] = await asyncio.to_thread(
-                lambda: Plan.model_validate(raw_plan) if raw_plan is not None else self.plan_to_run(record, phase))
+            live.plans[phase] = await asyncio.to_thread(self._phase_plan, record, phase, raw_plan)
         phase_plan = live.plans[phase]
         budget = live.budgets.setdefault(phase, RunBudget(ceiling=phase_plan.budget, tokens=run_tokens))
         assert live.bus is not None and live.gate is not None

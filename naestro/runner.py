@@ -106,8 +106,8 @@ class Runner:
                                    in_place=in_place, policy=policy)
         self.vaults[record.run_id] = vault
         inp: RunInput = {"goal": record.goal, "run_id": record.run_id}
-        if plan is not None:
-            inp["plan"] = plan.model_dump(mode="json", by_alias=True)
+        if plan is not None:  # the input is checkpointed: secrets go in as this process's handles (plan_node)
+            inp["plan"] = vault.redact_value(plan.model_dump(mode="json", by_alias=True))
         with self.telemetry.run(run_id=record.run_id, run_dir=self.store.dir(record.run_id)):
             return await self._drive(record, inp)
 

@@ -76,6 +76,12 @@ def _probe(gate: Gate, workspace: Path) -> Probe:
     return probe
 
 
+def shown_plan(services: RunServices, run_id: str, plan: Plan) -> dict[str, JsonValue]:
+    """The plan as the graph state (and so every checkpoint, SDK client and Studio) holds it: secrets as handles."""
+    shown: dict[str, JsonValue] = services.vault(run_id).redact_value(plan.model_dump(mode="json", by_alias=True))
+    return shown
+
+
 def write_plan(services: RunServices, record: RunRecord, plan: Plan, name: str) -> None:
     """``RUN/<name>`` is an artifact like events.jsonl and report.md: its strings go through the run's vault, so
     a key or card number in a direct action's arguments or a check is stored as its handle (issue 14).
@@ -133,7 +139,10 @@ async def plan_node(state: RunState, services: RunServices, *, thread: str, serv
     rt = services.runtime
     given = state.get("plan")
     if given is not None:
-        plan = redact_plan(await asyncio.to_thread(parse_plan, given, source="input plan"))
+        # The driver handed secrets in as the run's handles (the input is checkpointed): the plan to run has the
+        # values back. A client of the LangGraph server sends what it sends; its input is in that checkpoint.
+        real = services.vault(run_id).reveal(given)
+        plan = redact_plan(await asyncio.to_thread(parse_plan, real, source="input plan"))
         record.plan_source = "file"
     else:
         events.emit("planning", endpoint=rt.provider.registry.default)
@@ -160,7 +169,7 @@ async def plan_node(state: RunState, services: RunServices, *, thread: str, serv
     events.emit("planned", source=record.plan_source, tasks=[t.id for t in plan.tasks],
                 rejected_attempts=rejected, repaired_checks=repaired, dropped_test_tasks=dropped,
                 references=references, tokens=tokens)
-    return {"run_id": run_id, "goal": plan.goal, "phase": 0, "plan": plan.model_dump(mode="json", by_alias=True),
+    return {"run_id": run_id, "goal": plan.goal, "phase": 0, "plan": shown_plan(services, run_id, plan),
             "tasks": Overwrite({})}
 
 
@@ -217,5 +226,5 @@ async def replan_node(state: RunState, services: RunServices, *, run_id: str, pl
     await asyncio.to_thread(save)
     events.emit("replanned", phase=phase, source=outcome.source, tasks=[t.id for t in carry.plan.tasks],
                 tokens=outcome.tokens)
-    return {"phase": phase, "plan": carry.plan.model_dump(mode="json", by_alias=True), "tasks": Overwrite({}),
+    return {"phase": phase, "plan": shown_plan(services, record.run_id, carry.plan), "tasks": Overwrite({}),
             "report": ""}

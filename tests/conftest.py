@@ -8,12 +8,17 @@ import time
 import traceback
 from pathlib import Path
 
+import mcp.client.stdio  # noqa: F401  (see below)
 import pytest
 
 from naestro.runs import RunRecord, RunStatus, RunStore
 from naestro.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+
+# mcp's stdio client binds `errlog=sys.stderr` when it is first imported. The CLI imports it lazily, inside a
+# command; under typer's CliRunner that is a buffer with no file descriptor, and every MCP server then fails to
+# start ("fileno"). Importing it here binds the real stderr, as a real terminal would.
 
 
 @pytest.fixture

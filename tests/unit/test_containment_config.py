@@ -171,6 +171,9 @@ def test_plan_json_keeps_direct_action_secrets_as_handles_and_the_tool_gets_the_
     leaks = [str(p) for p in run_dir.rglob("*") if p.is_file() and p.name != "cfg.env"
              and "snapshots" not in p.relative_to(run_dir).parts and KEY.encode() in p.read_bytes()]
     assert leaks == []
+    # The graph state holds the plan as shown too: no checkpoint (nor its WAL) carries the key.
+    databases = list(home.glob("checkpoints.sqlite*"))
+    assert databases and not [str(d) for d in databases if KEY.encode() in d.read_bytes()]
 
 
 def test_a_run_approved_from_another_process_executes_the_plan_as_given(home: Path, tmp_path: Path) -> None:
