@@ -35,12 +35,20 @@ MAX_TASKS = 500
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def _printable(text: str) -> str:
-    """Goal and task text reach prompts, terminals and reports: a NUL or an escape sequence there is an attack or
-    an accident, never intent. Newline and tab are text."""
+def text_problem(text: str) -> str | None:
+    """Why goal or task text is refused, or None. It reaches prompts, terminals and reports: a NUL or an escape
+    sequence there is an attack or an accident, never intent. Newline and tab are text.
+
+    Public so that entry points taking a goal (``naestro run GOAL``) can refuse it before planning."""
     if found := _CONTROL.search(text):
-        raise ValueError(f"control character U+{ord(found.group()):04X} at offset {found.start()}; only newline "
-                         f"and tab are allowed")
+        return (f"control character U+{ord(found.group()):04X} at offset {found.start()}; only newline and tab "
+                f"are allowed")
+    return None
+
+
+def _printable(text: str) -> str:
+    if (problem := text_problem(text)) is not None:
+        raise ValueError(problem)
     return text
 
 
