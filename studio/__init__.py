@@ -1,1 +1,1 @@
-"""The offline web Studio (later issue). Nothing here yet."""
+"""The web Studio (a later issue). ``studio/api.py``: Naestro's HTTP routes beside the LangGraph API."""

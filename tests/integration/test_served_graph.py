@@ -123,6 +123,15 @@ async def test_sdk_runs_a_goal_answers_a_consent_interrupt_and_reads_the_report(
     shown = subprocess.run([str(VENV_BIN / "naestro"), "runs", "show", run_id, "--json"], env=env,
                            capture_output=True, text=True, check=True)
     assert json.loads(shown.stdout)["status"] == "passed"
+    # Naestro's own routes on the same server (langgraph.json http.app -> studio/api.py)
+    async with httpx.AsyncClient(base_url=url) as http:
+        record = (await http.get(f"/naestro/runs/{run_id}")).json()
+        assert record["status"] == "passed" and record["served"] is True
+        assert [e["task"] for e in record["events"] if e["event"] == "task_finished"] == ["a", "b"]
+        assert run_id in [r["run_id"] for r in (await http.get("/naestro/runs")).json()]
+        report = await http.get(f"/naestro/runs/{run_id}/report")
+        assert report.text == values["report"]
+        assert (await http.get("/naestro/runs/nope")).status_code == 404
 
 
 async def _start_until_consent(client: Any) -> tuple[str, str]:
