@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from naestro import validate
 from naestro.cli import app
 from naestro.errors import PlanInvalid, PlanProblem
-from naestro.plan import Plan, text_problem
+from naestro.plan import Plan
 from naestro.validate import parse_plan_text, plan_problems
 from tests.conftest import REPO
 
@@ -298,6 +298,8 @@ def test_control_characters_in_goal_and_task_text(tmp_path: Path, where: str, ba
 def test_newline_and_tab_are_fine_in_text() -> None:
     assert problems(plan(task("a", instructions="one\n\ttwo"), goal="a\tb\nc")) == []
     # The same rule, for entry points that take a goal before any plan exists (`naestro run GOAL`).
+    from naestro.plan import text_problem
+
     assert text_problem("a\tb\nc") is None
     assert text_problem("ok\x00") == "control character U+0000 at offset 2; only newline and tab are allowed"
 
