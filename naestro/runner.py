@@ -18,12 +18,13 @@ from langgraph.types import Command
 from pydantic import JsonValue
 
 from naestro.checkpoints import open_saver
+from naestro.errors import UsageError
 from naestro.events import Event, EventLog
 from naestro.graphs.compile import RUN_RECURSION_LIMIT, RunGraph, compile_graph
 from naestro.graphs.services import RunServices
 from naestro.graphs.state import RunInput, TaskRecord
 from naestro.llm import ModelProvider
-from naestro.plan import Plan
+from naestro.plan import Plan, text_problem
 from naestro.policies.audit import AuditLog
 from naestro.policies.decision import RunPolicy
 from naestro.policies.gate import ConsentAnswer, Gate
@@ -97,6 +98,8 @@ class Runner:
 
     async def start(self, goal: str, *, plan: Plan | None = None, workspace: Path | None = None,
                     in_place: bool = False, policy: RunPolicy | None = None) -> RunResult:
+        if goal and (problem := text_problem(goal)) is not None:  # refused before any run directory exists
+            raise UsageError(f"the goal has a {problem}")
         # Where the goal enters: secrets and PII become stable placeholders before anything stores, logs,
         # traces or sends it to a model.
         vault = SecretVault()  # the values stay in this process, as handles tools may use when policy allows

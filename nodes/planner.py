@@ -25,7 +25,7 @@ from naestro.errors import PlanInvalid, PlanProblem, UsageError
 from naestro.llm import ModelProvider, complete_json
 from naestro.nodes.reference import QUANTITY
 from naestro.nodes.vacuity import Probe
-from naestro.plan import EvaluatorCheck, FileExistsCheck, Plan, Role
+from naestro.plan import EvaluatorCheck, FileExistsCheck, Plan, Role, text_problem
 from naestro.validate import parse_plan, plan_problems
 
 __all__ = ["PlanOutcome", "Template", "load_templates", "make_plan", "match_template"]
@@ -255,6 +255,8 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
     """
     if not goal.strip():
         raise UsageError("the goal is empty; say what you want done, e.g. naestro run \"write fib.py ...\"")
+    if (problem := text_problem(goal)) is not None:
+        raise UsageError(f"the goal has a {problem}")
     messages: list[BaseMessage] = [SystemMessage(_SYSTEM), HumanMessage(f"Goal: {goal}\n{context}".strip())]
     history: list[list[PlanProblem]] = []
     last_plan: JsonValue = None

@@ -419,3 +419,11 @@ def test_random_nesting_only_raises_plan_invalid(depth: int, brackets: tuple[str
     opener, closer = brackets
     with pytest.raises(PlanInvalid):
         parse_plan_text(opener * depth + junk + closer * depth)
+
+
+def test_a_goal_with_a_control_character_is_refused_before_any_run_exists(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    res = CliRunner().invoke(app, ["run", "x\x1b[2Jy", "--json"], env={"NAESTRO_HOME": str(home)})
+    assert res.exit_code == 2, (res.output, res.exception)
+    assert "control character U+001B" in res.output and "Traceback" not in res.output
+    assert not (home / "runs").exists() or not any((home / "runs").iterdir())
