@@ -19,13 +19,13 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import LoggingLevel
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["BUILTIN_SERVERS", "IDE_SERVERS", "ServerOptions", "build_server", "confine", "confine_read",
+__all__ = ["BUILTIN_SERVERS", "ServerOptions", "build_server", "confine", "confine_read",
            "new_server", "serve", "serve_server"]
 
 #: Naestro's own servers, by the name that prefixes their tools (``fs.read``, ``exec.run``, ...).
 BUILTIN_SERVERS: tuple[str, ...] = ("fs", "exec", "git", "pdf", "db", "web")
-#: Servers for people, not agents: ``naestro`` drives runs (plan, run, status, approve) from an IDE client.
-IDE_SERVERS: tuple[str, ...] = ("naestro",)
+# The server for people driving runs from an IDE client (``naestro mcp serve naestro``) is naestro/frontdoor.py:
+# it needs the runtime, and these servers import none of it.
 
 
 class ServerOptions(BaseModel):
@@ -118,8 +118,8 @@ def readable(options: ServerOptions, resolved: Path) -> bool:
 
 def build_server(name: str, options: ServerOptions) -> FastMCP:
     """Import a builtin server module by name (lazily: pdf and web pull heavier libraries) and build it."""
-    if name not in BUILTIN_SERVERS + IDE_SERVERS:
-        raise ValueError(f"unknown server {name!r}; servers: {', '.join(BUILTIN_SERVERS + IDE_SERVERS)}")
+    if name not in BUILTIN_SERVERS:
+        raise ValueError(f"unknown server {name!r}; servers: {', '.join(BUILTIN_SERVERS)}")
     module = importlib.import_module(f"naestro.mcp_servers.{name}")
     build: Callable[[ServerOptions], FastMCP] = module.build
     return build(options)

@@ -12,12 +12,11 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 
 from naestro.commands import bench as bench_commands
@@ -33,21 +32,19 @@ from naestro.commands import router as router_commands
 from naestro.commands import tools as tools_commands
 from naestro.commands import trace as trace_commands
 from naestro.commands.consent import current_user, describe, prompt_answers
-from naestro.endpoints import load_registry
 from naestro.errors import NaestroError, PlanInvalid, RunError, UsageError
-from naestro.events import Event, read_events
-from naestro.llm import EndpointProvider
-from naestro.nodes.planner import make_plan
-from naestro.policies.decision import ApprovedScope, RunPolicy
-from naestro.policies.gate import ConsentAnswer
-from naestro.runner import PendingConsent, Runner, RunResult
-from naestro.runs import RunStore
-from naestro.runtime import build_runtime
 from naestro.schema import write_schema
-from naestro.served import ServedRun
 from naestro.settings import Settings
 from naestro.validate import parse_plan_text
 from naestro.view import LiveRun, plan_tree
+
+if TYPE_CHECKING:
+    from naestro.events import Event
+    from naestro.llm import EndpointProvider
+    from naestro.policies.decision import RunPolicy
+    from naestro.policies.gate import ConsentAnswer
+    from naestro.runner import RunResult
+    from naestro.runs import RunStore
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Naestro: governed autonomous agents.")
 runs_app = typer.Typer(no_args_is_help=True, help="Inspect runs.")
@@ -86,7 +83,17 @@ def _settings() -> Settings:
     return Settings()
 
 
+def _store(settings: Settings) -> RunStore:
+    # Commands import what they use in their bodies, so that `naestro --help` loads none of the runtime (issue 15).
+    from naestro.runs import RunStore
+
+    return RunStore(settings.runs_dir)
+
+
 def _provider(settings: Settings) -> EndpointProvider:
+    from naestro.endpoints import load_registry
+    from naestro.llm import EndpointProvider
+
     return EndpointProvider(load_registry(settings.models_file), settings)
 
 
@@ -132,6 +139,8 @@ def schema(path: Annotated[Path, typer.Option("--out", help="where to write")] =
 def plan(goal: str, out_file: Annotated[Path | None, typer.Option("--out", help="write the plan JSON here")] = None,
          as_json: Annotated[bool, typer.Option("--json", help="print the plan JSON")] = False) -> None:
     """Ask the planner (local model, schema-constrained, validated, template fallback) for a plan."""
+    from naestro.nodes.planner import make_plan
+
     settings = _settings()
     try:
         outcome = asyncio.run(make_plan(goal, _provider(settings), attempts=settings.planner_attempts))
@@ -168,8 +177,14 @@ def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | N
              plan_file: Path | None = None, workspace: Path | None = None, in_place: bool = False,
              policy: RunPolicy | None = None, answers: dict[str, ConsentAnswer] | None = None) -> None:
     """Start or resume a run; when a gate asks, prompt (interactive terminal) or print how to answer."""
+    from rich.live import Live
+
+    from naestro.events import read_events
+    from naestro.runner import Runner
+    from naestro.runtime import build_runtime
+
     live_state = LiveRun(goal=goal)
-    store = RunStore(settings.runs_dir)
+    store = _store(settings)
 
     def on_event(ev: Event) -> None:
         if ev.get("event") in ("planned", "replanned", "run_resumed"):
@@ -225,6 +240,8 @@ def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | N
 
 def _policy(mode: str, approve: list[str] | None, allow_domain: list[str] | None, root: list[Path] | None,
             scope: list[str] | None) -> RunPolicy:
+    from naestro.policies.decision import ApprovedScope, RunPolicy
+
     if mode not in ("guide", "copilot", "auto"):
         raise _fail(UsageError(f"--mode {mode!r} is not one of guide, copilot, auto"))
     try:
@@ -268,7 +285,7 @@ def resume(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False
     """Continue an interrupted, paused or crashed run from its last checkpoint (finished tasks are not redone)."""
     settings = _settings()
     try:
-        record = RunStore(settings.runs_dir).load(run_id)
+        record = _store(settings).load(run_id)
     except UsageError as exc:
         raise _fail(exc) from exc
     _execute(goal=record.goal, as_json=as_json, settings=settings, resume_id=run_id)
@@ -286,9 +303,14 @@ def approve(run_id: str,
                                                        "$NAESTRO_SERVER_URL or http://127.0.0.1:2024)")] = None,
             as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Answer a waiting run's consent request(s) and resume it (a served run: through its LangGraph server)."""
+    from naestro.policies.gate import ConsentAnswer
+    from naestro.runner import PendingConsent, Runner
+    from naestro.runtime import build_runtime
+    from naestro.served import ServedRun
+
     settings = _settings()
     try:
-        record = RunStore(settings.runs_dir).load(run_id)
+        record = _store(settings).load(run_id)
         if record.served:
             served = ServedRun(record, server or os.environ.get("NAESTRO_SERVER_URL", "http://127.0.0.1:2024"))
             pending = [PendingConsent(id=i, request=r) for i, r in served.pending()]  # type: ignore[arg-type]
@@ -320,7 +342,7 @@ def approve(run_id: str,
 @runs_app.command("list")
 def runs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List runs in this NAESTRO_HOME."""
-    records = RunStore(_settings().runs_dir).list()
+    records = _store(_settings()).list()
     if as_json:
         print(json.dumps([{**r.model_dump(), "status": r.display_status} for r in records], indent=2))
         return
@@ -333,7 +355,9 @@ def runs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @runs_app.command("show")
 def runs_show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show a run: status, plan, task results, report path."""
-    store = RunStore(_settings().runs_dir)
+    from naestro.events import read_events
+
+    store = _store(_settings())
     try:
         record = store.load(run_id)
     except UsageError as exc:

@@ -1,10 +1,12 @@
-"""MCP server ``naestro``: Naestro itself as tools, so an IDE client (Claude Desktop, Cursor, VS Code) can plan,
+"""The MCP front door ``naestro``: Naestro itself as tools, so an IDE client (Claude Desktop, Cursor, VS Code) can plan,
 start, watch and approve runs: ``plan``, ``run``, ``status``, ``approve``.
 
 Runs execute inside this server's process, in the background: ``run`` returns the run id as soon as the run
 exists and ``status`` reports progress. A run that asks for consent waits until ``approve`` answers it. If the
 server stops, runs are not lost: ``naestro resume RUN`` continues them from their last checkpoint.
 This server is for people driving Naestro; it is not given to agents (no ``naestro`` tools in roles.yaml).
+It lives with the CLI, not in ``mcp_servers/`` (standalone tool servers that import no runtime), and gets its
+parts from the composition root (``naestro.runtime.build_runtime``) like the CLI and the served graph.
 """
 
 from __future__ import annotations
@@ -19,10 +21,8 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field, JsonValue, ValidationError
 
-from naestro.endpoints import load_registry
 from naestro.errors import NaestroError
 from naestro.events import Event, read_events
-from naestro.llm import EndpointProvider, ModelProvider
 from naestro.mcp_servers.workspace import ServerOptions, new_server, serve
 from naestro.nodes.planner import make_plan
 from naestro.plan import Plan
@@ -30,6 +30,7 @@ from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.policies.gate import ConsentAnswer
 from naestro.runner import PendingConsent, Runner, RunResult
 from naestro.runs import RunStore
+from naestro.runtime import Runtime, build_runtime
 from naestro.settings import Settings
 
 __all__ = ["build", "main", "naestro_server"]
@@ -71,8 +72,9 @@ class RunState(BaseModel):
     error: str = ""
 
 
-def naestro_server(settings: Settings, provider: ModelProvider) -> FastMCP:
-    """The server, given its settings and model provider (tests pass a scripted provider)."""
+def naestro_server(runtime: Runtime) -> FastMCP:
+    """The server over a runtime (tests build one around a scripted provider)."""
+    settings, provider = runtime.settings, runtime.provider
     mcp = new_server("naestro", instructions="Drive Naestro: plan a goal, start a run, watch its status, answer "
                                              "its consent requests.")
     store = RunStore(settings.runs_dir)
@@ -86,7 +88,7 @@ def naestro_server(settings: Settings, provider: ModelProvider) -> FastMCP:
             if not named.done() and isinstance(ev.get("run"), str):
                 named.set_result(str(ev["run"]))
 
-        runner = Runner(settings, provider, on_event=on_event)
+        runner = Runner.of(runtime, on_event=on_event)
         task = asyncio.create_task(start(runner))
 
         def ended_unnamed(t: asyncio.Task[RunResult]) -> None:
@@ -148,7 +150,7 @@ def naestro_server(settings: Settings, provider: ModelProvider) -> FastMCP:
             if task.exception() is None:
                 pending = [_consent(p) for p in task.result().pending]
         elif task is None and record.status == "waiting":
-            pending = [_consent(p) for p in await Runner(settings, provider).pending(run_id)]
+            pending = [_consent(p) for p in await Runner.of(runtime).pending(run_id)]
         events = read_events(store.dir(run_id) / "events.jsonl")
         tasks: dict[str, TaskState] = {}
         for e in events:
@@ -159,7 +161,10 @@ def naestro_server(settings: Settings, provider: ModelProvider) -> FastMCP:
                 tasks[str(e["task"])] = TaskState(id=str(e["task"]), status=str(e.get("status")),
                                                   attempts=attempts if isinstance(attempts, int) else None)
         report = store.dir(run_id) / "report.md"
-        return RunState(run_id=run_id, goal=record.goal, status=record.display_status, workspace=record.workspace,
+        # A node marks the run waiting when it asks; until the driver has stopped (siblings may still be running,
+        # the interrupt not yet checkpointed) the run is reported as running.
+        status = record.display_status if task is None or task.done() else "running"
+        return RunState(run_id=run_id, goal=record.goal, status=status, workspace=record.workspace,
                         tasks=list(tasks.values()), pending=pending,
                         report=report.read_text() if report.exists() else None, error=record.error)
 
@@ -171,7 +176,7 @@ def naestro_server(settings: Settings, provider: ModelProvider) -> FastMCP:
         """Approve (or deny) a waiting run's consent requests; the run continues in the background."""
         if (task := active.get(run_id)) is not None and not task.done():
             raise ToolError(f"run {run_id} is still running; call status and approve once it is waiting")
-        pending = await Runner(settings, provider).pending(run_id)
+        pending = await Runner.of(runtime).pending(run_id)
         chosen = [p for p in pending if consent_id is None or p.id == consent_id]
         if not chosen:
             known = ", ".join(p.id for p in pending) or "none"
@@ -198,8 +203,7 @@ def _consent(p: PendingConsent) -> Consent:
 
 def build(options: ServerOptions) -> FastMCP:
     """Entry point: settings from NAESTRO_* and the models in models.yaml. ``--workspace`` is not used."""
-    settings = Settings()
-    return naestro_server(settings, EndpointProvider(load_registry(settings.models_file), settings))
+    return naestro_server(build_runtime(Settings()))
 
 
 def main(argv: list[str] | None = None) -> None:

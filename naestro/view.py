@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.text import Text
 from rich.tree import Tree
 
-from naestro.events import Event
 from naestro.plan import Plan
+
+if TYPE_CHECKING:
+    from naestro.events import Event
 
 _ICONS = {"pending": "·", "running": "▶", "checking": "?", "retry": "↻", "review": "🔍", "passed": "✔", "failed": "✘",
           "skipped": "⏭"}

@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from naestro.errors import NaestroError
-from naestro.router.replay import load_items, load_outcomes, replay, result_json
 
 app = typer.Typer(no_args_is_help=True, help="Benchmarks (routing replay).")
 out = Console()
@@ -44,6 +43,9 @@ def routing(items: Annotated[Path, typer.Option(help="items JSONL: {id, prompt}"
             price: Annotated[list[str] | None, typer.Option(help="MODEL=IN,OUT USD per 1K tokens; cost = "
                                                             "latency without it")] = None) -> None:
     """Replay routers over recorded outcomes of two models: quality, mean cost and share sent to the large one."""
+    # The router pulls in langchain and openai: loaded when the command runs, never for `--help` (issue 15).
+    from naestro.router.replay import load_items, load_outcomes, replay, result_json
+
     try:
         result = replay(load_items(items), load_outcomes(outcomes), test_share=test_share,
                         latency_weight=latency_weight, seeds=seeds,

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import getpass
 import json
+from typing import TYPE_CHECKING
 
-from rich.console import Console
 from rich.markup import escape
-from rich.panel import Panel
-from rich.prompt import Prompt
 
-from naestro.policies.gate import ConsentAnswer
-from naestro.runner import PendingConsent
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from naestro.policies.gate import ConsentAnswer
+    from naestro.runner import PendingConsent
 
 __all__ = ["current_user", "describe", "prompt_answers"]
 
@@ -40,6 +41,12 @@ def describe(p: PendingConsent) -> str:
 
 def prompt_answers(pending: list[PendingConsent], console: Console) -> dict[str, ConsentAnswer]:
     """Ask about each pending request in turn; returns interrupt id → answer."""
+    # The gate pulls in the runtime; `naestro --help` imports this module, so the gate loads only when asked.
+    from rich.panel import Panel
+    from rich.prompt import Prompt
+
+    from naestro.policies.gate import ConsentAnswer
+
     answers: dict[str, ConsentAnswer] = {}
     for p in pending:
         scope = p.request.get("remember_scope") or {}

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
 
 from naestro.commands.consent import current_user
 from naestro.errors import AuditError, UsageError
-from naestro.policies.audit import AuditLog, anchors_dir, load_public_key, load_signing_key, verify_log
 from naestro.policies.switches import KillSwitches, SwitchKind
-from naestro.runs import RunStore
 from naestro.settings import Settings
+
+if TYPE_CHECKING:
+    from naestro.policies.audit import AuditLog
 
 quarantine_app = typer.Typer(no_args_is_help=True, help="Deny a tool or model endpoint in every run.")
 revoke_app = typer.Typer(no_args_is_help=True, help="Withdraw a run's remembered consents or lift a quarantine.")
@@ -31,6 +32,9 @@ Target = Literal["tool", "model"]
 
 
 def _run_dir(settings: Settings, run_id: str) -> Path:
+    # Even the run store's models and the audit log's cryptography load only when a command runs (issue 15).
+    from naestro.runs import RunStore
+
     try:
         RunStore(settings.runs_dir).load(run_id)
     except UsageError as exc:
@@ -40,6 +44,8 @@ def _run_dir(settings: Settings, run_id: str) -> Path:
 
 
 def _log(settings: Settings, run_id: str | None) -> AuditLog:
+    from naestro.policies.audit import AuditLog, anchors_dir, load_signing_key
+
     key, anchors = load_signing_key(settings.keys_dir), anchors_dir(settings.home)
     if run_id is None:
         return AuditLog(settings.home / "audit" / "control.jsonl", run_id="control", key=key, anchors=anchors)
@@ -105,6 +111,8 @@ def audit_verify(run_id: Annotated[str, typer.Argument(help="a run id, or `contr
                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Check hashes, signatures, chain, order, run id, head and the anchor in NAESTRO_HOME; name every tampered
     record, a replaced or rolled-back log, and garbage in any of them. Exit 1 if any; 2 if a file cannot be read."""
+    from naestro.policies.audit import anchors_dir, load_public_key, verify_log
+
     settings = Settings()
     path = settings.home / "audit" / "control.jsonl" if run_id == "control" else \
         _run_dir(settings, run_id) / "audit.jsonl"

@@ -5,25 +5,28 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from naestro.baseline import BaselineKind
-from naestro.endpoints import load_registry
 from naestro.errors import NaestroError, UsageError
-from naestro.golden import Attempt, history, load_suite, run_suite
-from naestro.llm import EndpointProvider
 from naestro.settings import Settings
+
+if TYPE_CHECKING:
+    from naestro.golden import Attempt
 
 app = typer.Typer(no_args_is_help=True, help="Evaluation: golden suites, pass@k, baseline comparison.")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
 
 SUITE = Path(__file__).resolve().parents[2] / "tests" / "golden"
+
+# naestro.baseline.BaselineKind, repeated here because typer reads parameter annotations at `--help` time and
+# naestro.baseline imports the whole runtime; tests/unit/test_cli_imports.py pins the two equal.
+BaselineKind = Literal["react", "ablation"]
 
 
 def _results(settings: Settings) -> Path:
@@ -48,6 +51,11 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
                     "checks, feedback or re-plan")] = "react",
            ) -> None:
     """Run the golden suite; print success rate, tokens, wall time and cost per goal; store the results."""
+    # The suite runs the whole runtime (langchain, openai, the router): loaded now, never for `--help` (issue 15).
+    from naestro.endpoints import load_registry
+    from naestro.golden import load_suite, run_suite
+    from naestro.llm import EndpointProvider
+
     settings = Settings()
     try:
         registry = load_registry(settings.models_file)
@@ -102,6 +110,8 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
 @app.command()
 def trend(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Success rates of every stored golden-suite run, oldest first (HOME/eval/golden/history.jsonl)."""
+    from naestro.golden import history
+
     rows = history(_results(Settings()))
     if as_json:
         print(json.dumps(rows, indent=1))

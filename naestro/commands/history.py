@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from naestro.errors import NaestroError, UsageError
-from naestro.runner import Runner
-from naestro.runtime import build_runtime
 from naestro.settings import Settings
-from naestro.timetravel import TimeTravel
+
+if TYPE_CHECKING:
+    from naestro.timetravel import TimeTravel
 
 __all__ = ["fork", "history", "prune", "replay", "rollback"]
 
@@ -24,6 +24,11 @@ err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the t
 
 
 def _travel() -> TimeTravel:
+    # Time travel needs the Runner and its graph (langgraph, langchain): loaded now, never for `--help` (issue 15).
+    from naestro.runner import Runner
+    from naestro.runtime import build_runtime
+    from naestro.timetravel import TimeTravel
+
     settings = Settings()
     return TimeTravel(Runner.of(build_runtime(settings)))
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from naestro.errors import UsageError
-from naestro.introspect import Finding, introspect_run
-from naestro.runs import RunStore
 from naestro.settings import Settings
+
+if TYPE_CHECKING:
+    from naestro.introspect import Finding
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
@@ -22,6 +23,10 @@ def introspect(run_id: Annotated[str | None, typer.Argument(help="a run id; defa
                last: Annotated[int | None, typer.Option(min=1, help="the newest N runs")] = None,
                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Turn runs' events (verdicts, denials, retries, routing) into findings with a proposed change each."""
+    # The run store and the findings are pydantic models: built when the command runs, not for `--help` (issue 15).
+    from naestro.introspect import introspect_run
+    from naestro.runs import RunStore
+
     store = RunStore(Settings().runs_dir)
     try:
         if run_id is not None:

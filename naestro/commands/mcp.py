@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from naestro.mcp_servers.workspace import BUILTIN_SERVERS, IDE_SERVERS, ServerOptions, build_server, serve_server
-
-SERVERS = BUILTIN_SERVERS + IDE_SERVERS
+# naestro.mcp_servers.workspace.BUILTIN_SERVERS, then the front door (naestro/frontdoor.py), repeated because the
+# help text needs the names and that module imports the MCP SDK; tests/unit/test_cli_imports.py pins them equal.
+SERVERS: tuple[str, ...] = ("fs", "exec", "git", "pdf", "db", "web", "naestro")
 
 app = typer.Typer(no_args_is_help=True, help="Naestro's MCP servers (stdio or streamable HTTP).")
 
@@ -26,13 +26,21 @@ def serve(name: Annotated[str, typer.Argument(help=f"server: {', '.join(SERVERS)
           search_url: Annotated[str | None, typer.Option(help="web: a SearXNG instance for web.search")] = None,
           ) -> None:
     """Run one server over stdio (the default, for IDE clients) or streamable HTTP."""
+    # The MCP SDK (and httpx) load when a server starts, never for `--help` (issue 15).
+    from naestro.mcp_servers.workspace import ServerOptions, build_server, serve_server
+
     if name not in SERVERS:
         typer.echo(f"error: unknown server {name!r}; choose one of: {', '.join(SERVERS)}", err=True)
         raise typer.Exit(2)
     workspace.mkdir(parents=True, exist_ok=True)
     options = ServerOptions(workspace=workspace, allow_domains=tuple(allow_domain or ()), database=database,
                             search_url=search_url)
-    serve_server(build_server(name, options), http_port=http)
+    if name == "naestro":  # the front door drives runs: it lives with the CLI and needs the runtime
+        from naestro.frontdoor import build
+
+        serve_server(build(options), http_port=http)
+    else:
+        serve_server(build_server(name, options), http_port=http)
 
 
 @app.command("list")

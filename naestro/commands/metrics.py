@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from typing import Annotated
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import typer
-from prometheus_client import CollectorRegistry, make_wsgi_app
 from rich.console import Console
 
 from naestro.settings import Settings
-from naestro.telemetry import EventsCollector
 
 __all__ = ["app"]
 
@@ -18,16 +15,22 @@ app = typer.Typer(invoke_without_command=True, help="Serve Prometheus /metrics c
 err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # one line per scrape is noise
-        pass
-
-
 @app.callback()
 def serve(port: Annotated[int, typer.Option("--port", help="TCP port")] = 9464,
           host: Annotated[str, typer.Option("--host", help="bind address (loopback by default)")] = "127.0.0.1",
           ) -> None:
     """Latency histograms, tokens, cost, success rates, policy denials, consent waits, router spills."""
+    # Telemetry loads OpenTelemetry, and the server its HTTP stack: only when serving, never for `--help` (issue 15).
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client import CollectorRegistry, make_wsgi_app
+
+    from naestro.telemetry import EventsCollector
+
+    class _QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # one line per scrape is noise
+            pass
+
     settings = Settings()
     registry = CollectorRegistry()
     registry.register(EventsCollector(settings.runs_dir))

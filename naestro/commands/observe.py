@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 
 from naestro.settings import Settings
-from naestro.telemetry._phoenix import Phoenix, PhoenixFailed
 
 __all__ = ["app"]
 
@@ -25,6 +24,9 @@ VenvOpt = Annotated[Path | None, typer.Option("--venv", help="an existing venv w
 def up(port: PortOpt = 6006, grpc_port: Annotated[int, typer.Option("--grpc-port")] = 4317,
        venv: VenvOpt = None) -> None:
     """Start Phoenix on loopback (the first time, installs the pinned arize-phoenix into HOME/observe/venv)."""
+    # naestro.telemetry loads OpenTelemetry and the runtime: only when a command runs, never for `--help` (issue 15).
+    from naestro.telemetry._phoenix import Phoenix, PhoenixFailed
+
     settings = Settings()
     phoenix = Phoenix(settings.home.resolve(), port=port, grpc_port=grpc_port, venv=venv)
     try:
@@ -39,12 +41,16 @@ def up(port: PortOpt = 6006, grpc_port: Annotated[int, typer.Option("--grpc-port
 @app.command()
 def down() -> None:
     """Stop the Phoenix `observe up` started; runs go back to local spans only."""
+    from naestro.telemetry._phoenix import Phoenix
+
     stopped = Phoenix(Settings().home.resolve()).down()
     out.print("Phoenix stopped" if stopped else "Phoenix was not running")
 
 
 @app.command()
 def status() -> None:
+    from naestro.telemetry._phoenix import Phoenix
+
     phoenix = Phoenix(Settings().home.resolve())
     pid = phoenix.pid()
     out.print(f"Phoenix running (pid {pid})" if pid else "Phoenix not running")

@@ -11,21 +11,19 @@ import asyncio
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from naestro.errors import NaestroError, PolicyError
-from naestro.nodes.roles import load_roles
 from naestro.plan import Role
-from naestro.policies.decision import ApprovedScope, Mode, PolicyInput, RunPolicy
-from naestro.policies.engines import EXPLAIN, REGO_DIR, PolicyBundle, configured_engine, load_bundle
-from naestro.policies.gate import Gate
-from naestro.policies.regotest import run_rego_tests
 from naestro.policies.switches import KillSwitches
 from naestro.settings import Settings
-from naestro.toolbus import McpToolBus, builtin_servers
+
+if TYPE_CHECKING:
+    from naestro.policies.decision import Mode, PolicyInput
+    from naestro.policies.engines import PolicyBundle
 
 app = typer.Typer(no_args_is_help=True, help="Rego policies: check, explain, test, serve.")
 out = Console()
@@ -35,6 +33,10 @@ EXIT = {"allow": 0, "deny": 3, "ask": 4}
 
 
 def _bundle(settings: Settings) -> PolicyBundle:
+    # The engines load regorus, the roles the node package: only when a command runs, never for `--help` (issue 15).
+    from naestro.nodes.roles import load_roles
+    from naestro.policies.engines import REGO_DIR, load_bundle
+
     roles = {r.value: list(spec.tools) for r, spec in load_roles().items()}
     try:
         return load_bundle(settings.policy_dir or REGO_DIR, roles=roles)
@@ -44,12 +46,18 @@ def _bundle(settings: Settings) -> PolicyBundle:
 
 
 async def _registered(workspace: Path) -> set[str]:
+    from naestro.toolbus import McpToolBus, builtin_servers
+
     async with McpToolBus(builtin_servers(workspace)) as bus:
         return {s.name for s in bus.specs()}
 
 
 def _evaluate(*, role: str, mode: Mode, tool: str, args: str, workspace: Path | None, allow_domain: list[str],
               approve: list[str], explain: bool) -> None:
+    from naestro.policies.decision import ApprovedScope, RunPolicy
+    from naestro.policies.engines import EXPLAIN, configured_engine
+    from naestro.policies.gate import Gate
+
     settings = Settings()
     if role not in {r.value for r in Role}:
         err.print(f"error: unknown role {role!r} (known: {', '.join(r.value for r in Role)})")
@@ -121,6 +129,8 @@ def explain(role: RoleOpt, tool: ToolOpt, mode: ModeOpt = "copilot", args: ArgsO
 @app.command("test")
 def test_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Run the Rego unit tests (*_test.rego) on every available engine (regorus; OPA Go if installed)."""
+    from naestro.policies.regotest import run_rego_tests
+
     results = run_rego_tests(_bundle(Settings()))
     failed = [r for r in results if not r.passed]
     if as_json:

@@ -10,17 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-from naestro.endpoints import load_registry
 from naestro.errors import NaestroError, UsageError
-from naestro.inference.launch import command, endpoint_entry, load_config, trtllm_options
-from naestro.inference.launch import launch as launch_engine
-from naestro.llm import EndpointProvider
-from naestro.router.bandit import ThompsonBandit, open_store
-from naestro.router.tune import check_endpoint, profile_endpoint, write_prior
 from naestro.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Model router: learned win-rates, endpoint checks, auto-tune.")
@@ -46,6 +39,10 @@ def _ints(text: str) -> tuple[int, ...]:
 @app.command()
 def stats(as_json: Annotated[bool, typer.Option("--json", help="machine-readable rows")] = False) -> None:
     """Per (kind, endpoint): calls routed, spill %, outcomes, win-rate, posterior mean, cost and latency per success."""
+    # The router package loads langchain and openai: only when a command runs, never for `--help` (issue 15).
+    from naestro.endpoints import load_registry
+    from naestro.router.bandit import ThompsonBandit, open_store
+
     settings = Settings()
     try:
         registry = load_registry(settings.models_file)
@@ -83,6 +80,10 @@ def check(endpoint: Annotated[str | None, typer.Argument(help="endpoint name; de
 
     Embedded endpoints that are not running are reported as stopped (they start on demand), not started.
     """
+    from naestro.endpoints import load_registry
+    from naestro.llm import EndpointProvider
+    from naestro.router.tune import check_endpoint
+
     settings = Settings()
     try:
         registry = load_registry(settings.models_file)
@@ -125,6 +126,10 @@ def tune(endpoint: Annotated[str, typer.Argument(help="endpoint name from models
     Embedded endpoints are started if needed. The measured single-request p95 becomes the endpoint's
     ``p95_latency_s`` prior (the SLO rule's starting point); the full profile goes to HOME/profiles/.
     """
+    from naestro.endpoints import load_registry
+    from naestro.llm import EndpointProvider
+    from naestro.router.tune import check_endpoint, profile_endpoint, write_prior
+
     concurrencies, lengths = _ints(concurrency), _ints(prompt_tokens)  # bad input fails before any request
     settings = Settings()
     try:
@@ -163,6 +168,11 @@ def launch(config: Annotated[Path, typer.Argument(help="inference/configs/*.yaml
            register: Annotated[bool, typer.Option(help="add the endpoint to NAESTRO_MODELS_FILE once healthy")]
            = True) -> None:
     """Start vLLM or trtllm-serve from a launch config and register it as a router endpoint."""
+    import yaml
+
+    from naestro.inference.launch import command, endpoint_entry, load_config, trtllm_options
+    from naestro.inference.launch import launch as launch_engine
+
     settings = Settings()
     try:
         cfg = load_config(config)

@@ -6,16 +6,17 @@ import asyncio
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from naestro.errors import NaestroError, UsageError
-from naestro.nodes.roles import load_roles
 from naestro.settings import Settings
-from naestro.tools import Registry, ToolEntry, build_registry, load_tools_config
+
+if TYPE_CHECKING:
+    from naestro.tools import Registry, ToolEntry
 
 app = typer.Typer(no_args_is_help=True, help="The tool registry: every tool agents can call, as server.tool.")
 out = Console()
@@ -27,6 +28,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")
 
 
 def _registry(config: Path | None) -> Registry:
+    # The registry starts MCP servers (the MCP SDK, langchain adapters): loaded now, never for `--help` (issue 15).
+    from naestro.nodes.roles import load_roles
+    from naestro.tools import build_registry, load_tools_config
+
     settings = Settings()
     try:
         cfg = load_tools_config(config or settings.home / "tools.yaml")

@@ -9,9 +9,7 @@ import typer
 from rich.console import Console
 
 from naestro.errors import UsageError
-from naestro.runs import RunStore
 from naestro.settings import Settings
-from naestro.telemetry import SPANS_FILE, read_spans, span_tree
 
 __all__ = ["trace"]
 
@@ -22,6 +20,10 @@ err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the t
 def trace(run_id: str, as_json: Annotated[bool, typer.Option("--json", help="the span records, one per line")] = False
           ) -> None:
     """Show a run's trace: run → phase → task → agent → model/tool calls → policy decisions, with tokens and cost."""
+    # naestro.telemetry loads OpenTelemetry: only when the command runs, never for `--help` (issue 15).
+    from naestro.runs import RunStore
+    from naestro.telemetry import SPANS_FILE, read_spans, span_tree
+
     store = RunStore(Settings().runs_dir)
     try:
         record = store.load(run_id)

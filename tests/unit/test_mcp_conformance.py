@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from naestro.mcp_servers.workspace import BUILTIN_SERVERS, IDE_SERVERS, ServerOptions
+from naestro.mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions
 from tests.mcp_http import http_server
 
 CLIENTS = Path(__file__).resolve().parents[1] / "mcp"
@@ -119,7 +119,7 @@ def test_inspector_over_streamable_http(workspace: Path) -> None:
     assert {"read", "write", "list", "search", "patch"} <= {t["name"] for t in json.loads(res.stdout)["tools"]}
 
 
-@pytest.mark.parametrize("name", BUILTIN_SERVERS + IDE_SERVERS)
+@pytest.mark.parametrize("name", [*BUILTIN_SERVERS, "naestro"])
 def test_conformance_suite_matches_baseline(name: str, workspace: Path, tmp_path: Path) -> None:
     home = {"NAESTRO_HOME": str(tmp_path / "home")}  # the naestro server keeps its runs there
     with http_server(name, options(workspace), log=tmp_path / "server.log", env=home) as url:

@@ -13,7 +13,8 @@ from mcp import ClientSession
 from mcp.shared.memory import create_connected_server_and_client_session
 from pydantic import JsonValue
 
-from naestro.mcp_servers.naestro import naestro_server
+from naestro.frontdoor import naestro_server
+from naestro.runtime import build_runtime
 from naestro.settings import Settings
 from tests.fakes import ScriptedProvider, all_text
 
@@ -50,7 +51,7 @@ async def wait_for(client: ClientSession, run_id: str, *states: str) -> dict[str
 
 
 async def test_plan_run_status_approve(settings: Settings, tmp_path: Path) -> None:
-    server = naestro_server(settings, ScriptedProvider(script))
+    server = naestro_server(build_runtime(settings, provider=ScriptedProvider(script)))
     async with create_connected_server_and_client_session(server) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         assert names == {"plan", "run", "status", "approve"}
