@@ -35,7 +35,7 @@ from naestro.commands.consent import current_user, describe, prompt_answers
 from naestro.errors import NaestroError, PlanInvalid, RunError, UsageError
 from naestro.schema import write_schema
 from naestro.settings import Settings
-from naestro.validate import parse_plan_text
+from naestro.validate import load_plan_file
 from naestro.view import LiveRun, plan_tree
 
 if TYPE_CHECKING:
@@ -109,16 +109,8 @@ def _fail(exc: NaestroError) -> typer.Exit:
 @app.command()
 def validate(plan_file: Annotated[Path, typer.Argument(help="plan JSON file")]) -> None:
     """Validate a plan: one `JSON-pointer: message` line per problem, exit code 2 if any."""
-    try:
-        text = plan_file.read_text(encoding="utf-8")
-    except OSError as exc:
-        err.print(f": cannot read {plan_file}: {exc.strerror}", markup=False)
-        raise typer.Exit(2) from exc
-    except UnicodeDecodeError as exc:
-        err.print(f": cannot read {plan_file}: not UTF-8 text (offset {exc.start})", markup=False)
-        raise typer.Exit(2) from exc
-    try:
-        plan = parse_plan_text(text, source=str(plan_file))
+    try:  # size-capped read, UTF-8, nesting, parse, validate: every failure is PlanInvalid (issue 14)
+        plan = load_plan_file(plan_file)
     except PlanInvalid as exc:
         raise _fail(exc) from exc
     out.print(f"{plan_file}: valid plan, {len(plan.tasks)} task(s)")
@@ -197,11 +189,7 @@ def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | N
 
     try:  # every input is read and checked here, before the run directory exists
         runner = Runner.of(build_runtime(settings), on_event=None if as_json else on_event)
-        given = parse_plan_text(plan_file.read_text(encoding="utf-8"), source=str(plan_file)) if plan_file else None
-    except OSError as exc:
-        raise _fail(UsageError(f"cannot read plan {plan_file}: {exc.strerror}")) from exc
-    except UnicodeDecodeError as exc:
-        raise _fail(UsageError(f"cannot read plan {plan_file}: not UTF-8 text (offset {exc.start})")) from exc
+        given = load_plan_file(plan_file) if plan_file else None
     except NaestroError as exc:
         raise _fail(exc) from exc
 
