@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -31,11 +30,9 @@ from naestro.commands import policy as policy_commands
 from naestro.commands import router as router_commands
 from naestro.commands import tools as tools_commands
 from naestro.commands import trace as trace_commands
+from naestro.commands._settings import load_settings
 from naestro.commands.consent import current_user, describe, prompt_answers
 from naestro.errors import NaestroError, PlanInvalid, RunError, UsageError
-from naestro.schema import write_schema
-from naestro.settings import Settings
-from naestro.validate import load_plan_file
 from naestro.view import LiveRun, plan_tree
 
 if TYPE_CHECKING:
@@ -45,6 +42,7 @@ if TYPE_CHECKING:
     from naestro.policies.gate import ConsentAnswer
     from naestro.runner import RunResult
     from naestro.runs import RunStore
+    from naestro.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Naestro: governed autonomous agents.")
 runs_app = typer.Typer(no_args_is_help=True, help="Inspect runs.")
@@ -80,7 +78,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> Settings:
-    return Settings()
+    return load_settings()
 
 
 def _store(settings: Settings) -> RunStore:
@@ -109,6 +107,8 @@ def _fail(exc: NaestroError) -> typer.Exit:
 @app.command()
 def validate(plan_file: Annotated[Path, typer.Argument(help="plan JSON file")]) -> None:
     """Validate a plan: one `JSON-pointer: message` line per problem, exit code 2 if any."""
+    from naestro.validate import load_plan_file
+
     try:  # size-capped read, UTF-8, nesting, parse, validate: every failure is PlanInvalid (issue 14)
         plan = load_plan_file(plan_file)
     except PlanInvalid as exc:
@@ -120,6 +120,8 @@ def validate(plan_file: Annotated[Path, typer.Argument(help="plan JSON file")]) 
 def schema(path: Annotated[Path, typer.Option("--out", help="where to write")] = Path("schemas/plan.schema.json"),
            check: Annotated[bool, typer.Option(help="fail if the file differs instead of writing")] = False) -> None:
     """Generate schemas/plan.schema.json from the Plan models."""
+    from naestro.schema import write_schema
+
     changed = write_schema(path, check=check)
     if check and changed:
         err.print(f"{path} is out of date; run `naestro schema`")
@@ -189,6 +191,8 @@ def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | N
 
     try:  # every input is read and checked here, before the run directory exists
         runner = Runner.of(build_runtime(settings), on_event=None if as_json else on_event)
+        from naestro.validate import load_plan_file
+
         given = load_plan_file(plan_file) if plan_file else None
     except NaestroError as exc:
         raise _fail(exc) from exc
@@ -228,6 +232,8 @@ def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | N
 
 def _policy(mode: str, approve: list[str] | None, allow_domain: list[str] | None, root: list[Path] | None,
             scope: list[str] | None) -> RunPolicy:
+    from pydantic import ValidationError
+
     from naestro.policies.decision import ApprovedScope, RunPolicy
 
     if mode not in ("guide", "copilot", "auto"):

@@ -10,10 +10,9 @@ from rich.console import Group
 from rich.text import Text
 from rich.tree import Tree
 
-from naestro.plan import Plan
-
 if TYPE_CHECKING:
     from naestro.events import Event
+    from naestro.plan import Plan
 
 _ICONS = {"pending": "·", "running": "▶", "checking": "?", "retry": "↻", "review": "🔍", "passed": "✔", "failed": "✘",
           "skipped": "⏭"}

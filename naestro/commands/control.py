@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 from rich.console import Console
 
+from naestro.commands._settings import load_settings
 from naestro.commands.consent import current_user
 from naestro.errors import AuditError, UsageError
 from naestro.policies.switches import KillSwitches, SwitchKind
-from naestro.settings import Settings
 
 if TYPE_CHECKING:
     from naestro.policies.audit import AuditLog
+    from naestro.settings import Settings
 
 quarantine_app = typer.Typer(no_args_is_help=True, help="Deny a tool or model endpoint in every run.")
 revoke_app = typer.Typer(no_args_is_help=True, help="Withdraw a run's remembered consents or lift a quarantine.")
@@ -54,7 +55,7 @@ def _log(settings: Settings, run_id: str | None) -> AuditLog:
 
 def pause(run_id: str, reason: Annotated[str, typer.Option(help="why (audited)")] = "") -> None:
     """Stop a run at its next gate; `naestro resume RUN` continues it."""
-    settings = Settings()
+    settings = load_settings()
     log = _log(settings, run_id)
     switch = KillSwitches(settings.control_db).set("pause", run_id, reason=reason, by=current_user())
     log.append("switch", action="pause", switch=switch.id, by=switch.by, reason=reason)
@@ -62,7 +63,7 @@ def pause(run_id: str, reason: Annotated[str, typer.Option(help="why (audited)")
 
 
 def _quarantine(kind: Target, name: str, reason: str) -> None:
-    settings = Settings()
+    settings = load_settings()
     switch_kind: SwitchKind = "quarantine_tool" if kind == "tool" else "quarantine_model"
     switch = KillSwitches(settings.control_db).set(switch_kind, name, reason=reason, by=current_user())
     _log(settings, None).append("switch", action=f"quarantine_{kind}", target=name, switch=switch.id,
@@ -86,7 +87,7 @@ def quarantine_model(name: str, reason: Annotated[str, typer.Option(help="why (a
 @revoke_app.command("consents")
 def revoke_consents(run_id: str) -> None:
     """Forget the approvals a run remembered ("approve all ..."); its next sensitive action asks again."""
-    settings = Settings()
+    settings = load_settings()
     log = _log(settings, run_id)
     switch = KillSwitches(settings.control_db).set("revoke_consents", run_id, by=current_user())
     log.append("switch", action="revoke_consents", switch=switch.id, by=switch.by)
@@ -99,7 +100,7 @@ def revoke_quarantine(kind: Annotated[str, typer.Argument(help="tool | model")],
     if kind not in ("tool", "model"):
         err.print(f"error: {kind!r} is not tool or model")
         raise typer.Exit(2)
-    settings = Settings()
+    settings = load_settings()
     lifted = KillSwitches(settings.control_db).lift("quarantine_tool" if kind == "tool" else "quarantine_model", name)
     _log(settings, None).append("switch", action=f"lift_quarantine_{kind}", target=name, lifted=lifted,
                                 by=current_user())
@@ -113,7 +114,7 @@ def audit_verify(run_id: Annotated[str, typer.Argument(help="a run id, or `contr
     record, a replaced or rolled-back log, and garbage in any of them. Exit 1 if any; 2 if a file cannot be read."""
     from naestro.policies.audit import anchors_dir, load_public_key, verify_log
 
-    settings = Settings()
+    settings = load_settings()
     path = settings.home / "audit" / "control.jsonl" if run_id == "control" else \
         _run_dir(settings, run_id) / "audit.jsonl"
     try:
@@ -137,7 +138,7 @@ def audit_verify(run_id: Annotated[str, typer.Argument(help="a run id, or `contr
 @audit_app.command("show")
 def audit_show(run_id: str, kind: Annotated[str | None, typer.Option(help="only records of this kind")] = None) -> None:
     """Print a run's audit records (arguments already redacted when written)."""
-    path = _run_dir(Settings(), run_id) / "audit.jsonl"
+    path = _run_dir(load_settings(), run_id) / "audit.jsonl"
     for line in path.read_text().splitlines() if path.exists() else []:
         rec = json.loads(line)
         if kind is None or rec["kind"] == kind:

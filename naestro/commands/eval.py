@@ -12,11 +12,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from naestro.commands._settings import load_settings
 from naestro.errors import NaestroError, UsageError
-from naestro.settings import Settings
 
 if TYPE_CHECKING:
     from naestro.golden import Attempt
+    from naestro.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Evaluation: golden suites, pass@k, baseline comparison.")
 out = Console()
@@ -56,7 +57,7 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
     from naestro.golden import load_suite, run_suite
     from naestro.llm import EndpointProvider
 
-    settings = Settings()
+    settings = load_settings()
     try:
         registry = load_registry(settings.models_file)
         if model is not None:
@@ -112,7 +113,7 @@ def trend(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Success rates of every stored golden-suite run, oldest first (HOME/eval/golden/history.jsonl)."""
     from naestro.golden import history
 
-    rows = history(_results(Settings()))
+    rows = history(_results(load_settings()))
     if as_json:
         print(json.dumps(rows, indent=1))
         return

@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from naestro.commands._settings import load_settings
 from naestro.errors import NaestroError, UsageError
-from naestro.settings import Settings
 
 if TYPE_CHECKING:
     from naestro.timetravel import TimeTravel
@@ -29,7 +29,7 @@ def _travel() -> TimeTravel:
     from naestro.runtime import build_runtime
     from naestro.timetravel import TimeTravel
 
-    settings = Settings()
+    settings = load_settings()
     return TimeTravel(Runner.of(build_runtime(settings)))
 
 
@@ -117,7 +117,7 @@ def prune(keep: Annotated[int, typer.Option(help="always keep the newest N runs"
     """Drop checkpoints, snapshots and journals of old finished runs (reports, events, audit logs stay)."""
     from naestro.prune import prune_runs
 
-    report = asyncio.run(prune_runs(Settings(), keep=keep, older_than_days=older_than_days, dry_run=dry_run))
+    report = asyncio.run(prune_runs(load_settings(), keep=keep, older_than_days=older_than_days, dry_run=dry_run))
     if as_json:
         print(json.dumps({"pruned": report.pruned, "kept": len(report.kept), "bytes_freed": report.bytes_freed,
                           "dry_run": dry_run}))

@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from naestro.commands._settings import load_settings
 from naestro.errors import UsageError
-from naestro.settings import Settings
 
 if TYPE_CHECKING:
     from naestro.introspect import Finding
@@ -27,7 +27,7 @@ def introspect(run_id: Annotated[str | None, typer.Argument(help="a run id; defa
     from naestro.introspect import introspect_run
     from naestro.runs import RunStore
 
-    store = RunStore(Settings().runs_dir)
+    store = RunStore(load_settings().runs_dir)
     try:
         if run_id is not None:
             ids = [store.load(run_id).run_id]

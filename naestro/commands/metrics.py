@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from naestro.settings import Settings
+from naestro.commands._settings import load_settings
 
 __all__ = ["app"]
 
@@ -31,7 +31,7 @@ def serve(port: Annotated[int, typer.Option("--port", help="TCP port")] = 9464,
         def log_message(self, format: str, *args: object) -> None:  # one line per scrape is noise
             pass
 
-    settings = Settings()
+    settings = load_settings()
     registry = CollectorRegistry()
     registry.register(EventsCollector(settings.runs_dir))
     try:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from naestro.settings import Settings
+from naestro.commands._settings import load_settings
 
 __all__ = ["app"]
 
@@ -27,7 +27,7 @@ def up(port: PortOpt = 6006, grpc_port: Annotated[int, typer.Option("--grpc-port
     # naestro.telemetry loads OpenTelemetry and the runtime: only when a command runs, never for `--help` (issue 15).
     from naestro.telemetry._phoenix import Phoenix, PhoenixFailed
 
-    settings = Settings()
+    settings = load_settings()
     phoenix = Phoenix(settings.home.resolve(), port=port, grpc_port=grpc_port, venv=venv)
     try:
         url = phoenix.up()
@@ -43,7 +43,7 @@ def down() -> None:
     """Stop the Phoenix `observe up` started; runs go back to local spans only."""
     from naestro.telemetry._phoenix import Phoenix
 
-    stopped = Phoenix(Settings().home.resolve()).down()
+    stopped = Phoenix(load_settings().home.resolve()).down()
     out.print("Phoenix stopped" if stopped else "Phoenix was not running")
 
 
@@ -51,7 +51,7 @@ def down() -> None:
 def status() -> None:
     from naestro.telemetry._phoenix import Phoenix
 
-    phoenix = Phoenix(Settings().home.resolve())
+    phoenix = Phoenix(load_settings().home.resolve())
     pid = phoenix.pid()
     out.print(f"Phoenix running (pid {pid})" if pid else "Phoenix not running")
     if pid is None:

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from naestro.commands._settings import load_settings
 from naestro.errors import NaestroError, PolicyError
-from naestro.plan import Role
 from naestro.policies.switches import KillSwitches
-from naestro.settings import Settings
 
 if TYPE_CHECKING:
     from naestro.policies.decision import Mode, PolicyInput
     from naestro.policies.engines import PolicyBundle
+    from naestro.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Rego policies: check, explain, test, serve.")
 out = Console()
@@ -58,7 +58,9 @@ def _evaluate(*, role: str, mode: Mode, tool: str, args: str, workspace: Path | 
     from naestro.policies.engines import EXPLAIN, configured_engine
     from naestro.policies.gate import Gate
 
-    settings = Settings()
+    settings = load_settings()
+    from naestro.plan import Role  # the plan contract loads when a command runs, not for --help
+
     if role not in {r.value for r in Role}:
         err.print(f"error: unknown role {role!r} (known: {', '.join(r.value for r in Role)})")
         raise typer.Exit(2)
@@ -131,7 +133,7 @@ def test_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Run the Rego unit tests (*_test.rego) on every available engine (regorus; OPA Go if installed)."""
     from naestro.policies.regotest import run_rego_tests
 
-    results = run_rego_tests(_bundle(Settings()))
+    results = run_rego_tests(_bundle(load_settings()))
     failed = [r for r in results if not r.passed]
     if as_json:
         print(json.dumps([r.__dict__ for r in results], indent=2))
@@ -156,7 +158,7 @@ def serve(port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1")] = 818
 
     server = OpaApiServer(port=port).start()
     if load:
-        OpaRestEngine(server.url, _bundle(Settings()))
+        OpaRestEngine(server.url, _bundle(load_settings()))
     out.print(f"OPA REST API on {server.url} (policies {'loaded' if load else 'empty'}); Ctrl-C stops")
     try:
         asyncio.run(asyncio.Event().wait())

@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from naestro.commands._settings import load_settings
 from naestro.errors import NaestroError, UsageError
-from naestro.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Model router: learned win-rates, endpoint checks, auto-tune.")
 out = Console()
@@ -43,7 +43,7 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="machine-readable
     from naestro.endpoints import load_registry
     from naestro.router.bandit import ThompsonBandit, open_store
 
-    settings = Settings()
+    settings = load_settings()
     try:
         registry = load_registry(settings.models_file)
         store = open_store(registry.router.store or settings.home / "router.sqlite")
@@ -84,7 +84,7 @@ def check(endpoint: Annotated[str | None, typer.Argument(help="endpoint name; de
     from naestro.llm import EndpointProvider
     from naestro.router.tune import check_endpoint
 
-    settings = Settings()
+    settings = load_settings()
     try:
         registry = load_registry(settings.models_file)
         targets = [registry.get(endpoint)] if endpoint else list(registry.endpoints)
@@ -131,7 +131,7 @@ def tune(endpoint: Annotated[str, typer.Argument(help="endpoint name from models
     from naestro.router.tune import check_endpoint, profile_endpoint, write_prior
 
     concurrencies, lengths = _ints(concurrency), _ints(prompt_tokens)  # bad input fails before any request
-    settings = Settings()
+    settings = load_settings()
     try:
         registry = load_registry(settings.models_file)
         ep = registry.get(endpoint)
@@ -173,7 +173,7 @@ def launch(config: Annotated[Path, typer.Argument(help="inference/configs/*.yaml
     from naestro.inference.launch import command, endpoint_entry, load_config, trtllm_options
     from naestro.inference.launch import launch as launch_engine
 
-    settings = Settings()
+    settings = load_settings()
     try:
         cfg = load_config(config)
         if dry_run:

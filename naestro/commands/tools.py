@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from naestro.commands._settings import load_settings
 from naestro.errors import NaestroError, UsageError
-from naestro.settings import Settings
 
 if TYPE_CHECKING:
     from naestro.tools import Registry, ToolEntry
@@ -32,7 +32,7 @@ def _registry(config: Path | None) -> Registry:
     from naestro.nodes.roles import load_roles
     from naestro.tools import build_registry, load_tools_config
 
-    settings = Settings()
+    settings = load_settings()
     try:
         cfg = load_tools_config(config or settings.home / "tools.yaml")
         roles = {str(role): list(spec.tools) for role, spec in load_roles().items()}

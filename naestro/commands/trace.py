@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from naestro.commands._settings import load_settings
 from naestro.errors import UsageError
-from naestro.settings import Settings
 
 __all__ = ["trace"]
 
@@ -24,7 +24,7 @@ def trace(run_id: str, as_json: Annotated[bool, typer.Option("--json", help="the
     from naestro.runs import RunStore
     from naestro.telemetry import SPANS_FILE, read_spans, span_tree
 
-    store = RunStore(Settings().runs_dir)
+    store = RunStore(load_settings().runs_dir)
     try:
         record = store.load(run_id)
     except UsageError as exc:
