@@ -57,7 +57,7 @@ async def test_run_trace_tree_parallel_tasks(settings: Settings) -> None:
     assert len({s["trace_id"] for s in spans}) == 1  # one trace per run
     root = one(spans, "invoke_workflow naestro")
     assert root["parent_id"] is None and root["attributes"]["naestro.run.id"] == result.record.run_id
-    phase = one(children(spans, root), "naestro.phase 0")
+    phase = one(children(spans, root), "naestro.graph")
     under_phase = names(children(spans, phase))
     assert Counter(under_phase) == Counter(["naestro.task a", "naestro.task b", "naestro.task d", "naestro.check a",
                                             "naestro.check b", "naestro.check d", "chat scripted-7b"])  # + reporter
@@ -112,7 +112,7 @@ async def test_denied_tool_and_trace_cli(settings: Settings, monkeypatch: pytest
     monkeypatch.setenv("NAESTRO_HOME", str(settings.home))
     shown = CliRunner().invoke(app, ["runs", "trace", result.record.run_id])
     assert shown.exit_code == 0, shown.output
-    for line in ("invoke_workflow naestro", "naestro.phase 0", "naestro.task a", "invoke_agent coder",
+    for line in ("invoke_workflow naestro", "naestro.graph", "naestro.task a", "invoke_agent coder",
                  "chat scripted-7b", "verdict=deny", "in=10 out=5"):
         assert line in shown.output
     as_json = CliRunner().invoke(app, ["runs", "trace", result.record.run_id, "--json"])
@@ -186,7 +186,8 @@ async def test_planned_run_has_a_plan_span_with_its_policy_decision(settings: Se
     spans = read_spans(settings.runs_dir / result.record.run_id)
     root = one(spans, "invoke_workflow naestro")
     planned = one(spans, "naestro.plan")
-    assert planned["parent_id"] == root["span_id"]
+    graph = one(spans, "naestro.graph")  # planning is the graph's first node
+    assert graph["parent_id"] == root["span_id"] and planned["parent_id"] == graph["span_id"]
     assert planned["attributes"]["naestro.plan.source"] == "model" and planned["attributes"]["naestro.plan.tasks"] == 1
     assert [s["name"] for s in children(spans, planned)] == ["naestro.policy model:scripted"]
-    assert planned["end_ns"] <= one(spans, "naestro.phase 0")["start_ns"]
+    assert planned["end_ns"] <= min(s["start_ns"] for s in spans if s["name"].startswith("naestro.task "))

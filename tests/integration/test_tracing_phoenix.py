@@ -77,7 +77,7 @@ async def test_run_in_phoenix(settings: Settings, monkeypatch: pytest.MonkeyPatc
             return names[::-1]
 
         chats = [s for s in got if s["span_kind"] == "LLM" and s["attributes"]["naestro.task.id"] == "a"]
-        assert chats and all(path(s) == ["invoke_workflow", "naestro.phase", "naestro.task", "invoke_agent", "chat"]
+        assert chats and all(path(s) == ["invoke_workflow", "naestro.graph", "naestro.task", "invoke_agent", "chat"]
                              for s in chats)
         assert all(s["attributes"]["llm.token_count.prompt"] == 10 and s["attributes"]["naestro.cost_usd"] > 0
                    for s in chats)
