@@ -27,8 +27,8 @@ from typing import Annotated, Any, TypedDict
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 
-from naestro.checkpoints import open_saver
-from naestro.checkpoints.snapshots import SnapshotStore
+from checkpoints import open_saver
+from checkpoints.snapshots import SnapshotStore
 from naestro.journal import Journal, request_hash
 
 

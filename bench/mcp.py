@@ -20,8 +20,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from naestro.mcp_servers.sandbox import Limits, run_sandboxed, sandbox_argv
-from naestro.mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions, build_server
+from mcp_servers.sandbox import Limits, run_sandboxed, sandbox_argv
+from mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions, build_server
 from naestro.toolbus import McpToolBus, builtin_servers
 from tests.mcp_http import http_server
 

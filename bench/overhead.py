@@ -23,13 +23,13 @@ from typing import Any, TypedDict
 
 from langgraph.graph import START, StateGraph
 
+from graphs.compile import compile_graph
 from naestro.endpoints import load_registry
-from naestro.graphs.compile import compile_graph
 from naestro.llm import EndpointProvider
 from naestro.plan import Plan
-from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.runner import Runner
 from naestro.settings import Settings
+from policies.decision import ApprovedScope, RunPolicy
 
 
 def chain_plan(n: int) -> Plan:

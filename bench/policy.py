@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from naestro.journal import Journal, request_hash
-from naestro.nodes.roles import load_roles
-from naestro.policies.audit import AuditLog, load_signing_key
-from naestro.policies.decision import RunPolicy
-from naestro.policies.engines import OpaGoEngine, OpaRestEngine, RegorusEngine, load_bundle
-from naestro.policies.gate import Gate
-from naestro.policies.opa_server import OpaApiServer
-from naestro.policies.switches import KillSwitches
+from nodes.roles import load_roles
+from policies.audit import AuditLog, load_signing_key
+from policies.decision import RunPolicy
+from policies.engines import OpaGoEngine, OpaRestEngine, RegorusEngine, load_bundle
+from policies.gate import Gate
+from policies.opa_server import OpaApiServer
+from policies.switches import KillSwitches
 
 CALLS: list[tuple[str, dict[str, Any]]] = [
     ("fs.read", {"path": "src/app.py"}),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from naestro.checkpoints.postgres import open_postgres_saver
-from naestro.checkpoints.sqlite import open_sqlite_saver
+from checkpoints.postgres import open_postgres_saver
+from checkpoints.sqlite import open_sqlite_saver
 from naestro.errors import ConfigError
 
 __all__ = ["open_postgres_saver", "open_saver", "open_sqlite_saver"]

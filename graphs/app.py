@@ -11,8 +11,8 @@ request, because building it reads files and SQLite.
 
 from __future__ import annotations
 
-from naestro.graphs.compile import RunGraph, compile_graph
-from naestro.graphs.services import RunServices
+from graphs.compile import RunGraph, compile_graph
+from graphs.services import RunServices
 from naestro.runtime import build_runtime
 from naestro.settings import Settings
 

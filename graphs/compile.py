@@ -30,14 +30,14 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Send
 
+from graphs.services import RunServices
+from graphs.state import FINAL, RunInput, RunOutput, RunState, TaskInput, status_of
 from naestro.context import RunContext
 from naestro.errors import RunPaused
-from naestro.graphs.services import RunServices
-from naestro.graphs.state import FINAL, RunInput, RunOutput, RunState, TaskInput, status_of
-from naestro.nodes.planning import plan_node, replan_node
-from naestro.nodes.reporter import report_node, run_passed
-from naestro.nodes.task import task_node
 from naestro.plan import Plan
+from nodes.planning import plan_node, replan_node
+from nodes.reporter import report_node, run_passed
+from nodes.task import task_node
 
 __all__ = ["RUN_RECURSION_LIMIT", "RunGraph", "build_graph", "compile_graph", "ready_tasks"]
 

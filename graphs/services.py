@@ -19,15 +19,12 @@ from pathlib import Path
 from langgraph.config import get_config
 from pydantic import JsonValue
 
+from checkpoints.snapshots import SnapshotStore
 from naestro.budget import RunBudget
-from naestro.checkpoints.snapshots import SnapshotStore
 from naestro.context import RunContext
 from naestro.events import Event, EventLog
 from naestro.journal import Journal
 from naestro.plan import Plan
-from naestro.policies.audit import AuditLog, anchors_dir
-from naestro.policies.decision import ApprovedScope
-from naestro.policies.gate import Gate
 from naestro.redact import SecretVault
 from naestro.router import OutcomeFeed
 from naestro.runs import RunRecord, RunStatus
@@ -35,6 +32,9 @@ from naestro.runtime import Runtime
 from naestro.toolbus import McpToolBus, ToolBus
 from naestro.tools import run_servers
 from naestro.validate import parse_plan_text
+from policies.audit import AuditLog, anchors_dir
+from policies.decision import ApprovedScope
+from policies.gate import Gate
 
 __all__ = ["LiveRun", "RunServices"]
 

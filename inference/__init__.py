@@ -1,5 +1,5 @@
 """GPU serving engines (vLLM, TensorRT-LLM): launch configs, a launcher that registers endpoints in models.yaml."""
 
-from naestro.inference.launch import ServeConfig, command, endpoint_entry, launch, load_config, register, trtllm_options
+from inference.launch import ServeConfig, command, endpoint_entry, launch, load_config, register, trtllm_options
 
 __all__ = ["ServeConfig", "command", "endpoint_entry", "launch", "load_config", "register", "trtllm_options"]

@@ -26,8 +26,8 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field, JsonValue
 
+from mcp_servers.workspace import ServerOptions, confine, new_server, serve
 from naestro.errors import ConfigError
-from naestro.mcp_servers.workspace import ServerOptions, confine, new_server, serve
 
 __all__ = ["QueryTimeout", "build", "main"]
 
@@ -110,7 +110,7 @@ def _sqlite_query(path: str, sql: str, params: list[JsonValue], max_rows: int, *
             cur = conn.execute(sql, params)
             columns = [d[0] for d in cur.description or []]
             fetched = cur.fetchmany(max_rows + 1)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:  # OverflowError: an integer parameter past 64 bits
             if expired:
                 raise QueryTimeout(backend="SQLite", timeout_s=timeout_s) from exc
             raise ToolError(f"SQLite error: {exc}; the database is read-only (SELECT, WITH, PRAGMA table_info)") \

@@ -1,6 +1,6 @@
 """MCP server ``exec``: run a command in the workspace inside a bubblewrap sandbox, with resource limits.
 
-The sandbox (``naestro.mcp_servers.sandbox``) has no network, a read-only view of the system, the workspace as
+The sandbox (``mcp_servers.sandbox``) has no network, a read-only view of the system, the workspace as
 the only writable folder (plus a private /tmp), its own PID namespace, an unprivileged user, an environment of
 its own, and CPU / wall-time / memory / process / output limits. NAESTRO_HOME (the audit signing key, other
 runs) is hidden from it. Without bubblewrap the tool refuses to run: there is no unsandboxed fallback.
@@ -18,7 +18,7 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
-from naestro.mcp_servers.sandbox import (
+from mcp_servers.sandbox import (
     Completed,
     Limits,
     SandboxUnavailable,
@@ -26,7 +26,7 @@ from naestro.mcp_servers.sandbox import (
     run_sandboxed,
     sandbox_argv,
 )
-from naestro.mcp_servers.workspace import ServerOptions, new_server, serve
+from mcp_servers.workspace import ServerOptions, new_server, serve
 from naestro.settings import Settings
 
 __all__ = ["Completed", "build", "main", "sandbox_argv"]

@@ -14,8 +14,8 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from naestro.mcp_servers.workspace import ServerOptions, confine, confine_read, new_server, readable, serve
-from naestro.policies.facts import diff_strip, diff_targets
+from mcp_servers.workspace import ServerOptions, confine, confine_read, new_server, readable, serve
+from policies.facts import diff_strip, diff_targets
 
 MAX_READ_BYTES = 200_000
 MAX_SEARCH_FILE_BYTES = 2_000_000  # larger files are skipped by search (logs, data dumps)
@@ -111,7 +111,7 @@ def build(options: ServerOptions) -> FastMCP:
     def reachable_file(found: Path) -> Path | None:
         """What a walk found, resolved, if it is a file a read may reach: a symlink in the workspace that
         points elsewhere is skipped, not followed."""
-        real = found.resolve()
+        real = Path(os.path.realpath(found))  # not .resolve(): a symlink loop raises there (Python < 3.13)
         return real if real.is_file() and readable(options, real) else None
 
     @mcp.tool(annotations=ToolAnnotations(title="Read file", readOnlyHint=True, openWorldHint=False))

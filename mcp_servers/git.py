@@ -22,8 +22,8 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from naestro.mcp_servers.sandbox import SANDBOX_WORKSPACE, Completed, Limits, SandboxUnavailable, run_sandboxed
-from naestro.mcp_servers.workspace import ServerOptions, confine, new_server, serve
+from mcp_servers.sandbox import SANDBOX_WORKSPACE, Completed, Limits, SandboxUnavailable, run_sandboxed
+from mcp_servers.workspace import ServerOptions, confine, new_server, serve
 
 __all__ = ["build", "main"]
 

@@ -6,7 +6,7 @@ it an MCP server means HTTP tools reach agents the same way as every other tool 
 Declare it in tools.yaml as ``NAME: {openapi: spec.yaml, base_url: "https://api.example.com"}``; the document
 and the API are external, so the registry marks these tools untrusted.
 
-Usage: ``python -m naestro.mcp_servers.openapi --spec FILE --base-url URL [--http PORT]``
+Usage: ``python -m mcp_servers.openapi --spec FILE --base-url URL [--http PORT]``
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import yaml
 from mcp.server.fastmcp import FastMCP
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from naestro.mcp_servers.workspace import new_server, serve_server
+from mcp_servers.workspace import new_server, serve_server
 
 __all__ = ["OpenApiError", "Operation", "build_openapi", "load_document", "load_operations", "main"]
 

@@ -17,7 +17,7 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from naestro.mcp_servers.workspace import ServerOptions, confine, confine_read, new_server, serve
+from mcp_servers.workspace import ServerOptions, confine, confine_read, new_server, serve
 
 if TYPE_CHECKING:
     from pdfplumber.pdf import PDF
@@ -146,7 +146,7 @@ def build(options: ServerOptions) -> FastMCP:
             folder = confine(workspace, out_dir)
             folder.mkdir(parents=True, exist_ok=True)
             for t in result.tables:
-                name = folder / f"{target.stem}-p{t.page}-t{t.index}.{format}"
+                name = confine(workspace, str(folder / f"{target.stem}-p{t.page}-t{t.index}.{format}"), arg="out_dir")
                 name.write_text(t.csv if t.csv is not None else json.dumps(t.rows, ensure_ascii=False))
                 t.written = str(name.relative_to(workspace.resolve()))
         return result

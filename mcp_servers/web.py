@@ -22,7 +22,7 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from naestro.mcp_servers.workspace import ServerOptions, new_server, serve
+from mcp_servers.workspace import ServerOptions, new_server, serve
 
 __all__ = ["SearchBackend", "SearchHit", "SearxngSearch", "build", "host_allowed", "main"]
 

@@ -120,7 +120,7 @@ def build_server(name: str, options: ServerOptions) -> FastMCP:
     """Import a builtin server module by name (lazily: pdf and web pull heavier libraries) and build it."""
     if name not in BUILTIN_SERVERS:
         raise ValueError(f"unknown server {name!r}; servers: {', '.join(BUILTIN_SERVERS)}")
-    module = importlib.import_module(f"naestro.mcp_servers.{name}")
+    module = importlib.import_module(f"mcp_servers.{name}")
     build: Callable[[ServerOptions], FastMCP] = module.build
     return build(options)
 
@@ -148,7 +148,7 @@ def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
 
 def serve(build: Callable[[ServerOptions], FastMCP], *, prog: str, description: str | None,
           argv: list[str] | None) -> None:
-    """Standalone entry point shared by the servers (``python -m naestro.mcp_servers.NAME``)."""
+    """Standalone entry point shared by the servers (``python -m mcp_servers.NAME``)."""
     args = parser(prog, description).parse_args(argv)
     args.workspace.mkdir(parents=True, exist_ok=True)
     options = ServerOptions(workspace=args.workspace, allow_domains=tuple(args.allow_domain), database=args.database,

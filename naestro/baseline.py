@@ -25,10 +25,10 @@ from pydantic import JsonValue
 
 from naestro.errors import EndpointUnavailable
 from naestro.llm import ModelProvider, complete_json
-from naestro.nodes.agent import OBSERVATION_CHARS, action_schema
-from naestro.nodes.roles import load_roles
 from naestro.plan import Role
 from naestro.toolbus import McpToolBus, ToolBus, builtin_servers
+from nodes.agent import OBSERVATION_CHARS, action_schema
+from nodes.roles import load_roles
 
 __all__ = ["BaselineKind", "BaselineResult", "run_baseline", "run_baseline_in", "run_react_in"]
 

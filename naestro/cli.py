@@ -38,11 +38,11 @@ from naestro.view import LiveRun, plan_tree
 if TYPE_CHECKING:
     from naestro.events import Event
     from naestro.llm import EndpointProvider
-    from naestro.policies.decision import RunPolicy
-    from naestro.policies.gate import ConsentAnswer
     from naestro.runner import RunResult
     from naestro.runs import RunStore
     from naestro.settings import Settings
+    from policies.decision import RunPolicy
+    from policies.gate import ConsentAnswer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Naestro: governed autonomous agents.")
 runs_app = typer.Typer(no_args_is_help=True, help="Inspect runs.")
@@ -65,7 +65,6 @@ app.command()(introspect_commands.introspect)
 app.command()(control.pause)
 runs_app.command("history")(history_commands.history)
 runs_app.command("rollback")(history_commands.rollback)
-runs_app.command("replay")(history_commands.replay)
 runs_app.command("fork")(history_commands.fork)
 runs_app.command("prune")(history_commands.prune)
 
@@ -133,7 +132,7 @@ def schema(path: Annotated[Path, typer.Option("--out", help="where to write")] =
 def plan(goal: str, out_file: Annotated[Path | None, typer.Option("--out", help="write the plan JSON here")] = None,
          as_json: Annotated[bool, typer.Option("--json", help="print the plan JSON")] = False) -> None:
     """Ask the planner (local model, schema-constrained, validated, template fallback) for a plan."""
-    from naestro.nodes.planner import make_plan
+    from nodes.planner import make_plan
 
     settings = _settings()
     try:
@@ -234,7 +233,7 @@ def _policy(mode: str, approve: list[str] | None, allow_domain: list[str] | None
             scope: list[str] | None) -> RunPolicy:
     from pydantic import ValidationError
 
-    from naestro.policies.decision import ApprovedScope, RunPolicy
+    from policies.decision import ApprovedScope, RunPolicy
 
     if mode not in ("guide", "copilot", "auto"):
         raise _fail(UsageError(f"--mode {mode!r} is not one of guide, copilot, auto"))
@@ -285,6 +284,16 @@ def resume(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False
     _execute(goal=record.goal, as_json=as_json, settings=settings, resume_id=run_id)
 
 
+@runs_app.command("replay")
+def replay(run_id: str, from_: Annotated[str, typer.Option("--from", help="checkpoint id or step")],
+           offline: Annotated[bool, typer.Option(help="reuse recorded model replies where the run is unchanged")]
+           = False, force: history_commands.Force = False,
+           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Re-execute a run from a checkpoint (state and files restored first)."""
+    history_commands.prepare_replay(run_id, from_, offline=offline, force=force)
+    resume(run_id, as_json=as_json)  # the same driver as `naestro resume` (prompts, live view, exit codes)
+
+
 @app.command()
 def approve(run_id: str,
             consent_id: Annotated[str | None, typer.Argument(help="which request; default: every pending one")] = None,
@@ -297,10 +306,10 @@ def approve(run_id: str,
                                                        "$NAESTRO_SERVER_URL or http://127.0.0.1:2024)")] = None,
             as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Answer a waiting run's consent request(s) and resume it (a served run: through its LangGraph server)."""
-    from naestro.policies.gate import ConsentAnswer
     from naestro.runner import PendingConsent, Runner
     from naestro.runtime import build_runtime
     from naestro.served import ServedRun
+    from policies.gate import ConsentAnswer
 
     settings = _settings()
     try:

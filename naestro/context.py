@@ -22,21 +22,21 @@ from langgraph.config import get_config
 from langgraph.types import interrupt
 from pydantic import JsonValue
 
+from checkpoints.snapshots import SnapshotStore
 from naestro.budget import RunBudget, TaskMeter
-from naestro.checkpoints.snapshots import SnapshotStore
 from naestro.endpoints import Endpoint
 from naestro.errors import PolicyDenied
 from naestro.events import EventLog
 from naestro.journal import Journal, request_hash
 from naestro.llm import ModelProvider, ModelReply, complete_json
-from naestro.nodes.roles import RoleSpec
 from naestro.plan import Plan, Role
-from naestro.policies.gate import ConsentAnswer, ConsentRequest, Gate
 from naestro.redact import SecretVault
 from naestro.router import Router, complete_json_routed, request_for
 from naestro.runs import RunStatus
 from naestro.telemetry import chat_span, record_reply, record_tool_result, tool_span
 from naestro.toolbus import ToolBus, ToolResult, ToolSpec
+from nodes.roles import RoleSpec
+from policies.gate import ConsentAnswer, ConsentRequest, Gate
 
 __all__ = ["Execution", "RunContext"]
 

@@ -21,17 +21,17 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field, JsonValue, ValidationError
 
+from mcp_servers.workspace import ServerOptions, new_server, serve
 from naestro.errors import NaestroError
 from naestro.events import Event, read_events
-from naestro.mcp_servers.workspace import ServerOptions, new_server, serve
-from naestro.nodes.planner import make_plan
 from naestro.plan import Plan
-from naestro.policies.decision import ApprovedScope, RunPolicy
-from naestro.policies.gate import ConsentAnswer
 from naestro.runner import PendingConsent, Runner, RunResult
 from naestro.runs import RunStore
 from naestro.runtime import Runtime, build_runtime
 from naestro.settings import Settings
+from nodes.planner import make_plan
+from policies.decision import ApprovedScope, RunPolicy
+from policies.gate import ConsentAnswer
 
 __all__ = ["build", "main", "naestro_server"]
 

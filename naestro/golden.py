@@ -44,9 +44,9 @@ from naestro.plan import (
     JsonSchemaCheck,
     RegexCheck,
 )
-from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.runner import Runner
 from naestro.settings import Settings
+from policies.decision import ApprovedScope, RunPolicy
 
 __all__ = ["Attempt", "GoalResult", "GoldenGoal", "SuiteResult", "check_workspace", "history", "load_suite",
            "run_suite"]

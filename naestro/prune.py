@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from naestro.checkpoints import open_saver
+from checkpoints import open_saver
 from naestro.runs import RunStore
 from naestro.settings import Settings
 

@@ -17,17 +17,14 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 from pydantic import JsonValue
 
-from naestro.checkpoints import open_saver
+from checkpoints import open_saver
+from graphs.compile import RUN_RECURSION_LIMIT, RunGraph, compile_graph
+from graphs.services import RunServices
+from graphs.state import RunInput, TaskRecord
 from naestro.errors import UsageError
 from naestro.events import Event, EventLog
-from naestro.graphs.compile import RUN_RECURSION_LIMIT, RunGraph, compile_graph
-from naestro.graphs.services import RunServices
-from naestro.graphs.state import RunInput, TaskRecord
 from naestro.llm import ModelProvider
 from naestro.plan import Plan, text_problem
-from naestro.policies.audit import AuditLog
-from naestro.policies.decision import RunPolicy
-from naestro.policies.gate import ConsentAnswer, Gate
 from naestro.redact import SecretVault, redact_plan
 from naestro.router import Router
 from naestro.runs import RunRecord
@@ -35,6 +32,9 @@ from naestro.runtime import Runtime, build_runtime
 from naestro.settings import Settings
 from naestro.telemetry import Telemetry, span
 from naestro.toolbus import ToolBus
+from policies.audit import AuditLog
+from policies.decision import RunPolicy
+from policies.gate import ConsentAnswer, Gate
 
 __all__ = ["PendingConsent", "RunResult", "Runner"]
 

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from naestro.errors import UnknownRun, UsageError
-from naestro.policies.decision import ApprovedScope, RunPolicy
+from policies.decision import ApprovedScope, RunPolicy
 
 RunStatus = Literal["planning", "running", "waiting", "paused", "rolled_back", "passed", "failed", "error"]
 

@@ -14,16 +14,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from naestro.endpoints import load_registry
 from naestro.llm import EndpointProvider, ModelProvider
-from naestro.nodes.roles import RoleSpec, load_roles
 from naestro.plan import Role
-from naestro.policies.audit import load_signing_key
-from naestro.policies.engines import REGO_DIR, PolicyBundle, PolicyEngine, configured_engine, load_bundle
-from naestro.policies.switches import KillSwitches
 from naestro.router import Router, build_router
 from naestro.runs import RunStore
 from naestro.settings import Settings
 from naestro.telemetry import Telemetry, TelemetrySettings
 from naestro.tools import ToolsConfig, load_tools_config, with_external_roles
+from nodes.roles import RoleSpec, load_roles
+from policies.audit import load_signing_key
+from policies.engines import REGO_DIR, PolicyBundle, PolicyEngine, configured_engine, load_bundle
+from policies.switches import KillSwitches
 
 __all__ = ["Runtime", "build_runtime"]
 

@@ -12,8 +12,8 @@ from langgraph_sdk.errors import APIError
 from langgraph_sdk.schema import Command
 
 from naestro.errors import RunError
-from naestro.policies.gate import ConsentAnswer
 from naestro.runs import RunRecord
+from policies.gate import ConsentAnswer
 
 __all__ = ["ServedRun"]
 

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import StateSnapshot
 
-from naestro.checkpoints import open_saver
-from naestro.checkpoints.snapshots import SnapshotStore, WorkspaceChanged
+from checkpoints import open_saver
+from checkpoints.snapshots import SnapshotStore, WorkspaceChanged
+from graphs.compile import compile_graph, ready_tasks
 from naestro.errors import UsageError
-from naestro.graphs.compile import compile_graph, ready_tasks
 from naestro.plan import Plan
 from naestro.runs import RunRecord, RunStore
 

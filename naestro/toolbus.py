@@ -26,8 +26,8 @@ from langchain_mcp_adapters.sessions import Connection, StdioConnection
 from mcp import ClientSession
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions
 from naestro.errors import ToolFailed
-from naestro.mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions
 
 __all__ = ["McpToolBus", "ToolAnnotations", "ToolBus", "ToolResult", "ToolSpec", "builtin_servers", "schema_version"]
 
@@ -101,7 +101,7 @@ def builtin_servers(workspace: Path, *, allow_domains: Collection[str] = (), dat
 
     def stdio(module: str) -> StdioConnection:
         return {"transport": "stdio", "command": sys.executable,
-                "args": ["-m", f"naestro.mcp_servers.{module}", *options.argv()]}
+                "args": ["-m", f"mcp_servers.{module}", *options.argv()]}
     return {name: stdio(name) for name in names}
 
 

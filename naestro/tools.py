@@ -28,11 +28,11 @@ import yaml
 from langchain_mcp_adapters.sessions import Connection
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
+from mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions, build_server
 from naestro.errors import ConfigError
-from naestro.mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions, build_server
-from naestro.nodes.roles import RoleSpec
 from naestro.plan import Role
 from naestro.toolbus import McpToolBus, ToolAnnotations, ToolSpec, builtin_servers
+from nodes.roles import RoleSpec
 
 __all__ = ["BuiltinOptions", "ExternalServer", "Registry", "ToolEntry", "ToolsConfig", "build_registry",
            "builtin_input_schemas", "load_tools_config", "run_servers"]
@@ -77,7 +77,7 @@ class ExternalServer(BaseModel):
         if self.openapi is not None:
             assert self.base_url is not None
             return {"transport": "stdio", "command": sys.executable,
-                    "args": ["-m", "naestro.mcp_servers.openapi", "--spec", self.openapi, "--base-url", self.base_url]}
+                    "args": ["-m", "mcp_servers.openapi", "--spec", self.openapi, "--base-url", self.base_url]}
         assert self.command is not None
         return {"transport": "stdio", "command": self.command, "args": list(self.args), "env": self.env,
                 "cwd": self.cwd}

@@ -580,7 +580,7 @@ def _action_problems(raw: Mapping[str, JsonValue], external_servers: Collection[
     actions = [(i, t["action"]) for i, t in _tasks(raw) if isinstance(t.get("action"), Mapping)]
     if not actions:
         return []
-    from naestro.mcp_servers.workspace import BUILTIN_SERVERS  # imported late: only plans with direct actions
+    from mcp_servers.workspace import BUILTIN_SERVERS  # imported late: only plans with direct actions
     from naestro.tools import builtin_input_schemas
 
     schemas = builtin_input_schemas()

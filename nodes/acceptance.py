@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from pydantic import JsonValue
 
+from graphs.state import CheckResult
 from naestro.context import Execution, RunContext
 from naestro.evaluators import Evidence, Verdict
-from naestro.graphs.state import CheckResult
-from naestro.nodes.evaluation import emit_verdict, evaluate_check
-from naestro.nodes.file_checks import file_check
-from naestro.nodes.judge import judge
 from naestro.plan import (
     AcceptanceCheck,
     CommandCheck,
@@ -24,6 +21,9 @@ from naestro.plan import (
     Role,
     Task,
 )
+from nodes.evaluation import emit_verdict, evaluate_check
+from nodes.file_checks import file_check
+from nodes.judge import judge
 
 __all__ = ["run_checks"]
 

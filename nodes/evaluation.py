@@ -79,7 +79,7 @@ class RunEvalEnv:
 
     def sources(self) -> list[Source]:
         """What the run read or computed: its journalled tool results, and the output of the planner's reference
-        programs (run in the sandbox on the inputs before any task: ``naestro.nodes.reference``)."""
+        programs (run in the sandbox on the inputs before any task: ``nodes.reference``)."""
         computed = [Source(tool="reference", text=str(c.params.get("expect", "")) + "\n" +
                            "\n".join(map(str, alts if isinstance(alts := c.params.get("alternatives"), list) else [])))
                     for t in self.ctx.plan.tasks for c in t.accept

@@ -23,10 +23,10 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from naestro.commandcheck import repaired_command
 from naestro.errors import PlanInvalid, PlanProblem, UsageError
 from naestro.llm import ModelProvider, complete_json
-from naestro.nodes.reference import QUANTITY
-from naestro.nodes.vacuity import Probe
 from naestro.plan import EvaluatorCheck, FileExistsCheck, Plan, Role, text_problem
 from naestro.validate import parse_plan, plan_problems
+from nodes.reference import QUANTITY
+from nodes.vacuity import Probe
 
 __all__ = ["PlanOutcome", "Template", "load_templates", "make_plan", "match_template"]
 
@@ -250,7 +250,7 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
     """Ask the model; on validation errors feed them back; after ``attempts`` fall back to a template.
 
     ``guard(endpoint, prompt)`` runs before every model call (the run's policy gate; it raises to refuse).
-    ``probe(plan)`` finds a valid plan's vacuous checks (``naestro.nodes.vacuity``): problems like the
+    ``probe(plan)`` finds a valid plan's vacuous checks (``nodes.vacuity``): problems like the
     validator's, fed back the same way; the fallbacks drop such checks.
     """
     if not goal.strip():

@@ -17,23 +17,23 @@ from typing import Any
 from langgraph.types import Overwrite
 from pydantic import JsonValue
 
+from graphs.services import RunServices
+from graphs.state import RunState, TaskRecord
+from mcp_servers.sandbox import Completed, Limits, SandboxUnavailable, run_sandboxed
 from naestro.carryover import carry_unfinished_checks
 from naestro.errors import PlanProblem, PolicyDenied
 from naestro.events import EventLog
-from naestro.graphs.services import RunServices
-from naestro.graphs.state import RunState, TaskRecord
 from naestro.llm import ModelProvider
-from naestro.mcp_servers.sandbox import Completed, Limits, SandboxUnavailable, run_sandboxed
-from naestro.nodes.planner import make_plan
-from naestro.nodes.reference import reference_checks, with_reference_checks
-from naestro.nodes.vacuity import CommandRunner, Probe, vacuous_checks
 from naestro.plan import Plan, Role
-from naestro.policies.decision import ApprovedScope, RunPolicy
-from naestro.policies.gate import Gate
 from naestro.redact import SecretVault, redact_plan
 from naestro.runs import RunRecord
 from naestro.telemetry import span
 from naestro.validate import parse_plan
+from nodes.planner import make_plan
+from nodes.reference import reference_checks, with_reference_checks
+from nodes.vacuity import CommandRunner, Probe, vacuous_checks
+from policies.decision import ApprovedScope, RunPolicy
+from policies.gate import Gate
 
 __all__ = ["create_run", "plan_node", "replan_node", "write_plan"]
 
@@ -68,7 +68,7 @@ def planning_sandbox(gate: Gate) -> CommandRunner:
 
 
 def _probe(gate: Gate, workspace: Path) -> Probe:
-    """Finds a candidate plan's vacuous checks (``naestro.nodes.vacuity``)."""
+    """Finds a candidate plan's vacuous checks (``nodes.vacuity``)."""
     run = planning_sandbox(gate)
 
     async def probe(plan: Plan) -> list[PlanProblem]:

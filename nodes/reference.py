@@ -36,9 +36,9 @@ from pydantic import JsonValue
 from naestro.evaluators import comparison_for, differences
 from naestro.evaluators._factuality import numbers
 from naestro.llm import ModelProvider, complete_json
-from naestro.nodes.vacuity import CommandRunner
 from naestro.oneliner import unfolded
 from naestro.plan import EvaluatorCheck, Plan, Role
+from nodes.vacuity import CommandRunner
 
 __all__ = ["DATA_SUFFIXES", "QUANTITY", "ReferenceOutcome", "deliverables", "implausible", "reference_checks",
            "with_reference_checks"]

@@ -14,10 +14,10 @@ from typing import Any
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import JsonValue
 
+from graphs.state import RunState, TaskRecord, status_of
 from naestro.context import Execution, RunContext
 from naestro.errors import PolicyDenied, RunError, RunPaused
 from naestro.events import Event, read_events
-from naestro.graphs.state import RunState, TaskRecord, status_of
 from naestro.plan import Plan, Role
 
 __all__ = ["render_report", "report_node", "run_passed"]

@@ -26,7 +26,7 @@ class RoleSpec(BaseModel):
 
 
 def load_roles() -> dict[Role, RoleSpec]:
-    text = resources.files("naestro.nodes").joinpath("roles.yaml").read_text()
+    text = resources.files("nodes").joinpath("roles.yaml").read_text()
     data = yaml.safe_load(text)
     try:
         roles = {Role(name): RoleSpec.model_validate(spec) for name, spec in data.items()}

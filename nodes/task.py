@@ -16,14 +16,14 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from graphs.state import FINAL, CheckResult, TaskInput, TaskRecord, TaskStatus
 from naestro.budget import TaskMeter, effective_budget
 from naestro.context import Execution, RunContext
 from naestro.errors import BudgetExceeded, PolicyDenied
-from naestro.graphs.state import FINAL, CheckResult, TaskInput, TaskRecord, TaskStatus
-from naestro.nodes.acceptance import run_checks
-from naestro.nodes.agent import run_agent
 from naestro.plan import Role, Task, shown_to_agent
 from naestro.telemetry import agent_span, span
+from nodes.acceptance import run_checks
+from nodes.agent import run_agent
 
 __all__ = ["task_node"]
 

@@ -20,11 +20,11 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from mcp_servers.sandbox import Completed, missing_module
 from naestro.errors import PlanProblem
-from naestro.mcp_servers.sandbox import Completed, missing_module
-from naestro.nodes.file_checks import file_check
 from naestro.plan import CommandCheck, FileExistsCheck, JsonSchemaCheck, Plan, RegexCheck
 from naestro.validate import pointer
+from nodes.file_checks import file_check
 
 __all__ = ["VACUOUS", "CommandRunner", "Probe", "vacuous_checks"]
 

@@ -25,7 +25,7 @@ import regorus
 from pydantic import JsonValue, ValidationError
 
 from naestro.errors import PolicyError
-from naestro.policies.decision import Decision
+from policies.decision import Decision
 
 __all__ = ["DECISION", "EXPLAIN", "OpaGoEngine", "OpaRestEngine", "PolicyBundle", "PolicyEngine", "RegorusEngine",
            "available_engines", "configured_engine", "load_bundle"]

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import JsonValue
 
-from naestro.policies.decision import PathFact, UrlFact
+from policies.decision import PathFact, UrlFact
 
 __all__ = ["diff_strip", "diff_targets", "path_facts", "url_facts"]
 
@@ -78,7 +78,7 @@ def _strip(name: str, level: int) -> str:
         _, sep, rest = name.partition("/")
         if not sep:
             return name  # nothing to strip: git refuses the name, the caller sees it unstripped
-        name = rest.lstrip("/")
+        name = rest  # git keeps a leading "/" after the stripped part: b//etc/x is /etc/x, not etc/x
     return name
 
 

@@ -23,8 +23,10 @@ from pydantic import BaseModel, JsonValue
 from naestro.budget import TaskMeter
 from naestro.errors import PolicyDenied, RunPaused
 from naestro.events import EventLog
-from naestro.policies.audit import AuditLog
-from naestro.policies.decision import (
+from naestro.redact import SecretVault, labels, redact_value
+from naestro.telemetry import policy_span, span
+from policies.audit import AuditLog
+from policies.decision import (
     Action,
     Actor,
     ApprovedScope,
@@ -37,11 +39,9 @@ from naestro.policies.decision import (
     RunPolicy,
     Window,
 )
-from naestro.policies.engines import PolicyEngine
-from naestro.policies.facts import path_facts, url_facts
-from naestro.policies.switches import KillSwitches
-from naestro.redact import SecretVault, labels, redact_value
-from naestro.telemetry import policy_span, span
+from policies.engines import PolicyEngine
+from policies.facts import path_facts, url_facts
+from policies.switches import KillSwitches
 
 __all__ = ["Asker", "ConsentAnswer", "ConsentRequest", "Gate"]
 

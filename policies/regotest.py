@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from naestro.policies.engines import PolicyBundle, PolicyEngine, available_engines
+from policies.engines import PolicyBundle, PolicyEngine, available_engines
 
 __all__ = ["RegoTestResult", "discover", "run_rego_tests"]
 

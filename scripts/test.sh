@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check naestro graphs nodes mcp_servers checkpoints tests bench
+.venv/bin/ruff check naestro graphs nodes policies checkpoints mcp_servers studio inference tests bench
 .venv/bin/mypy
 set +e
 .venv/bin/python -m pytest --cov --cov-report=term "$@"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from naestro.mcp_servers.workspace import ServerOptions
+from mcp_servers.workspace import ServerOptions
 
 
 def free_port() -> int:
@@ -26,7 +26,7 @@ def http_server(name: str, options: ServerOptions, *, log: Path | None = None,
     """Yields the server's URL (http://127.0.0.1:PORT/mcp) once it accepts connections."""
     port = free_port()
     out = log.open("wb") if log else subprocess.DEVNULL
-    module = "naestro.frontdoor" if name == "naestro" else f"naestro.mcp_servers.{name}"  # the front door: the CLI's
+    module = "naestro.frontdoor" if name == "naestro" else f"mcp_servers.{name}"  # the front door: the CLI's
     proc = subprocess.Popen([sys.executable, "-m", module, *options.argv(), "--http",
                              str(port)], stdout=out, stderr=out, env={**os.environ, **(env or {})})
     try:

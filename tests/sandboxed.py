@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from naestro.mcp_servers.sandbox import Completed, Limits, run_sandboxed
+from mcp_servers.sandbox import Completed, Limits, run_sandboxed
 
 
 async def sandboxed(command: str, where: Path) -> Completed | None:

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import httpx
 
+from mcp_servers.exec import sandbox_argv
 from naestro.endpoints import load_registry
 from naestro.engines.llama_server import LocalServer
-from naestro.mcp_servers.exec import sandbox_argv
 
 HERE = Path(__file__).parent
 ITEMS = HERE / "humaneval_items.jsonl"

@@ -15,8 +15,8 @@ from rich.markup import escape
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from naestro.policies.gate import ConsentAnswer
     from naestro.runner import PendingConsent
+    from policies.gate import ConsentAnswer
 
 __all__ = ["current_user", "describe", "prompt_answers"]
 
@@ -45,7 +45,7 @@ def prompt_answers(pending: list[PendingConsent], console: Console) -> dict[str,
     from rich.panel import Panel
     from rich.prompt import Prompt
 
-    from naestro.policies.gate import ConsentAnswer
+    from policies.gate import ConsentAnswer
 
     answers: dict[str, ConsentAnswer] = {}
     for p in pending:

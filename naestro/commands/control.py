@@ -17,11 +17,11 @@ from rich.console import Console
 from naestro.commands._settings import load_settings
 from naestro.commands.consent import current_user
 from naestro.errors import AuditError, UsageError
-from naestro.policies.switches import KillSwitches, SwitchKind
+from policies.switches import KillSwitches, SwitchKind
 
 if TYPE_CHECKING:
-    from naestro.policies.audit import AuditLog
     from naestro.settings import Settings
+    from policies.audit import AuditLog
 
 quarantine_app = typer.Typer(no_args_is_help=True, help="Deny a tool or model endpoint in every run.")
 revoke_app = typer.Typer(no_args_is_help=True, help="Withdraw a run's remembered consents or lift a quarantine.")
@@ -45,7 +45,7 @@ def _run_dir(settings: Settings, run_id: str) -> Path:
 
 
 def _log(settings: Settings, run_id: str | None) -> AuditLog:
-    from naestro.policies.audit import AuditLog, anchors_dir, load_signing_key
+    from policies.audit import AuditLog, anchors_dir, load_signing_key
 
     key, anchors = load_signing_key(settings.keys_dir), anchors_dir(settings.home)
     if run_id is None:
@@ -112,7 +112,7 @@ def audit_verify(run_id: Annotated[str, typer.Argument(help="a run id, or `contr
                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Check hashes, signatures, chain, order, run id, head and the anchor in NAESTRO_HOME; name every tampered
     record, a replaced or rolled-back log, and garbage in any of them. Exit 1 if any; 2 if a file cannot be read."""
-    from naestro.policies.audit import anchors_dir, load_public_key, verify_log
+    from policies.audit import anchors_dir, load_public_key, verify_log
 
     settings = load_settings()
     path = settings.home / "audit" / "control.jsonl" if run_id == "control" else \

@@ -17,7 +17,7 @@ from naestro.errors import NaestroError, UsageError
 if TYPE_CHECKING:
     from naestro.timetravel import TimeTravel
 
-__all__ = ["fork", "history", "prune", "replay", "rollback"]
+__all__ = ["fork", "history", "prepare_replay", "prune", "rollback"]
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
@@ -69,10 +69,8 @@ def rollback(run_id: str, to: Ref, force: Force = False) -> None:
               "see `naestro runs history`)")
 
 
-def replay(run_id: str, from_: Annotated[str, typer.Option("--from", help="checkpoint id or step")],
-           offline: Annotated[bool, typer.Option(help="reuse recorded model replies where the run is unchanged")]
-           = False, force: Force = False, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Re-execute a run from a checkpoint (state and files restored first)."""
+def prepare_replay(run_id: str, from_: str, *, offline: bool, force: bool) -> None:
+    """Roll back to ``from_`` as a replay (a new journal epoch; offline: recorded replies reused)."""
     try:
         travel = _travel()  # a bad models.yaml or policy folder fails here, with exit 2
         record = travel.store.load(run_id)
@@ -84,9 +82,7 @@ def replay(run_id: str, from_: Annotated[str, typer.Option("--from", help="check
             travel.store.save(record)
     except NaestroError as exc:
         raise _fail(exc) from exc
-    from naestro.cli import resume  # the same driver as `naestro resume` (prompts, live view, exit codes)
 
-    resume(run_id, as_json=as_json)
 
 
 def fork(run_id: str, at: Annotated[str, typer.Option("--at", help="checkpoint id or step")],

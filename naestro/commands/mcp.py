@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-# naestro.mcp_servers.workspace.BUILTIN_SERVERS, then the front door (naestro/frontdoor.py), repeated because the
+# mcp_servers.workspace.BUILTIN_SERVERS, then the front door (naestro/frontdoor.py), repeated because the
 # help text needs the names and that module imports the MCP SDK; tests/unit/test_cli_imports.py pins them equal.
 SERVERS: tuple[str, ...] = ("fs", "exec", "git", "pdf", "db", "web", "naestro")
 
@@ -27,7 +27,7 @@ def serve(name: Annotated[str, typer.Argument(help=f"server: {', '.join(SERVERS)
           ) -> None:
     """Run one server over stdio (the default, for IDE clients) or streamable HTTP."""
     # The MCP SDK (and httpx) load when a server starts, never for `--help` (issue 15).
-    from naestro.mcp_servers.workspace import ServerOptions, build_server, serve_server
+    from mcp_servers.workspace import ServerOptions, build_server, serve_server
 
     if name not in SERVERS:
         typer.echo(f"error: unknown server {name!r}; choose one of: {', '.join(SERVERS)}", err=True)

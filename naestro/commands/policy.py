@@ -18,12 +18,12 @@ from rich.console import Console
 
 from naestro.commands._settings import load_settings
 from naestro.errors import NaestroError, PolicyError
-from naestro.policies.switches import KillSwitches
+from policies.switches import KillSwitches
 
 if TYPE_CHECKING:
-    from naestro.policies.decision import Mode, PolicyInput
-    from naestro.policies.engines import PolicyBundle
     from naestro.settings import Settings
+    from policies.decision import Mode, PolicyInput
+    from policies.engines import PolicyBundle
 
 app = typer.Typer(no_args_is_help=True, help="Rego policies: check, explain, test, serve.")
 out = Console()
@@ -34,8 +34,8 @@ EXIT = {"allow": 0, "deny": 3, "ask": 4}
 
 def _bundle(settings: Settings) -> PolicyBundle:
     # The engines load regorus, the roles the node package: only when a command runs, never for `--help` (issue 15).
-    from naestro.nodes.roles import load_roles
-    from naestro.policies.engines import REGO_DIR, load_bundle
+    from nodes.roles import load_roles
+    from policies.engines import REGO_DIR, load_bundle
 
     roles = {r.value: list(spec.tools) for r, spec in load_roles().items()}
     try:
@@ -54,9 +54,9 @@ async def _registered(workspace: Path) -> set[str]:
 
 def _evaluate(*, role: str, mode: Mode, tool: str, args: str, workspace: Path | None, allow_domain: list[str],
               approve: list[str], explain: bool) -> None:
-    from naestro.policies.decision import ApprovedScope, RunPolicy
-    from naestro.policies.engines import EXPLAIN, configured_engine
-    from naestro.policies.gate import Gate
+    from policies.decision import ApprovedScope, RunPolicy
+    from policies.engines import EXPLAIN, configured_engine
+    from policies.gate import Gate
 
     settings = load_settings()
     from naestro.plan import Role  # the plan contract loads when a command runs, not for --help
@@ -131,7 +131,7 @@ def explain(role: RoleOpt, tool: ToolOpt, mode: ModeOpt = "copilot", args: ArgsO
 @app.command("test")
 def test_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Run the Rego unit tests (*_test.rego) on every available engine (regorus; OPA Go if installed)."""
-    from naestro.policies.regotest import run_rego_tests
+    from policies.regotest import run_rego_tests
 
     results = run_rego_tests(_bundle(load_settings()))
     failed = [r for r in results if not r.passed]
@@ -153,8 +153,8 @@ def test_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def serve(port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1")] = 8181,
           load: Annotated[bool, typer.Option(help="load Naestro's policies and data at start")] = True) -> None:
     """Serve OPA's REST API (reference OPA Go engine) for NAESTRO_POLICY_URL=http://127.0.0.1:PORT."""
-    from naestro.policies.engines import OpaRestEngine
-    from naestro.policies.opa_server import OpaApiServer
+    from policies.engines import OpaRestEngine
+    from policies.opa_server import OpaApiServer
 
     server = OpaApiServer(port=port).start()
     if load:

@@ -170,8 +170,8 @@ def launch(config: Annotated[Path, typer.Argument(help="inference/configs/*.yaml
     """Start vLLM or trtllm-serve from a launch config and register it as a router endpoint."""
     import yaml
 
-    from naestro.inference.launch import command, endpoint_entry, load_config, trtllm_options
-    from naestro.inference.launch import launch as launch_engine
+    from inference.launch import command, endpoint_entry, load_config, trtllm_options
+    from inference.launch import launch as launch_engine
 
     settings = load_settings()
     try:

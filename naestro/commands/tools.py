@@ -29,8 +29,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")
 
 def _registry(config: Path | None) -> Registry:
     # The registry starts MCP servers (the MCP SDK, langchain adapters): loaded now, never for `--help` (issue 15).
-    from naestro.nodes.roles import load_roles
     from naestro.tools import build_registry, load_tools_config
+    from nodes.roles import load_roles
 
     settings = load_settings()
     try:

@@ -7,8 +7,8 @@ import math
 import os
 from pathlib import Path
 
+from mcp_servers.sandbox import Limits, SandboxUnavailable, run_sandboxed
 from naestro.evaluators._verdict import CommandOutcome, Source, Usage
-from naestro.mcp_servers.sandbox import Limits, SandboxUnavailable, run_sandboxed
 
 __all__ = ["SandboxEvalEnv"]
 

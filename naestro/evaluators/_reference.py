@@ -4,7 +4,7 @@ Small models write data files by hand and get them wrong (golden runs: adults.cs
 totals.csv with made-up sums, a report stating $185.75 for a total of 300.50), and the checks they write for such
 files do not run. The planner therefore asks for a short program that computes the file's expected content from
 the starting workspace, runs it in the sandbox before any task, and keeps its output only when independent samples
-agree (``naestro.nodes.reference``). This evaluator compares the deliverable with that stored output, semantically
+agree (``nodes.reference``). This evaluator compares the deliverable with that stored output, semantically
 for the file's kind, and its evidence says exactly which rows, values, lines or numbers differ: the feedback the
 next attempt needs.
 

@@ -16,9 +16,9 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage
 
 from naestro.plan import Plan
-from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.runner import Runner
 from naestro.settings import Settings
+from policies.decision import ApprovedScope, RunPolicy
 from tests.fakes import ScriptedProvider, all_text
 
 

@@ -15,7 +15,7 @@ import pytest
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 
-from naestro.checkpoints import open_saver
+from checkpoints import open_saver
 from naestro.errors import ConfigError
 from naestro.plan import Plan
 from naestro.runner import Runner

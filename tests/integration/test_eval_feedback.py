@@ -12,9 +12,9 @@ from langchain_core.messages import AIMessage, BaseMessage
 from naestro.events import read_events
 from naestro.introspect import introspect_run
 from naestro.plan import Plan
-from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.runner import Runner
 from naestro.settings import Settings
+from policies.decision import ApprovedScope, RunPolicy
 from tests.fakes import ScriptedProvider, all_text
 
 WRONG = "def mean(xs):\n    return sum(xs) / (len(xs) + 1)\n"

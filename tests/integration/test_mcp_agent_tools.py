@@ -14,9 +14,9 @@ from langchain_core.messages import AIMessage, BaseMessage
 
 from naestro.events import read_events
 from naestro.plan import Plan
-from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.runner import Runner
 from naestro.settings import Settings
+from policies.decision import ApprovedScope, RunPolicy
 from tests.fakes import ScriptedProvider, all_text
 
 # What each task's agent does, step by step (the model's replies; the tool results are real).

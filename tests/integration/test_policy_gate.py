@@ -20,12 +20,12 @@ from langchain_core.messages import AIMessage, BaseMessage
 from naestro.errors import RunPaused
 from naestro.events import read_events
 from naestro.plan import Plan
-from naestro.policies.audit import anchors_dir, load_public_key, verify_log
-from naestro.policies.decision import ApprovedScope, RunPolicy
-from naestro.policies.gate import ConsentAnswer
-from naestro.policies.switches import KillSwitches
 from naestro.runner import Runner
 from naestro.settings import Settings
+from policies.audit import anchors_dir, load_public_key, verify_log
+from policies.decision import ApprovedScope, RunPolicy
+from policies.gate import ConsentAnswer
+from policies.switches import KillSwitches
 from tests.fakes import ScriptedProvider, all_text
 
 SUMMARY = {"summary": "done"}

@@ -22,11 +22,11 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from naestro import redact as redact_module
 from naestro.events import read_events
 from naestro.plan import Plan
-from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.redact import PLACEHOLDER, presidio_available
 from naestro.runner import Runner
 from naestro.settings import Settings
 from naestro.telemetry import OtlpSink, Telemetry, TelemetrySettings
+from policies.decision import ApprovedScope, RunPolicy
 from tests.fakes import ScriptedProvider, all_text
 
 

@@ -21,11 +21,11 @@ from naestro.errors import ConfigError, EndpointUnavailable
 from naestro.events import Event, EventLog, read_events
 from naestro.llm import EndpointProvider, complete_json
 from naestro.plan import Plan
-from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.router import HealthBoard, Router, complete_json_routed, request_for
 from naestro.router.tune import check_endpoint, profile_endpoint, write_prior
 from naestro.runner import Runner
 from naestro.settings import Settings
+from policies.decision import ApprovedScope, RunPolicy
 from tests.conftest import REPO
 
 # One event loop for the module: langchain-openai caches its httpx client per base_url across tests.

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage
 
+from graphs.compile import compile_graph, ready_tasks
 from naestro.errors import EndpointUnavailable
 from naestro.events import read_events
-from naestro.graphs.compile import compile_graph, ready_tasks
 from naestro.plan import Plan
-from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.runner import Runner
 from naestro.settings import Settings
+from policies.decision import ApprovedScope, RunPolicy
 from tests.fakes import ScriptedProvider, all_text
 
 

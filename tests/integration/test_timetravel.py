@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage
 
-from naestro.checkpoints.snapshots import WorkspaceChanged
+from checkpoints.snapshots import WorkspaceChanged
 from naestro.events import read_events
 from naestro.plan import Plan
 from naestro.runner import Runner

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from naestro.cli import app
 from naestro.endpoints import Endpoint, ModelRegistry
 from naestro.plan import Plan
-from naestro.policies.gate import ConsentAnswer
 from naestro.runner import Runner
 from naestro.settings import Settings
 from naestro.telemetry import OtlpSink, SpanRecord, Telemetry, TelemetrySettings, read_spans
+from policies.gate import ConsentAnswer
 from tests.fakes import ScriptedProvider
 from tests.integration.test_run_graph import coder_script, regex_task
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from naestro.nodes.agent import action_schema
 from naestro.toolbus import McpToolBus, builtin_servers
+from nodes.agent import action_schema
 
 
 def refs(node: Any) -> list[str]:

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from naestro.cli import app
-from naestro.policies.audit import AuditLog, anchors_dir, load_public_key, load_signing_key, verify_log
 from naestro.redact import labels, redact
+from policies.audit import AuditLog, anchors_dir, load_public_key, load_signing_key, verify_log
 from tests.conftest import write_run
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from naestro.cli import app
 from naestro.errors import AuditError
-from naestro.policies.audit import AuditLog, anchors_dir, load_public_key, load_signing_key, verify_log
+from policies.audit import AuditLog, anchors_dir, load_public_key, load_signing_key, verify_log
 from tests.conftest import write_run
 
 

@@ -19,8 +19,8 @@ from typer.testing import CliRunner, Result
 
 from naestro.cli import app
 from naestro.plan import Plan
-from naestro.policies.engines import REGO_DIR
 from naestro.redact import PLACEHOLDER
+from policies.engines import REGO_DIR
 from tests.conftest import write_run
 
 NAESTRO = Path(sys.executable).with_name("naestro")

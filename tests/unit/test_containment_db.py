@@ -12,9 +12,9 @@ from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
 from mcp.shared.memory import create_connected_server_and_client_session
 
+from mcp_servers.db import QueryTimeout, build
+from mcp_servers.workspace import ServerOptions
 from naestro.errors import ConfigError
-from naestro.mcp_servers.db import QueryTimeout, build
-from naestro.mcp_servers.workspace import ServerOptions
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 #: The issue's runaway recursive CTE, bounded so that a broken deadline fails the test (after minutes) instead of

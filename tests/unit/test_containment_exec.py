@@ -18,10 +18,10 @@ from mcp import ClientSession
 from mcp.shared.memory import create_connected_server_and_client_session
 from pydantic import JsonValue
 
-from naestro.mcp_servers.exec import build
-from naestro.mcp_servers.workspace import ServerOptions
-from naestro.policies.audit import load_signing_key
+from mcp_servers.exec import build
+from mcp_servers.workspace import ServerOptions
 from naestro.settings import Settings
+from policies.audit import load_signing_key
 
 
 @asynccontextmanager

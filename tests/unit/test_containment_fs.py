@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from pydantic import JsonValue
 
-from naestro.nodes.roles import load_roles
-from naestro.policies.decision import Mode, RunPolicy
-from naestro.policies.engines import PolicyBundle, RegorusEngine, load_bundle
-from naestro.policies.facts import diff_targets, path_facts
-from naestro.policies.gate import Gate
-from naestro.policies.switches import KillSwitches
 from naestro.toolbus import McpToolBus, ToolResult, builtin_servers
+from nodes.roles import load_roles
+from policies.decision import Mode, RunPolicy
+from policies.engines import PolicyBundle, RegorusEngine, load_bundle
+from policies.facts import diff_targets, path_facts
+from policies.gate import Gate
+from policies.switches import KillSwitches
 
 MARKER = "naestro-outside-marker-7f3a"
 

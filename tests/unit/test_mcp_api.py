@@ -11,9 +11,9 @@ PINNED = {
                         "schema_version"],
     "naestro.tools": ["BuiltinOptions", "ExternalServer", "Registry", "ToolEntry", "ToolsConfig", "build_registry",
                       "builtin_input_schemas", "load_tools_config", "run_servers"],
-    "naestro.mcp_servers.workspace": ["BUILTIN_SERVERS", "ServerOptions", "build_server", "confine",
+    "mcp_servers.workspace": ["BUILTIN_SERVERS", "ServerOptions", "build_server", "confine",
                                       "confine_read", "new_server", "serve", "serve_server"],
-    "naestro.mcp_servers.sandbox": ["Completed", "Limits", "SandboxUnavailable", "run_sandboxed", "sandbox_argv"],
+    "mcp_servers.sandbox": ["Completed", "Limits", "SandboxUnavailable", "run_sandboxed", "sandbox_argv"],
 }
 
 
@@ -26,10 +26,10 @@ def test_exported_names_are_pinned(module: str) -> None:
 
 
 def test_every_builtin_server_module_builds() -> None:
-    from naestro.mcp_servers.workspace import BUILTIN_SERVERS
+    from mcp_servers.workspace import BUILTIN_SERVERS
 
     for name in BUILTIN_SERVERS:
-        module = importlib.import_module(f"naestro.mcp_servers.{name}")
+        module = importlib.import_module(f"mcp_servers.{name}")
         assert callable(module.build) and callable(module.main)
     frontdoor = importlib.import_module("naestro.frontdoor")  # the run-driving server lives with the CLI
     assert callable(frontdoor.build) and callable(frontdoor.main)
@@ -41,10 +41,10 @@ def test_tool_servers_import_no_runtime() -> None:
     import sys
 
     code = ("import sys, tempfile, pathlib\n"
-            "from naestro.mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions, build_server\n"
+            "from mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions, build_server\n"
             "ws = pathlib.Path(tempfile.mkdtemp())\n"
             "for n in BUILTIN_SERVERS: build_server(n, ServerOptions(workspace=ws))\n"
-            "bad = ('naestro.runner', 'naestro.graphs', 'naestro.router', 'naestro.policies.gate', 'naestro.nodes',"
+            "bad = ('naestro.runner', 'graphs', 'naestro.router', 'policies.gate', 'nodes',"
             " 'naestro.context', 'naestro.frontdoor', 'langgraph')\n"
             "print(sorted(m for m in sys.modules if m.startswith(bad)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

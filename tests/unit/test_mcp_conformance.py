@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from naestro.mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions
+from mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions
 from tests.mcp_http import http_server
 
 CLIENTS = Path(__file__).resolve().parents[1] / "mcp"
@@ -75,7 +75,7 @@ def options(workspace: Path) -> ServerOptions:
 
 
 def inspector(name: str, workspace: Path, *method: str) -> subprocess.CompletedProcess[str]:
-    argv = [*node(), str(BIN / "mcp-inspector"), "--cli", sys.executable, "-m", f"naestro.mcp_servers.{name}",
+    argv = [*node(), str(BIN / "mcp-inspector"), "--cli", sys.executable, "-m", f"mcp_servers.{name}",
             *options(workspace).argv(), "--method", *method]
     return subprocess.run(argv, capture_output=True, text=True, timeout=120)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import JsonValue
 
-from naestro.mcp_servers.pdf import parse_pages
+from mcp_servers.pdf import parse_pages
 from naestro.toolbus import McpToolBus, ToolResult, builtin_servers
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"

@@ -13,8 +13,8 @@ from typing import ClassVar
 import pytest
 import yaml
 
+from mcp_servers.openapi import OpenApiError, load_operations
 from naestro.errors import ConfigError
-from naestro.mcp_servers.openapi import OpenApiError, load_operations
 from naestro.toolbus import McpToolBus
 from naestro.tools import ToolsConfig, build_registry, load_tools_config, run_servers
 

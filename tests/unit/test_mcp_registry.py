@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mcp_servers.workspace import ServerOptions
 from naestro.errors import ConfigError
-from naestro.mcp_servers.workspace import ServerOptions
 from naestro.toolbus import McpToolBus
 from naestro.tools import ToolsConfig, build_registry, load_tools_config, run_servers
 from tests.mcp_http import http_server

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from naestro.mcp_servers.workspace import ServerOptions
+from mcp_servers.workspace import ServerOptions
 from naestro.toolbus import McpToolBus, builtin_servers
 from tests.mcp_http import http_server
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from naestro.mcp_servers.web import host_allowed
+from mcp_servers.web import host_allowed
 from naestro.toolbus import McpToolBus, builtin_servers
 
 PAGE = (b"<!doctype html><html><head><title>Naestro  test</title></head><body><h1>Hello</h1>"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from naestro.errors import PlanInvalid
-from naestro.nodes.planner import make_plan
+from nodes.planner import make_plan
 from tests.fakes import ScriptedProvider
 
 # a missing colon: no mechanical repair applies

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from naestro.cli import app
 from naestro.commands.consent import prompt_answers
-from naestro.policies.audit import anchors_dir, load_public_key, verify_log
-from naestro.policies.switches import KillSwitches
 from naestro.runner import PendingConsent
 from naestro.settings import Settings
+from policies.audit import anchors_dir, load_public_key, verify_log
+from policies.switches import KillSwitches
 from tests.conftest import write_run
 
 

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from naestro.cli import app
 from naestro.errors import PolicyError
-from naestro.nodes.roles import load_roles
-from naestro.policies.audit import AuditLog, load_signing_key
-from naestro.policies.decision import ApprovedScope, RunPolicy
-from naestro.policies.engines import (
+from nodes.roles import load_roles
+from policies.audit import AuditLog, load_signing_key
+from policies.decision import ApprovedScope, RunPolicy
+from policies.engines import (
     OpaGoEngine,
     OpaRestEngine,
     PolicyBundle,
@@ -23,10 +23,10 @@ from naestro.policies.engines import (
     RegorusEngine,
     load_bundle,
 )
-from naestro.policies.gate import Gate
-from naestro.policies.opa_server import OpaApiServer
-from naestro.policies.regotest import run_rego_tests
-from naestro.policies.switches import KillSwitches
+from policies.gate import Gate
+from policies.opa_server import OpaApiServer
+from policies.regotest import run_rego_tests
+from policies.switches import KillSwitches
 
 ROLES = {r.value: list(s.tools) for r, s in load_roles().items()}
 KNOWN = {"fs.read", "fs.write", "fs.list", "exec.run", "web.fetch", "git.commit"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from naestro.policies.facts import path_facts, url_facts
+from policies.facts import path_facts, url_facts
 
 
 def test_paths_are_resolved_through_dotdot_and_symlinks(tmp_path: Path) -> None:

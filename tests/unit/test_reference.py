@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from langchain_core.messages import BaseMessage
 
 from naestro.evaluators import ReferenceEvaluator, SandboxEvalEnv, Subject, build_evaluator, differences
-from naestro.nodes.reference import deliverables, implausible, reference_checks, with_reference_checks
 from naestro.plan import EvaluatorCheck, Plan
+from nodes.reference import deliverables, implausible, reference_checks, with_reference_checks
 from tests.fakes import ScriptedProvider, all_text
 from tests.sandboxed import people_workspace, sandboxed
 

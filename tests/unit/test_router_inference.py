@@ -13,10 +13,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from inference import ServeConfig, command, endpoint_entry, launch, load_config, register, trtllm_options
 from naestro.cli import app
 from naestro.endpoints import load_registry
 from naestro.errors import ConfigError, EndpointUnavailable
-from naestro.inference import ServeConfig, command, endpoint_entry, launch, load_config, register, trtllm_options
 from tests.conftest import REPO
 
 CONFIGS = sorted((REPO / "inference" / "configs").glob("*.yaml"))

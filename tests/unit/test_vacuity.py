@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from langchain_core.messages import BaseMessage
 
+from mcp_servers.sandbox import Completed
 from naestro.errors import PlanProblem
 from naestro.events import read_events
-from naestro.mcp_servers.sandbox import Completed
-from naestro.nodes.planner import make_plan
-from naestro.nodes.vacuity import vacuous_checks
 from naestro.plan import Plan
-from naestro.policies.decision import ApprovedScope, RunPolicy
 from naestro.runner import Runner
 from naestro.settings import Settings
+from nodes.planner import make_plan
+from nodes.vacuity import vacuous_checks
+from policies.decision import ApprovedScope, RunPolicy
 from tests.fakes import ScriptedProvider, all_text
 from tests.sandboxed import people_workspace, sandboxed
 
