@@ -130,7 +130,11 @@ def build(options: ServerOptions) -> FastMCP:
         target = confine(workspace, path)
         if target.is_dir():
             raise ToolError(f"{path!r} is a directory; give a file path")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a parent is a file (notes.txt/x), or the file system refuses
+            raise ToolError(f"cannot create the folder of {path!r}: {exc.strerror}; a part of it is a file") \
+                from exc
         data = content.encode()
         # The path was resolved above; O_NOFOLLOW keeps a symlink put there since (by exec.run, say) from
         # redirecting the write out of the workspace.

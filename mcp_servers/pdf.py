@@ -143,8 +143,11 @@ def build(options: ServerOptions) -> FastMCP:
         target, rel = locate(path)
         result = await asyncio.to_thread(_tables, target, rel, pages, format)
         if out_dir is not None:
-            folder = confine(workspace, out_dir)
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = confine(workspace, out_dir, arg="out_dir")
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # out_dir names a file, or the file system refuses
+                raise ToolError(f"cannot create out_dir {out_dir!r}: {exc.strerror}") from exc
             for t in result.tables:
                 name = confine(workspace, str(folder / f"{target.stem}-p{t.page}-t{t.index}.{format}"), arg="out_dir")
                 name.write_text(t.csv if t.csv is not None else json.dumps(t.rows, ensure_ascii=False))

@@ -92,7 +92,11 @@ class _Fetcher:
         self.robots: dict[str, urllib.robotparser.RobotFileParser] = {}
 
     def check_host(self, url: str) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.hostname  # noqa: B018  (parses the host: `http://[` raises here)
+        except ValueError as exc:
+            raise ToolError(f"{url!r} is not a URL ({exc})") from exc
         if parts.scheme not in ("http", "https"):
             raise ToolError(f"{url!r}: only http and https URLs can be fetched")
         if not parts.hostname:

@@ -77,10 +77,19 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
+MAX_PATH_PARTS = 64
+"""Deeper paths are refused before pathlib recurses into them (a 1,500-deep path raised RecursionError)."""
+
+
 def _resolve(joined: Path, path: str, arg: str) -> Path:
     """``joined.resolve()``, with what makes it raise (a NUL byte, a symlink loop) refused as bad input."""
     if "\0" in path:
         raise ToolError(f"{arg} {path!r} contains a NUL byte; give a plain path without control characters")
+    parts = Path(path).parts
+    if len(parts) > MAX_PATH_PARTS:
+        raise ToolError(f"{arg} is {len(parts)} folders deep; at most {MAX_PATH_PARTS} are accepted")
+    if any(len(p.encode()) > 255 for p in parts):
+        raise ToolError(f"{arg} has a name longer than 255 bytes (the file system's limit); shorten it")
     try:
         return joined.resolve()
     except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)

@@ -197,8 +197,11 @@ def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]
 
 
 def _host_fact(arg: str, url: str) -> UrlFact:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").rstrip(".").lower()
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".").lower()
+    except ValueError:  # `http://[`: no scheme the policy knows, so the network-scheme rule denies it
+        return UrlFact(arg=arg, url=url, scheme="", host="", ip=False, private=False, loopback=False, addresses=[])
     try:
         addr: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
     except ValueError:

@@ -139,7 +139,10 @@ def audit_verify(run_id: Annotated[str, typer.Argument(help="a run id, or `contr
 def audit_show(run_id: str, kind: Annotated[str | None, typer.Option(help="only records of this kind")] = None) -> None:
     """Print a run's audit records (arguments already redacted when written)."""
     path = _run_dir(load_settings(), run_id) / "audit.jsonl"
-    for line in path.read_text().splitlines() if path.exists() else []:
+    # Records are split at b"\n" only: U+2028 / U+2029 / U+0085 inside a record are text, not line ends.
+    for line in path.read_bytes().split(b"\n") if path.exists() else []:
+        if not line.strip():
+            continue
         rec = json.loads(line)
         if kind is None or rec["kind"] == kind:
             print(json.dumps({k: rec[k] for k in ("seq", "ts", "kind", "data")}))
