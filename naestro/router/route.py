@@ -240,14 +240,17 @@ class Router:
                 if v is not None})
 
         while True:
-            # The bandit's posteriors and the decision log live in SQLite/Postgres: off the event loop.
-            decision = await asyncio.to_thread(self.decide, req, failed=failed)
+            # Decided and counted in flight with no await in between, so concurrent calls see each other's queue
+            # depth; the decision log (SQLite/Postgres) is written in a worker thread, off the event loop.
+            decision = self.decide(req, failed=failed)
             ep = decision.endpoint
             record("route", kind=req.kind, prompt_tokens=req.prompt_tokens, **decision.fields())
+            self.health.started(ep.name)
             if self.store is not None:
                 await asyncio.to_thread(self.store.add_decision, req.kind, ep.name, spilled=decision.spilled)
             for attempt in range(self.config.retries + 1):
-                self.health.started(ep.name)
+                if attempt:
+                    self.health.started(ep.name)
                 start = time.monotonic()
                 try:
                     result = await asyncio.wait_for(invoke(ep), timeout=ep.timeout_s)
