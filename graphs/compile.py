@@ -182,14 +182,14 @@ def _mark(services: RunServices, run_id: str | None, status: Literal["paused", "
           **fields: Any) -> None:
     if not run_id:
         return
-    record = services.record(run_id) or services.store.load(run_id)
+    record = services.current(run_id)
     record.status, record.error = status, why
     services.store.save(record)
     services.events(record).emit(event, **fields)
 
 
 def _finished(services: RunServices, run_id: str, status: Literal["passed", "failed"], phase: int) -> None:
-    record = services.record(run_id) or services.store.load(run_id)
+    record = services.current(run_id)
     record.status = status
     services.store.save(record)
     services.audit_log(run_id).append("run_finished", status=status)

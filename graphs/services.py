@@ -207,6 +207,10 @@ class RunServices:
         live = self._live.get(run_id)
         return live.record if live is not None else None
 
+    def current(self, run_id: str) -> RunRecord:
+        """The record to update: the open run's (nodes share it), else run.json. Blocking: call off the loop."""
+        return self.record(run_id) or self.store.load(run_id)
+
     async def close(self, run_id: str) -> None:
         """Stop the run's MCP servers (a finished run; a waiting one is reopened on resume)."""
         live = self._live.pop(run_id, None)

@@ -192,8 +192,7 @@ def _unfinished(plan: Plan, tasks: dict[str, TaskRecord]) -> dict[str, str]:
 async def replan_node(state: RunState, services: RunServices, *, run_id: str, plan: Plan,
                       events: EventLog) -> dict[str, Any]:
     """Plan only what is unfinished, telling the planner what is already done and why the rest failed."""
-    live = services.record(run_id)
-    record = live if live is not None else await asyncio.to_thread(services.store.load, run_id)
+    record = await asyncio.to_thread(services.current, run_id)
     tasks = state["tasks"]
     phase = state.get("phase", 0) + 1
     done = {t: r["summary"][:200] for t, r in tasks.items() if r["status"] == "passed"}
