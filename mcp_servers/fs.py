@@ -14,7 +14,7 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from mcp_servers.workspace import ServerOptions, confine, confine_read, new_server, readable, serve
+from mcp_servers.workspace import MAX_PATH_PARTS, ServerOptions, confine, confine_read, new_server, readable, serve
 from policies.facts import diff_strip, diff_targets
 
 MAX_READ_BYTES = 200_000
@@ -92,6 +92,8 @@ def _safe_glob(glob: str) -> str:
     """``rglob`` follows ``..`` and absolute patterns wherever they lead: refuse them before expanding."""
     if "\0" in glob:
         raise ToolError(f"glob {glob!r} contains a NUL byte; give a file name pattern such as \"*.py\"")
+    if len(Path(glob).parts) > MAX_PATH_PARTS:  # pathlib's glob recurses per part: RecursionError past ~1,000
+        raise ToolError(f"glob is {len(Path(glob).parts)} folders deep; at most {MAX_PATH_PARTS} are accepted")
     if Path(glob).is_absolute() or ".." in Path(glob).parts:
         raise ToolError(f"glob {glob!r} reaches outside the search folder; give a pattern relative to `path` "
                         f"without '..' (e.g. \"*.py\" or \"src/**/*.py\") and set `path` to the folder to search")

@@ -423,7 +423,8 @@ KNOWN_CRASHES: dict[str, Callable[[BaseException], bool]] = {
 TYPED_CALLS = [  # untyped exceptions once (long name, 1,500 deep, through a file, bad URL); ToolErrors now
    ("fs", "read", {"path": "a" * 256}), ("fs", "write", {"path": "d/" * 1_500 + "x", "content": ""}),
                ("fs", "write", {"path": "notes.txt/x", "content": ""}),
-               ("pdf", "tables", {"path": "report.pdf", "out_dir": "notes.txt"}), ("web", "fetch", {"url": "http://["})]
+               ("pdf", "tables", {"path": "report.pdf", "out_dir": "notes.txt"}), ("web", "fetch", {"url": "http://["}),
+               ("fs", "search", {"pattern": "(", "glob": "d/" * 1_500 + "d"})]  # CI run of 1439ef4
 
 
 def known(exc: BaseException) -> bool:
@@ -488,7 +489,8 @@ def test_calls_the_fuzz_broke_are_contained(servers: Servers, world: World, serv
 
 
 @pytest.mark.parametrize(("server", "tool", "args"), TYPED_CALLS, ids=[
-    "fs.read-long-name", "fs.write-deep", "fs.write-through-file", "pdf.tables-out_dir-file", "web.fetch-bad-url"])
+    "fs.read-long-name", "fs.write-deep", "fs.write-through-file", "pdf.tables-out_dir-file", "web.fetch-bad-url",
+    "fs.search-deep-glob"])
 def test_calls_that_raised_untyped_exceptions_are_tool_errors(servers: Servers, world: World, server: str, tool: str,
                                                               args: dict[str, JsonValue]) -> None:
     world.reset()
