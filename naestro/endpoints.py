@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from naestro.configfile import invalid_shape, parse_yaml, read_yaml
 from naestro.errors import ConfigError, ConfigInvalid
 
 Capability = Literal["json_schema", "tools", "code", "long_context", "deep_research", "vision"]
@@ -103,58 +104,21 @@ def load_registry(path: Path | None = None) -> ModelRegistry:
     raised before anything is written, so a command exits 2 with the fix instead of a traceback (issue 14).
     """
     if path is None:
-        text = resources.files("naestro").joinpath("models.yaml").read_text(encoding="utf-8")
         where, hint = "naestro/models.yaml", ""
+        text = resources.files("naestro").joinpath("models.yaml").read_text(encoding="utf-8")
+        data = parse_yaml(text, where=where)
     else:
         where, hint = str(path), "; fix it, or unset NAESTRO_MODELS_FILE to use the packaged models.yaml"
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise ConfigInvalid(f"cannot read: {exc.strerror}{hint}", file=where) from exc
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigInvalid(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-                                f"save it as UTF-8{hint}", file=where,
-                                line=raw[:exc.start].count(b"\n") + 1) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        column = f" (column {mark.column + 1})" if mark is not None else ""
-        raise ConfigInvalid(f"invalid YAML: {' '.join(problem.split())}{column}{hint}", file=where,
-                            line=mark.line + 1 if mark is not None else None) from exc
+        data, text = read_yaml(path, hint=hint)
     if not isinstance(data, dict):
         found = "an empty file" if data is None else f"a {type(data).__name__}"
         raise ConfigInvalid(f"must be a mapping with `default` and `endpoints`, found {found}{hint}", file=where)
     try:
         registry = ModelRegistry.model_validate(data)
     except ValidationError as exc:
-        first, *rest = exc.errors()
-        also = "".join(f"; {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in rest)
-        raise ConfigInvalid(f"{first['msg']}{also}{hint}", file=where, field=".".join(map(str, first["loc"])),
-                            line=_line_of(text, first["loc"])) from exc
+        raise invalid_shape(exc, text, where=where, hint=hint) from exc
     check_registry(registry, where=where)
     return registry
-
-
-def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
-    """The 1-based line of the YAML node at ``loc`` (or of its deepest existing parent, for a missing key)."""
-    node: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
-    line = None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if k.value == str(key)), None)
-            if pair is None:
-                break
-            line, node = pair[0].start_mark.line + 1, pair[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
 
 
 def check_registry(registry: ModelRegistry, *, where: str) -> None:

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from naestro.technical import is_technical
+
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine, EntityRecognizer
 
@@ -100,8 +102,10 @@ def _env_secrets() -> tuple[str, ...]:
 
 
 _DATA_ENTITIES = ("IBAN_CODE", "CRYPTO", "UK_NHS")
-_PROSE_ENTITIES = ("PERSON", "LOCATION", *_DATA_ENTITIES)
+_NER_ENTITIES = ("PERSON", "LOCATION")
+_PROSE_ENTITIES = (*_NER_ENTITIES, *_DATA_ENTITIES)
 _MIN_SCORE = 0.6
+_NER_MIN_SCORE = 0.8  # presidio's spaCy recognizer says 0.85 for what NER tags; lower means a weaker recognizer
 
 
 @functools.cache
@@ -144,8 +148,13 @@ def _presidio(text: str, depth: Depth) -> Iterator[Finding]:
     else:
         return
     for r in results:
-        if r.score >= _MIN_SCORE:
-            yield Finding("pii", str(r.entity_type).lower(), int(r.start), int(r.end))
+        if r.score < _MIN_SCORE:
+            continue
+        # NER scores every entity alike: a PERSON or LOCATION must also be written as a name (naestro.technical;
+        # "python3" was redacted as a person, issue 18). Checksummed recognizers are kept as they are.
+        if r.entity_type in _NER_ENTITIES and (r.score < _NER_MIN_SCORE or is_technical(text, r.start, r.end)):
+            continue
+        yield Finding("pii", str(r.entity_type).lower(), int(r.start), int(r.end))
 
 
 def _iter(text: str, depth: Depth = "fast") -> Iterator[Finding]:

@@ -24,11 +24,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from langchain_mcp_adapters.sessions import Connection
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 from mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions, build_server
+from naestro.configfile import invalid_shape, read_yaml
 from naestro.errors import ConfigError
 from naestro.plan import Role
 from naestro.toolbus import McpToolBus, ToolAnnotations, ToolSpec, builtin_servers
@@ -110,11 +110,11 @@ def load_tools_config(path: Path | None) -> ToolsConfig:
     """``tools.yaml``; a missing file (or None) means builtin servers only, with their defaults."""
     if path is None or not path.exists():
         return ToolsConfig()
+    data, text = read_yaml(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-        return ToolsConfig.model_validate(data)
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(str(exc), file=str(path)) from exc
+        return ToolsConfig.model_validate(data or {})
+    except ValidationError as exc:
+        raise invalid_shape(exc, text, where=str(path)) from exc
 
 
 def run_servers(workspace: Path, config: ToolsConfig, *, allow_domains: Sequence[str] = (),
