@@ -1,4 +1,4 @@
-"""Checkpoint and snapshot costs: ``.venv/bin/python bench/checkpoints.py [--steps 200] [--postgres URL]``.
+"""Checkpoint and snapshot costs: ``python -m bench.checkpoints [--steps 200] [--tasks 200] [--postgres URL]``.
 
 1. Per-step checkpoint cost of Naestro's savers (SQLite WAL + synchronous=NORMAL; Postgres) against
    LangGraph's InMemorySaver on the same 20-node chain (ratio).
@@ -6,6 +6,11 @@
    ``shutil.copytree`` of the same folder (ratio).
 3. Checkpoint bytes per step over N steps that each add a 1 KB message: messages kept in graph state (the
    usual LangGraph pattern) vs Naestro's pattern (the payload in the journal, a reference in state).
+4. Checkpoint bytes per step of Naestro's real run graph on a chain of N direct tasks (each an MCP fs.write
+   and a file_exists check), on SQLite and Postgres, against bare LangGraph with the same checkpointer whose
+   one node writes a record of the same shape per step into a dict in state (the usual pattern). Bytes per
+   checkpoint = its row + its pending writes + the blobs of channel versions it introduced
+   (``checkpoints/footprint.py``); first 10 steps vs last 10 (issue 16: O(change), not O(state)).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 
 from checkpoints import open_saver
+from checkpoints.footprint import postgres_bytes, sqlite_bytes
 from checkpoints.snapshots import SnapshotStore
 from naestro.journal import Journal, request_hash
 
@@ -149,18 +155,94 @@ def _count(s: Any) -> int:
     return len(s["messages"]) if "messages" in s else int(s["count"])
 
 
-async def main(steps: int, pg: str | None) -> None:
+class Bare(TypedDict):
+    tasks: Annotated[dict[str, Any], lambda a, b: {**a, **b}]
+
+
+def _record(i: int) -> dict[str, Any]:
+    """A task record shaped like a passed direct task's (graphs/state.py TaskRecord)."""
+    return {"status": "passed", "attempts": 1, "outputs": {}, "summary": f"wrote f{i}.txt (1 bytes)",
+            "checks": [{"kind": "file_exists", "passed": True, "detail": f"f{i}.txt exists"}], "feedback": "",
+            "tokens": 0, "cost_usd": 0.0, "wall_s": 0.012, "model": ""}
+
+
+async def bare_bytes(saver: Any, thread: str, tasks: int) -> None:
+    async def step(s: Bare) -> dict[str, Any]:
+        i = len(s["tasks"])
+        return {"tasks": {f"t{i}": _record(i)}}
+
+    g: StateGraph[Any] = StateGraph(Bare)
+    g.add_node("task", step)
+    g.add_edge(START, "task")
+    g.add_conditional_edges("task", lambda s, n=tasks: "__end__" if len(s["tasks"]) >= n else "task")
+    cfg = {"configurable": {"thread_id": thread}, "recursion_limit": tasks + 10}
+    await g.compile(checkpointer=saver).ainvoke({"tasks": {}}, cfg)
+
+
+async def naestro_bytes(saver: Any, thread: str, tasks: int, home: Path) -> None:
+    from bench.overhead import chain_plan
+    from graphs.compile import compile_graph
+    from naestro.endpoints import load_registry
+    from naestro.llm import EndpointProvider
+    from naestro.runner import Runner
+    from naestro.settings import Settings
+
+    settings = Settings().model_copy(update={"home": home, "max_replans": 0})
+    runner = Runner(settings, EndpointProvider(load_registry(settings.models_file), settings))
+    record = runner.store.create("bench", source_workspace=None, in_place=False)
+    graph = compile_graph(runner.services, checkpointer=saver)
+    inp = {"goal": "bench", "run_id": record.run_id,
+           "plan": chain_plan(tasks).model_dump(mode="json", by_alias=True)}
+    cfg = {"configurable": {"thread_id": thread, "naestro_run": record.run_id}}
+    state = await graph.ainvoke(inp, cfg, interrupt_before=["report"])  # the report needs a model
+    bad = {t: r["status"] for t, r in state["tasks"].items() if r["status"] != "passed"}
+    if bad or len(state["tasks"]) != tasks:
+        raise SystemExit(f"benchmark run did not pass: {bad or len(state['tasks'])}")
+    await runner.services.aclose()
+
+
+async def graph_bytes(tmp: Path, tasks: int, pg: str | None) -> None:
+    print(f"checkpoint bytes per step, a chain of {tasks} direct tasks (first 10 steps / last 10 / max):")
+    backends: list[tuple[str, str | None]] = [("SQLite", None)] + ([("Postgres", pg)] if pg else [])
+    for name, url in backends:
+        db = tmp / f"graph-{name}.sqlite"
+        measured: dict[str, list[int]] = {}
+        for kind in ("bare langgraph", "naestro"):
+            thread = f"{kind.split()[0]}-{uuid.uuid4().hex[:8]}"
+            async with open_saver(url, db) as saver:
+                if kind == "naestro":
+                    await naestro_bytes(saver, thread, tasks, tmp / "home")
+                else:
+                    await bare_bytes(saver, thread, tasks)
+            measured[kind] = sqlite_bytes(db, thread) if url is None else postgres_bytes(url, thread)
+        for kind, sizes in measured.items():
+            first, last = statistics.mean(sizes[1:11]), statistics.mean(sizes[-10:])
+            print(f"  {name:8s} {kind:15s} {len(sizes):4d} checkpoints, total {sum(sizes) / 1024:8.1f} KB; per step "
+                  f"{first / 1024:6.2f} KB / {last / 1024:6.2f} KB / {max(sizes[1:]) / 1024:6.2f} KB "
+                  f"(last/first {last / first:5.2f}x)")
+        n, b = measured["naestro"], measured["bare langgraph"]
+        early = statistics.mean(n[1:11]) / statistics.mean(b[1:11])
+        late = statistics.mean(n[-10:]) / statistics.mean(b[-10:])
+        print(f"  {name:8s} naestro/bare per step: first 10 {early:.2f}x, last 10 {late:.2f}x")
+
+
+async def main(steps: int, tasks: int, pg: str | None, only_graph: bool) -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        await savers(tmp, 20, 15, pg)
-        snapshots(tmp)
-        await growth(tmp, steps)
+        if not only_graph:
+            await savers(tmp, 20, 15, pg)
+            snapshots(tmp)
+            await growth(tmp, steps)
+        await graph_bytes(tmp, tasks, pg)
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--tasks", type=int, default=200, help="tasks of the real-graph run (part 4)")
+    ap.add_argument("--graph-only", action="store_true", help="only part 4")
     ap.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     a = ap.parse_args()
-    runner: Callable[[], Awaitable[None]] = lambda: main(a.steps, a.postgres or None)  # noqa: E731
+    runner: Callable[[], Awaitable[None]] = lambda: main(a.steps, a.tasks, a.postgres or None,  # noqa: E731
+                                                         a.graph_only)
     asyncio.run(runner())

@@ -1,11 +1,23 @@
-"""Workspace snapshots bound to checkpoints: content-addressed copies, only changed files are stored.
+"""Workspace snapshots bound to checkpoints: content-addressed copies, manifests written as deltas.
 
-``objects/<sha256>`` holds each distinct file content once (a hard link when the filesystem allows, else a
-copy); ``manifests/<id>.json`` maps relative paths to (sha256, mode, size, mtime_ns) — or a symlink
-target — and the snapshot id is the hash of that mapping. Unchanged files (same size and mtime as in the
-previous manifest) are not re-hashed. ``index.jsonl`` binds checkpoint ids to snapshot ids: the snapshot
-of a checkpoint is the workspace as it was when that checkpoint was the latest, taken by the first node of
-the next step before it can change anything.
+``objects/<sha256>`` holds each distinct file content once (a copy: the workspace file will change). A
+snapshot's manifest maps relative paths to (sha256, mode, size, mtime_ns) — or a symlink target — and the
+snapshot id is the hash of that mapping (equal contents → equal id). A manifest is stored as
+``manifests/<id>.delta.json`` — the paths set and deleted against the previous snapshot — so a step that
+changes one file writes one entry, not the whole tree (issue 16: full manifests per step grew with
+files × steps); ``manifests/<id>.json`` is a full one, written for the first snapshot and for every
+``CHAIN_LIMIT``-th link so that reading a snapshot in a new process reads a bounded chain.
+
+Taking a snapshot walks the workspace and re-hashes only files whose size or mtime changed — unless the store
+knows what changed since its last snapshot: the tool layer reports the files ``fs.write`` / ``fs.patch``
+wrote (``note_written``), and ``take`` then looks at those paths only. Anything that can touch files unseen
+(``exec.run``, a tool that is not read-only, a failed write, planning probes, a restore by another store,
+a new process) calls ``note_unknown`` or simply leaves the store unknowing, and the next ``take`` walks; so
+does every ``WALK_EVERY``-th take, which bounds how long an edit made outside Naestro goes unseen.
+
+``index.jsonl`` binds checkpoint ids to snapshot ids: the snapshot of a checkpoint is the workspace as it
+was when that checkpoint was the latest, taken by the first node of the next step before it can change
+anything.
 """
 
 from __future__ import annotations
@@ -52,6 +64,17 @@ def _sha(path: Path) -> str:
     return h.hexdigest()
 
 
+CHAIN_LIMIT = 256
+"""A delta manifest's chain is at most this long: the next one is written in full."""
+
+WALK_EVERY = 32
+"""Known-changes takes in a row before a full walk (bounds how long an outside edit goes unseen)."""
+
+
+def _entry_json(e: FileEntry) -> dict[str, Any]:
+    return dict(e.__dict__)
+
+
 class SnapshotStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -67,6 +90,36 @@ class SnapshotStore:
                     continue  # a torn last line after a crash
                 self._index[str(row["checkpoint"])] = str(row["snapshot"])
         self._last: dict[str, FileEntry] = {}
+        self._last_id: str | None = None
+        self._depth = 0  # links of delta manifests behind ``_last_id``
+        self._stored: set[str] | None = None  # object names known to exist (listed once)
+        self._dirs_ready = False
+        self._cache: dict[str, dict[str, FileEntry]] = {}  # resolved manifests, a few recent ones
+        self._changes_lock = threading.Lock()
+        self._changed: set[str] | None = None  # paths written since the last take; None: unknown, walk
+        self._known_takes = 0
+
+    # --- what changed since the last snapshot -------------------------------------------------------------
+
+    def note_written(self, paths: list[str]) -> None:
+        """``paths`` (workspace-relative) were written or deleted by a tool that says exactly which."""
+        with self._changes_lock:
+            if self._changed is not None:
+                self._changed.update(paths)
+
+    def note_unknown(self) -> None:
+        """Something may have changed any file: the next ``take`` walks the workspace."""
+        with self._changes_lock:
+            self._changed = None
+
+    def note_tool(self, *, read_only: bool, paths: list[str] | None) -> None:
+        """A tool ran: a read-only one changed nothing; one that named the files it wrote changed those."""
+        if read_only:
+            return
+        if paths is None or any(not _plain_relative(p) for p in paths):
+            self.note_unknown()
+        else:
+            self.note_written(paths)
 
     # --- taking -----------------------------------------------------------------------------------------
 
@@ -78,47 +131,115 @@ class SnapshotStore:
             for name in [*filenames, *(d for d in dirnames if (base / d).is_symlink())]:
                 path = base / name
                 rel = str(path.relative_to(workspace))
-                st = path.lstat()
-                if stat.S_ISLNK(st.st_mode):
-                    entries[rel] = FileEntry(link=os.readlink(path))
-                    continue
-                if not stat.S_ISREG(st.st_mode):
-                    continue
-                prev = self._last.get(rel)
-                if prev and prev.link is None and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns:
-                    entries[rel] = prev
-                else:
-                    entries[rel] = FileEntry(sha256=_sha(path), mode=stat.S_IMODE(st.st_mode), size=st.st_size,
-                                             mtime_ns=st.st_mtime_ns)
+                entry = self._entry(path, rel)
+                if entry is not None:
+                    entries[rel] = entry
+        return dict(sorted(entries.items()))
+
+    def _entry(self, path: Path, rel: str) -> FileEntry | None:
+        """The manifest entry of one path (None: not a regular file or symlink, or gone)."""
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            return FileEntry(link=os.readlink(path))
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        prev = self._last.get(rel)
+        if prev and prev.link is None and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns:
+            return prev
+        return FileEntry(sha256=_sha(path), mode=stat.S_IMODE(st.st_mode), size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+    def _rescan(self, workspace: Path, changed: set[str]) -> dict[str, FileEntry] | None:
+        """The last manifest with only ``changed`` looked at again; None when a walk is needed after all."""
+        entries = dict(self._last)
+        for rel in changed:
+            path = workspace / rel
+            if path.is_dir() and not path.is_symlink():
+                return None  # a folder where a file was: its contents are unknown
+            entry = self._entry(path, rel)
+            if entry is None:
+                entries.pop(rel, None)
+            else:
+                entries[rel] = entry
         return dict(sorted(entries.items()))
 
     def take(self, workspace: Path) -> str:
         """Snapshot the workspace; returns its id (equal contents → equal id, nothing stored twice)."""
         with self._lock:
+            with self._changes_lock:
+                changed, self._changed = self._changed, set()
             if not self._last:
-                self._last = self._latest_manifest()
-            entries = self.scan(workspace)
-            self.objects.mkdir(parents=True, exist_ok=True)
-            self.manifests.mkdir(parents=True, exist_ok=True)
+                self._last_id = self.latest()
+                self._last = self.manifest(self._last_id) if self._last_id else {}
+                self._depth = self._depth_of(self._last_id)
+                changed = None
+            elif self._last_id != self.latest():
+                changed = None  # another store (a rollback) moved the workspace since: look at everything
+            entries = None
+            if changed is not None and self._known_takes < WALK_EVERY:
+                entries = self._rescan(workspace, changed)
+            if entries is None:
+                entries, self._known_takes = self.scan(workspace), 0
+            else:
+                self._known_takes += 1
+            self._ready()
             for rel, e in entries.items():
-                obj = self.objects / e.sha256
-                if e.link is None and not obj.exists():
-                    tmp = obj.with_suffix(".tmp")
-                    shutil.copyfile(workspace / rel, tmp)  # a copy, not a link: the workspace file will change
-                    tmp.replace(obj)
-            body = {rel: {"sha256": e.sha256, "mode": e.mode, "link": e.link} if e.link is None else {"link": e.link}
-                    for rel, e in entries.items()}
-            snap = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
-            path = self.manifests / f"{snap}.json"
-            if not path.exists():
-                path.write_text(json.dumps({rel: e.__dict__ for rel, e in entries.items()}))
-            self._last = entries
-            (self.root / "latest").write_text(snap)
+                if e.link is None and e.sha256 not in self._objects():
+                    obj = self.objects / e.sha256
+                    if not obj.exists():
+                        tmp = obj.with_suffix(".tmp")
+                        shutil.copyfile(workspace / rel, tmp)  # a copy, not a link: the workspace file will change
+                        tmp.replace(obj)
+                    self._objects().add(e.sha256)
+            snap = _snapshot_id(entries)
+            if snap != self._last_id:
+                self._write_manifest(snap, entries)
+                (self.root / "latest").write_text(snap)
+            self._last, self._last_id = entries, snap
             return snap
 
-    def _latest_manifest(self) -> dict[str, FileEntry]:
-        latest = self.root / "latest"
-        return self.manifest(latest.read_text().strip()) if latest.exists() else {}
+    def _ready(self) -> None:
+        if not self._dirs_ready:  # once per store, not a mkdir per step (issue 16)
+            self.objects.mkdir(parents=True, exist_ok=True)
+            self.manifests.mkdir(parents=True, exist_ok=True)
+            self._dirs_ready = True
+
+    def _objects(self) -> set[str]:
+        if self._stored is None:
+            self._stored = {p.name for p in self.objects.iterdir()} if self.objects.is_dir() else set()
+        return self._stored
+
+    def _write_manifest(self, snap: str, entries: dict[str, FileEntry]) -> None:
+        """A delta against the last snapshot when it is smaller and the chain is short enough, else in full."""
+        full, delta = self.manifests / f"{snap}.json", self.manifests / f"{snap}.delta.json"
+        if full.exists() or delta.exists():  # this content was snapshotted before (an undo, say)
+            self._depth = self._depth_of(snap)
+            self._remember(snap, entries)
+            return
+        base, depth = self._last_id, self._depth + 1
+        if base is not None and depth < CHAIN_LIMIT:
+            put = {rel: _entry_json(e) for rel, e in entries.items() if self._last.get(rel) != e}
+            gone = [rel for rel in self._last if rel not in entries]
+            if len(put) + len(gone) < max(1, len(entries)):
+                body = {"base": base, "depth": depth, "set": put, "del": gone}
+                _write_new(delta, json.dumps(body))
+                self._depth = depth
+                self._remember(snap, entries)
+                return
+        _write_new(full, json.dumps({rel: _entry_json(e) for rel, e in entries.items()}))
+        self._depth = 0
+        self._remember(snap, entries)
+
+    def _depth_of(self, snap: str | None) -> int:
+        delta = self.manifests / f"{snap}.delta.json"
+        return int(json.loads(delta.read_text())["depth"]) if snap and delta.exists() else 0
+
+    def _remember(self, snap: str, entries: dict[str, FileEntry]) -> None:
+        self._cache[snap] = entries
+        while len(self._cache) > 8:
+            self._cache.pop(next(iter(self._cache)))
 
     def latest(self) -> str | None:
         latest = self.root / "latest"
@@ -130,7 +251,8 @@ class SnapshotStore:
         with self._lock:
             if self._index.get(checkpoint_id) == snapshot_id:
                 return
-            self.root.mkdir(parents=True, exist_ok=True)
+            if not self._dirs_ready:
+                self.root.mkdir(parents=True, exist_ok=True)
             with self._index_path.open("a") as fh:
                 fh.write(json.dumps({"checkpoint": checkpoint_id, "snapshot": snapshot_id}) + "\n")
             self._index[checkpoint_id] = snapshot_id
@@ -144,11 +266,35 @@ class SnapshotStore:
     # --- reading and restoring ----------------------------------------------------------------------
 
     def manifest(self, snapshot_id: str) -> dict[str, FileEntry]:
-        path = self.manifests / f"{snapshot_id}.json"
-        if not path.exists():
-            raise UsageError(f"no workspace snapshot {snapshot_id!r} under {self.root}")
-        raw: dict[str, dict[str, Any]] = json.loads(path.read_text())
-        return {rel: FileEntry(**e) for rel, e in raw.items()}
+        """The full manifest of a snapshot, following its delta chain back to a full one."""
+        if snapshot_id in self._cache:
+            return self._cache[snapshot_id]
+        chain: list[dict[str, Any]] = []
+        current: str | None = snapshot_id
+        base: dict[str, FileEntry] = {}
+        while current is not None:
+            if current in self._cache:
+                base = self._cache[current]
+                break
+            full, delta = self.manifests / f"{current}.json", self.manifests / f"{current}.delta.json"
+            if full.exists():
+                raw: dict[str, dict[str, Any]] = json.loads(full.read_text())
+                base = {rel: FileEntry(**e) for rel, e in raw.items()}
+                break
+            if not delta.exists() or len(chain) > 100_000:  # ids are content hashes: no cycles, but never loop
+                raise UsageError(f"no workspace snapshot {current!r} under {self.root}"
+                                 + (f" (needed by {snapshot_id!r})" if current != snapshot_id else ""))
+            body = json.loads(delta.read_text())
+            chain.append(body)
+            current = str(body["base"])
+        entries = dict(base)
+        for body in reversed(chain):
+            for rel in body["del"]:
+                entries.pop(rel, None)
+            entries.update({rel: FileEntry(**e) for rel, e in body["set"].items()})
+        entries = dict(sorted(entries.items()))
+        self._remember(snapshot_id, entries)
+        return entries
 
     def changed(self, snapshot_id: str, workspace: Path) -> list[str]:
         """Paths whose content, mode or presence differs between the snapshot and the workspace."""
@@ -180,9 +326,28 @@ class SnapshotStore:
             if d != workspace and not any(d.iterdir()) and not any(k.startswith(f"{d.relative_to(workspace)}/")
                                                                     for k in want):
                 d.rmdir()
-        self._last = {}
         (self.root / "latest").write_text(snapshot_id)
+        self._last, self._last_id, self._depth = {}, None, 0  # the next take walks and reads the chain anew
+        self.note_unknown()
         return touched
+
+
+def _snapshot_id(entries: dict[str, FileEntry]) -> str:
+    body = {rel: {"sha256": e.sha256, "mode": e.mode, "link": e.link} if e.link is None else {"link": e.link}
+            for rel, e in entries.items()}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write-then-rename: a manifest is either whole or absent after a crash."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _plain_relative(path: str) -> bool:
+    """A path a tool reported that the store can look at directly (inside the workspace, no ``..``)."""
+    return bool(path) and not os.path.isabs(path) and ".." not in Path(path).parts
 
 
 def _same(e: FileEntry | None) -> tuple[str, int, str | None] | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from checkpoints.blobs import BlobSqliteSaver
 from naestro.errors import ConfigError
 
 
@@ -24,7 +25,7 @@ async def open_sqlite_saver(path: Path) -> AsyncIterator[AsyncSqliteSaver]:
     try:
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
-        saver = AsyncSqliteSaver(conn)
+        saver = BlobSqliteSaver(conn)
         await saver.setup()
     except sqlite3.DatabaseError as exc:
         # Close it: aiosqlite's worker is a non-daemon thread, and an open one keeps the process from exiting.

@@ -7,12 +7,14 @@ runs any plan and a client (SDK, Studio) sees it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import (
     Annotated,
     Literal,
     NotRequired,  # pydantic needs these on 3.11 (the input JSON schema)
 )
 
+from langgraph.channels import DeltaChannel
 from pydantic import JsonValue
 from typing_extensions import TypedDict
 
@@ -49,6 +51,22 @@ def merge_tasks(left: dict[str, TaskRecord], right: dict[str, TaskRecord]) -> di
     return {**left, **right}
 
 
+def merge_task_batches(left: dict[str, TaskRecord], writes: Sequence[dict[str, TaskRecord]]) -> dict[str, TaskRecord]:
+    """``merge_tasks`` over a batch of writes, as ``DeltaChannel`` replays them (batching-invariant)."""
+    merged = dict(left)
+    for right in writes:
+        merged.update(right)
+    return merged
+
+
+TASKS_SNAPSHOT_EVERY = 1000
+"""Updates of the task map between two full copies of it in a checkpoint (LangGraph's ``DeltaChannel``).
+
+Between copies a checkpoint stores only the step's task records (its writes) and reading a state replays the
+writes since the last copy: per-step bytes stay O(change) (issue 16) at the price of reading up to this many
+updates back. A 200-task run stays below it; LangGraph also copies after 5000 supersteps whatever this says."""
+
+
 def status_of(tasks: dict[str, TaskRecord], task_id: str) -> TaskStatus | None:
     record = tasks.get(task_id)
     return record["status"] if record else None
@@ -77,7 +95,8 @@ class RunState(TypedDict):
     run_id: NotRequired[str]
     phase: NotRequired[int]  # 0 = the plan; n = the n-th re-plan of what was left unfinished
     plan: NotRequired[dict[str, JsonValue]]  # the phase's validated plan (JSON)
-    tasks: Annotated[dict[str, TaskRecord], merge_tasks]
+    # Only each step's records are checkpointed, not the whole map (issue 16): see TASKS_SNAPSHOT_EVERY.
+    tasks: Annotated[dict[str, TaskRecord], DeltaChannel(merge_task_batches, snapshot_frequency=TASKS_SNAPSHOT_EVERY)]
     report: NotRequired[str]
     status: NotRequired[Literal["passed", "failed"]]
     workspace: NotRequired[str]

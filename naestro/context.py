@@ -182,6 +182,7 @@ class RunContext:
             timeout_s = min(timeout_s, float(limit))
         self.journal.started(key, "tool", request)
         result = await self.bus.call(name, arguments, timeout_s=timeout_s)
+        self._note_files(name, result)
         # Secrets and PII in what a tool returns never reach the model, the journal or the graph state.
         result = self.vault.redact_fields(result, "text", "structured")
         cap = decision.obligations.get("max_output_chars")
@@ -190,6 +191,23 @@ class RunContext:
         self.journal.done(key, "tool", request, result.model_dump(mode="json"))
         self.record_tool_call(ex.task_id, result)
         return result
+
+    def _note_files(self, name: str, result: ToolResult) -> None:
+        """Tell the snapshot store which files a tool changed, so the next snapshot need not walk the workspace.
+
+        Only trusted (builtin) servers are believed: a read-only tool changed nothing, ``fs.write`` and
+        ``fs.patch`` name the files they wrote; anything else (``exec.run``, a failed write) may have changed
+        any file. Read before redaction: a path is a path, not a placeholder."""
+        if self.snapshots is None:
+            return
+        spec = next((s for s in self.bus.specs() if s.name == name), None)
+        trusted = spec is not None and spec.trusted
+        data = result.structured if result.ok and isinstance(result.structured, dict) else {}
+        written = data.get("files") if name == "fs.patch" else [data.get("path")] if name == "fs.write" else None
+        paths = [str(p) for p in written] if isinstance(written, list) and all(
+            isinstance(p, str) for p in written) else None
+        self.snapshots.note_tool(read_only=trusted and spec is not None and spec.read_only,
+                                 paths=paths if trusted else None)
 
     async def complete(self, ex: Execution, endpoint: str, messages: list[BaseMessage], *,
                        schema: dict[str, JsonValue], name: str, purpose: str = "agent") -> ModelReply:

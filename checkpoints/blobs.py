@@ -1,0 +1,141 @@
+"""SQLite checkpoints that store a large channel value once per version, not once per checkpoint (issue 16).
+
+``AsyncSqliteSaver`` serialises every channel's value into every checkpoint row, so a 200-task plan was
+written again at each of a run's ~400 steps. Postgres' saver keeps values in ``checkpoint_blobs`` keyed by
+(channel, version) and writes only the channels a step changed; this saver does the same on SQLite: a value
+whose serialised form is larger than ``INLINE_MAX`` bytes goes to ``checkpoint_blobs`` when its version is
+new, and the checkpoint row keeps only the small values. Reading puts the values back, so callers (LangGraph,
+``naestro runs history``, the conformance suite) see ordinary checkpoints.
+
+``DeltaChannel`` snapshots (``graphs/state.py``'s task map) stay in the row: LangGraph's own SQLite
+ancestor walk (``aget_delta_channel_history``) reads seeds from the row. A crash between the blob insert and
+the checkpoint insert leaves an unreferenced blob (harmless; the next put of that version ignores it).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+__all__ = ["INLINE_MAX", "BlobSqliteSaver"]
+
+INLINE_MAX = 256
+"""Serialised values up to this size stay in the checkpoint row (a blob row's key costs ~100 bytes)."""
+
+_CACHE_SIZE = 64
+
+_BlobKey = tuple[str, str, str, str]  # thread, namespace, channel, version
+
+
+class BlobSqliteSaver(AsyncSqliteSaver):
+    """``AsyncSqliteSaver`` with large channel values in a ``checkpoint_blobs`` table, one row per version."""
+
+    _blobs_ready = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cache: OrderedDict[_BlobKey, tuple[str, bytes]] = OrderedDict()
+
+    async def setup(self) -> None:
+        await super().setup()
+        if self._blobs_ready:
+            return
+        async with self.lock:
+            async with self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS checkpoint_blobs (thread_id TEXT NOT NULL, checkpoint_ns TEXT NOT NULL "
+                "DEFAULT '', channel TEXT NOT NULL, version TEXT NOT NULL, type TEXT NOT NULL, blob BLOB, "
+                "PRIMARY KEY (thread_id, checkpoint_ns, channel, version))"):
+                pass
+            await self.conn.commit()
+            self._blobs_ready = True
+
+    async def aput(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+                   new_versions: ChannelVersions) -> RunnableConfig:
+        await self.setup()
+        thread, ns = str(config["configurable"]["thread_id"]), str(config["configurable"].get("checkpoint_ns", ""))
+        inline: dict[str, Any] = {}
+        rows: list[tuple[str, str, str, str, str, bytes]] = []
+        versions = checkpoint["channel_versions"]
+        for channel, value in checkpoint["channel_values"].items():
+            version = versions.get(channel)
+            if version is None or isinstance(value, _DeltaSnapshot):
+                inline[channel] = value
+                continue
+            key = (thread, ns, channel, str(version))
+            if key in self._cache:  # stored by an earlier put of this version
+                continue
+            type_, blob = self.serde.dumps_typed(value)
+            if len(blob) <= INLINE_MAX:
+                inline[channel] = value
+                continue
+            rows.append((*key, type_, blob))
+            self._remember(key, (type_, blob))
+        if rows:
+            async with self.lock:
+                # OR IGNORE: a version is immutable, and this process may not know it was stored already.
+                await self.conn.executemany(
+                    "INSERT OR IGNORE INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", rows)
+                await self.conn.commit()
+        return await super().aput(config, {**checkpoint, "channel_values": inline}, metadata, new_versions)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        found = await super().aget_tuple(config)
+        return await self._filled(found) if found is not None else None
+
+    async def alist(self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
+                    before: RunnableConfig | None = None, limit: int | None = None) -> AsyncIterator[CheckpointTuple]:
+        # Collected first: filling a tuple queries the same connection the listing cursor is reading.
+        found = [t async for t in super().alist(config, filter=filter, before=before, limit=limit)]
+        for tup in found:
+            yield await self._filled(tup)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await super().adelete_thread(thread_id)
+        await self.setup()
+        async with self.lock:
+            async with self.conn.execute("DELETE FROM checkpoint_blobs WHERE thread_id = ?", (str(thread_id),)):
+                pass
+            await self.conn.commit()
+        for key in [k for k in self._cache if k[0] == str(thread_id)]:
+            del self._cache[key]
+
+    async def _filled(self, tup: CheckpointTuple) -> CheckpointTuple:
+        """The tuple with the values kept in ``checkpoint_blobs`` put back into its checkpoint."""
+        checkpoint = tup.checkpoint
+        thread = str(tup.config["configurable"]["thread_id"])
+        ns = str(tup.config["configurable"].get("checkpoint_ns", ""))
+        values = checkpoint["channel_values"]
+        wanted = [(thread, ns, ch, str(v)) for ch, v in checkpoint["channel_versions"].items() if ch not in values]
+        if not wanted:
+            return tup
+        missing = [k for k in wanted if k not in self._cache]
+        if missing:
+            await self.setup()
+            async with self.lock:
+                where = " OR ".join(["(channel = ? AND version = ?)"] * len(missing))
+                args = [a for _t, _n, ch, v in missing for a in (ch, v)]
+                async with self.conn.execute(
+                        f"SELECT channel, version, type, blob FROM checkpoint_blobs WHERE thread_id = ? AND "
+                        f"checkpoint_ns = ? AND ({where})", (thread, ns, *args)) as cur:
+                    for channel, version, type_, blob in await cur.fetchall():
+                        self._remember((thread, ns, str(channel), str(version)), (str(type_), bytes(blob)))
+        filled = dict(values)
+        for key in wanted:
+            stored = self._cache.get(key)
+            if stored is not None:  # absent: a DeltaChannel between snapshots, or a channel with no value
+                self._cache.move_to_end(key)
+                filled[key[2]] = self.serde.loads_typed(stored)
+        return tup._replace(checkpoint={**checkpoint, "channel_values": filled})
+
+    def _remember(self, key: _BlobKey, value: tuple[str, bytes]) -> None:
+        self._cache[key] = value
+        self._cache.move_to_end(key)
+        while len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
