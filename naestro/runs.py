@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,11 +73,9 @@ class RunStore:
 
     def create(self, goal: str, *, source_workspace: Path | None, in_place: bool,
                policy: RunPolicy | None = None) -> RunRecord:
-        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
-        run_dir = self.dir(run_id)
         if source_workspace is not None and not source_workspace.is_dir():
             raise UsageError(f"--workspace {source_workspace} is not a folder")
-        run_dir.mkdir(parents=True)
+        run_id, run_dir = self._new_dir()
         if source_workspace is not None and in_place:
             workspace = source_workspace.resolve()
         elif source_workspace is not None:
@@ -91,10 +90,26 @@ class RunStore:
         self.save(record)
         return record
 
+    def _new_dir(self) -> tuple[str, Path]:
+        """A fresh run id and its directory. Ids are the second plus 16 random bits, so runs started in the same
+        second by many processes can collide (~26 % for 200 in one second): ``mkdir`` claims the id atomically,
+        and a taken one is drawn again."""
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        while True:
+            run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+            run_dir = self.dir(run_id)
+            try:
+                run_dir.mkdir()
+            except FileExistsError:
+                continue
+            return run_id, run_dir
+
     def save(self, record: RunRecord) -> None:
         record.updated = _now()
         path = self.dir(record.run_id) / "run.json"
-        tmp = path.with_suffix(".tmp")
+        # A temporary name per writer: the driver and a node's worker thread may save the same run at once, and a
+        # shared name let one writer rename the other's half-written file (or find it gone).
+        tmp = path.with_name(f"run.json.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(record.model_dump_json(indent=2))
         tmp.replace(path)
 

@@ -140,7 +140,8 @@ class SqliteBanditStore(_SqlBanditStore):
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # One connection per process (the runtime's router); other processes sharing HOME wait for its writes.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")
         super().__init__()
 
