@@ -9,8 +9,9 @@ START → plan → schedule ─Send→ task ─→ schedule … → report ─�
 ``plan`` puts the phase's plan in state (planned from the goal, or the given one validated). ``schedule``
 sends every task whose dependencies are final, and every task whose last attempt asked for a retry or a
 Reviewer pass, to ``task`` (one attempt: execute, then the acceptance checks) in one superstep, so independent
-tasks run in parallel; a task waits for all its dependencies because it is only sent then. ``report`` writes
-report.md; ``replan`` plans what is unfinished as the next phase; ``finish`` records the outcome.
+tasks run in parallel; a task waits for all its dependencies because it is only sent then. ``report`` checks
+the goal's own requirements (``nodes.goal_checks``: a run passes only when they and the plan's checks pass) and
+writes report.md; ``replan`` plans what is unfinished as the next phase; ``finish`` records the outcome.
 
 The same compiled graph runs under ``naestro run`` (with Naestro's checkpointer) and under the LangGraph
 server (``graphs/app.py``, with the server's), so the SDK, Studio and the CLI see the same nodes, state and
@@ -35,6 +36,7 @@ from graphs.state import FINAL, RunInput, RunOutput, RunState, TaskInput, status
 from naestro.context import RunContext
 from naestro.errors import RunPaused
 from naestro.plan import Plan
+from nodes.goal_checks import goal_passed
 from nodes.planning import plan_node, replan_node
 from nodes.reporter import report_node, run_passed
 from nodes.task import task_node
@@ -119,8 +121,7 @@ def build_graph(services: RunServices) -> StateGraph[RunState, None, RunInput, R
     async def report(state: RunState) -> dict[str, Any]:
         async def write() -> dict[str, Any]:
             ctx = await context(state)
-            update = await report_node(state, ctx)
-            return {**update, "status": "passed" if run_passed(ctx.plan, state["tasks"]) else "failed"}
+            return await report_node(state, ctx)  # the status too: the plan's tasks and the goal's own checks
         return await guarded(run_of(state["run_id"]), write())
 
     def after_report(state: RunState) -> Literal["replan", "finish"]:
@@ -138,7 +139,8 @@ def build_graph(services: RunServices) -> StateGraph[RunState, None, RunInput, R
     async def finish(state: RunState) -> dict[str, Any]:
         async def end() -> dict[str, Any]:
             ctx = await context(state)
-            status: Literal["passed", "failed"] = "passed" if run_passed(ctx.plan, state["tasks"]) else "failed"
+            passed = run_passed(ctx.plan, state["tasks"]) and goal_passed(state.get("goal_checks"))
+            status: Literal["passed", "failed"] = "passed" if passed else "failed"
             run_id = run_of(state["run_id"])
             await asyncio.to_thread(_finished, services, run_id, status, state.get("phase", 0))
             await services.close(run_id)

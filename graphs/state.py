@@ -46,6 +46,15 @@ class TaskRecord(TypedDict):
     refused: NotRequired[bool]  # a human refused consent during this attempt: no automatic Reviewer pass
 
 
+class GoalCheck(TypedDict):
+    """One requirement the goal itself states (``nodes.goal_requirements``) and its verdict; None until checked."""
+
+    requirement: dict[str, JsonValue]
+    description: str
+    passed: bool | None
+    detail: str
+
+
 def merge_tasks(left: dict[str, TaskRecord], right: dict[str, TaskRecord]) -> dict[str, TaskRecord]:
     """Per-task last-writer-wins; different tasks never clash, so parallel supersteps merge cleanly."""
     return {**left, **right}
@@ -99,6 +108,7 @@ class RunState(TypedDict):
     tasks: Annotated[dict[str, TaskRecord], DeltaChannel(merge_task_batches, snapshot_frequency=TASKS_SNAPSHOT_EVERY)]
     report: NotRequired[str]
     status: NotRequired[Literal["passed", "failed"]]
+    goal_checks: NotRequired[list[GoalCheck]]  # the goal's own requirements, checked before a run may pass
     workspace: NotRequired[str]
     mode: NotRequired[Mode]
     approve: NotRequired[list[str]]
@@ -109,6 +119,7 @@ class RunOutput(TypedDict):
     status: Literal["passed", "failed"]
     report: str
     tasks: dict[str, TaskRecord]
+    goal_checks: NotRequired[list[GoalCheck]]
 
 
 class TaskInput(TypedDict):

@@ -24,6 +24,7 @@ from naestro.plan import (
 from nodes.evaluation import emit_verdict, evaluate_check
 from nodes.file_checks import file_check
 from nodes.judge import judge
+from nodes.reference import program_offer
 
 __all__ = ["run_checks"]
 
@@ -48,7 +49,10 @@ async def _one(check: AcceptanceCheck, task: Task, outputs: dict[str, JsonValue]
         case EvaluatorCheck() if check.evaluator != "llm_judge":
             verdict = await evaluate_check(check, task, outputs, summary, ctx, ex)
             ok = verdict.passed and verdict.score >= check.threshold
-            return {"kind": "evaluator", "passed": ok, "detail": verdict.render(threshold=check.threshold)}
+            detail = verdict.render(threshold=check.threshold)
+            # An agreed reference's program, offered to the next attempt (the detail is its feedback).
+            offer = None if ok else program_offer(check)
+            return {"kind": "evaluator", "passed": ok, "detail": detail + (f"\n{offer}" if offer else "")}
         case EvaluatorCheck():
             score, reason = await judge(check, task, outputs, summary, ctx, ex)
             ok = score >= check.threshold

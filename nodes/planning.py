@@ -29,9 +29,12 @@ from naestro.redact import SecretVault, redact_plan
 from naestro.runs import RunRecord
 from naestro.telemetry import span
 from naestro.validate import parse_plan
+from nodes.goal_checks import goal_failures, planned_goal_checks
+from nodes.goal_requirements import files_named
 from nodes.planner import make_plan
 from nodes.reference import reference_checks, with_reference_checks
-from nodes.vacuity import CommandRunner, Probe, vacuous_checks
+from nodes.replan_guard import confined_replan
+from nodes.vacuity import CommandRunner, DeferredProbe, Probe, vacuous_checks
 from policies.decision import ApprovedScope, RunPolicy
 from policies.gate import Gate
 
@@ -67,12 +70,19 @@ def planning_sandbox(gate: Gate) -> CommandRunner:
     return run
 
 
-def _probe(gate: Gate, workspace: Path) -> Probe:
-    """Finds a candidate plan's vacuous checks (``nodes.vacuity``)."""
+def _probe(gate: Gate, workspace: Path, probed: set[str] | None = None) -> Probe:
+    """Finds a candidate plan's vacuous checks (``nodes.vacuity``); ``probed`` collects the commands it ran (the
+    others are probed at check time, ``DeferredProbe``)."""
     run = planning_sandbox(gate)
 
+    async def counted(command: str, where: Path) -> Completed | None:
+        done = await run(command, where)
+        if done is not None and probed is not None:
+            probed.add(command)
+        return done
+
     async def probe(plan: Plan) -> list[PlanProblem]:
-        return await vacuous_checks(plan, workspace, run)
+        return await vacuous_checks(plan, workspace, counted)
     return probe
 
 
@@ -148,11 +158,15 @@ async def plan_node(state: RunState, services: RunServices, *, thread: str, serv
         events.emit("planning", endpoint=rt.provider.registry.default)
         gate = await asyncio.to_thread(services.gate, record=record, bus=None, events=events, audit=audit,
                                        registered={"exec.run"}, remember=False)
+        probed: set[str] = set()
         with span("naestro.plan", attributes={"naestro.planner.attempts": rt.settings.planner_attempts}) as sp:
             outcome = await make_plan(record.goal, rt.provider, attempts=rt.settings.planner_attempts,
-                                      guard=_guard(gate, rt.provider), probe=_probe(gate, Path(record.workspace)))
+                                      guard=_guard(gate, rt.provider),
+                                      probe=_probe(gate, Path(record.workspace), probed))
             sp.set_attributes({"naestro.plan.source": outcome.source, "naestro.plan.tasks": len(outcome.plan.tasks),
                                "naestro.tokens": outcome.tokens})
+        await asyncio.to_thread(DeferredProbe(services.store.dir(run_id), 0).keep_unprobed, outcome.plan, probed,
+                                Path(record.workspace))
         plan, record.plan_source, tokens = outcome.plan, outcome.source, outcome.tokens
         rejected = [[str(p) for p in a] for a in outcome.attempts]
         repaired, dropped = [*outcome.repairs], [*outcome.dropped]
@@ -162,15 +176,17 @@ async def plan_node(state: RunState, services: RunServices, *, thread: str, serv
                                              guard=_guard(gate, rt.provider), redact=gate.vault.redact)
             plan, tokens = with_reference_checks(plan, ref.checks), tokens + ref.tokens
             references = {**{f: "checked" for f in ref.checks}, **ref.notes}
+    # What the goal itself asks for, read before any task ran: files already here are its inputs (issue 22).
+    goal_checks = await asyncio.to_thread(planned_goal_checks, record.goal, Path(record.workspace))
     record.plans, record.status = ["plan.json"], "running"
     record.threads, record.served = [thread or run_id], served
     await asyncio.to_thread(_save_plan, services, record, plan, "plan.json")
     # Emitted only once plan.json and run.json are on disk: subscribers may read them.
     events.emit("planned", source=record.plan_source, tasks=[t.id for t in plan.tasks],
                 rejected_attempts=rejected, repaired_checks=repaired, dropped_test_tasks=dropped,
-                references=references, tokens=tokens)
+                references=references, goal_requirements=[c["description"] for c in goal_checks], tokens=tokens)
     return {"run_id": run_id, "goal": plan.goal, "phase": 0, "plan": shown_plan(services, run_id, plan),
-            "tasks": Overwrite({})}
+            "tasks": Overwrite({}), "goal_checks": goal_checks}
 
 
 def _save_plan(services: RunServices, record: RunRecord, plan: Plan, name: str) -> None:
@@ -189,6 +205,24 @@ def _unfinished(plan: Plan, tasks: dict[str, TaskRecord]) -> dict[str, str]:
     return failed
 
 
+def _toward_the_goal(new: Plan, *, goal: str, original: Plan, existing: list[str], unmet: dict[str, str],
+                     events: EventLog, phase: int) -> Plan:
+    """The re-plan without deliverables the goal did not ask for (``nodes.replan_guard``); when nothing of it is
+    left, one Coder task toward what the goal still lacks, accepted when the goal's files exist (the carried checks
+    and the goal's own checks hold the real bar)."""
+    confined = confined_replan(new, goal=goal, original=original, existing=existing)
+    if confined.dropped_tasks or confined.dropped_checks:
+        events.emit("replan_confined", phase=phase, dropped_tasks=list(confined.dropped_tasks),
+                    dropped_checks=list(confined.dropped_checks))
+    if confined.plan is not None:
+        return confined.plan
+    wanted = files_named(goal)
+    reasons = "; ".join(f"{k}: {v[:300]}" for k, v in unmet.items())
+    return Plan.model_validate({"goal": new.goal, "tasks": [{
+        "id": "finish_goal", "role": "coder", "description": f"Finish what the goal still lacks. {reasons}"[:2000],
+        "accept": [{"kind": "file_exists", "path": f} for f in wanted]}]})
+
+
 async def replan_node(state: RunState, services: RunServices, *, run_id: str, plan: Plan,
                       events: EventLog) -> dict[str, Any]:
     """Plan only what is unfinished, telling the planner what is already done and why the rest failed."""
@@ -197,20 +231,30 @@ async def replan_node(state: RunState, services: RunServices, *, run_id: str, pl
     phase = state.get("phase", 0) + 1
     done = {t: r["summary"][:200] for t, r in tasks.items() if r["status"] == "passed"}
     failed = _unfinished(plan, tasks)
+    unmet = goal_failures(state.get("goal_checks"))
     workspace = Path(record.workspace)
     files = await asyncio.to_thread(lambda: sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*")
                                                    if p.is_file()))
     context = (f"Already done (do NOT plan again): {json.dumps(done)}\nFiles in the workspace: {files[:50]}\n"
                f"Unfinished, with the reason it failed: {json.dumps(failed)[:2000]}\n"
-               "Plan only the remaining work, with a different approach where it failed.")
-    events.emit("replanning", phase=phase, unfinished=list(failed))
+               + (f"The goal's own requirements not met yet: {json.dumps(unmet)[:2000]}\n" if unmet else "")
+               + "Plan only the remaining work toward the files the goal asks for, with a different approach where "
+               "it failed.")
+    events.emit("replanning", phase=phase, unfinished=list(failed), goal_unmet=list(unmet))
     rt = services.runtime
     gate = await asyncio.to_thread(services.gate, record=record, bus=None, events=events,
                                    registered={"exec.run"}, remember=False)
+    probed: set[str] = set()
     with span("naestro.replan", attributes={"naestro.phase": phase}):
         outcome = await make_plan(plan.goal, rt.provider, attempts=rt.settings.planner_attempts,
-                                  guard=_guard(gate, rt.provider), probe=_probe(gate, workspace), context=context)
-    carry = carry_unfinished_checks(plan, failed, outcome.plan)
+                                  guard=_guard(gate, rt.provider), probe=_probe(gate, workspace, probed),
+                                  context=context)
+    await asyncio.to_thread(DeferredProbe(services.store.dir(record.run_id), phase).keep_unprobed, outcome.plan,
+                            probed, workspace)
+    original = await asyncio.to_thread(services.plan_to_run, record, 0)
+    new = _toward_the_goal(outcome.plan, goal=record.goal, original=original, existing=files, unmet=unmet,
+                           events=events, phase=phase)
+    carry = carry_unfinished_checks(plan, failed, new)
     if carry.carried or carry.dropped:
         events.emit("checks_carried", phase=phase, carried=list(carry.carried), dropped=list(carry.dropped))
     name = f"plan.replan{phase}.json"

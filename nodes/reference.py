@@ -40,8 +40,8 @@ from naestro.oneliner import unfolded
 from naestro.plan import EvaluatorCheck, Plan, Role
 from nodes.vacuity import CommandRunner
 
-__all__ = ["DATA_SUFFIXES", "QUANTITY", "ReferenceOutcome", "deliverables", "implausible", "reference_checks",
-           "with_reference_checks"]
+__all__ = ["DATA_SUFFIXES", "QUANTITY", "ReferenceOutcome", "deliverables", "implausible", "program_offer",
+           "reference_checks", "with_reference_checks"]
 
 DATA_SUFFIXES = ("csv", "json", "txt", "md", "yaml", "yml", "toml", "tsv")
 QUANTITY = re.compile(r"(?i)\b(?:total|sum|count|number of|average|mean|median|how many|percent(?:age)?)\b")
@@ -282,3 +282,23 @@ def with_reference_checks(plan: Plan, checks: dict[str, EvaluatorCheck]) -> Plan
         accept[owner.id].append(check)
     return plan.model_copy(update={"tasks": tuple(t.model_copy(update={"accept": tuple(accept[t.id])})
                                                   for t in plan.tasks)})
+
+
+def program_offer(check: EvaluatorCheck) -> str | None:
+    """What a failed attempt is told about an *agreed* reference: the program itself, to run (program-aided).
+
+    Seen on the 1.5B: told three times "/east is 8.5; expected 7.0", it typed 8.5 again each time; running a
+    program is what such a model does reliably. Offered only after a failure (the first attempt does the work
+    itself) and only when two programs agreed (a lone candidate may be wrong). The file the program writes is still
+    compared with the agreed result, so a program the agent changes proves nothing by being run."""
+    if check.evaluator != "reference" or check.params.get("alternatives"):
+        return None
+    script, file = check.params.get("script"), check.params.get("file")
+    if not isinstance(script, str) or not script.strip() or not isinstance(file, str):
+        return None
+    command = f"python3 -c {shlex.quote(unfolded(script) or script)}"
+    what = (f"It prints the quantities {file} must state: run it, then write them into {file}."
+            if comparison_for(file) == "numbers" else f"It writes {file}: run it instead of typing the file by hand.")
+    return (f"Two independent reference programs agreed on what {file} must contain. {what}\n"
+            f"Run it with exec.run, command: {command}\n"
+            f"{file} is still compared with the agreed result afterwards.")

@@ -14,11 +14,12 @@ from typing import Any
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import JsonValue
 
-from graphs.state import RunState, TaskRecord, status_of
+from graphs.state import GoalCheck, RunState, TaskRecord, status_of
 from naestro.context import Execution, RunContext
 from naestro.errors import PolicyDenied, RunError, RunPaused
 from naestro.events import Event, read_events
 from naestro.plan import Plan, Role
+from nodes.goal_checks import check_goal, goal_failures, goal_passed
 
 __all__ = ["render_report", "report_node", "run_passed"]
 
@@ -67,9 +68,16 @@ def _verdict_lines(events: list[Event]) -> list[str]:
     return lines
 
 
+def _goal_lines(checks: list[GoalCheck]) -> list[str]:
+    marks = {True: "✅", False: "❌", None: "⏸"}
+    return [f"- {marks[c['passed']]} {c['description']}: {c['detail']}" for c in checks]
+
+
 def render_report(plan: Plan, tasks: dict[str, TaskRecord], workspace: Path, *, summary: str,
-                  policy: list[Event] | None = None, verdicts: list[Event] | None = None) -> str:
-    ok = run_passed(plan, tasks)
+                  policy: list[Event] | None = None, verdicts: list[Event] | None = None,
+                  goal_checks: list[GoalCheck] | None = None) -> str:
+    """The report; PASSED only when every task passed and every requirement the goal states was met."""
+    ok = run_passed(plan, tasks) and goal_passed(goal_checks)
     total_tokens = sum(r["tokens"] for r in tasks.values())
     total_cost = sum(r["cost_usd"] for r in tasks.values())
     lines = [f"# Naestro report: {'PASSED' if ok else 'FAILED'}", "", f"**Goal:** {plan.goal}", "",
@@ -82,6 +90,9 @@ def render_report(plan: Plan, tasks: dict[str, TaskRecord], workspace: Path, *, 
             continue
         lines.append(f"| {t.id} | {t.role} | {r['status']} | {r['attempts']} | {r['model'] or 'direct'} | "
                      f"{r['tokens']} | {r['wall_s']:.1f} |")
+    lines += ["", "## Goal requirements", "",
+              "_What the goal itself asks for, read from its words and checked on the final workspace._", ""]
+    lines += _goal_lines(goal_checks or []) or ["_(the goal names no file or condition to check)_"]
     lines += ["", "## Acceptance checks", ""]
     for t in plan.tasks:
         r = tasks.get(t.id)
@@ -100,14 +111,17 @@ def render_report(plan: Plan, tasks: dict[str, TaskRecord], workspace: Path, *, 
     return "\n".join(lines) + "\n"
 
 
-async def _summary(plan: Plan, tasks: dict[str, TaskRecord], ctx: RunContext, files: list[str]) -> str:
+async def _summary(plan: Plan, tasks: dict[str, TaskRecord], ctx: RunContext, files: list[str],
+                   goal_checks: list[GoalCheck]) -> str:
     facts = {tid: {"status": r["status"], "summary": r["summary"][:300],
                    "checks": [f"{'PASS' if c['passed'] else 'FAIL'} {c['detail'][:150]}" for c in r["checks"]]}
              for tid, r in tasks.items()}
     # The outcome is stated, not left to the model: agents' own summaries claim success even when their checks
     # failed, and a small model repeats them (seen: "completed successfully" under a FAILED header).
     failed = [tid for tid, r in tasks.items() if r["status"] != "passed"]
-    outcome = f"FAILED (tasks not passed: {', '.join(failed)})" if failed else "PASSED (every check passed)"
+    unmet = list(goal_failures(goal_checks))
+    outcome = (f"FAILED (tasks not passed: {', '.join(failed)})" if failed else
+               f"FAILED (goal requirements not met: {'; '.join(unmet)})" if unmet else "PASSED (every check passed)")
     prompt = (f"Goal: {plan.goal}\nOutcome: {outcome}\nFacts per task:\n{json.dumps(facts, indent=1)}\n"
               f"Files: {files[:40]}\n"
               "Write 2-4 sentences: start with the outcome, then what was done and which checks failed, if any.")
@@ -125,8 +139,14 @@ async def _summary(plan: Plan, tasks: dict[str, TaskRecord], ctx: RunContext, fi
 
 
 async def report_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
+    """Check the goal's own requirements, then write report.md; returns the report, the checks and the status.
+
+    The goal checks come first: a consent interrupt there re-runs this node, and nothing before it has effects."""
+    tasks_passed = run_passed(ctx.plan, state["tasks"])
+    goal_checks = await check_goal(state.get("goal_checks") or [], ctx, run_commands=tasks_passed)
+    passed = tasks_passed and goal_passed(goal_checks)
     files = await asyncio.to_thread(artifacts, ctx.workspace)  # a walk of the workspace: off the event loop
-    summary = await _summary(ctx.plan, state["tasks"], ctx, [n for n, _ in files])
+    summary = await _summary(ctx.plan, state["tasks"], ctx, [n for n, _ in files], goal_checks)
 
     def write() -> str:
         events = read_events(ctx.events.path)
@@ -134,11 +154,10 @@ async def report_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
         plan_tasks = {t.id for t in ctx.plan.tasks}
         verdicts = [e for e in events if e.get("event") == "verdict" and e.get("task") in plan_tasks]
         text = render_report(ctx.plan, state["tasks"], ctx.workspace, summary=summary, policy=policy,
-                             verdicts=verdicts)
+                             verdicts=verdicts, goal_checks=goal_checks)
         (ctx.run_dir / "report.md").write_text(text)
         return text
 
     text = await asyncio.to_thread(write)
-    ctx.events.emit("report_written", path=str(ctx.run_dir / "report.md"),
-                    passed=run_passed(ctx.plan, state["tasks"]))
-    return {"report": text}
+    ctx.events.emit("report_written", path=str(ctx.run_dir / "report.md"), passed=passed)
+    return {"report": text, "goal_checks": goal_checks, "status": "passed" if passed else "failed"}

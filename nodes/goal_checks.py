@@ -1,0 +1,158 @@
+"""The goal-level acceptance step: the goal's own requirements (``nodes.goal_requirements``), checked on the final
+workspace before a run may report PASSED (issue 22).
+
+The plan's checks are what a model chose to check; these are what the user asked for. They are derived when the
+run is planned (from the starting workspace: which named files are inputs) and kept in the graph state, so a user
+(CLI, SDK, Studio) sees what will be checked; the report node checks them and a failure makes the phase FAILED,
+which sends the run down the re-plan path with the failing requirement as the reason, or ends it FAILED.
+
+Files are checked in process. Tests run with pytest through the run's ``exec.run`` tool as the Evaluator role: the
+policy gate decides (copilot mode may ask a human), the sandbox runs it, the effect journal replays it when the
+node is resumed after a consent interrupt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import shlex
+from pathlib import Path
+
+from graphs.state import GoalCheck
+from naestro.context import Execution, RunContext
+from naestro.plan import Role
+from nodes.file_checks import inside
+from nodes.goal_requirements import GoalRequirement, derive_requirements
+
+__all__ = ["GoalCheck", "check_goal", "goal_failures", "goal_passed", "planned_goal_checks"]
+
+PYTEST = "python3 -m pytest -q -p no:cacheprovider"
+_TEST_TIMEOUT_S = 120.0
+_NO_TESTS = 5  # pytest's exit code when it collected nothing
+
+
+def planned_goal_checks(goal: str, workspace: Path) -> list[GoalCheck]:
+    """The goal's requirements, unchecked; files already in ``workspace`` are inputs. Blocking (stats files)."""
+    reqs = derive_requirements(goal, exists=lambda name: (p := inside(workspace, name)) is not None and p.exists())
+    return [{"requirement": r.model_dump(mode="json"), "description": r.describe(), "passed": None,
+             "detail": f"asked for by the goal: {r.words!r}"} for r in reqs]
+
+
+def goal_passed(checks: list[GoalCheck] | None) -> bool:
+    return all(c["passed"] is True for c in checks or [])
+
+
+def goal_failures(checks: list[GoalCheck] | None) -> dict[str, str]:
+    """Requirement → why it failed: the re-plan's reasons and the report's."""
+    return {c["description"]: c["detail"] for c in checks or [] if c["passed"] is not True}
+
+
+def _read(workspace: Path, name: str) -> tuple[str | None, str]:
+    path = inside(workspace, name)
+    if path is None or not path.is_file():
+        return None, f"{name} does not exist"
+    return path.read_text(errors="replace"), ""
+
+
+def _file(req: GoalRequirement, workspace: Path) -> tuple[bool, str]:
+    text, why = _read(workspace, req.file)
+    if text is None:
+        return False, why
+    if not text.strip():
+        return False, f"{req.file} is empty"
+    if req.file.endswith(".py"):
+        try:
+            compile(text, req.file, "exec")
+        except (SyntaxError, ValueError) as exc:
+            return False, f"{req.file} does not compile: {exc}"
+    if req.file.endswith(".json"):
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            return False, f"{req.file} is not JSON: {exc}"
+    return True, f"{req.file} exists ({len(text.encode())} bytes)"
+
+
+def _columns(req: GoalRequirement, workspace: Path) -> tuple[bool, str]:
+    text, why = _read(workspace, req.file)
+    if text is None:
+        return False, why
+    rows = [r for r in csv.reader(io.StringIO(text), delimiter="\t" if req.file.endswith(".tsv") else ",")
+            if any(c.strip() for c in r)]
+    header = [c.strip().lower() for c in rows[0]] if rows else []
+    missing = [c for c in req.items if c.strip().lower() not in header]
+    if missing:
+        return False, f"{req.file}'s header {rows[0] if rows else '(none)'} lacks {missing}"
+    return True, f"{req.file}'s header has {list(req.items)}"
+
+
+def _keys(req: GoalRequirement, workspace: Path) -> tuple[bool, str]:
+    text, why = _read(workspace, req.file)
+    if text is None:
+        return False, why
+    try:
+        value = json.loads(text) if req.file.endswith(".json") else [json.loads(ln) for ln in text.splitlines()
+                                                                      if ln.strip()]
+    except json.JSONDecodeError as exc:
+        return False, f"{req.file} is not JSON: {exc}"
+    objects = value if isinstance(value, list) else [value]
+    if not objects or not all(isinstance(o, dict) for o in objects):
+        return False, f"{req.file} holds no JSON object (or a list of them) to have keys"
+    missing = sorted({k for o in objects if isinstance(o, dict) for k in req.items if k not in o})
+    if missing:
+        return False, f"{req.file} lacks the key(s) {missing}"
+    return True, f"{req.file} has the keys {list(req.items)}"
+
+
+def _states(req: GoalRequirement, workspace: Path) -> tuple[bool, str]:
+    text, why = _read(workspace, req.file)
+    if text is None:
+        return False, why
+    flat = " ".join(text.split()).lower()
+    missing = [t for t in req.items if " ".join(t.split()).lower() not in flat]
+    if missing:
+        return False, f"{req.file} does not contain {missing}"
+    if req.quantity and not any(ch.isdigit() for ch in text):
+        return False, f"{req.file} states no number, and the goal asks it to state {req.words!r}"
+    return True, f"{req.file} states {'what the goal asks' if req.items else 'a number'}"
+
+
+async def _tests(req: GoalRequirement, ctx: RunContext, ex: Execution) -> tuple[bool, str]:
+    command = " ".join([PYTEST, *map(shlex.quote, req.items)])
+    res = await ctx.call_tool(ex, "exec.run", {"command": command, "timeout_s": _TEST_TIMEOUT_S},
+                              timeout_s=_TEST_TIMEOUT_S + 10)
+    data = res.structured if isinstance(res.structured, dict) else {}
+    code = data.get("exit_code")
+    if not res.ok or not isinstance(code, int):
+        return False, f"`{command}` did not run: {res.text[:400]}"
+    if code == 0:
+        return True, f"`{command}` exited 0"
+    tail = (str(data.get("stdout", ""))[-900:] + "\n" + str(data.get("stderr", ""))[-300:]).strip()
+    if code == _NO_TESTS:
+        return False, f"`{command}` collected no tests (exit 5): the goal asks for tests that pass"
+    return False, f"`{command}` exited {code}: {tail}"
+
+
+async def check_goal(checks: list[GoalCheck], ctx: RunContext, *, run_commands: bool) -> list[GoalCheck]:
+    """``checks`` with their verdicts on the workspace as it is now. Without ``run_commands`` (the plan's tasks
+    did not all pass: the phase fails anyway) tests are not run, so a failed run asks nobody for consent."""
+    ex = Execution(node="goal", task_id="goal", role=Role.evaluator, attempt=1)
+    out: list[GoalCheck] = []
+    for check in checks:
+        req = GoalRequirement.model_validate(check["requirement"])
+        if req.kind == "tests":
+            if not run_commands:
+                out.append({**check, "passed": None, "detail": "not run: the plan's tasks did not all pass"})
+                continue
+            ok, detail = await _tests(req, ctx, ex)
+        else:
+            checker = {"file": _file, "columns": _columns, "keys": _keys, "states": _states}[req.kind]
+            ok, detail = await asyncio.to_thread(checker, req, ctx.workspace)
+        out.append({**check, "passed": ok, "detail": detail})
+    if out:
+        ctx.events.emit("goal_checked", passed=goal_passed(out),
+                        checks=[{"requirement": c["description"], "passed": c["passed"],
+                                 "detail": c["detail"][:500]} for c in out])
+    return out

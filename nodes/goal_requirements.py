@@ -1,0 +1,192 @@
+"""What the goal itself asks for, read from its words, independent of the model's plan (issue 22).
+
+A plan is written by a model and checks what the model thought of: a goal "write add in a.py, add pytest tests in
+test_a.py, and make the tests pass" ran as one task whose only check imported ``add``; test_a.py was never run (it
+failed with ``NameError``) and the run said PASSED. So before a run may pass, the goal's own deliverables are
+checked on the final workspace (``nodes.goal_checks``). This module derives them, deterministically:
+
+- every file the goal names that does not exist when the run starts (a deliverable): it must exist, non-empty;
+  a ``.py`` file must compile and a ``.json`` file must parse;
+- tests: a test file the goal names (``test_x.py`` / ``x_test.py``) or words like "make the tests pass" /
+  "pytest": pytest runs on those files (on the workspace when none is named) and must pass;
+- "columns X, Y" / "header X,Y" next to a CSV deliverable, "keys a, b" next to a JSON deliverable;
+- a report (``.md``/``.txt``/``.html`` deliverable) that "states"/"contains" a quoted text, or a quantity
+  (a total, a count ...): the text, or a number, must be in it.
+
+A requirement is only derived from words that are in the goal: a name the goal spells, columns it lists. What
+needs judgement (is the summary good?) is left to the plan's evaluators. Files that exist at the start are inputs:
+"sales.csv has columns region,amount" describes the data, it asks nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["GoalRequirement", "derive_requirements", "files_named", "is_test_file", "validated"]
+
+_EXT = "py|txt|csv|tsv|json|jsonl|md|yaml|yml|toml|html|sh|sql|xml|ini|cfg|js|ts"
+_FILE = re.compile(rf"(?<![\w./-])(?:\./)?((?:[\w-]+/)*[\w-]+\.(?:{_EXT}))(?![\w/-])(?!\.\w)")
+_TEST_FILE = re.compile(r"(?:^|/)(?:test_[\w-]*|[\w-]+_test)\.py$")
+_TESTS_PASS = re.compile(r"(?i)\b(?:tests?|test suite|pytest)\b[^.;\n]{0,40}?\bpass(?:es|ing)?\b|\bpassing tests\b"
+                         r"|\bpytest\b")
+_DELETED = re.compile(r"(?i)\b(?:delete|remove|rm)\s+(?:the\s+)?(?:file\s+)?$")
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
+_COLUMNS = re.compile(r"(?i)\b(?:columns|header(?:\s+row)?|fields)\b(?:\s+(?:named|called|of))?\s*:?\s*")
+_KEYS = re.compile(r"(?i)\b(?:keys|fields|key)\b(?:\s+(?:named|called))?\s*:?\s*")
+_STATES = re.compile(r"(?i)\b(?:stat(?:e|es|ing)|contain(?:s|ing)?|say(?:s|ing)?|mention(?:s|ing)?|"
+                     r"includ(?:e|es|ing)|giv(?:e|es|ing))\b([^;\n]*)")
+_QUOTED = re.compile(r"\"([^\"\n]{1,80})\"|`([^`\n]{1,80})`|(?<!\w)'([^'\n]{1,80})'(?!\w)")
+_QUANTITY = re.compile(r"(?i)\b(?:total|sum|count|number of|average|mean|median|how many|percent(?:age)?|"
+                       r"maximum|minimum|max|min)\b")
+_ITEM = re.compile(r"\"([^\"\n]{1,40})\"|`([^`\n]{1,40})`|'([^'\n]{1,40})'|([A-Za-z_][\w-]{0,40})")
+_SEP = re.compile(r"\s*(?:,\s*(?:and\s+)?|/|\s+and\s+)")
+_BOUNDARY = re.compile(r"\s*(?:$|[.,;:)!?\n])")
+_STOP = frozenset(("a", "an", "the", "and", "or", "of", "per", "for", "with", "that", "which", "from", "to", "in",
+                   "into", "on", "each", "is", "are", "as", "by", "one", "every", "its", "their", "this", "these",
+                   "those", "all", "any", "sorted", "ordered"))
+REPORTS = (".md", ".txt", ".html")
+_TABLES, _OBJECTS = (".csv", ".tsv"), (".json", ".jsonl")
+
+Kind = Literal["file", "tests", "columns", "keys", "states"]
+
+
+class GoalRequirement(BaseModel):
+    """One thing the goal asks for, with the goal's own words it was read from (shown in the report)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Kind
+    file: str = ""  # the deliverable; "" for tests on the whole workspace
+    items: tuple[str, ...] = ()  # test files, columns, keys, or the quoted texts a report must contain
+    quantity: bool = False  # ``states``: the report must state a number
+    words: str = ""  # the goal's words this came from
+
+    def describe(self) -> str:
+        match self.kind:
+            case "file":
+                return f"{self.file} exists and is not empty"
+            case "tests":
+                return f"pytest passes on {', '.join(self.items) or 'the workspace'}"
+            case "columns":
+                return f"{self.file} has the columns {', '.join(self.items)}"
+            case "keys":
+                return f"{self.file} has the keys {', '.join(self.items)}"
+            case "states":
+                what = [repr(i) for i in self.items] + (["a number"] if self.quantity else [])
+                return f"{self.file} states {' and '.join(what)}"
+
+
+def is_test_file(name: str) -> bool:
+    return _TEST_FILE.search(name) is not None
+
+
+def files_named(text: str) -> list[str]:
+    """The workspace-relative file names ``text`` spells, in order, once each (no absolute or parent paths)."""
+    out: dict[str, None] = {}
+    for m in _FILE.finditer(text):
+        name = m.group(1)
+        if ".." not in name.split("/") and not _DELETED.search(text[:m.start()]):
+            out.setdefault(name, None)
+    return list(out)
+
+
+def _items(text: str) -> tuple[tuple[str, ...], bool]:
+    """The list at the start of ``text`` (``region,total``, ``name, age and city``, ``"a b", "c"``), and whether
+    any item was quoted. A plain word after "and" counts only when the clause ends there: "header region,total
+    and one row per region" lists two columns, not three."""
+    items: list[str] = []
+    quoted = False
+    pos, joined_by_and = 0, False
+    while True:
+        m = _ITEM.match(text, pos)
+        if m is None:
+            break
+        word = next(g for g in m.groups() if g is not None)
+        if m.group(4) is not None and word.lower() in _STOP:
+            break
+        if joined_by_and and m.group(4) is not None and not _BOUNDARY.match(text, m.end()):
+            break
+        quoted |= m.group(4) is None
+        items.append(word.strip())
+        sep = _SEP.match(text, m.end())
+        if sep is None or sep.end() == m.end():
+            break
+        pos, joined_by_and = sep.end(), "and" in sep.group().lower()
+    return tuple(items), quoted
+
+
+def _nearest(sentence: str, at: int, names: list[tuple[int, str]], suffixes: tuple[str, ...]) -> str | None:
+    """The deliverable with one of ``suffixes`` the phrase at ``at`` is about: the nearest before it in the
+    sentence, else the first after it."""
+    fitting = [(pos, n) for pos, n in names if n.endswith(suffixes)]
+    before = [n for pos, n in fitting if pos < at]
+    after = [n for pos, n in fitting if pos >= at]
+    return before[-1] if before else (after[0] if after else None)
+
+
+def derive_requirements(goal: str, *, exists: Callable[[str], bool]) -> list[GoalRequirement]:
+    """What ``goal`` asks for; ``exists(name)`` tells which files the run starts with (inputs, not deliverables)."""
+    reqs: list[GoalRequirement] = []
+    named = files_named(goal)
+    deliverables = [n for n in named if not exists(n)]
+    reqs += [GoalRequirement(kind="file", file=n, words=n) for n in deliverables]
+    tests = [n for n in named if is_test_file(n)]
+    asked = _TESTS_PASS.search(goal) or next(
+        (m for t in tests if (m := re.search(re.escape(t) + r"[^.;\n]{0,40}?\bpass(?:es|ing)?\b", goal))), None)
+    if asked or any(not exists(t) for t in tests):
+        reqs.append(GoalRequirement(kind="tests", items=tuple(tests),
+                                    words=asked.group(0) if asked else ", ".join(tests)))
+    for sentence in _SENTENCE.split(goal):
+        mine = [(m.start(), m.group(1)) for m in _FILE.finditer(sentence) if m.group(1) in deliverables]
+        if not mine:
+            continue
+        for pattern, suffixes, kind in ((_COLUMNS, _TABLES, "columns"), (_KEYS, _OBJECTS, "keys")):
+            for m in pattern.finditer(sentence):
+                items, quoted = _items(sentence[m.end():])
+                file = _nearest(sentence, m.start(), mine, suffixes)
+                if file is None or not items or (len(items) < 2 and not quoted):
+                    continue
+                kind_: Kind = "columns" if kind == "columns" else "keys"
+                reqs.append(GoalRequirement(kind=kind_, file=file, items=items,
+                                            words=sentence[m.start():m.end()] + ", ".join(items)))
+        for m in _STATES.finditer(sentence):
+            file = _nearest(sentence, m.start(), mine, REPORTS)
+            if file is None:
+                continue
+            said = m.group(1)
+            texts = tuple(next(g for g in q.groups() if g is not None) for q in _QUOTED.finditer(said))
+            quantity = not texts and _QUANTITY.search(said) is not None
+            if texts or quantity:
+                reqs.append(GoalRequirement(kind="states", file=file, items=texts, quantity=quantity,
+                                            words=m.group(0).strip()[:200]))
+    return _unique(reqs)
+
+
+def _unique(reqs: list[GoalRequirement]) -> list[GoalRequirement]:
+    return list(dict.fromkeys(reqs))
+
+
+def validated(goal: str, proposed: list[GoalRequirement], *,
+              exists: Callable[[str], bool]) -> tuple[list[GoalRequirement], list[str]]:
+    """Requirements another source (a model) proposes, kept only where the goal's words back them: the file is
+    a deliverable the goal names, every column, key, test file and text occurs in the goal. Returns what is kept
+    and why the rest was refused; a helper may add what the patterns missed, never invent."""
+    named = set(files_named(goal))
+    lowered = goal.lower()
+    kept, refused = [], []
+    for req in proposed:
+        if req.file and (req.file not in named or exists(req.file)) and req.kind != "tests":
+            refused.append(f"{req.describe()}: {req.file} is not a file the goal asks for")
+        elif req.kind == "tests" and any(t not in named for t in req.items):
+            refused.append(f"{req.describe()}: a test file the goal does not name")
+        elif any(i.lower() not in lowered for i in req.items):
+            refused.append(f"{req.describe()}: not in the goal's words")
+        elif req.kind == "tests" and not req.items and _TESTS_PASS.search(goal) is None:
+            refused.append(f"{req.describe()}: the goal does not ask for passing tests")
+        else:
+            kept.append(req)
+    return kept, refused

@@ -1,0 +1,103 @@
+"""The goal's own requirements, read from its words (issue 22): examples from real runs, and properties."""
+
+from __future__ import annotations
+
+import string
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nodes.goal_requirements import GoalRequirement, derive_requirements, files_named, validated
+
+INPUTS = {"sales.csv", "people.json", "calc.py", "test_calc.py"}
+
+
+def exists(name: str) -> bool:
+    return name in INPUTS
+
+
+def kinds(goal: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    return [(r.kind, r.file, r.items) for r in derive_requirements(goal, exists=exists)]
+
+
+def test_code_and_tests_goal_asks_for_both_files_and_passing_tests() -> None:
+    goal = "write function add in a.py, add pytest tests in test_a.py, and make the tests pass"
+    assert kinds(goal) == [("file", "a.py", ()), ("file", "test_a.py", ()), ("tests", "", ("test_a.py",))]
+
+
+def test_inputs_are_not_deliverables_and_their_columns_ask_nothing() -> None:
+    goal = ("sales.csv has columns region,amount. Write totals.csv with the header region,total and one row per "
+            "region giving the sum of amount for that region.")
+    assert kinds(goal) == [("file", "totals.csv", ()), ("columns", "totals.csv", ("region", "total"))]
+
+
+def test_report_stating_a_quantity_must_state_a_number() -> None:
+    goal = ("Read sales.csv (columns region,amount) and write report.md: a short Markdown report stating the total "
+            "amount of all sales and the number of sales.")
+    reqs = derive_requirements(goal, exists=exists)
+    assert [(r.kind, r.file, r.quantity) for r in reqs] == [("file", "report.md", False), ("states", "report.md", True)]
+
+
+def test_json_keys_and_quoted_text_and_lists_with_and() -> None:
+    assert kinds("From sales.csv write totals.json with keys north, south and east.") == [
+        ("file", "totals.json", ()), ("keys", "totals.json", ("north", "south", "east"))]
+    assert kinds('Write notes.txt containing "hello world".') == [
+        ("file", "notes.txt", ()), ("states", "notes.txt", ("hello world",))]
+    assert kinds("Create out.csv with columns name, age and city.")[1] == (
+        "columns", "out.csv", ("name", "age", "city"))
+
+
+def test_tests_of_an_existing_test_file_and_nothing_from_vague_words() -> None:
+    assert kinds("Fix calc.py so that test_calc.py passes") == [("tests", "", ("test_calc.py",))]
+    assert kinds("Fix calc.py so that the tests pass") == [("tests", "", ())]
+    assert kinds("Write fib.py. Don't write tests.") == [("file", "fib.py", ())]
+    # a deleted file is not a deliverable; a column "per region" is not a column list
+    assert kinds("Delete old.txt and write new.txt with a column per region") == [("file", "new.txt", ())]
+    assert kinds("Write a JSON file with keys a, b") == []  # no file named: nothing to attach the keys to
+
+
+def test_names_with_paths_and_sentence_ends() -> None:
+    assert files_named("Write out/a.py. Then ./b.json, not /etc/passwd.txt or ../x.md or a.py.bak") == [
+        "out/a.py", "b.json"]
+
+
+def test_a_proposal_is_kept_only_where_the_goal_backs_it() -> None:
+    goal = "Write totals.csv with the totals per region"
+    kept, refused = validated(goal, [
+        GoalRequirement(kind="file", file="totals.csv"),
+        GoalRequirement(kind="file", file="summary.json"),
+        GoalRequirement(kind="columns", file="totals.csv", items=("region", "total")),
+        GoalRequirement(kind="columns", file="totals.csv", items=("region", "sum")),
+        GoalRequirement(kind="tests"),
+    ], exists=exists)
+    assert [(r.kind, r.items) for r in kept] == [("file", ()), ("columns", ("region", "total"))]
+    assert len(refused) == 3 and "summary.json is not a file the goal asks for" in refused[0]
+
+
+NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,12}\.(py|csv|json|md|txt|yaml)", fullmatch=True)
+TEMPLATES = ["Write {f}.", "Create {f} with the result", "read the input and save it to {f}, then stop",
+             "make {f}: a short file", "Put the answer in ({f}) please", "Update `{f}` so it works",
+             "First {f}\nthen more"]
+
+
+@given(NAMES, st.sampled_from(TEMPLATES))
+def test_every_file_name_in_a_goal_is_found(name: str, template: str) -> None:
+    goal = template.format(f=name)
+    reqs = derive_requirements(goal, exists=lambda n: False)
+    assert GoalRequirement(kind="file", file=name, words=name) in reqs
+
+
+@given(st.text(alphabet=string.ascii_letters + " ,;:'\"\n", max_size=200))
+def test_no_requirement_from_text_without_a_file_or_tests(goal: str) -> None:
+    lowered = goal.lower()
+    if "test" not in lowered:
+        assert derive_requirements(goal, exists=lambda n: False) == []
+
+
+@given(st.text(alphabet=string.ascii_letters + string.digits + " ,.;:_-/'\"`\n", max_size=300))
+def test_every_requirement_is_backed_by_the_goals_words(goal: str) -> None:
+    for req in derive_requirements(goal, exists=lambda n: False):
+        assert req.file in goal
+        assert all(item in goal for item in req.items)
+        kept, refused = validated(goal, [req], exists=lambda n: False)
+        assert kept == [req], refused
