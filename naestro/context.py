@@ -230,9 +230,11 @@ class RunContext:
             # Deterministic offline replay: the same call at the same point of the recorded run (same prompt,
             # same position) gets the recorded reply; anything that diverged calls the model.
             entry = self.journal.lookup(self.replay_thread + key.removeprefix(self.thread), "model", request)
+        measured = False  # a replayed reply says nothing about the model's speed now
         if entry is not None and entry.state == "done" and isinstance(entry.value, dict):
             reply = ModelReply(**entry.value)  # type: ignore[arg-type]
         else:
+            measured = True
             ep = self.provider.registry.get(endpoint)
             # What the call will certainly spend: its prompt (~4 chars/token); the reply is charged after.
             prompt_estimate = len(text) // 4
@@ -255,5 +257,6 @@ class RunContext:
             self.journal.done(key, "model", request, dict(reply.__dict__))
             self.record_model_call(ex.task_id, reply, purpose=purpose)
         if ex.meter is not None:
-            ex.meter.charge(tokens=reply.prompt_tokens + reply.completion_tokens, usd=reply.cost_usd)
+            ex.meter.charge(tokens=reply.prompt_tokens + reply.completion_tokens, usd=reply.cost_usd,
+                            model_s=reply.latency_s if measured else 0.0)
         return reply

@@ -12,18 +12,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from pathlib import Path
 from typing import Any
 
 from pydantic import JsonValue
 
 from graphs.state import FINAL, CheckResult, TaskInput, TaskRecord, TaskStatus
+from mcp_servers.sandbox import Completed, Limits, SandboxUnavailable, run_sandboxed
 from naestro.budget import TaskMeter, effective_budget
 from naestro.context import Execution, RunContext
 from naestro.errors import BudgetExceeded, PolicyDenied
-from naestro.plan import Role, Task, shown_to_agent
+from naestro.plan import CommandCheck, Role, Task, shown_to_agent
+from naestro.redact import redact
 from naestro.telemetry import agent_span, span
 from nodes.acceptance import run_checks
 from nodes.agent import run_agent
+from nodes.vacuity import VACUOUS, DeferredProbe
 
 __all__ = ["task_node"]
 
@@ -55,7 +59,7 @@ async def task_node(inp: TaskInput, ctx: RunContext) -> dict[str, Any]:
                            "naestro.tokens": record["tokens"], "naestro.cost_usd": record["cost_usd"]})
     if record["status"] == "ran":
         with span(f"naestro.check {task.id}", attributes={"naestro.task.id": task.id}) as sp:
-            record = await _check(task, record, ctx)
+            record = await _check(task, record, ctx, inp["phase"])
             sp.set_attribute("naestro.checks.passed", record["status"] == "passed")
     if record["status"] in FINAL:
         ctx.events.emit("task_finished", task=task.id, status=record["status"], attempts=record["attempts"],
@@ -95,8 +99,8 @@ async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> TaskRecord:
         else:
             with agent_span(role=doer.role.value, task=task.id, attempt=attempt, endpoint=model,
                             conversation=ctx.thread):
-                outcome = await asyncio.wait_for(
-                    run_agent(doer, ctx, ex, inputs=inp["inputs"], feedback=feedback), timeout=budget.wall_s)
+                # Wall time is a guard scaled to the model's measured speed; tokens are the budget (issue 18).
+                outcome = await meter.guard(run_agent(doer, ctx, ex, inputs=inp["inputs"], feedback=feedback))
             record["outputs"], record["summary"] = outcome.outputs, outcome.summary
     except (BudgetExceeded, TimeoutError) as exc:
         err = exc if isinstance(exc, BudgetExceeded) else BudgetExceeded(
@@ -129,16 +133,49 @@ def _reviewable(task: Task, record: TaskRecord, ctx: RunContext) -> bool:
             and record["attempts"] == task.max_attempts and not record.get("refused", False))
 
 
-async def _check(task: Task, record: TaskRecord, ctx: RunContext) -> TaskRecord:
+async def _deferred_vacuity(task: Task, checks: list[CheckResult], ctx: RunContext, phase: int) -> list[CheckResult]:
+    """Command checks the planner could not probe (the gate would have asked) that passed now are run again on
+    the workspace the phase was planned from (``DeferredProbe``): passing there too, they fail as vacuous.
+
+    Issue 18: in copilot mode ``python3 -c "print('Hello, World!')"`` passed a task that was to write hello.py.
+    The check's own command was just allowed by the gate in the run workspace (or approved by a human); the
+    probe is the same command in the same sandbox on a throwaway copy."""
+    probe = DeferredProbe(ctx.run_dir, phase)
+    pending = await asyncio.to_thread(probe.pending)
+    if not pending:
+        return checks
+    out: list[CheckResult] = []
+    for spec, result in zip(task.accept, checks, strict=True):
+        if isinstance(spec, CommandCheck) and result["passed"] and redact(spec.command) in pending:
+            async def run(command: str, where: Path, timeout: float = spec.timeout_s) -> Completed:
+                return await run_sandboxed(where, ctx.vault.reveal(command),
+                                           Limits(wall_s=min(600.0, timeout), cpu_s=min(600, int(timeout) + 1)))
+            try:
+                vacuous = await probe.passes_before(spec.command, run)
+            except SandboxUnavailable:
+                vacuous = False  # exec.run uses the same sandbox: the check itself could not have run
+            ctx.events.emit("vacuity_probed", task=task.id, command=spec.command, vacuous=vacuous)
+            if vacuous:
+                result = {"kind": result["kind"], "passed": False,
+                          "detail": f"`{spec.command}` {VACUOUS} (probed after the check ran: the planner could "
+                                    "not run it, the gate would have asked)"}
+        out.append(result)
+    return out
+
+
+async def _check(task: Task, record: TaskRecord, ctx: RunContext, phase: int) -> TaskRecord:
     """Acceptance checks of an attempt that ran; the verdict is the record's next status."""
     record = record.copy()
     checks = await run_checks(task, record["outputs"], record["summary"], ctx, attempt=record["attempts"])
+    checks = await _deferred_vacuity(task, checks, ctx, phase)
     record["checks"] = checks
     if all(c["passed"] for c in checks):
         record["status"], record["feedback"] = "passed", ""
     else:
         record["feedback"] = _feedback(task, checks)
-        if record["attempts"] < task.max_attempts:
+        if any(VACUOUS in c["detail"] for c in checks):
+            record["status"] = "failed"  # no attempt can fix a check that passes without the work
+        elif record["attempts"] < task.max_attempts:
             record["status"] = "retry"
         else:
             record["status"] = "review" if _reviewable(task, record, ctx) else "failed"

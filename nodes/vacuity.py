@@ -11,11 +11,24 @@ File checks are evaluated in process; command checks run in the same bubblewrap 
 the run's policy gate allowed them (a check the gate would ask about is not probed: planning cannot wait for a
 human). Evaluator checks are not probed. The same probe catches a command check that imports a module the
 sandbox does not have (seen: ``import pandas``), which no work can make pass.
+
+Every mode (issue 18: in copilot mode the gate asks about ``exec.run``, so the probe never ran and
+``python3 -c "print('Hello, World!')"`` passed for "create hello.py"): a command check that reads no file at
+all (``reads_no_file``: no file name, no module that is not the standard library's, no test runner, nothing
+in the workspace) is a plan problem without running anything. A check the probe could not run while planning
+is probed later (``DeferredProbe``): the planning node keeps a copy of the workspace it planned against, and
+once the run's gate has allowed the check itself (a human approved it), a check that passed is run again on
+a copy of that baseline; passing there too, it is vacuous and the task fails.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
+import shlex
 import shutil
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,10 +36,12 @@ from pathlib import Path
 from mcp_servers.sandbox import Completed, missing_module
 from naestro.errors import PlanProblem
 from naestro.plan import CommandCheck, FileExistsCheck, JsonSchemaCheck, Plan, RegexCheck
+from naestro.redact import redact
 from naestro.validate import pointer
 from nodes.file_checks import file_check
 
-__all__ = ["VACUOUS", "CommandRunner", "Probe", "vacuous_checks"]
+__all__ = ["READS_NO_FILE", "VACUOUS", "CommandRunner", "DeferredProbe", "Probe", "reads_no_file",
+           "vacuous_checks"]
 
 CommandRunner = Callable[[str, Path], Awaitable[Completed | None]]
 """Runs a check's command in a workspace (sandboxed); None when it may not run (policy)."""
@@ -36,8 +51,53 @@ Probe = Callable[[Plan], Awaitable[list[PlanProblem]]]
 VACUOUS = ("already passes before any task has run, so it cannot show the task did its work; check what the "
            "task produces instead (the content of the file it writes, or its output)")
 
+READS_NO_FILE = ("reads no file, so it passes or fails whatever the task produces; run or read what the task "
+                 "writes instead (e.g. python3 hello.py, or python3 -c \"from m import f; assert f(2) == 4\")")
+
 # Copying a large workspace for every planning attempt costs more than the probe is worth: file checks still run.
 _MAX_COPY_BYTES = 50_000_000
+
+_FILE_TOKEN = re.compile(r"[\w./-]*\w\.(?:py|pyi|txt|csv|tsv|json|jsonl|md|yaml|yml|toml|ini|cfg|html|xml|sh|sql|js|"
+                         r"ts|log|db|sqlite|c|h|cpp|rs|go|java|rb)\b")
+_IMPORT = re.compile(r"(?:^|[\s;\"'(])(?:from\s+([A-Za-z_][\w.]*)\s+import|import\s+([A-Za-z_][\w., ]*))")
+_RUN_MODULE = re.compile(r"-m\s+([A-Za-z_][\w.]*)")
+_TEST_RUNNER = re.compile(r"(?:^|[\s;&|])(?:pytest|py\.test)\b|-m\s+(?:pytest|unittest)\b")
+
+
+def _modules(command: str) -> set[str]:
+    names: set[str] = set()
+    for m in _IMPORT.finditer(command):
+        spec = m.group(1) or m.group(2) or ""
+        names |= {part.strip().split(" ")[0].split(".")[0] for part in spec.split(",") if part.strip()}
+    names |= {m.group(1).split(".")[0] for m in _RUN_MODULE.finditer(command)}
+    return {n for n in names if n and n not in sys.stdlib_module_names}
+
+
+def _workspace_names(command: str, workspace: Path) -> bool:
+    """A word of the command that names something in the workspace (``cat out/result``, ``test -d build``)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    for word in words:
+        word = word.strip("'\"()[];,")
+        if not word or word in (".", "./") or word.startswith(("/", "-", "~")) or ".." in word or len(word) > 255:
+            continue
+        try:
+            if (workspace / word).exists():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def reads_no_file(command: str, workspace: Path) -> bool:
+    """Whether a command check reads nothing a task could produce: no file name, no module outside the standard
+    library (``from fib import fib``), no test runner (``pytest`` discovers the tests a task writes), no word
+    naming something in the workspace. Such a check (``python3 -c "print('Hello')"``, ``echo ok``) shows nothing
+    about the work, in any mode, without running it."""
+    return not (_FILE_TOKEN.search(command) or _modules(command) or _TEST_RUNNER.search(command)
+                or _workspace_names(command, workspace))
 
 
 def _size(root: Path) -> int:
@@ -64,7 +124,10 @@ async def vacuous_checks(plan: Plan, workspace: Path, run_command: CommandRunner
     commands: list[tuple[int, int, str]] = []
     for i, task in enumerate(plan.tasks):
         for j, check in enumerate(task.accept):
-            if isinstance(check, CommandCheck):
+            if isinstance(check, CommandCheck) and reads_no_file(check.command, workspace):
+                problems.append((i, j, PlanProblem(pointer("tasks", i, "accept", j),
+                                                   f"this command check {READS_NO_FILE}")))
+            elif isinstance(check, CommandCheck):
                 commands.append((i, j, check.command))
             elif isinstance(check, FileExistsCheck | RegexCheck | JsonSchemaCheck) \
                     and file_check(check, {}, workspace)[0]:
@@ -80,3 +143,54 @@ async def vacuous_checks(plan: Plan, workspace: Path, run_command: CommandRunner
                 if problem:
                     problems.append((i, j, PlanProblem(pointer("tasks", i, "accept", j), problem)))
     return [p for _, _, p in sorted(problems, key=lambda t: (t[0], t[1]))]
+
+
+class DeferredProbe:
+    """The probe of the checks planning could not run, done at check time against the workspace planned from.
+
+    ``RUN/baseline/phaseN/`` is a copy of the workspace as the phase's planner saw it, and
+    ``RUN/baseline/phaseN.json`` lists the command checks the probe did not run. Run only after the gate
+    allowed the check itself in the run workspace (a human approved it, in copilot mode): the probe is that same
+    command, in the same sandbox, on a throwaway copy of the baseline.
+    """
+
+    def __init__(self, run_dir: Path, phase: int) -> None:
+        self.folder = run_dir / "baseline" / f"phase{phase}"
+        self.listing = run_dir / "baseline" / f"phase{phase}.json"
+
+    def keep(self, workspace: Path, commands: list[str]) -> None:
+        """Blocking (copies the workspace): call it from a worker thread. Nothing is kept with no command."""
+        if not commands:
+            return
+        self.listing.parent.mkdir(parents=True, exist_ok=True)
+        copied = _size(workspace) <= _MAX_COPY_BYTES
+        if copied:
+            if self.folder.exists():
+                shutil.rmtree(self.folder)
+            shutil.copytree(workspace, self.folder, symlinks=True)
+        self.listing.write_text(json.dumps({"commands": sorted(set(commands)), "baseline": copied}),
+                                encoding="utf-8")
+
+    def pending(self) -> set[str]:
+        """The commands to probe at check time (none when the planner probed everything)."""
+        try:
+            data = json.loads(self.listing.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return set()
+        return {str(c) for c in data.get("commands", [])} if data.get("baseline") and self.folder.is_dir() else set()
+
+    def keep_unprobed(self, plan: Plan, probed: set[str], workspace: Path) -> None:
+        """Keep the baseline for ``plan``'s command checks the planner's probe did not run (blocking).
+
+        Commands are listed as ``naestro.redact`` shows them (a key in a check is not written to disk); the
+        check-time side compares the same way."""
+        self.keep(workspace, [redact(c.command) for t in plan.tasks for c in t.accept
+                              if isinstance(c, CommandCheck) and c.command not in probed])
+
+    async def passes_before(self, command: str, run: Callable[[str, Path], Awaitable[Completed]]) -> bool:
+        """Whether ``command`` exits 0 on a copy of the baseline (the workspace before the phase's work)."""
+        with tempfile.TemporaryDirectory(prefix="naestro-probe-") as tmp:
+            copy = Path(tmp) / "workspace"
+            await asyncio.to_thread(shutil.copytree, self.folder, copy, symlinks=True)
+            done = await run(command, copy)
+        return done.exit_code == 0

@@ -122,7 +122,7 @@ class Gate:
         if meter is not None:
             budget["task"] = {"tokens": BudgetLine(spent=meter.tokens, limit=meter.budget.tokens),
                               "usd": BudgetLine(spent=meter.usd, limit=meter.budget.usd),
-                              "wall_s": BudgetLine(spent=round(meter.elapsed_s, 3), limit=meter.budget.wall_s)}
+                              "wall_s": BudgetLine(spent=round(meter.elapsed_s, 3), limit=meter.wall_guard_s())}
             run = meter.run
             budget["run"] = {"tokens": BudgetLine(spent=run.tokens, limit=run.ceiling.tokens),
                              "usd": BudgetLine(spent=run.usd, limit=run.ceiling.usd)}

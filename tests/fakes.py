@@ -22,6 +22,7 @@ class ScriptedChatModel(BaseChatModel):
 
     script: Script
     delay_s: float = 0.0
+    delay_for: Callable[[list[BaseMessage]], float] | None = None  # a per-call delay (a slow or hung endpoint)
     calls: int = 0
 
     @property
@@ -41,15 +42,16 @@ class ScriptedChatModel(BaseChatModel):
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
-        await asyncio.sleep(self.delay_s)
+        await asyncio.sleep(self.delay_for(messages) if self.delay_for is not None else self.delay_s)
         return self._reply(messages)
 
 
 class ScriptedProvider:
     """A ModelProvider whose every endpoint is the same scripted model."""
 
-    def __init__(self, script: Script, *, delay_s: float = 0.0) -> None:
-        self.model = ScriptedChatModel(script=script, delay_s=delay_s)
+    def __init__(self, script: Script, *, delay_s: float = 0.0,
+                 delay_for: Callable[[list[BaseMessage]], float] | None = None) -> None:
+        self.model = ScriptedChatModel(script=script, delay_s=delay_s, delay_for=delay_for)
         ep = Endpoint(name="scripted", kind="openai", model="scripted", base_url="http://127.0.0.1:9/v1",
                       context=8192, capabilities=("json_schema",))
         self.registry = ModelRegistry(default="scripted", fast="scripted", endpoints=(ep,))

@@ -1,0 +1,74 @@
+"""Tokens are the budget; wall time is an outer guard scaled to the model's measured speed (issue 18).
+
+Real graph, gate, checkpointer and MCP tools; the model's text and its delay are scripted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage
+
+from naestro.budget import WALL_GUARD_FACTOR, RunBudget, TaskMeter
+from naestro.events import read_events
+from naestro.limits import Budget
+from naestro.plan import Plan
+from naestro.runner import Runner
+from naestro.settings import Settings
+from tests.fakes import ScriptedProvider, all_text
+
+
+def writer(messages: list[BaseMessage]) -> dict[str, Any]:
+    """Writes a.txt, then finishes (the Coder is told once to verify first, so three calls)."""
+    if "Write 2-4 sentences" in all_text(messages):
+        return {"summary": "a.txt was written and its check passed."}
+    if not any(isinstance(m, AIMessage) for m in messages):
+        return {"thought": "write", "tool": "fs.write", "arguments": {"path": "a.txt", "content": "ok"}}
+    return {"thought": "done", "tool": "finish", "arguments": {"summary": "wrote a.txt", "outputs": {}}}
+
+
+def one_task(budget: dict[str, Any]) -> Plan:
+    return Plan.model_validate({"goal": "write a.txt saying ok", "tasks": [
+        {"id": "a", "role": "coder", "description": "write a.txt", "budget": budget,
+         "accept": [{"kind": "regex", "file": "a.txt", "pattern": "^ok$"}]}]})
+
+
+async def test_a_slow_endpoint_does_not_fail_a_task_whose_token_budget_is_intact(settings: Settings) -> None:
+    # Three calls of 1.2 s each: the 3 s wall_s alone would fail the task (the old behaviour), its 4000 tokens are
+    # far from spent (15 per call). Before the first reply nothing is measured, so that one must fit in wall_s.
+    plan = one_task({"tokens": 4000, "wall_s": 3})
+    result = await Runner(settings, ScriptedProvider(writer, delay_s=1.2)).start(plan.goal, plan=plan)
+    assert result.passed, result.tasks["a"].get("error")
+    assert result.tasks["a"]["wall_s"] > 3  # it did run past the nominal wall_s
+    events = read_events(result.report_path.parent / "events.jsonl")
+    assert not [e for e in events if e["event"] == "budget_exceeded"]
+
+
+async def test_a_hung_endpoint_still_hits_the_wall_guard(settings: Settings) -> None:
+    # No call of the task ever returns, so no speed is measured and the guard stays the task's wall_s.
+    def delay(messages: list[BaseMessage]) -> float:
+        return 0.0 if "Write 2-4 sentences" in all_text(messages) else 60.0
+
+    plan = one_task({"tokens": 4000, "wall_s": 0.5})
+    result = await Runner(settings.model_copy(update={"review": False}),
+                          ScriptedProvider(writer, delay_for=delay)).start(plan.goal, plan=plan)
+    assert not result.passed and result.tasks["a"]["status"] == "failed"
+    assert "exceeded its wall_s budget" in result.tasks["a"].get("error", "")
+    events = read_events(result.report_path.parent / "events.jsonl")
+    assert {e["resource"] for e in events if e["event"] == "budget_exceeded"} == {"wall_s"}
+
+
+def test_the_guard_scales_with_the_measured_speed() -> None:
+    run = RunBudget(ceiling=Budget())
+    meter = TaskMeter(task_id="t", budget=Budget(tokens=1000, wall_s=10), run=run)
+    assert meter.wall_guard_s() == 10  # nothing measured yet
+    meter.charge(tokens=100, usd=0.0, model_s=50.0)  # 2 tokens/s: the whole budget takes 500 s of model time
+    assert meter.wall_guard_s() == WALL_GUARD_FACTOR * 500
+    fast = TaskMeter(task_id="u", budget=Budget(tokens=1000, wall_s=10), run=RunBudget(ceiling=Budget()))
+    fast.charge(tokens=500, usd=0.0, model_s=0.01)  # a fast endpoint: the nominal wall_s stands
+    assert fast.wall_guard_s() == 10
+    replayed = TaskMeter(task_id="v", budget=Budget(tokens=1000, wall_s=10), run=RunBudget(ceiling=Budget()))
+    replayed.charge(tokens=100, usd=0.0)  # a replayed reply: no speed
+    assert replayed.wall_guard_s() == 10 and replayed.run.speed.per_s() is None
+    unbounded = TaskMeter(task_id="w", budget=Budget(wall_s=10), run=run)  # no token budget: wall_s only
+    assert unbounded.wall_guard_s() == 10

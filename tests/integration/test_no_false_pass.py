@@ -1,0 +1,115 @@
+"""No false PASSED in any mode (issue 18): a check that does not read the deliverable never passes a run.
+
+Seen: copilot mode (the default), goal "Create hello.py that prints hello, and check it by running python3
+hello.py", checks ``python3 -c "print('Hello, World!')"``; the vacuity probe was skipped because the gate would
+have asked at plan time, and the run PASSED. Real graph, gate, sandbox and checkpointer; the model's text is scripted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, BaseMessage
+
+from mcp_servers.sandbox import Completed
+from naestro.events import read_events
+from naestro.plan import Plan
+from naestro.runner import Runner, RunResult
+from naestro.settings import Settings
+from nodes.vacuity import READS_NO_FILE, VACUOUS, reads_no_file, vacuous_checks
+from policies.decision import RunPolicy
+from policies.gate import ConsentAnswer
+from tests.fakes import ScriptedProvider, all_text
+
+GOAL = "Create hello.py that prints hello, and check it by running python3 hello.py"
+PRINTS = "python3 -c \"print('Hello, World!')\""
+# Names the deliverable, so it passes the static test, but exits 0 whether hello.py exists or not.
+LOOKS = "python3 -c \"import os\nprint(os.path.exists('hello.py'))\""
+
+
+def hello_plan(command: str) -> dict[str, Any]:
+    return {"goal": GOAL, "tasks": [{"id": "write_hello", "role": "coder", "description": "Write hello.py",
+                                     "accept": [{"kind": "command", "command": command}]}]}
+
+
+def script_for(command: str, planned: list[str]) -> Any:
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        if "Turn the user's goal into a small plan" in text:
+            planned.append(text)
+            return hello_plan(command)
+        if "Write 2-4 sentences" in text:
+            return {"summary": "hello.py was written."}
+        if not any(isinstance(m, AIMessage) for m in messages):
+            return {"thought": "write", "tool": "fs.write", "arguments": {"path": "hello.py",
+                                                                       "content": "print('hello')\n"}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "wrote hello.py", "outputs": {}}}
+    return script
+
+
+async def run_approving(runner: Runner, goal: str, policy: RunPolicy) -> RunResult:
+    """A human who approves every consent request (with --remember), as in the issue's transcript."""
+    result = await runner.start(goal, policy=policy)
+    for _ in range(10):
+        if not result.pending:
+            return result
+        answers = {p.id: ConsentAnswer(approve=True, remember=True, by="test") for p in result.pending}
+        result = await runner.resume(result.record.run_id, answers)
+    raise AssertionError("still waiting for consent after 10 answers")
+
+
+def test_a_command_that_reads_no_file_is_found_without_running_it(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    for command in (PRINTS, "echo ok", "python3 -c \"import math; assert math.sqrt(4) == 2\"", "true"):
+        assert reads_no_file(command, tmp_path), command
+    for command in ("python3 hello.py", LOOKS, "python3 -c \"from fib import fib; assert fib(10) == 55\"",
+                    "pytest -q", "python3 -m unittest", "test -d data", "bash run.sh"):
+        assert not reads_no_file(command, tmp_path), command
+
+
+async def test_the_planner_refuses_it_when_the_probe_may_not_run(tmp_path: Path) -> None:
+    async def refused(command: str, where: Path) -> Completed | None:
+        return None  # the gate would ask (copilot) or deny (auto, guide): nothing is run
+    problems = await vacuous_checks(Plan.model_validate(hello_plan(PRINTS)), tmp_path, refused)
+    assert [(p.pointer, p.message) for p in problems] == [("/tasks/0/accept/0", f"this command check {READS_NO_FILE}")]
+
+
+@pytest.mark.parametrize("mode", ["copilot", "auto", "guide"])
+async def test_a_check_that_does_not_read_hello_py_never_passes(settings: Settings, mode: str) -> None:
+    settings = settings.model_copy(update={"reference_checks": False, "review": False})
+    planned: list[str] = []
+    runner = Runner(settings, ScriptedProvider(script_for(PRINTS, planned)))
+    result = await run_approving(runner, GOAL, RunPolicy(mode=mode))  # type: ignore[arg-type]
+    # The model's check was refused at every planning attempt (the static test needs no gate); the fallback
+    # checks the file the goal names.
+    assert len(planned) == settings.planner_attempts and READS_NO_FILE in planned[-1]
+    plan = result.plan
+    assert PRINTS not in plan.model_dump_json()
+    if mode == "guide":
+        assert not result.passed  # nothing may be written
+    else:
+        assert (Path(result.record.workspace) / "hello.py").exists() and result.passed
+    assert PRINTS not in result.report_path.read_text()
+
+
+@pytest.mark.parametrize("mode", ["copilot", "auto", "guide"])
+async def test_a_check_that_passes_without_the_work_never_passes(settings: Settings, mode: str) -> None:
+    settings = settings.model_copy(update={"reference_checks": False, "review": False})
+    planned: list[str] = []
+    runner = Runner(settings, ScriptedProvider(script_for(LOOKS, planned)))
+    result = await run_approving(runner, GOAL, RunPolicy(mode=mode))  # type: ignore[arg-type]
+    assert len(planned) == 1  # the plan was accepted: the probe could not run while planning (ask / deny)
+    assert not result.passed and result.record.status == "failed"
+    assert result.report_path.read_text().startswith("# Naestro report: FAILED")
+    check = result.tasks["write_hello"]["checks"][0]
+    assert not check["passed"]
+    events = read_events(result.report_path.parent / "events.jsonl")
+    if mode == "copilot":
+        # the human approved the check; it passed on hello.py and again on the workspace before the work
+        assert VACUOUS in check["detail"]
+        assert [e["vacuous"] for e in events if e["event"] == "vacuity_probed"] == [True]
+        assert result.tasks["write_hello"]["attempts"] == 1  # no retry can fix the check
+    else:
+        assert [e["tool"] for e in events if e["event"] == "tool_denied" and e["task"] == "write_hello"]
