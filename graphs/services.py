@@ -30,7 +30,7 @@ from naestro.router import OutcomeFeed
 from naestro.runs import RunRecord, RunStatus
 from naestro.runtime import Runtime
 from naestro.toolbus import McpToolBus, ToolBus
-from naestro.tools import run_servers
+from naestro.tools import pooled_run_servers
 from naestro.validate import parse_plan_text
 from policies.audit import AuditLog, anchors_dir
 from policies.decision import ApprovedScope
@@ -41,7 +41,7 @@ __all__ = ["LiveRun", "RunServices"]
 
 @dataclass
 class LiveRun:
-    """One run's open parts in this process (the tool bus holds MCP server processes until ``close``)."""
+    """One run's open parts in this process (the tool bus holds MCP sessions until ``close``)."""
 
     record: RunRecord
     events: EventLog
@@ -152,8 +152,9 @@ class RunServices:
                 return live
             live = await asyncio.to_thread(self._open_files, run_id)
             record = live.record
-            servers, untrusted = run_servers(Path(record.workspace), self.runtime.tools_config,
-                                             allow_domains=record.policy.allow_domains, roots=record.policy.roots)
+            servers, untrusted = await pooled_run_servers(  # the runtime's shared servers, this run's sessions
+                self.runtime.mcp_pool, Path(record.workspace), self.runtime.tools_config,
+                allow_domains=record.policy.allow_domains, roots=record.policy.roots)
             live.bus = await live.stack.enter_async_context(McpToolBus(servers, untrusted=untrusted))
             live.gate = self.gate(record=record, bus=live.bus, events=live.events, audit=live.audit)
             self._live[run_id] = live
@@ -212,12 +213,15 @@ class RunServices:
         return self.record(run_id) or self.store.load(run_id)
 
     async def close(self, run_id: str) -> None:
-        """Stop the run's MCP servers (a finished run; a waiting one is reopened on resume)."""
+        """End the run's MCP sessions (a finished run; a waiting one is reopened on resume); the pooled servers
+        and other runs' sessions stay up."""
         live = self._live.pop(run_id, None)
         if live is not None:
             await live.stack.aclose()
 
     async def aclose(self) -> None:
+        """Close every open run, then the runtime's MCP server pool (shared with any other holder of the runtime)."""
         for run_id in list(self._live):
             await self.close(run_id)
+        await self.runtime.aclose()
 

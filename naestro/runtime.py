@@ -4,6 +4,9 @@ The CLI, the graph ``langgraph.json`` serves, the MCP front door, the time-trave
 all get their provider, router, policy engine, kill switches, signing key, roles, external tools and
 telemetry here, so that no entry point runs with a different set (before this, three of five ran without the
 router). A broken models file or policy folder fails here, before any run directory exists.
+
+The runtime also owns the pool of builtin MCP server processes every run of the process shares
+(naestro/mcppool.py): started on the first run, ended by ``aclose`` (or when the runtime is collected).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from naestro.endpoints import load_registry
 from naestro.llm import EndpointProvider, ModelProvider
+from naestro.mcppool import McpServerPool
 from naestro.plan import Role
 from naestro.router import Router, build_router
 from naestro.runs import RunStore
@@ -43,6 +47,11 @@ class Runtime:
     switches: KillSwitches
     signing_key: Ed25519PrivateKey
     store: RunStore
+    mcp_pool: McpServerPool  # builtin MCP servers shared by the runs (each run has its own sessions)
+
+    async def aclose(self) -> None:
+        """End what the runtime started: the pooled MCP server processes (they start again if a run follows)."""
+        await self.mcp_pool.aclose()
 
 
 def build_runtime(settings: Settings, *, provider: ModelProvider | None = None, router: Router | None = None,
@@ -65,4 +74,5 @@ def build_runtime(settings: Settings, *, provider: ModelProvider | None = None, 
         telemetry=telemetry or Telemetry(TelemetrySettings(naestro_home=settings.home)),
         roles=roles, tools_config=tools_config, policy_bundle=bundle,
         engine=configured_engine(bundle, settings.policy_url), switches=KillSwitches(settings.control_db),
-        signing_key=load_signing_key(settings.keys_dir), store=RunStore(settings.runs_dir))
+        signing_key=load_signing_key(settings.keys_dir), store=RunStore(settings.runs_dir),
+        mcp_pool=McpServerPool(home=settings.home))

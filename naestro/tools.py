@@ -22,7 +22,7 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from langchain_mcp_adapters.sessions import Connection
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
@@ -34,8 +34,11 @@ from naestro.plan import Role
 from naestro.toolbus import McpToolBus, ToolAnnotations, ToolSpec, builtin_servers
 from nodes.roles import RoleSpec
 
+if TYPE_CHECKING:
+    from naestro.mcppool import McpServerPool
+
 __all__ = ["BuiltinOptions", "ExternalServer", "Registry", "ToolEntry", "ToolsConfig", "build_registry",
-           "builtin_input_schemas", "load_tools_config", "run_servers"]
+           "builtin_input_schemas", "builtin_options", "load_tools_config", "pooled_run_servers", "run_servers"]
 
 _SERVER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -117,17 +120,37 @@ def load_tools_config(path: Path | None) -> ToolsConfig:
         raise invalid_shape(exc, text, where=str(path)) from exc
 
 
+def builtin_options(workspace: Path, config: ToolsConfig, *, allow_domains: Sequence[str] = (),
+                    roots: Sequence[str] = ()) -> ServerOptions:
+    """What a run's builtin servers are confined to. ``allow_domains`` (e.g. the run policy's) is added to the
+    configured web allowlist."""
+    domains = tuple(dict.fromkeys([*config.builtin.allow_domains, *allow_domains]))
+    return ServerOptions(workspace=workspace, allow_domains=domains, database=config.builtin.database,
+                         search_url=config.builtin.search_url, roots=tuple(Path(r) for r in roots))
+
+
 def run_servers(workspace: Path, config: ToolsConfig, *, allow_domains: Sequence[str] = (),
                 roots: Sequence[str] = ()) -> tuple[dict[str, Connection], set[str]]:
-    """Connections for one run (builtin + external) and the names of the untrusted (external) servers.
+    """Connections for one run (builtin servers as its own stdio children + external) and the names of the
+    untrusted (external) servers."""
+    o = builtin_options(workspace, config, allow_domains=allow_domains, roots=roots)
+    servers = builtin_servers(o.workspace, allow_domains=o.allow_domains, database=o.database,
+                              search_url=o.search_url, roots=o.roots)
+    return {**servers, **external_servers(config)}, set(config.servers)
 
-    ``allow_domains`` (e.g. the run policy's) is added to the configured web allowlist."""
-    domains = tuple(dict.fromkeys([*config.builtin.allow_domains, *allow_domains]))
-    servers = builtin_servers(workspace, allow_domains=domains, database=config.builtin.database,
-                              search_url=config.builtin.search_url, roots=roots)
-    for name, ext in config.servers.items():
-        servers[name] = ext.connection()
-    return servers, set(config.servers)
+
+async def pooled_run_servers(pool: McpServerPool, workspace: Path, config: ToolsConfig, *,
+                             allow_domains: Sequence[str] = (),
+                             roots: Sequence[str] = ()) -> tuple[dict[str, Connection], set[str]]:
+    """Like ``run_servers``, with the builtin servers from the runtime's shared pool (the run's own sessions,
+    its confinement sent with them). External servers stay the run's own connections: they are not ours to
+    share."""
+    options = builtin_options(workspace, config, allow_domains=allow_domains, roots=roots)
+    return {**await pool.connections(options), **external_servers(config)}, set(config.servers)
+
+
+def external_servers(config: ToolsConfig) -> dict[str, Connection]:
+    return {name: ext.connection() for name, ext in config.servers.items()}
 
 
 class ToolEntry(BaseModel):
