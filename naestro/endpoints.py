@@ -61,6 +61,14 @@ class Prior(BaseModel):
     p95_latency_s: float | None = Field(default=None, gt=0, description="measured by `naestro router tune`")
 
 
+class CascadeConfig(BaseModel):
+    """The cascade strategy's two tiers (see naestro/router/cascade.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    small: str | None = Field(default=None, description="tried first; default: the registry's `fast` endpoint")
+    large: str | None = Field(default=None, description="after a failed check; default: the `default` endpoint")
+
+
 class RouterConfig(BaseModel):
     """How the router picks among endpoints (see naestro/router/route.py for the order of the rules)."""
 
@@ -72,6 +80,11 @@ class RouterConfig(BaseModel):
     backoff_s: float = Field(default=0.5, ge=0, description="first backoff; doubles per retry")
     down_cooldown_s: float = Field(default=30.0, ge=0, description="how long a failed endpoint is skipped")
     bandit: bool = Field(default=False, description="let Thompson sampling choose within the local tier")
+    strategy: Literal["rules", "bandit", "cascade"] | None = Field(
+        default=None, description="rules: the requested endpoint, else local first; bandit: Thompson sampling "
+                                  "within the local tier; cascade: the small endpoint first, the large one for a "
+                                  "task whose checks failed on it. Default: bandit when `bandit: true`, else rules")
+    cascade: CascadeConfig = CascadeConfig()
     cost_weight: float = Field(default=0.0, ge=0, description="reward -= cost_weight * USD")
     latency_weight: float = Field(default=0.0, ge=0, description="reward -= latency_weight * seconds")
     explore_min_budget_usd: float = Field(default=0.0, ge=0,
@@ -79,6 +92,11 @@ class RouterConfig(BaseModel):
     store: str | None = Field(default=None, description="bandit store: postgresql://... or a SQLite path; "
                                                         "default HOME/router.sqlite")
     priors: tuple[Prior, ...] = ()
+
+    @property
+    def mode(self) -> Literal["rules", "bandit", "cascade"]:
+        """The strategy in effect (``bandit: true`` is the older spelling of ``strategy: bandit``)."""
+        return self.strategy or ("bandit" if self.bandit else "rules")
 
 
 class ModelRegistry(BaseModel):
@@ -136,6 +154,18 @@ def check_registry(registry: ModelRegistry, *, where: str) -> None:
     for i, prior in enumerate(registry.router.priors):
         if prior.endpoint not in seen:
             raise ConfigError(f"router.priors.{i}.endpoint: unknown endpoint {prior.endpoint!r}", file=where)
+    cascade = registry.router.cascade
+    for field, name in (("small", cascade.small), ("large", cascade.large)):
+        if name is not None and name not in seen:
+            raise ConfigError(f"router.cascade.{field}: unknown endpoint {name!r}", file=where)
+    if registry.router.mode == "cascade":
+        small, large = cascade.small or registry.fast, cascade.large or registry.default
+        if small is None or small == large:
+            raise ConfigError("router.strategy cascade needs two endpoints: set router.cascade.small and .large "
+                              "(or `fast` and `default`) to different endpoints", file=where)
+    if registry.router.strategy is not None and registry.router.bandit and registry.router.strategy != "bandit":
+        raise ConfigError(f"router.bandit: true contradicts router.strategy: {registry.router.strategy}; "
+                          "drop `bandit` (strategy replaces it)", file=where)
 
 
 def save_registry_data(models_file: Path, data: dict[str, Any]) -> None:

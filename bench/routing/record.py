@@ -1,26 +1,41 @@
-"""Record real HumanEval outcomes of the local models, as the routing benchmark's items and outcomes files.
+"""Record real HumanEval outcomes of the local models, with the runtime signals a cascade router can use.
 
-Each problem is put to every model (greedy, ``max_tokens`` bounded, HumanEval stop sequences) through the
-embedded llama-server; the completion is executed with the problem's tests in the bubblewrap sandbox
-(mcp_servers/exec.py's ``sandbox_argv``: no network, read-only system). Outcomes are appended one line per
-(problem, model) as they finish, so an interrupted recording resumes where it stopped.
+Each problem is put to every model (greedy, ``max_tokens`` bounded, HumanEval stop sequences) through an
+embedded llama-server started by this script; the completion is executed with the problem's tests in the
+bubblewrap sandbox (mcp_servers/exec.py's ``sandbox_argv``: no network, read-only system). One JSON line per
+(problem, model) is appended as it finishes, so an interrupted recording resumes where it stopped.
+
+Besides pass/fail each row carries the completion text and ``signals`` (naestro/router/signals.py), the
+things a cascade can know without the hidden tests:
+
+* the docstring's own examples run against the completion in the sandbox (``examples_passed/total``);
+* the model's token log-probabilities from llama-server (``n_probs``: mean and min);
+* with ``--vote N`` for a model: N extra samples at temperature 0.8 (seeds 1..N), counted as agreeing when they
+  give the same outputs as the greedy answer on the examples' inputs (or the same AST when there are none).
 
 Prompting: the Qwen chat template with the HumanEval prompt pre-filled as the start of the assistant's code
-block, so the model writes only the function body (the instruct models would otherwise repeat the docstring,
-which doubles decode time on 2 CPU cores without changing what is tested).
+block, so the model writes only the function body.
 
-Usage: python -m bench.routing.record [--models coder-0.5b,coder-1.5b] [--limit N] [--home DIR]
+A row without ``signals`` (recorded by the first version of this script) is re-recorded unless
+``--legacy-ok``; the replay reads the last row per (problem, model), and ``--compact`` drops superseded rows.
+
+Usage: nice -n 10 python -m bench.routing.record [--models coder-0.5b,coder-1.5b] [--vote coder-0.5b=2]
+       [--threads 1] [--limit N] [--legacy-ok] [--compact]
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import concurrent.futures
 import gzip
 import json
+import os
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -29,6 +44,14 @@ import httpx
 from mcp_servers.exec import sandbox_argv
 from naestro.endpoints import load_registry
 from naestro.engines.llama_server import LocalServer
+from naestro.router.signals import (
+    Example,
+    Signals,
+    docstring_examples,
+    examples_program,
+    logprob_stats,
+    parse_results,
+)
 
 HERE = Path(__file__).parent
 ITEMS = HERE / "humaneval_items.jsonl"
@@ -51,43 +74,125 @@ def chat_prompt(prompt: str) -> str:
             f"<|im_start|>assistant\n```python\n{prompt}")
 
 
-def passes(problem: dict[str, str], completion: str, *, timeout_s: float = 15.0) -> bool:
-    program = f"{problem['prompt']}{completion}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
+def _sandboxed(program: str, *, timeout_s: float) -> tuple[int | None, str]:
     with tempfile.TemporaryDirectory(prefix="he-") as ws:
         Path(ws, "solution.py").write_text(program)
         try:
             done = subprocess.run(sandbox_argv(Path(ws), "python3 solution.py"), capture_output=True,
                                   timeout=timeout_s, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
-            return False
-    return done.returncode == 0
+            return None, ""
+    return done.returncode, done.stdout.decode(errors="replace")
 
 
-def complete(base_url: str, prompt: str, *, max_tokens: int) -> tuple[str, int, int, float]:
+def passes(problem: dict[str, str], completion: str, *, timeout_s: float = 15.0) -> bool:
+    program = f"{problem['prompt']}{completion}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
+    code, _ = _sandboxed(program, timeout_s=timeout_s)
+    return code == 0
+
+
+def run_examples(problem: dict[str, str], completion: str, examples: list[Example], *,
+                 timeout_s: float = 15.0) -> list[tuple[bool, str]]:
+    if not examples:
+        return []
+    _, out = _sandboxed(examples_program(problem["prompt"] + completion, examples), timeout_s=timeout_s)
+    return parse_results(out, len(examples))
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    logprobs: tuple[float, ...]
+
+
+def complete(server: str, prompt: str, *, max_tokens: int, temperature: float = 0.0, seed: int = 0
+             ) -> Completion:
+    """llama-server's native /completion: the text plus each generated token's log-probability (``n_probs``)."""
     start = time.monotonic()
-    r = httpx.post(f"{base_url}/completions", timeout=600, json={
-        "prompt": chat_prompt(prompt), "max_tokens": max_tokens, "temperature": 0.0, "seed": 0, "stop": STOP})
+    r = httpx.post(f"{server}/completion", timeout=900, json={
+        "prompt": chat_prompt(prompt), "n_predict": max_tokens, "temperature": temperature, "top_p": 0.95,
+        "seed": seed, "stop": STOP, "n_probs": 1, "cache_prompt": True})
     r.raise_for_status()
     body = r.json()
-    latency = time.monotonic() - start
-    usage = body["usage"]
-    return body["choices"][0]["text"], int(usage["prompt_tokens"]), int(usage["completion_tokens"]), latency
+    probs = body.get("completion_probabilities") or []
+    return Completion(text=body["content"], prompt_tokens=int(body["tokens_evaluated"]),
+                      completion_tokens=int(body["tokens_predicted"]),
+                      latency_s=round(time.monotonic() - start, 3),
+                      logprobs=tuple(float(p["logprob"]) for p in probs if "logprob" in p))
+
+
+def _same_ast(prompt: str, a: str, b: str) -> bool:
+    try:
+        return ast.dump(ast.parse(prompt + a)) == ast.dump(ast.parse(prompt + b))
+    except SyntaxError:
+        return False
+
+
+def record_one(problem: dict[str, str], server: str, *, max_tokens: int, vote: int) -> dict[str, object]:
+    prompt = problem["prompt"]
+    examples = docstring_examples(prompt, problem["entry_point"])
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1 + vote) as pool:
+        # The greedy answer and the vote's samples run at once (the server has a slot for each).
+        greedy_f = pool.submit(complete, server, prompt, max_tokens=max_tokens)
+        sample_fs = [pool.submit(complete, server, prompt, max_tokens=max_tokens, temperature=0.8, seed=s)
+                     for s in range(1, vote + 1)]
+        greedy, samples = greedy_f.result(), [f.result() for f in sample_fs]
+    results = run_examples(problem, greedy.text, examples)
+    agree = 0
+    for sample in samples:
+        if examples:
+            agree += [out for _, out in run_examples(problem, sample.text, examples)] == [out for _, out in results]
+        else:
+            agree += _same_ast(prompt, greedy.text, sample.text)
+    mean_lp, min_lp = logprob_stats(greedy.logprobs)
+    signals = Signals(examples_total=len(examples), examples_passed=sum(ok for ok, _ in results),
+                      mean_logprob=mean_lp, min_logprob=min_lp, vote_total=vote, vote_agree=agree)
+    return {"passed": passes(problem, greedy.text), "prompt_tokens": greedy.prompt_tokens,
+            "completion_tokens": greedy.completion_tokens, "latency_s": greedy.latency_s,
+            "vote_latency_s": round(max((s.latency_s for s in samples), default=0.0), 3),
+            "load1": round(os.getloadavg()[0], 2), "completion": greedy.text,
+            "signals": signals.model_dump(mode="json")}
+
+
+def compact(path: Path) -> int:
+    """Keep the last row per (id, model), in first-seen order; returns how many rows were dropped."""
+    rows: dict[tuple[str, str], str] = {}
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    for line in lines:
+        o = json.loads(line)
+        rows[(o["id"], o["model"])] = line
+    order = {pid: n for n, pid in enumerate(dict.fromkeys(json.loads(line)["id"] for line in lines))}
+    kept = sorted(rows.items(), key=lambda kv: (order[kv[0][0]], kv[0][1]))
+    path.write_text("".join(line + "\n" for _, line in kept))
+    return len(lines) - len(kept)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="coder-0.5b,coder-1.5b", help="endpoint names from models.yaml")
+    ap.add_argument("--vote", default="", help="NAME=N: N extra samples per problem for that endpoint")
     ap.add_argument("--limit", type=int, default=None, help="first N problems only")
     ap.add_argument("--max-tokens", type=int, default=384)
+    ap.add_argument("--threads", type=int, default=2, help="llama-server threads per model")
+    ap.add_argument("--legacy-ok", action="store_true", help="count rows without signals as done")
+    ap.add_argument("--compact", action="store_true", help="only drop superseded rows from the outcomes file")
+    ap.add_argument("--keep-servers", action="store_true", help="leave the llama-servers running at the end")
     ap.add_argument("--home", type=Path, default=Path("/tmp/naestro-routing-record"),
                     help="where the recording's own llama-servers keep pid files and logs")
     ap.add_argument("--models-dir", type=Path, default=Path(".naestro/models"))
     ap.add_argument("--items", type=Path, default=ITEMS)
     ap.add_argument("--outcomes", type=Path, default=OUTCOMES)
     args = ap.parse_args(argv)
+    if args.compact:
+        print(f"dropped {compact(args.outcomes)} superseded row(s)")
+        return
 
     registry = load_registry()
     endpoints = [registry.get(n) for n in args.models.split(",")]
+    votes = {name: int(n) for name, n in (v.split("=", 1) for v in args.vote.split(",") if v)}
     probs = list(problems())[: args.limit]
     args.items.write_text("".join(json.dumps({"id": p["task_id"], "prompt": p["prompt"]}) + "\n" for p in probs))
     done: set[tuple[str, str]] = set()
@@ -95,19 +200,26 @@ def main(argv: list[str] | None = None) -> None:
         for line in args.outcomes.read_text().splitlines():
             if line.strip():
                 o = json.loads(line)
-                done.add((o["id"], o["model"]))
-    urls = {e.name: LocalServer(e, home=args.home, models_dir=args.models_dir, slots=1).ensure().base_url
-            for e in endpoints}
-    for i, p in enumerate(probs):
-        for e in endpoints:
-            if (p["task_id"], e.model) in done:
-                continue
-            text, pt, ct, latency = complete(urls[e.name], p["prompt"], max_tokens=args.max_tokens)
-            row = {"id": p["task_id"], "model": e.model, "passed": passes(p, text), "prompt_tokens": pt,
-                   "completion_tokens": ct, "latency_s": round(latency, 3)}
-            with args.outcomes.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(f"[{i + 1}/{len(probs)}] {row}", flush=True)
+                if "signals" in o or args.legacy_ok:
+                    done.add((o["id"], o["model"]))
+    servers = {e.name: LocalServer(e, home=args.home, models_dir=args.models_dir, threads=args.threads,
+                                   slots=1 + votes.get(e.name, 0)) for e in endpoints}
+    try:
+        urls = {name: s.ensure().base_url.removesuffix("/v1") for name, s in servers.items()}
+        for i, p in enumerate(probs):
+            for e in endpoints:
+                if (p["task_id"], e.model) in done:
+                    continue
+                row = {"id": p["task_id"], "model": e.model,
+                       **record_one(p, urls[e.name], max_tokens=args.max_tokens, vote=votes.get(e.name, 0))}
+                with args.outcomes.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                brief = {k: v for k, v in row.items() if k != "completion"}
+                print(f"[{i + 1}/{len(probs)}] {json.dumps(brief)}", flush=True)
+    finally:
+        if not args.keep_servers:
+            for s in servers.values():
+                s.stop()
 
 
 if __name__ == "__main__":

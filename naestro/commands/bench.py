@@ -29,10 +29,11 @@ def _price(text: str) -> tuple[str, tuple[float, float]]:
 
 
 @app.command()
-def routing(items: Annotated[Path, typer.Option(help="items JSONL: {id, prompt}")] = RECORDED /
-            "humaneval_items.jsonl",
+def routing(items: Annotated[Path, typer.Option(help="items JSONL: {id, prompt}, or BFCL-style {id, question "
+                                                "(chat turns), function}, {task_id, prompt}, {id, messages}")]
+            = RECORDED / "humaneval_items.jsonl",
             outcomes: Annotated[Path, typer.Option(help="outcomes JSONL: {id, model, passed, prompt_tokens, "
-                                                   "completion_tokens, latency_s}")] = RECORDED /
+                                                   "completion_tokens, latency_s[, signals]}")] = RECORDED /
             "humaneval_outcomes.jsonl",
             as_json: Annotated[bool, typer.Option("--json", help="a list of rows {name, quality, cost, "
                                                   "large_share}")] = False,
@@ -65,7 +66,15 @@ def routing(items: Annotated[Path, typer.Option(help="items JSONL: {id, prompt}"
         table.add_row(r.name, f"{r.quality:.3f}", f"{100 * r.quality / large_q:.1f}%" if large_q else "—",
                       f"{r.cost:.2f}", f"{100 * r.large_share:.1f}%")
     out.print(table)
-    out.print(result.note)
-    bandit = result.row("bandit")
-    met = large_q > 0 and bandit.quality >= 0.95 * large_q and bandit.large_share <= 0.40
-    out.print(f"goal (bandit ≥95% of large quality with ≤40% large calls): {'met' if met else 'NOT met'}")
+    out.print(result.note, markup=False, highlight=False)
+    if result.cascade_cv is not None and result.cv_large is not None:
+        cv, anchor = result.cascade_cv, result.cv_large.quality
+        share = f"{100 * cv.quality / anchor:.1f}%" if anchor else "—"
+        out.print(f"cascade, 2-fold cross-validated over all {result.train + result.test} items: quality "
+                  f"{cv.quality:.3f} ({share} of always-large {anchor:.3f}), large share "
+                  f"{100 * cv.large_share:.1f}%, mean cost {cv.cost:.2f} {unit}")
+    for name in ("bandit", "cascade"):
+        if any(r.name == name for r in result.rows):
+            r = result.row(name)
+            met = large_q > 0 and r.quality >= 0.95 * large_q and r.large_share <= 0.40
+            out.print(f"goal ({name} ≥95% of large quality with ≤40% large calls): {'met' if met else 'NOT met'}")

@@ -1,4 +1,5 @@
-"""Model routing: which endpoint serves each call (rules + Thompson-sampling bandit), health, re-route on failure.
+"""Model routing: which endpoint serves each call (rules, a Thompson-sampling bandit, or a cascade that escalates
+from the small to the large model when a cheap check fails), health, re-route on failure.
 
 The router sits between a model call and the endpoints of models.yaml; see ``route.py`` for the rules.
 """
@@ -12,6 +13,7 @@ from naestro.router.bandit import (
     ThompsonBandit,
     open_store,
 )
+from naestro.router.cascade import Cascade, Thresholds
 from naestro.router.feedback import OutcomeFeed
 from naestro.router.health import HealthBoard
 from naestro.router.model_call import complete_json_routed, request_for
@@ -28,6 +30,7 @@ from naestro.router.route import (
 __all__ = [
     "ArmStats",
     "BanditStore",
+    "Cascade",
     "HealthBoard",
     "MemoryBanditStore",
     "NoRoute",
@@ -38,6 +41,7 @@ __all__ = [
     "Router",
     "SqliteBanditStore",
     "ThompsonBandit",
+    "Thresholds",
     "build_router",
     "classify_failure",
     "complete_json_routed",

@@ -4,6 +4,9 @@ A task attempt's acceptance checks (``task_checked``: passed, or retry / failed)
 model call that attempt made (``model_call`` events since its ``task_started``); each call updates the arm
 (role, endpoint) with that verdict, its latency and cost. Listening to events keeps the router out of the
 graph nodes: the runner subscribes one feed per run.
+
+The same verdicts drive the cascade strategy: a failed check on the small endpoint escalates the task
+(``run/task``) to the large one for its next attempt.
 """
 
 from __future__ import annotations
@@ -36,3 +39,4 @@ class OutcomeFeed:
             for endpoint, latency, cost in self._calls.pop(task):
                 self.router.record_outcome(self._role[task], endpoint, success=success, cost_usd=cost,
                                            latency_s=latency)
+                self.router.record_verdict(f"{ev.get('run')}/{task}", endpoint, passed=success)

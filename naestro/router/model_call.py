@@ -26,11 +26,14 @@ def remaining_usd(meter: TaskMeter | None) -> float | None:
 
 
 def request_for(messages: list[BaseMessage], *, kind: str, requested: str | None = None,
-                max_output_tokens: int = 2048, meter: TaskMeter | None = None) -> RouteRequest:
+                max_output_tokens: int = 2048, meter: TaskMeter | None = None, task: str | None = None
+                ) -> RouteRequest:
     """Schema-constrained calls need the json_schema capability; the prompt size is estimated from the text;
-    the task's remaining USD budget rules out endpoints whose estimated cost would exceed it."""
+    the task's remaining USD budget rules out endpoints whose estimated cost would exceed it. ``task``
+    (``run/task``) lets the cascade strategy escalate a task after its checks failed."""
     return RouteRequest(kind=kind, prompt_tokens=estimate_tokens(messages), max_output_tokens=max_output_tokens,
-                        needs=frozenset({"json_schema"}), requested=requested, budget_usd=remaining_usd(meter))
+                        needs=frozenset({"json_schema"}), requested=requested, budget_usd=remaining_usd(meter),
+                        task=task)
 
 
 async def complete_json_routed(router: Router, provider: ModelProvider, req: RouteRequest,

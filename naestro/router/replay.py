@@ -1,9 +1,11 @@
 """Routing benchmark by replay: recorded real outcomes of two models on the same items, routers judged offline.
 
-Files (JSON lines): items ``{"id", "prompt"}`` — the text the router sees — and outcomes ``{"id", "model",
-"passed", "prompt_tokens", "completion_tokens", "latency_s"}``, one per (item, model). Any two model names
-work; the one with the higher mean cost is "large". Cost is latency (seconds) unless prices per 1K tokens are
-given.
+Files (JSON lines): items ``{"id", "prompt"}`` — the text the router sees; other shapes such as BFCL's
+``question`` + ``function`` are read too (``items.py``) — and outcomes ``{"id", "model", "passed",
+"prompt_tokens", "completion_tokens", "latency_s"}``, optionally with ``completion`` and ``signals`` (the cheap
+runtime signals of ``signals.py``), one per (item, model); a later row for the same pair replaces an earlier
+one (a re-recording). Any two model names work; the one with the higher mean cost is "large". Cost is latency
+(seconds) unless prices per 1K tokens are given.
 
 The items are split deterministically (by a hash of the id) into a training part and a held-out test part;
 every router is scored on the test part only:
@@ -18,6 +20,12 @@ every router is scored on the test part only:
   as the task kind, learning online from each outcome over the training part and then the test part with
   bandit feedback only (it sees the outcome of the model it chose); reward = pass − latency_weight·cost/
   (mean large cost); mean over ``seeds`` runs;
+* ``cascade-examples`` — when the outcomes carry signals: the small model first, the large one when the small
+  model's answer fails one of the docstring's examples (a fixed rule, nothing tuned);
+* ``cascade`` — the same with thresholds over every recorded signal (examples, no examples, mean / min token
+  logprob, vote) tuned on the training part for the best quality with at most ``max_large_share`` of its calls
+  escalated; its cost is the small call plus the large call when it escalates. ``cascade_cv`` in the result
+  is the 2-fold cross-validated cascade: tuned on each part, scored on the other, pooled over all items;
 * ``oracle`` — the small model whenever it passes, else the large one if that passes (the upper bound).
 """
 
@@ -32,20 +40,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from naestro.endpoints import Endpoint, ModelRegistry
 from naestro.errors import ConfigError
 from naestro.router.bandit import MemoryBanditStore, ThompsonBandit
+from naestro.router.cascade import CascadeCase, Thresholds, escalation, tune
+from naestro.router.items import load_items
 from naestro.router.route import NoRoute, Router, RouteRequest
+from naestro.router.signals import Signals
 
-__all__ = ["Item", "Outcome", "ReplayResult", "Row", "load_items", "load_outcomes", "replay"]
-
-
-class Item(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    id: str
-    prompt: str
+__all__ = ["Outcome", "ReplayResult", "Row", "load_items", "load_outcomes", "replay"]
 
 
 class Outcome(BaseModel):
@@ -53,16 +58,19 @@ class Outcome(BaseModel):
     id: str
     model: str
     passed: bool
-    prompt_tokens: int
-    completion_tokens: int
-    latency_s: float
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    latency_s: float = Field(ge=0)
+    completion: str | None = None
+    signals: Signals | None = None
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
     try:
         text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc.strerror if isinstance(exc, OSError) else 'not UTF-8'}",
+                          file=str(path)) from exc
     return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
@@ -82,12 +90,10 @@ def _parse(path: Path, model: type[M]) -> list[M]:
     return rows
 
 
-def load_items(path: Path) -> dict[str, str]:
-    return {i.id: i.prompt for i in _parse(path, Item)}
-
-
 def load_outcomes(path: Path) -> list[Outcome]:
-    return _parse(path, Outcome)
+    """The outcomes, the last row per (id, model) kept (a re-recording appends rather than rewrites)."""
+    latest = {(o.id, o.model): o for o in _parse(path, Outcome)}
+    return list(latest.values())
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,9 @@ class ReplayResult:
     test: int
     rows: tuple[Row, ...]
     note: str
+    cascade: Thresholds | None = None
+    cascade_cv: Row | None = None
+    cv_large: Row | None = None  # always-large over all items: the anchor of ``cascade_cv``
 
     def row(self, name: str) -> Row:
         return next(r for r in self.rows if r.name == name)
@@ -185,10 +194,46 @@ def replay(items: dict[str, str], outcomes: Sequence[Outcome], *, test_share: fl
     def oracle(i: str) -> str:
         return small if table[i][small].passed or not table[i][large].passed else large
 
-    rows.append(score("oracle", oracle))
     note = (f"length-rule threshold: {threshold} prompt tokens; bandit kinds: prompt-length terciles "
             f"{cuts}; latency_weight {latency_weight}; {seeds} seeds")
-    return ReplayResult(small, large, len(train), len(test), tuple(rows), note)
+    tuned: Thresholds | None = None
+    cv: Row | None = None
+    cv_large: Row | None = None
+    unsignalled = [i for i in ids if table[i][small].signals is None]
+    if unsignalled:
+        note += f"; no cascade: {len(unsignalled)} item(s) lack the small model's signals"
+    else:
+        def cascade_score(name: str, t: Thresholds, on: Sequence[str]) -> Row:
+            up = [escalation(_signals(table[i][small]), t) is not None for i in on]
+            return Row(name, statistics.fmean(table[i][large if e else small].passed for i, e in zip(on, up,
+                                                                                                      strict=True)),
+                       statistics.fmean(cost(table[i][small]) + (cost(table[i][large]) if e else 0.0)
+                                        for i, e in zip(on, up, strict=True)),
+                       statistics.fmean(up))
+
+        def cases(on: Sequence[str]) -> list[CascadeCase]:
+            return [CascadeCase(_signals(table[i][small]), table[i][small].passed, table[i][large].passed)
+                    for i in on]
+
+        rows.append(cascade_score("cascade-examples", Thresholds(), test))
+        tuned = tune(cases(train), max_large_share=max_large_share)
+        rows.append(cascade_score("cascade", tuned, test))
+        folds = [cascade_score("cv", tune(cases(fit), max_large_share=max_large_share), held)
+                 for fit, held in ((train, test), (test, train))]
+        n = len(test), len(train)
+        cv = Row("cascade (2-fold CV)", *(sum(getattr(r, f) * k for r, k in zip(folds, n, strict=True)) / sum(n)
+                                          for f in ("quality", "cost", "large_share")))
+        everything = (*test, *train)
+        cv_large = Row("always-large (all items)", statistics.fmean(table[i][large].passed for i in everything),
+                       statistics.fmean(cost(table[i][large]) for i in everything), 1.0)
+        note += f"; cascade tuned on the training part: {tuned.describe()}"
+    rows.append(score("oracle", oracle))
+    return ReplayResult(small, large, len(train), len(test), tuple(rows), note, tuned, cv, cv_large)
+
+
+def _signals(o: Outcome) -> Signals:
+    assert o.signals is not None  # checked for every item before the cascade is scored
+    return o.signals
 
 
 def _mean(name: str, rows: Sequence[Row]) -> Row:

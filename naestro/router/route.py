@@ -7,8 +7,12 @@ Rules, in order, for every call (each rejected endpoint keeps its reason for the
    estimated cost fits the remaining budget, not already failed during this call;
 2. soft filters: calls in flight below the endpoint's ``concurrency`` (queue depth), p95 latency over the
    sliding window within the SLO; an endpoint failing only these is used when nothing else is left;
-3. choice: the requested endpoint when it passed; else local before cloud (registry order within a tier);
-   with ``router.bandit`` on (and the request not pinned), Thompson sampling picks within the best tier.
+3. choice, by ``router.strategy`` (requests that are ``pinned`` always get the requested endpoint when it fits):
+   ``rules``: the requested endpoint when it passed; else local before cloud (registry order within a tier);
+   ``bandit``: Thompson sampling picks within the best tier;
+   ``cascade``: the small endpoint for a task's calls until the task fails its acceptance checks on it, then
+   the large one (``cascade.py``); a call without a task, or whose tier endpoint was filtered out, falls back
+   to the rules.
 
 A call that fails with a timeout, a 5xx (llama.cpp / vLLM report OOM as 500) or a refused connection is
 retried with exponential backoff (not for a refused connection: the server is gone), then the endpoint is
@@ -35,6 +39,7 @@ from pydantic import JsonValue
 from naestro.endpoints import Endpoint, ModelRegistry
 from naestro.errors import EndpointUnavailable, RunError
 from naestro.router.bandit import BanditStore, ThompsonBandit, open_store
+from naestro.router.cascade import Cascade
 from naestro.router.health import HealthBoard
 
 __all__ = ["NoRoute", "RouteDecision", "RouteRequest", "Router", "build_router", "classify_failure", "estimate_tokens"]
@@ -58,8 +63,9 @@ class NoRoute(RunError):
 class RouteRequest:
     """What the router needs to know about one model call.
 
-    ``requested`` is the role's or task's preference; with the bandit on it is only a preference unless
-    ``pinned`` (the bandit may choose another local endpoint). Either way the rules can spill away from it.
+    ``requested`` is the role's or task's preference; with the bandit or the cascade on it is only a preference
+    unless ``pinned`` (they may choose another local endpoint). Either way the rules can spill away from it.
+    ``task`` identifies the task across its attempts (``run/task``): the cascade escalates per task.
     """
 
     kind: str
@@ -70,6 +76,7 @@ class RouteRequest:
     pinned: bool = False
     budget_usd: float | None = None
     slo_p95_s: float | None = None
+    task: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,8 @@ class Router:
                  allowed: Allowed | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         cfg = registry.router
         self.registry, self.config = registry, cfg
+        small, large = cfg.cascade.small or registry.fast, cfg.cascade.large or registry.default
+        self.cascade = Cascade(small=small, large=large) if cfg.mode == "cascade" and small is not None else None
         self.health = health or HealthBoard(window=cfg.latency_window, cooldown_s=cfg.down_cooldown_s)
         self.store = store if store is not None else (bandit.store if bandit else None)
         self.bandit = bandit
@@ -196,7 +205,13 @@ class Router:
                                  f"({rejected[ep.name]})", spilled=ep.name != requested and requested is not None,
                                  rejected=rejected)
         names = [e.name for e in eligible]
-        use_bandit = self.bandit is not None and self.config.bandit and not req.pinned
+        if self.cascade is not None and req.task is not None and not req.pinned:
+            target, why = self.cascade.target(req.task)
+            if target in names:
+                ep = eligible[names.index(target)]
+                return RouteDecision(ep, "cascade", why, False, rejected)
+            rejected.setdefault(target, "unknown endpoint")
+        use_bandit = self.bandit is not None and self.config.mode == "bandit" and not req.pinned
         if requested in names and not use_bandit:
             ep = eligible[names.index(requested)]
             return RouteDecision(ep, "requested", f"{ep.name} was requested and fits", False, rejected)
@@ -277,6 +292,10 @@ class Router:
                     break
                 self.health.finished(ep.name, latency_s=time.monotonic() - start)
                 return result, decision
+
+    def record_verdict(self, task: str, endpoint: str, *, passed: bool) -> bool:
+        """A task attempt's acceptance verdict (``run/task``); True when the cascade escalates the task."""
+        return self.cascade is not None and self.cascade.verdict(task, endpoint, passed=passed)
 
     def record_outcome(self, kind: str, endpoint: str, *, success: bool, cost_usd: float, latency_s: float
                        ) -> float | None:

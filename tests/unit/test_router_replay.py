@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -62,9 +63,9 @@ def test_prices_replace_latency_as_cost(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ('{"id": "a"}\n', "line 1: prompt: Field required"),
-    ("not json\n", "line 1"),
-    ("", "no rows"),
+    ('{"id": "a"}\n', ":1: prompt: no item text"),
+    ("not json\n", ":1: not JSON"),
+    ("", "no items"),
 ])
 def test_malformed_items_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
     p = tmp_path / "items.jsonl"
@@ -72,6 +73,49 @@ def test_malformed_items_name_file_and_line(tmp_path: Path, text: str, message: 
     with pytest.raises(ConfigError) as info:
         load_items(p)
     assert message in str(info.value) and info.value.file == str(p)
+
+
+def write_signalled(tmp_path: Path, rows: list[tuple[str, bool, bool, bool, float]]) -> tuple[Path, Path]:
+    """rows: (id, small passed, large passed, small's examples pass, small's mean logprob)."""
+    items, outcomes = tmp_path / "items.jsonl", tmp_path / "outcomes.jsonl"
+    items.write_text("".join(json.dumps({"task_id": i, "prompt": "def f():\n"}) + "\n" for i, *_ in rows))
+    lines = []
+    for i, s, big, ex, lp in rows:
+        lines.append({"id": i, "model": "tiny", "passed": s, "prompt_tokens": 10, "completion_tokens": 5,
+                      "latency_s": 1.0, "completion": "    return 1\n",
+                      "signals": {"examples_total": 2, "examples_passed": 2 if ex else 1, "mean_logprob": lp,
+                                  "min_logprob": lp * 10}})
+        lines.append({"id": i, "model": "huge", "passed": big, "prompt_tokens": 10, "completion_tokens": 5,
+                      "latency_s": 3.0})
+    outcomes.write_text("".join(json.dumps(o) + "\n" for o in lines))
+    return items, outcomes
+
+
+def test_cascade_rows_are_computed_from_the_recorded_signals(tmp_path: Path) -> None:
+    # The small model fails 1 in 4 and its answer then fails an example; 1 in 16 of its answers also
+    # fails an example (a wrong docstring example, say). The large model passes everything.
+    rows = [(f"p{n}", n % 4 != 0, True, n % 4 != 0 and n % 16 != 1, -0.05) for n in range(80)]
+    items, outcomes = write_signalled(tmp_path, rows)
+    result = replay(load_items(items), load_outcomes(outcomes), seeds=2, max_large_share=0.6)
+    by_id = {i: (s, ex) for i, s, _, ex, _ in rows}
+    test_ids = sorted(by_id, key=lambda i: hashlib.sha256(f"0:{i}".encode()).hexdigest())[:40]
+    escalated = [i for i in test_ids if not by_id[i][1]]
+    fixed = result.row("cascade-examples")
+    assert fixed.quality == 1.0  # every small failure was caught and the large model fixed it
+    assert fixed.large_share == pytest.approx(len(escalated) / 40)
+    assert fixed.cost == pytest.approx(1.0 + 3.0 * len(escalated) / 40)
+    assert result.cascade is not None and result.cascade.examples
+    assert result.row("cascade").quality == 1.0 and result.row("cascade").large_share <= 0.6
+    assert result.cascade_cv is not None and result.cascade_cv.quality == 1.0
+    assert result.cv_large is not None and result.cv_large.quality == 1.0
+    assert [r.name for r in result.rows][-3:] == ["cascade-examples", "cascade", "oracle"]
+
+
+def test_no_cascade_rows_without_signals(tmp_path: Path) -> None:
+    items, outcomes = write_files(tmp_path, [(f"p{n}", n % 2 == 0, True) for n in range(12)])
+    result = replay(load_items(items), load_outcomes(outcomes), seeds=2)
+    assert "cascade" not in {r.name for r in result.rows} and result.cascade_cv is None
+    assert "lack the small model's signals" in result.note
 
 
 def test_three_models_or_too_few_items_are_rejected(tmp_path: Path) -> None:
@@ -105,3 +149,5 @@ def test_recorded_humaneval_files_replay() -> None:
     assert {o.model for o in outcomes} == {"qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"}
     result = replay(items, outcomes, seeds=3)
     assert result.large == "qwen2.5-coder-1.5b-instruct"
+    if result.cascade_cv is not None:  # once every item's small-model row carries signals
+        assert {"cascade-examples", "cascade"} <= {r.name for r in result.rows}
