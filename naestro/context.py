@@ -250,7 +250,8 @@ class RunContext:
                         self.gate.authorize_model(task=ex.task_id, role=ex.role.value, endpoint=other.name,
                                                   locality=other.locality, estimate=estimate, text=text,
                                                   meter=ex.meter, ask=self.ask_human)
-                req = request_for(messages, kind=ex.role.value, requested=ep.name, meter=ex.meter)
+                req = request_for(messages, kind=ex.role.value, requested=ep.name, meter=ex.meter,
+                                  task=f"{self.run_id}/{ex.task_id}")  # the cascade escalates per task
                 reply, _ = await complete_json_routed(self.router, self.provider, req, messages, schema=schema,
                                                       name=name, authorize=authorize,
                                                       emit=functools.partial(self.events.emit, task=ex.task_id))
