@@ -42,7 +42,9 @@ def routing(items: Annotated[Path, typer.Option(help="items JSONL: {id, prompt},
                                                           "mean large cost")] = 0.5,
             seeds: Annotated[int, typer.Option(min=1, help="runs averaged for random and bandit")] = 50,
             price: Annotated[list[str] | None, typer.Option(help="MODEL=IN,OUT USD per 1K tokens; cost = "
-                                                            "latency without it")] = None) -> None:
+                                                            "latency without it")] = None,
+            signalled_only: Annotated[bool, typer.Option(help="only items whose small-model row has signals "
+                                                         "(a partial re-recording)")] = False) -> None:
     """Replay routers over recorded outcomes of two models: quality, mean cost and share sent to the large one."""
     # The router pulls in langchain and openai: loaded when the command runs, never for `--help` (issue 15).
     from naestro.router.replay import load_items, load_outcomes, replay, result_json
@@ -50,7 +52,7 @@ def routing(items: Annotated[Path, typer.Option(help="items JSONL: {id, prompt},
     try:
         result = replay(load_items(items), load_outcomes(outcomes), test_share=test_share,
                         latency_weight=latency_weight, seeds=seeds,
-                        prices=dict(_price(p) for p in price) if price else None)
+                        prices=dict(_price(p) for p in price) if price else None, signalled_only=signalled_only)
     except NaestroError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc

@@ -132,7 +132,9 @@ def _split(ids: Sequence[str], test_share: float, seed: int) -> tuple[list[str],
 
 def replay(items: dict[str, str], outcomes: Sequence[Outcome], *, test_share: float = 0.5, seed: int = 0,
            seeds: int = 50, latency_weight: float = 0.5, max_large_share: float = 0.4,
-           prices: dict[str, tuple[float, float]] | None = None) -> ReplayResult:
+           prices: dict[str, tuple[float, float]] | None = None, signalled_only: bool = False) -> ReplayResult:
+    """``signalled_only``: replay only the items whose small-model row carries signals (a partial re-recording),
+    so that every router, the cascade included, is scored on the same items."""
     table: dict[str, dict[str, Outcome]] = {}
     for o in outcomes:
         table.setdefault(o.id, {})[o.model] = o
@@ -151,6 +153,11 @@ def replay(items: dict[str, str], outcomes: Sequence[Outcome], *, test_share: fl
 
     mean_cost = {m: statistics.fmean(cost(table[i][m]) for i in ids) for m in models}
     small, large = sorted(models, key=lambda m: (mean_cost[m], m))
+    if signalled_only:
+        ids = [i for i in ids if table[i][small].signals is not None]
+        if len(ids) < 4:
+            raise ConfigError(f"only {len(ids)} item(s) have signals for {small}; need at least 4")
+        mean_cost = {m: statistics.fmean(cost(table[i][m]) for i in ids) for m in models}
     train, test = _split(ids, test_share, seed)
     tokens = {i: table[i][large].prompt_tokens for i in ids}
 

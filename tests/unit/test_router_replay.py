@@ -111,6 +111,23 @@ def test_cascade_rows_are_computed_from_the_recorded_signals(tmp_path: Path) -> 
     assert [r.name for r in result.rows][-3:] == ["cascade-examples", "cascade", "oracle"]
 
 
+def test_signalled_only_replays_the_re_recorded_items(tmp_path: Path) -> None:
+    rows = [(f"p{n}", n % 4 != 0, True, n % 4 != 0, -0.05) for n in range(12)]
+    items, outcomes = write_signalled(tmp_path, rows)
+    legacy = [{"id": f"old{n}", "model": m, "passed": True, "prompt_tokens": 1, "completion_tokens": 1,
+               "latency_s": 1.0 + 2 * k} for n in range(6) for k, m in enumerate(("tiny", "huge"))]
+    with items.open("a") as f:
+        f.write("".join(json.dumps({"id": f"old{n}", "prompt": "x"}) + "\n" for n in range(6)))
+    with outcomes.open("a") as f:
+        f.write("".join(json.dumps(o) + "\n" for o in legacy))
+    assert "cascade" not in {r.name for r in replay(load_items(items), load_outcomes(outcomes), seeds=2).rows}
+    result = replay(load_items(items), load_outcomes(outcomes), seeds=2, signalled_only=True)
+    assert result.train + result.test == 12 and result.row("cascade-examples").quality == 1.0
+    res = CliRunner().invoke(app, ["bench", "routing", "--items", str(items), "--outcomes", str(outcomes),
+                                   "--signalled-only", "--seeds", "2"])
+    assert res.exit_code == 0 and "2-fold cross-validated over all 12 items" in res.output
+
+
 def test_no_cascade_rows_without_signals(tmp_path: Path) -> None:
     items, outcomes = write_files(tmp_path, [(f"p{n}", n % 2 == 0, True) for n in range(12)])
     result = replay(load_items(items), load_outcomes(outcomes), seeds=2)
