@@ -2,12 +2,15 @@
 
 Timestamps are wall-clock (``ts``, ISO) plus a monotonic offset (``t``) so overlap of parallel tasks is
 visible. Subscribers (the live CLI view) get every event in-process.
+
+The file stays open for the log's life (one ``O_APPEND`` handle, unbuffered: each record is one ``write``, in
+the OS when ``emit`` returns, so it survives a SIGKILL); re-opening it and checking its folder per event cost
+a few syscalls each (issue 16). ``close`` releases it; a log dropped without ``close`` releases it when collected.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from pydantic import JsonValue
 
+from naestro.appendfile import AppendFile
 from naestro.redact import redact_value
 
 Event = dict[str, JsonValue]
@@ -26,7 +30,7 @@ class EventLog:
         self.path, self.run_id = path, run_id
         self._t0 = time.monotonic()
         self._lock = threading.Lock()
-        self._dir_ready = False
+        self._file: AppendFile | None = None
         self._subscribers: list[Callable[[Event], None]] = []
 
     def subscribe(self, fn: Callable[[Event], None]) -> None:
@@ -38,15 +42,18 @@ class EventLog:
                          **redact_value(fields)}  # the last line of defence: events are logs, never secrets
         line = json.dumps(record, default=str)
         with self._lock:
-            if not self._dir_ready:  # once, and only when missing: mkdir per event cost a syscall each (issue 16)
-                if not os.path.isdir(self.path.parent):
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._dir_ready = True
-            with self.path.open("a") as f:
-                f.write(line + "\n")
+            if self._file is None:
+                self._file = AppendFile(self.path)
+            self._file.append(line)
         for fn in self._subscribers:
             fn(record)
         return record
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
 
 def read_events(path: Path) -> list[Event]:

@@ -139,9 +139,17 @@ def presidio_available() -> bool:
     return _recognizers() is not None
 
 
+# What every match of presidio's checksummed recognizers contains (their patterns: IBAN, case-sensitive; crypto
+# wallets and NHS numbers, case-insensitive): text without it cannot match, so presidio is not asked (issue 16:
+# it ran on every tool result).
+_DATA_HINT = re.compile(r"[A-Z]{2}[0-9]{2}|(?i:(?:bc1|[13])[a-z0-9]{25})|[0-9]{3}[- ]?[0-9]{3}[- ]?[0-9]{4}")
+
+
 def _presidio(text: str, depth: Depth) -> Iterator[Finding]:
     if depth == "prose" and (engine := _analyzer()) is not None:
         results = engine.analyze(text=text, language="en", entities=list(_PROSE_ENTITIES))
+    elif depth == "data" and not _DATA_HINT.search(text):
+        return
     elif depth != "fast" and (recognizers := _recognizers()) is not None:
         # pattern recognizers take no NLP artifacts (None at run time; the stub says NlpArtifacts)
         results = [r for rec in recognizers for r in rec.analyze(text, list(_DATA_ENTITIES), None)]  # type: ignore[arg-type]
