@@ -38,6 +38,7 @@ from naestro.errors import RunPaused
 from naestro.plan import Plan
 from nodes.goal_checks import goal_passed
 from nodes.planning import plan_node, replan_node
+from nodes.proposal import replan_forbidden
 from nodes.reporter import report_node, run_passed
 from nodes.task import task_node
 
@@ -127,6 +128,10 @@ def build_graph(services: RunServices) -> StateGraph[RunState, None, RunInput, R
     def after_report(state: RunState) -> Literal["replan", "finish"]:
         settings = services.runtime.settings
         if state.get("status") == "passed" or state.get("phase", 0) >= settings.max_replans:
+            return "finish"
+        record = services.current(run_of(state["run_id"]))
+        if (why := replan_forbidden(record.policy.mode, state["tasks"])) is not None:  # issue 18
+            services.events(record).emit("replan_skipped", reason=why)
             return "finish"
         return "replan"
 

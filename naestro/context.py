@@ -35,6 +35,7 @@ from naestro.router import Router, complete_json_routed, request_for
 from naestro.runs import RunStatus
 from naestro.telemetry import chat_span, record_reply, record_tool_result, tool_span
 from naestro.toolbus import ToolBus, ToolResult, ToolSpec
+from nodes.proposal import PROPOSED, guide_proposal, proposal_arguments
 from nodes.roles import RoleSpec
 from policies.gate import ConsentAnswer, ConsentRequest, Gate
 
@@ -53,6 +54,8 @@ class Execution:
     meter: TaskMeter | None = None
     calls: int = 0
     refused: bool = False  # a human refused consent for a call of this execution
+    denied: list[str] = field(default_factory=list)  # tools the policy denied in this execution (not guide's)
+    proposed: int = 0  # guide mode: actions recorded as proposals instead of run (nodes/proposal.py)
 
     def next_key(self, thread: str, kind: str) -> str:
         self.calls += 1
@@ -171,11 +174,19 @@ class RunContext:
                 self.gate.authorize_tool, task=ex.task_id, role=ex.role.value, tool=name,
                 arguments=self.vault.reveal(arguments), meter=ex.meter, ask=self.ask_human))
         except PolicyDenied as exc:
-            denied = ToolResult(tool=name, ok=False, text=self.vault.redact(f"POLICY DENIED: {exc.message}"),
+            proposal = guide_proposal(exc)
+            text = PROPOSED if proposal else f"POLICY DENIED: {exc.message}"
+            denied = ToolResult(tool=name, ok=False, text=self.vault.redact(text),
                                 args_sha256=request, result_sha256=request_hash(exc.message),
                                 duration_s=round(time.monotonic() - start, 4))
             self.events.emit("tool_denied", task=ex.task_id, tool=name, by=exc.by, reasons=[*exc.reasons])
-            ex.refused = ex.refused or exc.by == "human"
+            if proposal:  # guide mode: what the agent would do, for the proposal report (arguments redacted)
+                ex.proposed += 1
+                self.events.emit("proposed", task=ex.task_id, tool=name, arguments=proposal_arguments(arguments))
+            elif exc.by == "human":
+                ex.refused = True
+            else:
+                ex.denied.append(name)
             return denied
         limit = decision.obligations.get("timeout_s")
         if isinstance(limit, int | float):

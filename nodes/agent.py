@@ -106,7 +106,9 @@ async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[
                                    HumanMessage(_task_prompt(task, inputs, feedback, ctx.plan.goal))]
     outcome = AgentOutcome(outputs={}, summary="", finished=False, steps=0, model=endpoint)
     previous: str | None = None
-    must_verify = role.verify_with is not None and any(t.name == role.verify_with for t in tools)
+    # Guide mode runs nothing (its actions are proposals), so there is nothing to verify by running it.
+    must_verify = role.verify_with is not None and any(t.name == role.verify_with for t in tools) \
+        and ctx.gate.policy.mode != "guide"
     for step in range(1, role.max_steps + 1):
         meter.check_time()
         reply = await ctx.complete(ex, endpoint, messages, schema=schema, name="action")

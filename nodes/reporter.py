@@ -20,6 +20,8 @@ from naestro.errors import PolicyDenied, RunError, RunPaused
 from naestro.events import Event, read_events
 from naestro.plan import Plan, Role
 from nodes.goal_checks import check_goal, goal_failures, goal_passed
+from nodes.phases import with_earlier_phases
+from nodes.proposal import render_proposal
 
 __all__ = ["render_report", "report_node", "run_passed"]
 
@@ -155,6 +157,9 @@ async def report_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
         verdicts = [e for e in events if e.get("event") == "verdict" and e.get("task") in plan_tasks]
         text = render_report(ctx.plan, state["tasks"], ctx.workspace, summary=summary, policy=policy,
                              verdicts=verdicts, goal_checks=goal_checks)
+        text = with_earlier_phases(text, events)  # a re-planned run says what failed before (issue 18)
+        if ctx.gate.policy.mode == "guide":  # guide mode ran nothing: its report is the proposal (issue 18)
+            text = render_proposal(ctx.plan, state["tasks"], events, ctx.workspace)
         (ctx.run_dir / "report.md").write_text(text)
         return text
 

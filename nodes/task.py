@@ -27,6 +27,7 @@ from naestro.redact import redact
 from naestro.telemetry import agent_span, span
 from nodes.acceptance import run_checks
 from nodes.agent import run_agent
+from nodes.proposal import DENIED
 from nodes.vacuity import VACUOUS, DeferredProbe
 
 __all__ = ["task_node"]
@@ -70,7 +71,8 @@ async def task_node(inp: TaskInput, ctx: RunContext) -> dict[str, Any]:
 async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> TaskRecord:
     prev = inp["prev"]
     blocked: list[JsonValue] = [*inp["blocked"]]
-    if blocked:
+    guide = ctx.gate.policy.mode == "guide"  # every task proposes, whatever its dependencies proposed
+    if blocked and not guide:
         ctx.events.emit("task_skipped", task=task.id, blocked_by=blocked)
         return _record(status="skipped", error=f"dependencies did not pass: {blocked}")
     attempt = (prev["attempts"] if prev else 0) + 1
@@ -111,6 +113,13 @@ async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> TaskRecord:
         record["status"], record["error"] = "failed", str(exc)
     if ex.refused:
         record["refused"] = True
+    if guide and record["status"] == "ran":  # nothing ran, so nothing to check, retry or review (nodes/proposal.py)
+        record["status"] = "failed"
+        record["error"] = f"guide mode: {ex.proposed} action(s) proposed, nothing was run (the proposal is report.md)"
+    elif ex.denied:  # the re-plan rule reads it (nodes/proposal.py): a deny is no reason to re-plan
+        record["error"] = record.get("error") or f"{DENIED}: {', '.join(sorted(set(ex.denied)))}"
+    elif prev and prev.get("error", "").startswith(DENIED) and not record.get("error"):
+        record["error"] = prev["error"]
     record["tokens"] = meter.tokens + (prev["tokens"] if prev else 0)
     record["cost_usd"] = meter.usd + (prev["cost_usd"] if prev else 0.0)
     record["wall_s"] = round(time.monotonic() - start + (prev["wall_s"] if prev else 0.0), 3)
@@ -171,6 +180,8 @@ async def _check(task: Task, record: TaskRecord, ctx: RunContext, phase: int) ->
     record["checks"] = checks
     if all(c["passed"] for c in checks):
         record["status"], record["feedback"] = "passed", ""
+        if record.get("error", "").startswith(DENIED):  # it found a way within the policy
+            del record["error"]
     else:
         record["feedback"] = _feedback(task, checks)
         if any(VACUOUS in c["detail"] for c in checks):
