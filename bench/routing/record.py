@@ -20,7 +20,7 @@ A row without ``signals`` (recorded by the first version of this script) is re-r
 ``--legacy-ok``; the replay reads the last row per (problem, model), and ``--compact`` drops superseded rows.
 
 Usage: nice -n 10 python -m bench.routing.record [--models coder-0.5b,coder-1.5b] [--vote coder-0.5b=2]
-       [--threads 1] [--limit N] [--legacy-ok] [--compact]
+       [--threads 1] [--start N] [--limit N] [--legacy-ok] [--compact]
 """
 
 from __future__ import annotations
@@ -175,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--models", default="coder-0.5b,coder-1.5b", help="endpoint names from models.yaml")
     ap.add_argument("--vote", default="", help="NAME=N: N extra samples per problem for that endpoint")
     ap.add_argument("--limit", type=int, default=None, help="first N problems only")
+    ap.add_argument("--start", type=int, default=0, help="skip the first N problems (a second recorder on the "
+                                                           "same file takes the other end)")
     ap.add_argument("--max-tokens", type=int, default=384)
     ap.add_argument("--threads", type=int, default=2, help="llama-server threads per model")
     ap.add_argument("--legacy-ok", action="store_true", help="count rows without signals as done")
@@ -207,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         urls = {name: s.ensure().base_url.removesuffix("/v1") for name, s in servers.items()}
         for i, p in enumerate(probs):
+            if i < args.start:
+                continue
             for e in endpoints:
                 if (p["task_id"], e.model) in done:
                     continue
