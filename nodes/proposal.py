@@ -16,13 +16,16 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import JsonValue
 
-from graphs.state import TaskRecord
 from naestro.errors import PolicyDenied
 from naestro.events import Event
 from naestro.plan import CommandCheck, Plan
+
+if TYPE_CHECKING:  # naestro.context imports this module; graphs/__init__ imports the compiled graph
+    from graphs.state import TaskRecord
 
 __all__ = ["DENIED", "GUIDE_ONLY", "PROPOSED", "guide_proposal", "proposal_arguments", "render_proposal",
            "replan_forbidden"]
