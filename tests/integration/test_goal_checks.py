@@ -16,6 +16,7 @@ from naestro.plan import Plan
 from naestro.runner import Runner
 from naestro.settings import Settings
 from policies.decision import ApprovedScope, RunPolicy
+from policies.gate import ConsentAnswer
 from tests.fakes import ScriptedProvider, all_text
 
 POLICY = RunPolicy(approve=[ApprovedScope(tool="exec.run")])
@@ -199,3 +200,36 @@ async def test_an_agreed_reference_program_fixes_a_hand_typed_value(settings: Se
     assert "Two independent reference programs agreed on what totals.json must contain" in prompts[1]
     assert "8.5" in prompts[1] and len(ran) == 1 and ran[0].startswith("python3 -c ")
     assert result.passed and json.loads((Path(result.record.workspace) / "totals.json").read_text()) == RIGHT
+
+
+async def test_in_copilot_mode_the_goals_tests_ask_and_a_refusal_fails_the_run(settings: Settings) -> None:
+    """The goal's pytest is an exec.run like any other: in copilot mode (the default) the report node asks; an
+    approval runs it and the run passes, a refusal leaves the goal unverified and the run FAILED."""
+    regex_plan = {"tasks": [{"id": "add", "role": "coder", "description": "Write a.py with add and test_a.py",
+                             "deps": [], "accept": [{"kind": "regex", "file": "a.py", "pattern": "def add"}]}]}
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        if "You are the Planner" in text:
+            return regex_plan
+        if "Write 2-4 sentences" in text:
+            return {"summary": "a.py and test_a.py were written."}
+        steps = [("fs.write", {"path": "a.py", "content": ADD}),
+                 ("fs.write", {"path": "test_a.py", "content": GOOD_TESTS})]
+        n = sum(isinstance(m, AIMessage) for m in messages)
+        if n < len(steps):
+            return {"thought": "step", "tool": steps[n][0], "arguments": steps[n][1]}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "written", "outputs": {}}}
+
+    for approve in (True, False):
+        runner = Runner(settings, ScriptedProvider(script))
+        waiting = await runner.start(CODE_GOAL)  # copilot mode, nothing pre-approved
+        assert [p.request["task"] for p in waiting.pending] == ["goal"]
+        assert "exec.run" in str(waiting.pending[0].request["action"])
+        assert "pytest" in str(waiting.pending[0].request["arguments"])
+        answer = {waiting.pending[0].id: ConsentAnswer(approve=approve, by="test")}
+        result = await runner.resume(waiting.record.run_id, answer)
+        assert not result.pending and result.passed is approve
+        report = result.report_path.read_text()
+        assert ("✅ pytest passes on test_a.py" in report) is approve
+        assert ("❌ pytest passes on test_a.py: `python3 -m pytest" in report) is not approve
