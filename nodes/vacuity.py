@@ -61,6 +61,7 @@ _FILE_TOKEN = re.compile(r"[\w./-]*\w\.(?:py|pyi|txt|csv|tsv|json|jsonl|md|yaml|
                          r"ts|log|db|sqlite|c|h|cpp|rs|go|java|rb)\b")
 _IMPORT = re.compile(r"(?:^|[\s;\"'(])(?:from\s+([A-Za-z_][\w.]*)\s+import|import\s+([A-Za-z_][\w., ]*))")
 _RUN_MODULE = re.compile(r"-m\s+([A-Za-z_][\w.]*)")
+_RELATIVE_PATH = re.compile(r"[\w.-]+/[\w./-]*")
 _TEST_RUNNER = re.compile(r"(?:^|[\s;&|])(?:pytest|py\.test)\b|-m\s+(?:pytest|unittest)\b")
 
 
@@ -83,6 +84,8 @@ def _workspace_names(command: str, workspace: Path) -> bool:
         word = word.strip("'\"()[];,")
         if not word or word in (".", "./") or word.startswith(("/", "-", "~")) or ".." in word or len(word) > 255:
             continue
+        if _RELATIVE_PATH.fullmatch(word):  # out/, build/report: a folder or file a task may still create
+            return True
         try:
             if (workspace / word).exists():
                 return True

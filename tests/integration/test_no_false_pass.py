@@ -65,7 +65,7 @@ def test_a_command_that_reads_no_file_is_found_without_running_it(tmp_path: Path
     for command in (PRINTS, "echo ok", "python3 -c \"import math; assert math.sqrt(4) == 2\"", "true"):
         assert reads_no_file(command, tmp_path), command
     for command in ("python3 hello.py", LOOKS, "python3 -c \"from fib import fib; assert fib(10) == 55\"",
-                    "pytest -q", "python3 -m unittest", "test -d data", "bash run.sh"):
+                    "pytest -q", "python3 -m unittest", "test -d data", "bash run.sh", "ls out/"):
         assert not reads_no_file(command, tmp_path), command
 
 
