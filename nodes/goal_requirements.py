@@ -38,13 +38,13 @@ _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
 _COLUMNS = re.compile(r"(?i)\b(?:columns|header(?:\s+row)?|fields)\b(?:\s+(?:named|called|of))?\s*:?\s*")
 _KEYS = re.compile(r"(?i)\b(?:keys|fields|key)\b(?:\s+(?:named|called))?\s*:?\s*")
 _STATES = re.compile(r"(?i)\b(?:stat(?:e|es|ing)|contain(?:s|ing)?|say(?:s|ing)?|mention(?:s|ing)?|"
-                     r"includ(?:e|es|ing)|giv(?:e|es|ing))\b([^;\n]*)")
+                     r"includ(?:e|es|ing)|giv(?:e|es|ing))\b")
 _QUOTED = re.compile(r"\"([^\"\n]{1,80})\"|`([^`\n]{1,80})`|(?<!\w)'([^'\n]{1,80})'(?!\w)")
 _QUANTITY = re.compile(r"(?i)\b(?:total|sum|count|number of|average|mean|median|how many|percent(?:age)?|"
                        r"maximum|minimum|max|min)\b")
 _ITEM = re.compile(r"\"([^\"\n]{1,40})\"|`([^`\n]{1,40})`|'([^'\n]{1,40})'|([A-Za-z_][\w-]{0,40})")
 _SEP = re.compile(r"\s*(?:,\s*(?:and\s+)?|/|\s+and\s+)")
-_BOUNDARY = re.compile(r"\s*(?:$|[.,;:)!?\n])")
+_BOUNDARY = re.compile(r"\s*(?:$|[.,;:()!?\n])")
 _STOP = frozenset(("a", "an", "the", "and", "or", "of", "per", "for", "with", "that", "which", "from", "to", "in",
                    "into", "on", "each", "is", "are", "as", "by", "one", "every", "its", "their", "this", "these",
                    "those", "all", "any", "sorted", "ordered"))
@@ -153,16 +153,21 @@ def derive_requirements(goal: str, *, exists: Callable[[str], bool]) -> list[Goa
                 kind_: Kind = "columns" if kind == "columns" else "keys"
                 reqs.append(GoalRequirement(kind=kind_, file=file, items=items,
                                             words=sentence[m.start():m.end()] + ", ".join(items)))
-        for m in _STATES.finditer(sentence):
-            file = _nearest(sentence, m.start(), mine, REPORTS)
-            if file is None:
+        verbs = list(_STATES.finditer(sentence))
+        for i, m in enumerate(verbs):
+            # The verb is about the deliverable named just before it ("big.csv containing only ..., and
+            # report.md stating how many"), else the first after it; it asks something only of a report.
+            file = _nearest(sentence, m.start(), mine, ("",))
+            if file is None or not file.endswith(REPORTS):
                 continue
-            said = m.group(1)
+            end = min([pos for pos, _ in mine if pos > m.end()] + [verbs[i + 1].start() if i + 1 < len(verbs)
+                                                                     else len(sentence)])
+            said = sentence[m.end():end]
             texts = tuple(next(g for g in q.groups() if g is not None) for q in _QUOTED.finditer(said))
             quantity = not texts and _QUANTITY.search(said) is not None
             if texts or quantity:
                 reqs.append(GoalRequirement(kind="states", file=file, items=texts, quantity=quantity,
-                                            words=m.group(0).strip()[:200]))
+                                            words=(m.group(0) + said).strip()[:200]))
     return _unique(reqs)
 
 

@@ -47,6 +47,15 @@ def test_json_keys_and_quoted_text_and_lists_with_and() -> None:
         "columns", "out.csv", ("name", "age", "city"))
 
 
+def test_a_verb_belongs_to_the_file_named_before_it() -> None:
+    goal = ("Write big.csv containing only the orders over 100, and write report.md stating how many orders that is. "
+            "Write stats.json with the keys mean, max and count (the mean, the highest and the number).")
+    reqs = derive_requirements(goal, exists=exists)
+    assert [(r.kind, r.file, r.items, r.words) for r in reqs if r.kind in ("states", "keys")] == [
+        ("states", "report.md", (), "stating how many orders that is."),
+        ("keys", "stats.json", ("mean", "max", "count"), "keys mean, max, count")]
+
+
 def test_tests_of_an_existing_test_file_and_nothing_from_vague_words() -> None:
     assert kinds("Fix calc.py so that test_calc.py passes") == [("tests", "", ("test_calc.py",))]
     assert kinds("Fix calc.py so that the tests pass") == [("tests", "", ())]
