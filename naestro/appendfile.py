@@ -1,37 +1,37 @@
-"""An append-only line file kept open: one ``write`` per record, no re-open, no folder check per record.
+"""An append-only line file kept open: one write per record, no re-open and no folder check per record.
 
-Opened with ``O_APPEND`` and unbuffered, so a record is in the OS (it survives a SIGKILL of the process, not a
-power loss) when ``append`` returns, and records from several handles on the same file (a run's live event log
-and a short-lived one written by another command) never interleave within a line. The handle is closed by
-``close`` or, for an owner dropped without closing, when it is collected.
+Opened in append mode and flushed after every record, so a record is in the OS (it survives a SIGKILL of the
+process, not a power loss) when ``append`` returns, and records from several handles on the same file (a run's
+live event log and a short-lived one written by another command) never interleave within a line: each is one
+``write`` to an ``O_APPEND`` descriptor. The handle is closed by ``close`` or, for an owner dropped without
+closing, when it is collected. Appends happen on the event loop (as they did before): a buffered file write
+is what the LangGraph server's blocking-call detector allows, where ``os.write`` and ``mkdir`` are refused.
 """
 
 from __future__ import annotations
 
 import os
-import weakref
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ["AppendFile"]
 
 
 class AppendFile:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)  # once per handle, not per record (issue 16)
+        if not os.path.isdir(path.parent):  # a stat once per handle; mkdir only when missing (issue 16)
+            path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        self._closer = weakref.finalize(self, os.close, self._fd)
+        self._fh: BinaryIO | None = path.open("ab")
 
     def append(self, line: str) -> None:
         """Write ``line`` and a newline as one record."""
-        if self._fd is None:
+        if self._fh is None:
             raise ValueError(f"{self.path} is closed")
-        data = (line + "\n").encode()
-        written = os.write(self._fd, data)
-        while written < len(data):  # a regular file takes it whole; a full disk may not
-            written += os.write(self._fd, data[written:])
+        self._fh.write((line + "\n").encode())
+        self._fh.flush()
 
     def close(self) -> None:
-        if self._fd is not None:
-            self._closer()
-            self._fd = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

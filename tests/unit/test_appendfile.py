@@ -30,7 +30,7 @@ def test_events_keep_one_handle_and_are_readable_after_each_emit(tmp_path: Path)
     for i in range(1, 20):
         log.emit("step", n=i)
         assert read_events(log.path)[-1]["n"] == i  # in the file at once, no close or flush needed
-    with mock.patch.object(Path, "mkdir") as mkdir, mock.patch("builtins.open") as opened, \
+    with mock.patch.object(Path, "mkdir") as mkdir, mock.patch.object(Path, "open") as opened, \
             mock.patch("os.open") as os_open:
         for i in range(20, 50):
             log.emit("step", n=i)
