@@ -178,7 +178,9 @@ class PooledServer:
             # serves every other run's requests meanwhile.
             server = await anyio.to_thread.run_sync(self._build, options)
             manager = StreamableHTTPSessionManager(
-                app=server._mcp_server, json_response=server.settings.json_response,
+                # A plain JSON body per call, not an SSE stream: ~30% less CPU per call on both ends (measured
+                # with bench/toolbus.py's pool rows); our tools send no progress or log notifications.
+                app=server._mcp_server, json_response=True,
                 security_settings=server.settings.transport_security,
                 max_request_body_size=server.settings.max_request_body_size,
                 # A session lives until its run closes it (DELETE) or this process ends, as a stdio server

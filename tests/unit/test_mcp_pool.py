@@ -158,6 +158,25 @@ async def test_closing_a_run_leaves_the_other_runs_sessions_up(pool: McpServerPo
         assert health["sessions"] == 1  # only run B's fs session is left open
 
 
+async def test_a_timed_out_call_is_cancelled_on_the_pooled_server(pool: McpServerPool, tmp_path: Path) -> None:
+    a, _ = workspaces(tmp_path)
+    marker = "876.543"  # a sleep argument no other process on the machine uses
+    async with McpToolBus(await pool.connections(ServerOptions(workspace=a), names=["exec"])) as run:
+        res = await run.call("exec.run", {"command": ["sleep", marker], "timeout_s": 300}, timeout_s=1.0)
+        assert not res.ok and res.timed_out and "cancelled" in res.text
+        ok = await run.call("exec.run", {"command": "echo alive"})  # the session is still usable
+        assert isinstance(ok.structured, dict) and ok.structured["stdout"] == "alive\n"
+        deadline = time.monotonic() + 30
+        while _processes_with(marker) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert not _processes_with(marker)  # the cancel reached the pooled server and killed the sandbox
+
+
+def _processes_with(marker: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if f"sleep {marker}" in line and "ps -eo" not in line]
+
+
 async def test_a_runs_server_state_is_dropped_after_its_sessions_close(pool: McpServerPool, tmp_path: Path) -> None:
     a, _ = workspaces(tmp_path)
     async with McpToolBus(await pool.connections(ServerOptions(workspace=a), names=["fs"])) as run:
