@@ -15,13 +15,15 @@ Reported, per round (rounds interleave Naestro and the anchor, so both see the s
 - errors: runs that raised or did not pass (the goal is 0), grouped by the first line of the error;
 - wall time against the ideal, where ``ideal = w * ceil(N / capacity)``: ``w`` is one run's wall time measured
   alone in a worker of the same kind, and ``capacity`` is how many such runs the machine can advance at full
-  speed at once: ``min(cores * w / cpu, P * w / cpu_main)``. A run alone uses ``cpu`` seconds of CPU in its
-  process tree (the driver plus the MCP servers and sandboxed commands it starts) over ``w`` seconds of wall
-  time, so ``cores * w / cpu`` runs fit on the cores; and Python code runs on one core per process (the GIL),
-  so a worker's own share ``cpu_main`` caps it at ``w / cpu_main`` runs. Beyond capacity runs can only queue, so
-  no scheduler can beat the ideal by much; everything above it is lost to waiting (lock and busy waits,
-  serialised I/O, a blocked event loop, memory pressure). Goal: ≤ 1.5x ideal. Ideal < w is not possible: with
-  fewer runs than capacity they finish in one run's time.
+  speed at once: ``min(cores * w / cpu, P * w / cpu_main)``. A run alone uses ``cpu`` seconds of CPU over ``w``
+  seconds of wall time, counted everywhere work is done for it: the worker's process tree (the driver, the MCP
+  servers, sandboxed commands), the Postgres backends serving the workers' connections, and this process (the
+  scripted model endpoint), all read from /proc. So ``cores * w / cpu`` runs fit on the cores; and Python code
+  runs on one core per process (the GIL), so a worker's own share ``cpu_main`` caps it at ``w / cpu_main`` runs.
+  Beyond capacity runs can only queue, so no scheduler can beat the ideal by much; everything above it is lost to
+  waiting (lock and busy waits, serialised I/O, a blocked event loop, memory pressure). Goal: ≤ 1.5x ideal.
+  Other work on the machine counts against both the alone and the together measurements, which is why rounds
+  interleave them; on a shared machine the ratio is only indicative.
 - peak memory per run: the sum of the workers' process trees' RSS (the workers, their MCP servers and
   commands) at its highest during the round, divided by N, next to the workers' idle RSS (the fixed part).
 
@@ -38,7 +40,6 @@ import math
 import multiprocessing as mp
 import operator
 import os
-import resource
 import secrets
 import statistics
 import tempfile
@@ -54,6 +55,7 @@ from typing import Annotated, Any, Literal, TypedDict
 
 Kind = Literal["naestro", "bare"]
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/naestro_bench"
+APP_NAME = "naestro-bench-concurrency"  # marks the workers' Postgres connections, whose backends' CPU is counted
 
 PLAN: dict[str, Any] = {"goal": "concurrency bench", "tasks": [
     {"id": "a", "role": "dataops", "description": "write a.txt",
@@ -93,8 +95,6 @@ class Batch:
 
     errors: list[str] = field(default_factory=list)
     walls: list[float] = field(default_factory=list)
-    cpu_self: float = 0.0
-    cpu_children: float = 0.0
 
 
 class Bare(TypedDict, total=False):
@@ -184,10 +184,8 @@ class Worker:
             await (self.naestro() if kind == "naestro" else self.bare())
             return time.perf_counter() - t
 
-        before_self, before_children = _cpu()
         outcomes = await asyncio.gather(*(one() for _ in range(k)), return_exceptions=True)
-        after_self, after_children = _cpu()
-        out = Batch(cpu_self=after_self - before_self, cpu_children=after_children - before_children)
+        out = Batch()
         for o in outcomes:
             if isinstance(o, BaseException):
                 first = (str(o).strip().splitlines() or [""])[0]
@@ -195,11 +193,6 @@ class Worker:
             else:
                 out.walls.append(o)
         return out
-
-
-def _cpu() -> tuple[float, float]:
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
 
 
 def _worker_main(spec: Spec, conn: Connection) -> None:
@@ -221,44 +214,79 @@ def _worker_main(spec: Spec, conn: Connection) -> None:
     asyncio.run(serve())
 
 
-# --- the parent side: memory, rounds, the report ---------------------------------------------------------------
+# --- the parent side: CPU and memory from /proc, rounds, the report -------------------------------------------
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _tree_rss(roots: list[int]) -> int:
-    """Bytes of RSS of ``roots`` and every descendant (read from /proc; processes may vanish meanwhile)."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+@dataclass(frozen=True)
+class Proc:
+    ppid: int
+    cpu: float  # seconds: its own, plus its reaped children's
+    own_cpu: float
+    rss: int  # bytes
+
+
+def _processes() -> dict[int, Proc]:
+    """Every process's parent, CPU and RSS (processes may vanish while this reads)."""
+    out: dict[int, Proc] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as fh:
                 stat = fh.read()
-            with open(f"/proc/{entry.name}/statm", "rb") as fh:
-                rss[int(entry.name)] = int(fh.read().split()[1]) * _PAGE
-        except (OSError, IndexError, ValueError):
+        except OSError:
             continue
-        ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, list(roots)
+        f = stat[stat.rfind(b")") + 2:].split()
+        own = (int(f[11]) + int(f[12])) / _TICK
+        out[int(entry.name)] = Proc(ppid=int(f[1]), cpu=own + (int(f[13]) + int(f[14])) / _TICK, own_cpu=own,
+                                    rss=int(f[21]) * _PAGE)
+    return out
+
+
+def _tree(procs: dict[int, Proc], roots: list[int]) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid, p in procs.items():
+        children.setdefault(p.ppid, []).append(pid)
+    found, todo = [], [r for r in roots if r in procs]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        found.append(pid)
         todo.extend(children.get(pid, []))
-    return total
+    return found
 
 
-class PeakRss:
-    """Samples the workers' process trees every 0.2 s in a thread; ``peak`` is the highest sum seen."""
+@dataclass
+class Usage:
+    """CPU seconds of everything that works for the runs, and the workers' trees' RSS."""
 
-    def __init__(self, roots: list[int]) -> None:
-        self.roots, self.peak, self._stop = roots, 0, threading.Event()
+    cpu: float  # workers' trees (incl. MCP servers, commands), their Postgres backends, this process (the endpoint)
+    main_cpu: float  # the busiest worker process alone (its Python runs on one core at a time)
+    rss: int
+
+
+class Meter:
+    """Reads the workers' process trees (plus ``extra()`` pids, e.g. their Postgres backends) from /proc, and
+    samples the trees' RSS every 0.2 s in a thread while a round runs."""
+
+    def __init__(self, roots: list[int], extra: Any) -> None:
+        self.roots, self.extra = roots, extra
+        self.peak, self._stop = 0, threading.Event()
+
+    def usage(self) -> Usage:
+        procs = _processes()
+        trees = _tree(procs, self.roots)
+        others = [p for p in self.extra() if p in procs]
+        me = os.times()
+        return Usage(cpu=sum(procs[p].cpu for p in trees + others) + me.user + me.system,
+                     main_cpu=max(procs[p].own_cpu for p in self.roots if p in procs),
+                     rss=sum(procs[p].rss for p in trees))
 
     @contextmanager
-    def watch(self) -> Iterator[PeakRss]:
-        self.peak, self._stop = _tree_rss(self.roots), threading.Event()
+    def watch(self) -> Iterator[Meter]:
+        self.peak, self._stop = self.usage().rss, threading.Event()
         thread = threading.Thread(target=self._loop, daemon=True)
         thread.start()
         try:
@@ -269,7 +297,8 @@ class PeakRss:
 
     def _loop(self) -> None:
         while not self._stop.wait(0.2):
-            self.peak = max(self.peak, _tree_rss(self.roots))
+            procs = _processes()
+            self.peak = max(self.peak, sum(procs[p].rss for p in _tree(procs, self.roots)))
 
 
 def _mem_available() -> int:
@@ -285,12 +314,12 @@ class Round:
     wall: float
     errors: list[str]
     peak_rss: int
-    cpu_self: float
-    cpu_children: float
+    cpu: float
+    main_cpu: float
 
 
 class Pool:
-    def __init__(self, spec: Spec, processes: int) -> None:
+    def __init__(self, spec: Spec, processes: int, extra: Any) -> None:
         ctx = mp.get_context("spawn")
         self.conns: list[Connection] = []
         self.procs: list[Any] = []
@@ -304,21 +333,23 @@ class Pool:
         if warm:
             self.close()
             raise SystemExit(f"warm-up run failed, nothing to measure: {warm}")
-        self.rss = PeakRss([p.pid for p in self.procs])
-        self.idle_rss = _tree_rss(self.rss.roots)
+        self.meter = Meter([p.pid for p in self.procs], extra)
+        self.idle_rss = self.meter.usage().rss
 
     def run(self, kind: Kind, n: int, workers: int | None = None) -> Round:
         conns = self.conns[: workers or len(self.conns)]
         shares = [n // len(conns) + (1 if i < n % len(conns) else 0) for i in range(len(conns))]
-        with self.rss.watch() as peak:
+        before = self.meter.usage()
+        with self.meter.watch() as meter:
             start = time.perf_counter()
             for conn, k in zip(conns, shares, strict=True):
                 if k:
                     conn.send((kind, k))
             batches: list[Batch] = [conn.recv()[1] for conn, k in zip(conns, shares, strict=True) if k]
             wall = time.perf_counter() - start
-        return Round(wall=wall, errors=[e for b in batches for e in b.errors], peak_rss=peak.peak,
-                     cpu_self=max(b.cpu_self for b in batches), cpu_children=sum(b.cpu_children for b in batches))
+        after = self.meter.usage()
+        return Round(wall=wall, errors=[e for b in batches for e in b.errors], peak_rss=meter.peak,
+                     cpu=after.cpu - before.cpu, main_cpu=after.main_cpu - before.main_cpu)
 
     def close(self) -> None:
         for conn in self.conns:
@@ -327,13 +358,28 @@ class Pool:
             proc.join(timeout=60)
 
 
-def _ensure_pg_database(url: str) -> None:
+def _pg_backends(url: str) -> Any:
+    """The pids of the Postgres backends serving the bench (its connections carry application_name)."""
     import psycopg
 
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+    def pids() -> list[int]:
+        with psycopg.connect(url) as conn:
+            rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s AND pid <> "
+                                "pg_backend_pid()", (APP_NAME,)).fetchall()
+        return [int(r[0]) for r in rows]
+    return pids
+
+
+def _pg_url(url: str) -> str:
+    """``url`` with the bench's application_name; its database created when missing."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = str(conninfo_to_dict(url).get("dbname", "postgres"))
+    with psycopg.connect(url, dbname="postgres", autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
             conn.execute(f'CREATE DATABASE "{name}"')  # the bench's own name, never user text
+    return url + ("&" if "?" in url else "?") + f"application_name={APP_NAME}"
 
 
 def _med(values: list[float]) -> str:
@@ -345,17 +391,16 @@ def _med(values: list[float]) -> str:
 def main(runs: int, processes: int, checkpointer: str, rounds: int, pg_url: str, force: bool) -> None:
     from tests.scripted_openai import models_yaml, scripted_openai
 
-    if checkpointer == "postgres":
-        _ensure_pg_database(pg_url)
+    pg = _pg_url(pg_url) if checkpointer == "postgres" else None
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="naestro-concurrency-") as tmp, scripted_openai(script) as base_url:
         models = Path(tmp) / "models.yaml"
         models.write_text(models_yaml(base_url))
         spec = Spec(home=str(Path(tmp) / "home"), models_file=str(models), base_url=base_url,
-                    checkpoint_url=pg_url if checkpointer == "postgres" else None)
+                    checkpoint_url=pg)
         print(f"{runs} concurrent runs over {processes} process(es), {checkpointer} checkpointer, {cores} cores, "
               f"load {os.getloadavg()[0]:.1f}; {rounds} round(s), Naestro and the anchor interleaved")
-        pool = Pool(spec, processes)
+        pool = Pool(spec, processes, _pg_backends(pg) if pg else list)
         try:
             solo: dict[Kind, list[Round]] = {"naestro": [], "bare": []}
             many: dict[Kind, list[Round]] = {"naestro": [], "bare": []}
@@ -377,8 +422,8 @@ def main(runs: int, processes: int, checkpointer: str, rounds: int, pg_url: str,
         for kind in ("naestro", "bare"):
             label = "naestro" if kind == "naestro" else "anchor (bare langgraph)"
             w = statistics.median(r.wall for r in solo[kind])
-            cpu = statistics.median(r.cpu_self + r.cpu_children for r in solo[kind])
-            cpu_main = statistics.median(r.cpu_self for r in solo[kind])
+            cpu = statistics.median(r.cpu for r in solo[kind])
+            cpu_main = statistics.median(r.main_cpu for r in solo[kind])
             capacity = min(cores * w / max(cpu, 1e-9), processes * w / max(cpu_main, 1e-9))
             ideal = w * math.ceil(runs / capacity)
             walls = [r.wall for r in many[kind]]
