@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     planner_attempts: int = Field(default=3, ge=1, description="model attempts before the template fallback")
     reference_checks: bool = Field(default=True, description="compute each data deliverable's expected content "
                                    "before any task runs (nodes/reference.py) and check the file against it")
+    goal_helper: bool = Field(default=False, description="also ask the model which requirements the goal states; "
+                              "kept only where the goal's words back them (nodes/goal_helper.py)")
     checkpoint_url: str | None = Field(default=None, description="postgresql://... for Postgres checkpoints")
     policy_dir: Path | None = Field(default=None, description="Rego policies + data; default: the packaged ones")
     policy_url: str | None = Field(default=None, description="an OPA server (REST) instead of embedded regorus")

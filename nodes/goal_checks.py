@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import shlex
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from graphs.state import GoalCheck
@@ -26,18 +27,31 @@ from naestro.plan import Role
 from nodes.file_checks import inside
 from nodes.goal_requirements import GoalRequirement, derive_requirements
 
-__all__ = ["GoalCheck", "check_goal", "goal_failures", "goal_passed", "planned_goal_checks"]
+__all__ = ["GoalCheck", "as_goal_check", "check_goal", "goal_failures", "goal_passed", "in_workspace",
+           "planned_goal_checks"]
 
 PYTEST = "python3 -m pytest -q -p no:cacheprovider"
 _TEST_TIMEOUT_S = 120.0
 _NO_TESTS = 5  # pytest's exit code when it collected nothing
 
 
-def planned_goal_checks(goal: str, workspace: Path) -> list[GoalCheck]:
-    """The goal's requirements, unchecked; files already in ``workspace`` are inputs. Blocking (stats files)."""
-    reqs = derive_requirements(goal, exists=lambda name: (p := inside(workspace, name)) is not None and p.exists())
-    return [{"requirement": r.model_dump(mode="json"), "description": r.describe(), "passed": None,
-             "detail": f"asked for by the goal: {r.words!r}"} for r in reqs]
+def in_workspace(workspace: Path) -> Callable[[str], bool]:
+    """Whether a named file exists in ``workspace`` (at plan time: an input, not a deliverable). Blocking."""
+    return lambda name: (p := inside(workspace, name)) is not None and p.exists()
+
+
+def as_goal_check(req: GoalRequirement) -> GoalCheck:
+    return {"requirement": req.model_dump(mode="json"), "description": req.describe(), "passed": None,
+            "detail": f"asked for by the goal: {req.words!r}"}
+
+
+def planned_goal_checks(goal: str, workspace: Path, *, extra: Iterable[GoalRequirement] = ()) -> list[GoalCheck]:
+    """The goal's requirements, unchecked, plus ``extra`` ones not already among them (the model helper's,
+    validated); files already in ``workspace`` are inputs. Blocking (stats files)."""
+    reqs = derive_requirements(goal, exists=in_workspace(workspace))
+    seen = {(r.kind, r.file, r.items) for r in reqs}
+    reqs += [r for r in extra if (r.kind, r.file, r.items) not in seen]
+    return [as_goal_check(r) for r in reqs]
 
 
 def goal_passed(checks: list[GoalCheck] | None) -> bool:

@@ -185,7 +185,7 @@ def validated(goal: str, proposed: list[GoalRequirement], *,
     kept, refused = [], []
     for req in proposed:
         if req.file and (req.file not in named or exists(req.file)) and req.kind != "tests":
-            refused.append(f"{req.describe()}: {req.file} is not a file the goal asks for")
+            refused.append(f"{req.describe()}: {req.file} is not a file the goal asks for (not named, or an input)")
         elif req.kind == "tests" and any(t not in named for t in req.items):
             refused.append(f"{req.describe()}: a test file the goal does not name")
         elif any(i.lower() not in lowered for i in req.items):

@@ -29,8 +29,9 @@ from naestro.redact import SecretVault, redact_plan
 from naestro.runs import RunRecord
 from naestro.telemetry import span
 from naestro.validate import parse_plan
-from nodes.goal_checks import goal_failures, planned_goal_checks
-from nodes.goal_requirements import files_named
+from nodes.goal_checks import goal_failures, in_workspace, planned_goal_checks
+from nodes.goal_helper import helper_requirements
+from nodes.goal_requirements import GoalRequirement, files_named
 from nodes.planner import make_plan
 from nodes.reference import reference_checks, with_reference_checks
 from nodes.replan_guard import confined_replan
@@ -146,6 +147,8 @@ async def plan_node(state: RunState, services: RunServices, *, thread: str, serv
     references: dict[str, JsonValue] = {}
     dropped: list[JsonValue] = []
     tokens = 0
+    helped: list[GoalRequirement] = []
+    helper_refused: list[JsonValue] = []
     rt = services.runtime
     given = state.get("plan")
     if given is not None:
@@ -176,15 +179,20 @@ async def plan_node(state: RunState, services: RunServices, *, thread: str, serv
                                              guard=_guard(gate, rt.provider), redact=gate.vault.redact)
             plan, tokens = with_reference_checks(plan, ref.checks), tokens + ref.tokens
             references = {**{f: "checked" for f in ref.checks}, **ref.notes}
+        if rt.settings.goal_helper:
+            helper = await helper_requirements(record.goal, rt.provider, guard=_guard(gate, rt.provider),
+                                               exists=in_workspace(Path(record.workspace)))
+            helped, helper_refused, tokens = helper.kept, [*helper.refused], tokens + helper.tokens
     # What the goal itself asks for, read before any task ran: files already here are its inputs (issue 22).
-    goal_checks = await asyncio.to_thread(planned_goal_checks, record.goal, Path(record.workspace))
+    goal_checks = await asyncio.to_thread(planned_goal_checks, record.goal, Path(record.workspace), extra=helped)
     record.plans, record.status = ["plan.json"], "running"
     record.threads, record.served = [thread or run_id], served
     await asyncio.to_thread(_save_plan, services, record, plan, "plan.json")
     # Emitted only once plan.json and run.json are on disk: subscribers may read them.
     events.emit("planned", source=record.plan_source, tasks=[t.id for t in plan.tasks],
                 rejected_attempts=rejected, repaired_checks=repaired, dropped_test_tasks=dropped,
-                references=references, goal_requirements=[c["description"] for c in goal_checks], tokens=tokens)
+                references=references, goal_requirements=[c["description"] for c in goal_checks],
+                goal_helper_refused=helper_refused, tokens=tokens)
     return {"run_id": run_id, "goal": plan.goal, "phase": 0, "plan": shown_plan(services, run_id, plan),
             "tasks": Overwrite({}), "goal_checks": goal_checks}
 

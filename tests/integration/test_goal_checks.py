@@ -233,3 +233,24 @@ async def test_in_copilot_mode_the_goals_tests_ask_and_a_refusal_fails_the_run(s
         report = result.report_path.read_text()
         assert ("✅ pytest passes on test_a.py" in report) is approve
         assert ("❌ pytest passes on test_a.py: `python3 -m pytest" in report) is not approve
+
+
+async def test_the_model_helper_is_asked_when_enabled_and_its_inventions_are_refused(settings: Settings) -> None:
+    settings = settings.model_copy(update={"goal_helper": True})
+    coder = code_script(GOOD_TESTS)
+    asked: list[str] = []
+
+    def script(messages: list[BaseMessage]) -> Any:
+        if "You list what a user's goal explicitly asks for" in all_text(messages):
+            asked.append(all_text(messages))
+            return {"requirements": [{"kind": "tests", "file": "", "items": ["test_a.py"]},
+                                     {"kind": "file", "file": "summary.json", "items": []}]}
+        return coder(messages)
+
+    result = await Runner(settings, ScriptedProvider(script)).start(CODE_GOAL, policy=POLICY)
+    assert result.passed and len(asked) == 1
+    planned = next(e for e in read_events(result.report_path.parent / "events.jsonl") if e["event"] == "planned")
+    assert planned["goal_requirements"] == ["a.py exists and is not empty", "test_a.py exists and is not empty",
+                                            "pytest passes on test_a.py"]
+    assert planned["goal_helper_refused"] == [
+        "summary.json exists and is not empty: summary.json is not a file the goal asks for (not named, or an input)"]

@@ -7,7 +7,9 @@ import string
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nodes.goal_helper import helper_requirements
 from nodes.goal_requirements import GoalRequirement, derive_requirements, files_named, validated
+from tests.fakes import ScriptedProvider
 
 INPUTS = {"sales.csv", "people.json", "calc.py", "test_calc.py"}
 
@@ -110,3 +112,16 @@ def test_every_requirement_is_backed_by_the_goals_words(goal: str) -> None:
         assert all(item in goal for item in req.items)
         kept, refused = validated(goal, [req], exists=lambda n: False)
         assert kept == [req], refused
+
+
+async def test_the_model_helper_adds_only_what_the_goal_says() -> None:
+    """The helper catches a phrasing the patterns miss; its invented file and column are refused."""
+    goal = "Write out.csv from sales.csv; the first row must be id then total."
+    proposals = {"requirements": [{"kind": "columns", "file": "out.csv", "items": ["id", "total"]},
+                                  {"kind": "file", "file": "summary.json", "items": []},
+                                  {"kind": "columns", "file": "out.csv", "items": ["id", "amount"]},
+                                  {"kind": "keys", "file": "sales.csv", "items": ["id"]}]}
+    assert [r.kind for r in derive_requirements(goal, exists=exists)] == ["file"]  # the patterns miss the columns
+    outcome = await helper_requirements(goal, ScriptedProvider(lambda messages: proposals), exists=exists)
+    assert [(r.kind, r.file, r.items) for r in outcome.kept] == [("columns", "out.csv", ("id", "total"))]
+    assert len(outcome.refused) == 3 and outcome.tokens == 15  # one scripted call: 10 prompt + 5 completion
