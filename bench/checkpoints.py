@@ -83,7 +83,8 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def snapshots(tmp: Path) -> None:
-    print("workspace snapshot vs full copy (shutil.copytree), files of 4 KB:")
+    print("workspace snapshot vs full copy (shutil.copytree), files of 4 KB; a step that changed one file, "
+          "reported by fs.write (no walk) or unknown (exec.run: walk):")
     for files in (10, 100, 1000):
         ws = tmp / f"ws{files}"
         (ws / "src").mkdir(parents=True)
@@ -92,12 +93,26 @@ def snapshots(tmp: Path) -> None:
         store = SnapshotStore(tmp / f"snap{files}")
         first = timed(lambda s=store, w=ws: s.take(w))
         (ws / "src" / "f0.py").write_bytes(os.urandom(4096))
-        again = timed(lambda s=store, w=ws: s.take(w))
+        store.note_written(["src/f0.py"])
+        before = _manifest_bytes(store)
+        known = timed(lambda s=store, w=ws: s.take(w))
+        step_bytes = _manifest_bytes(store) - before
+        (ws / "src" / "f1.py").write_bytes(os.urandom(4096))
+        store.note_unknown()
+        walked = timed(lambda s=store, w=ws: s.take(w))
         copy = timed(lambda w=ws, f=files: shutil.copytree(w, tmp / f"copy{f}"))
         stored = sum(p.stat().st_size for p in store.objects.iterdir())
-        print(f"  {files:5d} files: first {first:7.1f} ms, after 1 change {again:6.1f} ms "
-              f"({again / copy:4.2f}x a full copy of {copy:6.1f} ms); objects {stored // 1024} KB "
-              f"for 2 snapshots of {files * 4} KB")
+        print(f"  {files:5d} files: first {first:7.1f} ms; after 1 change: reported {known:5.2f} ms "
+              f"({known / copy:5.3f}x a full copy of {copy:6.1f} ms), walked {walked:6.1f} ms ({walked / copy:4.2f}x); "
+              f"manifest written {step_bytes} B (first {_first_manifest(store)} B); objects {stored // 1024} KB")
+
+
+def _manifest_bytes(store: SnapshotStore) -> int:
+    return sum(p.stat().st_size for p in store.manifests.iterdir())
+
+
+def _first_manifest(store: SnapshotStore) -> int:
+    return max(p.stat().st_size for p in store.manifests.iterdir())
 
 
 class Naive(TypedDict):
@@ -166,7 +181,15 @@ def _record(i: int) -> dict[str, Any]:
             "tokens": 0, "cost_usd": 0.0, "wall_s": 0.012, "model": ""}
 
 
-async def bare_bytes(saver: Any, thread: str, tasks: int) -> None:
+async def history_ms(graph: Any, cfg: Any) -> float:
+    """Reading a thread's whole history (what `naestro runs history` does), state by state."""
+    t = time.perf_counter()
+    states = [s async for s in graph.aget_state_history(cfg)]
+    assert states
+    return (time.perf_counter() - t) * 1000
+
+
+async def bare_bytes(saver: Any, thread: str, tasks: int) -> float:
     async def step(s: Bare) -> dict[str, Any]:
         i = len(s["tasks"])
         return {"tasks": {f"t{i}": _record(i)}}
@@ -176,7 +199,9 @@ async def bare_bytes(saver: Any, thread: str, tasks: int) -> None:
     g.add_edge(START, "task")
     g.add_conditional_edges("task", lambda s, n=tasks: "__end__" if len(s["tasks"]) >= n else "task")
     cfg = {"configurable": {"thread_id": thread}, "recursion_limit": tasks + 10}
-    await g.compile(checkpointer=saver).ainvoke({"tasks": {}}, cfg)
+    compiled = g.compile(checkpointer=saver)
+    await compiled.ainvoke({"tasks": {}}, cfg)
+    return await history_ms(compiled, cfg)
 
 
 WRITERS = ("researcher", "coder", "reviewer", "dataops", "reporter")
@@ -193,7 +218,7 @@ def chain_plan(n: int) -> Any:
          "accept": [{"kind": "file_exists", "path": f"f{i}.txt"}]} for i in range(n)]})
 
 
-async def naestro_bytes(saver: Any, thread: str, tasks: int, home: Path) -> None:
+async def naestro_bytes(saver: Any, thread: str, tasks: int, home: Path) -> float:
     from graphs.compile import compile_graph
     from naestro.endpoints import load_registry
     from naestro.llm import EndpointProvider
@@ -212,6 +237,7 @@ async def naestro_bytes(saver: Any, thread: str, tasks: int, home: Path) -> None
     if bad or len(state["tasks"]) != tasks:
         raise SystemExit(f"benchmark run did not pass: {bad or len(state['tasks'])}")
     await runner.services.aclose()
+    return await history_ms(graph, cfg)
 
 
 async def graph_bytes(tmp: Path, tasks: int, pg: str | None) -> None:
@@ -221,13 +247,14 @@ async def graph_bytes(tmp: Path, tasks: int, pg: str | None) -> None:
     for name, url in backends:
         db = tmp / f"graph-{name}.sqlite"
         measured: dict[str, list[int]] = {}
+        read_ms: dict[str, float] = {}
         for kind in ("bare langgraph", "naestro"):
             thread = f"{kind.split()[0]}-{uuid.uuid4().hex[:8]}"
             async with open_saver(url, db) as saver:
                 if kind == "naestro":
-                    await naestro_bytes(saver, thread, tasks, tmp / "home")
+                    read_ms[kind] = await naestro_bytes(saver, thread, tasks, tmp / "home")
                 else:
-                    await bare_bytes(saver, thread, tasks)
+                    read_ms[kind] = await bare_bytes(saver, thread, tasks)
             measured[kind] = sqlite_bytes(db, thread) if url is None else postgres_bytes(url, thread)
         for kind, sizes in measured.items():
             first, last = statistics.mean(sizes[4:14]), statistics.mean(sizes[-10:])
@@ -238,6 +265,10 @@ async def graph_bytes(tmp: Path, tasks: int, pg: str | None) -> None:
         early = statistics.mean(n[4:14]) / statistics.mean(b[4:14])
         late = statistics.mean(n[-10:]) / statistics.mean(b[-10:])
         print(f"  {name:8s} naestro/bare per step: first 10 {early:.2f}x, last 10 {late:.2f}x")
+        ours, bare = (read_ms[k] / len(measured[k]) for k in ("naestro", "bare langgraph"))
+        print(f"  {name:8s} reading the whole history: naestro {read_ms['naestro']:.0f} ms ({ours:.2f} ms/state, "
+              f"replaying task writes), bare {read_ms['bare langgraph']:.0f} ms ({bare:.2f} ms/state); "
+              f"per state {ours / bare:.1f}x")
 
 
 async def main(steps: int, tasks: int, pg: str | None, only_graph: bool) -> None:
