@@ -15,7 +15,6 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_servers.workspace import MAX_PATH_PARTS, ServerOptions, confine, confine_read, new_server, readable, serve
-from policies.facts import diff_strip, diff_targets
 
 MAX_READ_BYTES = 200_000
 MAX_SEARCH_FILE_BYTES = 2_000_000  # larger files are skipped by search (logs, data dumps)
@@ -59,6 +58,8 @@ async def apply_patch(workspace: Path, diff: str) -> Patched:
     Every name git may take from the diff (---/+++, ``diff --git``, rename/copy headers: ``diff_targets``, the
     same list the gate resolves) must resolve inside the workspace: ``copy from /etc/x`` would otherwise copy
     a file in from anywhere and ``rename from`` would delete it there."""
+    from policies.facts import diff_strip, diff_targets  # here: the policy models cost the server's start ~20 ms
+
     paths = diff_targets(diff)
     if not paths:
         raise ToolError("no ---/+++ file headers found; give a unified diff (e.g. the output of `diff -u` or "

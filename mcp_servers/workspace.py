@@ -8,6 +8,7 @@ streamable HTTP (served at ``http://HOST:PORT/mcp``).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 from collections.abc import Callable
@@ -55,10 +56,7 @@ class ServerOptions(BaseModel):
 def new_server(name: str, *, instructions: str) -> FastMCP:
     """A FastMCP server that reports Naestro's version (tool versions in the registry derive from it)."""
     mcp = FastMCP(name, instructions=instructions, log_level="WARNING")
-    try:
-        mcp._mcp_server.version = version("naestro")
-    except PackageNotFoundError:  # running from a source tree without `pip install -e .`
-        mcp._mcp_server.version = "0+source"
+    mcp._mcp_server.version = _release()
 
     @mcp._mcp_server.set_logging_level()  # type: ignore[no-untyped-call,untyped-decorator]  # untyped in the SDK
     async def set_level(level: LoggingLevel) -> None:
@@ -66,6 +64,15 @@ def new_server(name: str, *, instructions: str) -> FastMCP:
         logging.getLogger("mcp").setLevel(_PY_LEVELS[level])
 
     return mcp
+
+
+@functools.cache
+def _release() -> str:
+    """Naestro's version, looked up once per process: a pooled server builds a server per run."""
+    try:
+        return version("naestro")
+    except PackageNotFoundError:  # running from a source tree without `pip install -e .`
+        return "0+source"
 
 
 _PY_LEVELS: dict[LoggingLevel, int] = {
