@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from naestro.cli import app
+from naestro.errors import AuditError
 from naestro.redact import labels, redact
 from policies.audit import AuditLog, anchors_dir, load_public_key, load_signing_key, verify_log
 from tests.conftest import write_run
@@ -101,6 +102,53 @@ def test_a_second_writer_continues_the_chain(tmp_path: Path) -> None:
     AuditLog(path, run_id="r", key=load_signing_key(keys), anchors=tmp_path / "anchors").append("decision",
                                                                                                 verdict="allow")
     assert verify_log(path, load_public_key(keys), run_id="r", anchors=tmp_path / "anchors") == []
+
+
+def test_a_long_lived_writer_interleaved_with_another_keeps_one_chain(tmp_path: Path) -> None:
+    """The writer keeps its files open and remembers its last record: another writer's records in between are
+    read back, not overwritten or forked (issue 16)."""
+    keys, anchors = tmp_path / "keys", tmp_path / "anchors"
+    run = AuditLog(tmp_path / "run" / "audit.jsonl", run_id="r", key=load_signing_key(keys), anchors=anchors)
+    other = AuditLog(run.path, run_id="r", key=load_signing_key(keys), anchors=anchors)
+    for i in range(3):
+        run.append("decision", n=i)
+        other.append("switch", n=i)
+        run.append("decision", n=i, again=True)
+    assert [json.loads(x)["seq"] for x in lines(run.path)] == list(range(1, 10))
+    assert verify_log(run.path, load_public_key(keys), run_id="r", anchors=anchors) == []
+
+
+@pytest.mark.parametrize("how", ["in place", "put back"])
+def test_a_long_lived_writer_refuses_to_extend_a_rolled_back_log(how: str, tmp_path: Path) -> None:
+    """An older copy of the log put back under an open writer (same file rewritten, or another file renamed over
+    it) is noticed at the next append, as a fresh writer would: refused, and the rollback stays visible."""
+    keys, anchors = tmp_path / "keys", tmp_path / "anchors"
+    log = AuditLog(tmp_path / "run" / "audit.jsonl", run_id="r", key=load_signing_key(keys), anchors=anchors)
+    log.append("decision", n=0)
+    older = log.path.read_bytes()
+    log.append("decision", n=1)
+    log.append("decision", n=2)
+    if how == "in place":
+        log.path.write_bytes(older)
+    else:
+        copy = log.path.with_name("older")
+        copy.write_bytes(older)
+        copy.replace(log.path)
+    with pytest.raises(AuditError, match="anchor in HOME says 3"):
+        log.append("decision", n=3)
+    assert log.path.read_bytes() == older
+    problems = verify_log(log.path, load_public_key(keys), run_id="r", anchors=anchors)
+    assert "rollback" in {p.kind for p in problems}
+
+
+def test_a_long_lived_writer_recreates_a_removed_head(tmp_path: Path) -> None:
+    """A head deleted under an open writer is written again at the next append (the writer keeps no stale one)."""
+    keys, anchors = tmp_path / "keys", tmp_path / "anchors"
+    log = AuditLog(tmp_path / "run" / "audit.jsonl", run_id="r", key=load_signing_key(keys), anchors=anchors)
+    log.append("decision", n=0)
+    log.head_path.unlink()
+    log.append("decision", n=1)
+    assert verify_log(log.path, load_public_key(keys), run_id="r", anchors=anchors) == []
 
 
 def test_secrets_in_arguments_are_redacted_before_logging(tmp_path: Path) -> None:
