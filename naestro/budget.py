@@ -4,7 +4,8 @@ Tokens (and money) are the budget: what a task may spend does not depend on the 
 outer guard against a hang, scaled to the endpoint's measured speed (issue 18: on a busy machine the README demo
 failed with both tasks at ``wall_s`` 420 while their token budgets were intact; it passes in ~2 min on a quiet
 one). The guard is the task's ``wall_s`` or, once the run has measured the model's speed, ``WALL_GUARD_FACTOR``
-times the time the task's whole token budget takes at that speed, whichever is longer.
+times the time the task's whole token budget takes at that speed, whichever is longer; before any measurement,
+at least the endpoint's request timeout (its ``timeout_s``), so the first reply is not cut short either.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class TaskMeter:
     tokens: int = 0
     usd: float = 0.0
     model_s: float = 0.0  # seconds spent waiting for the model (measured calls only)
+    unmeasured_s: float | None = None  # the endpoint's own request timeout: the guard until a speed is measured
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -121,8 +123,12 @@ class TaskMeter:
         """The wall-time guard now: ``wall_s``, stretched to the measured speed (see the module docstring)."""
         wall = self.budget.wall_s
         speed = self.run.speed.per_s()
-        if wall is None or self.budget.tokens is None or speed is None:
+        if wall is None or self.budget.tokens is None:
             return wall
+        if speed is None:
+            # Nothing measured yet: the first call may take as long as the endpoint allows a request (a busy
+            # machine's first reply is the slowest to come); a hung endpoint still ends at that timeout.
+            return max(wall, self.unmeasured_s or 0.0)
         return max(wall, WALL_GUARD_FACTOR * self.budget.tokens / speed)
 
     def _wall_exceeded(self, guard: float) -> BudgetExceeded:

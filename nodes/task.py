@@ -85,8 +85,9 @@ async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> TaskRecord:
                     f"files, find the defect, fix it and verify.\n{feedback}")
     role = ctx.roles[doer.role]
     budget = effective_budget(task.budget, role.budget, ctx.plan.budget)
-    meter = TaskMeter(task_id=task.id, budget=budget, run=ctx.run_budget)
     model = "" if task.is_direct else ctx.endpoint_for(doer.role, task.model)
+    meter = TaskMeter(task_id=task.id, budget=budget, run=ctx.run_budget,
+                      unmeasured_s=ctx.provider.registry.get(model).timeout_s if model else None)
     ctx.events.emit("task_started", task=task.id, role=doer.role.value, attempt=attempt, model=model,
                     direct=task.is_direct, review=reviewing)
     start = time.monotonic()

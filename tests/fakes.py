@@ -50,10 +50,10 @@ class ScriptedProvider:
     """A ModelProvider whose every endpoint is the same scripted model."""
 
     def __init__(self, script: Script, *, delay_s: float = 0.0,
-                 delay_for: Callable[[list[BaseMessage]], float] | None = None) -> None:
+                 delay_for: Callable[[list[BaseMessage]], float] | None = None, timeout_s: float = 600.0) -> None:
         self.model = ScriptedChatModel(script=script, delay_s=delay_s, delay_for=delay_for)
         ep = Endpoint(name="scripted", kind="openai", model="scripted", base_url="http://127.0.0.1:9/v1",
-                      context=8192, capabilities=("json_schema",))
+                      context=8192, capabilities=("json_schema",), timeout_s=timeout_s)
         self.registry = ModelRegistry(default="scripted", fast="scripted", endpoints=(ep,))
 
     def chat(self, endpoint: str | None) -> tuple[Endpoint, BaseChatModel]:
