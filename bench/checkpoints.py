@@ -20,7 +20,6 @@ import asyncio
 import operator
 import os
 import shutil
-import sqlite3
 import statistics
 import tempfile
 import time
@@ -157,13 +156,8 @@ async def growth(tmp: Path, steps: int) -> None:
 
 
 def _per_checkpoint_bytes(db: Path) -> list[int]:
-    """Stored bytes per checkpoint (blob + metadata + its pending writes), in write order."""
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT length(c.checkpoint) + length(c.metadata) + COALESCE((SELECT SUM(length(w.value)) FROM writes w "
-            "WHERE w.thread_id = c.thread_id AND w.checkpoint_id = c.checkpoint_id), 0) "
-            "FROM checkpoints c ORDER BY c.rowid").fetchall()
-    return [int(r[0]) for r in rows]
+    """Stored bytes per checkpoint (row + pending writes + blobs of new channel versions), in write order."""
+    return sqlite_bytes(db, "t")
 
 
 def _count(s: Any) -> int:

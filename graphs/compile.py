@@ -35,7 +35,7 @@ from graphs.services import RunServices
 from graphs.state import FINAL, RunInput, RunOutput, RunState, TaskInput, status_of
 from naestro.context import RunContext
 from naestro.errors import RunPaused
-from naestro.plan import Plan
+from naestro.plan import Plan, Task
 from nodes.goal_checks import goal_passed
 from nodes.planning import plan_node, replan_node
 from nodes.proposal import replan_forbidden
@@ -116,13 +116,20 @@ def build_graph(services: RunServices) -> StateGraph[RunState, None, RunInput, R
     async def task(inp: TaskInput) -> dict[str, Any]:
         async def attempt() -> dict[str, Any]:
             ctx = await services.context(run_of(inp["run_id"]), inp["phase"], run_tokens=inp["run_tokens"])
-            return await task_node(inp, ctx)
+            try:
+                return await task_node(inp, ctx)
+            finally:
+                if not _reports_its_writes(ctx.plan.task(inp["task"])):
+                    _unknown_changes(ctx)
         return await guarded(run_of(inp["run_id"]), attempt())
 
     async def report(state: RunState) -> dict[str, Any]:
         async def write() -> dict[str, Any]:
             ctx = await context(state)
-            return await report_node(state, ctx)  # the status too: the plan's tasks and the goal's own checks
+            try:
+                return await report_node(state, ctx)  # the status too: the plan's tasks and the goal's own checks
+            finally:
+                _unknown_changes(ctx)
         return await guarded(run_of(state["run_id"]), write())
 
     def after_report(state: RunState) -> Literal["replan", "finish"]:
@@ -138,7 +145,10 @@ def build_graph(services: RunServices) -> StateGraph[RunState, None, RunInput, R
     async def replan(state: RunState) -> dict[str, Any]:
         async def again() -> dict[str, Any]:
             ctx = await context(state)
-            return await replan_node(state, services, run_id=ctx.run_id, plan=ctx.plan, events=ctx.events)
+            try:
+                return await replan_node(state, services, run_id=ctx.run_id, plan=ctx.plan, events=ctx.events)
+            finally:
+                _unknown_changes(ctx)  # planning probes run commands outside the tool layer
         return await guarded(run_of(state["run_id"]), again())
 
     async def finish(state: RunState) -> dict[str, Any]:
@@ -173,6 +183,22 @@ def compile_graph(services: RunServices, *, checkpointer: BaseCheckpointSaver[st
     """The run graph. Pass a checkpointer for runs; none for the LangGraph server (it brings its own)."""
     return build_graph(services).compile(checkpointer=checkpointer, name="naestro").with_config(
         recursion_limit=RUN_RECURSION_LIMIT)
+
+
+_READ_ONLY_CHECKS = frozenset({"file_exists", "json_schema", "regex"})
+
+
+def _reports_its_writes(task: Task) -> bool:
+    """Every file a step of this task changes goes through a tool that reports it (a direct action, checks that
+    only read): the next snapshot may look at the reported files alone. Agents and ``evaluator`` checks run
+    programs in the workspace, outside the tool layer."""
+    return task.is_direct and all(check.kind in _READ_ONLY_CHECKS for check in task.accept)
+
+
+def _unknown_changes(ctx: RunContext) -> None:
+    """The node may have changed files no tool reported: the next snapshot walks the workspace (issue 16)."""
+    if ctx.snapshots is not None:
+        ctx.snapshots.note_unknown()
 
 
 def run_of(in_state: str) -> str:
