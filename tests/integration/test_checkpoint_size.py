@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import START, StateGraph
 
 from checkpoints import open_saver
+from checkpoints.blobs import BlobSqliteSaver
 from checkpoints.footprint import postgres_bytes, sqlite_bytes
 from graphs.compile import compile_graph
 from naestro.plan import Plan
@@ -69,8 +71,14 @@ async def test_bytes_per_step_do_not_grow_with_finished_tasks(backend: str, sett
         # Read back from the checkpointer (a new process would): every record, at every checkpoint.
         again = await graph.aget_state(cfg)
         assert again.values["tasks"] == records
-        counts = [len(s.values.get("tasks", {})) async for s in graph.aget_state_history(cfg)]
+        history = [s async for s in graph.aget_state_history(cfg)]
+        counts = [len(s.values.get("tasks", {})) for s in history]
         assert counts[0] == TASKS and counts == sorted(counts, reverse=True) and counts[-1] == 0
+        if isinstance(saver, BlobSqliteSaver):  # its in-memory walk answers exactly as LangGraph's own
+            for s in history:
+                ours = await saver.aget_delta_channel_history(config=s.config, channels=["tasks"])
+                theirs = await AsyncSqliteSaver.aget_delta_channel_history(saver, config=s.config, channels=["tasks"])
+                assert ours == theirs
 
         async def step(s: Bare) -> dict[str, Any]:  # the anchor: the same records, one per step, in a dict
             i = len(s["tasks"])
