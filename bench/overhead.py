@@ -35,11 +35,13 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TypedDict
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import START, StateGraph
 
 from checkpoints.sqlite import open_sqlite_saver
 from graphs.compile import compile_graph
+from graphs.state import RunInput
 from naestro.endpoints import load_registry
 from naestro.llm import EndpointProvider
 from naestro.plan import Plan
@@ -98,7 +100,7 @@ def bare_fanout(n: int, bus: ToolBus, saver: BaseCheckpointSaver[str] | None) ->
     return g.compile(checkpointer=saver)
 
 
-def thread_cfg(**extra: Any) -> dict[str, Any]:
+def thread_cfg(**extra: Any) -> RunnableConfig:
     return {"configurable": {"thread_id": secrets.token_hex(6), **extra}, "max_concurrency": 8}
 
 
@@ -153,7 +155,8 @@ async def main(tasks: int, repeat: int) -> None:
                 return record.run_id, live.bus, Path(record.workspace)
 
             def naestro(run_id: str, plan: Plan, suffix: str) -> Round:
-                inp = {"goal": "bench", "run_id": run_id, "plan": plan.model_dump(mode="json", by_alias=True)}
+                inp: RunInput = {"goal": "bench", "run_id": run_id,
+                                 "plan": plan.model_dump(mode="json", by_alias=True)}
                 # a new thread per round; the report (a model call) is left out
                 return lambda: passed(graphs[suffix].ainvoke(inp, thread_cfg(naestro_run=run_id),
                                                              interrupt_before=["report"]))
