@@ -224,8 +224,9 @@ def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | N
             out.print(f"  {p.id}: {describe(p)}")
         out.print(f"answer with `naestro approve {result.record.run_id} [ID] [--deny] [--remember] [--args JSON]`")
     else:
-        out.print(f"\nrun [bold]{result.record.run_id}[/bold]: "
-                  f"{'[green]PASSED[/green]' if result.passed else '[red]FAILED[/red]'}  report: {result.report_path}")
+        verdict = ("[green]PASSED[/green]" if result.passed else "[yellow]PROPOSED[/yellow] (guide mode: nothing ran)"
+                   if result.record.policy.mode == "guide" else "[red]FAILED[/red]")
+        out.print(f"\nrun [bold]{result.record.run_id}[/bold]: {verdict}  report: {result.report_path}")
     raise typer.Exit(EXIT_WAITING if result.pending else 0 if result.passed else 1)
 
 

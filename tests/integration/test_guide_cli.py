@@ -48,6 +48,8 @@ def test_guide_mode_json_lists_the_users_tasks(settings: Settings, tmp_path: Pat
         monkeypatch.setenv("NAESTRO_MODELS_FILE", str(models))
         monkeypatch.setenv("NAESTRO_MAX_REPLANS", "2")
         out = CliRunner().invoke(app, ["run", "--plan", str(plan_file), "--mode", "guide", "--json"])
+        shown = CliRunner().invoke(app, ["run", "--plan", str(plan_file), "--mode", "guide"])
+    assert shown.exit_code == 1 and "PROPOSED (guide mode: nothing ran)" in shown.output, shown.output
     assert out.exit_code == 1, out.output  # nothing was done: not a success
     result = json.loads(out.stdout)
     assert list(result["tasks"]) == ["write_hello", "document"]
