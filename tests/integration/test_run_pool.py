@@ -1,0 +1,60 @@
+"""Runs of one runtime share its MCP server processes (issue 16), each with its own sessions and workspace.
+
+Real LangGraph, SQLite checkpoints, the real pool over streamable HTTP; only model text is scripted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage
+
+from mcp_servers.workspace import BUILTIN_SERVERS
+from naestro.plan import Plan
+from naestro.runner import Runner
+from naestro.settings import Settings
+from policies.decision import ApprovedScope, RunPolicy
+from tests.fakes import ScriptedProvider, all_text
+
+AUTO = RunPolicy(approve=[ApprovedScope(tool="exec.run")])  # the command check runs without asking
+
+
+def script(messages: list[BaseMessage]) -> dict[str, Any]:
+    """Write a.txt with the word the task's description names, then finish."""
+    text = all_text(messages)
+    if "Write 2-4 sentences" in text:  # the Reporter's summary
+        return {"summary": "The file was written and its check passed."}
+    word = re.search(r"write a\.txt saying (\w+)", text)
+    assert word, text
+    if not any(isinstance(m, AIMessage) for m in messages):
+        return {"thought": "write it", "tool": "fs.write", "arguments": {"path": "a.txt", "content": word.group(1)}}
+    return {"thought": "done", "tool": "finish", "arguments": {"summary": "wrote a.txt", "outputs": {}}}
+
+
+def plan(word: str) -> Plan:
+    return Plan.model_validate({"goal": f"say {word}", "tasks": [
+        {"id": "a", "role": "coder", "description": f"write a.txt saying {word}",
+         "accept": [{"kind": "regex", "file": "a.txt", "pattern": f"^{word}$"},
+                    {"kind": "command", "command": f"grep -qx {word} a.txt"}]}]})
+
+
+async def test_concurrent_runs_share_the_pool_and_keep_their_workspaces(settings: Settings) -> None:
+    runner = Runner(settings, ScriptedProvider(script, delay_s=0.2))
+    pool = runner.runtime.mcp_pool
+    assert pool.pids() == {}  # nothing starts before a run needs it
+    words = ("one", "two", "three")
+    results = await asyncio.gather(*(runner.start(f"say {w}", plan=plan(w), policy=AUTO) for w in words))
+    assert [r.passed for r in results] == [True, True, True]
+    for word, result in zip(words, results, strict=True):
+        workspace = Path(result.record.workspace)
+        assert sorted(p.name for p in workspace.iterdir()) == ["a.txt"]
+        assert (workspace / "a.txt").read_text() == word
+    pids = pool.pids()
+    assert sorted(pids) == sorted(BUILTIN_SERVERS)  # one process per server kind for all three runs
+    again = await runner.start("say four", plan=plan("four"), policy=AUTO)  # finished runs closed only their sessions
+    assert again.passed and pool.pids() == pids
+    await runner.services.aclose()  # the runtime's end ends the pool
+    assert pool.pids() == {}
