@@ -13,6 +13,7 @@ allows: ``decide`` fails closed with the reason.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import re
 import threading
@@ -25,7 +26,7 @@ import regorus
 from pydantic import JsonValue, ValidationError
 
 from naestro.errors import PolicyError
-from policies.decision import Decision
+from policies.decision import Decision, PolicyInput
 
 __all__ = ["DECISION", "EXPLAIN", "OpaGoEngine", "OpaRestEngine", "PolicyBundle", "PolicyEngine", "RegorusEngine",
            "available_engines", "configured_engine", "load_bundle"]
@@ -114,13 +115,24 @@ def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
             into[key] = value
 
 
+_UNDEFINED = "<undefined>"  # what regorus's RVM returns (as a JSON string) for an undefined rule
+
+
 def _decision(value: JsonValue, engine: str) -> Decision:
-    if value is None:
+    if value is None or value == _UNDEFINED:
         return Decision.fail_closed(f"{engine}: {DECISION} is undefined for this input")
     try:
         return Decision.model_validate(value)
     except ValidationError as exc:
         return Decision.fail_closed(f"{engine}: decision has the wrong shape: {exc.errors()[0]['msg']}")
+
+
+def _decision_json(text: str, engine: str) -> Decision:
+    """``_decision`` of an engine's JSON answer, parsed and validated in one step by pydantic."""
+    try:
+        return Decision.model_validate_json(text)
+    except ValidationError:
+        return _decision(json.loads(text), engine)  # the rare bad answer: parsed again for the same message
 
 
 class PolicyEngine(Protocol):
@@ -131,6 +143,14 @@ class PolicyEngine(Protocol):
         ...
 
     def decide(self, document: dict[str, JsonValue]) -> Decision: ...
+
+    def decide_input(self, inp: PolicyInput) -> Decision:
+        """The gate's call: ``decide(inp.document())``, or the same answer faster where the engine reads JSON."""
+        ...
+
+
+def _failed(engine: str, exc: Exception) -> Decision:
+    return Decision.fail_closed(f"{engine}: {str(exc).split('Stack backtrace:')[0].strip()[:300]}")
 
 
 class _Decides:
@@ -143,7 +163,10 @@ class _Decides:
         try:
             return _decision(self.evaluate(DECISION, document), self.name)
         except Exception as exc:  # noqa: BLE001 - fail closed on any engine failure, and say which
-            return Decision.fail_closed(f"{self.name}: {str(exc).split('Stack backtrace:')[0].strip()[:300]}")
+            return _failed(self.name, exc)
+
+    def decide_input(self, inp: PolicyInput) -> Decision:
+        return self.decide(inp.document())
 
 
 class _RegorusPair:
@@ -169,6 +192,15 @@ class _RegorusPair:
         self.vm.set_data_json(data)
 
 
+# Each thread's pairs, by engine. Module-level on purpose: an engine that held its own ``threading.local`` dropped
+# every thread's pairs in whichever thread dropped the engine, and regorus aborts the drop of an object made on
+# another thread ("unsendable, but is being dropped on another thread"). Here a thread's pairs die with it, in it;
+# a dropped engine's pairs are removed by their own threads at their next evaluation.
+_PAIRS = threading.local()
+_DROPPED: set[int] = set()
+_tokens = itertools.count()
+
+
 class RegorusEngine(_Decides):
     """The default: regorus in-process, synchronous and fast.
 
@@ -182,13 +214,24 @@ class RegorusEngine(_Decides):
 
     def __init__(self, bundle: PolicyBundle, *, with_tests: bool = False) -> None:
         self._bundle, self._with_tests = bundle, with_tests
-        self._local = threading.local()
-        self._local.pair = _RegorusPair(bundle, with_tests)  # compile check now, in the caller's thread
+        self._token = next(_tokens)
+        self._pair()  # compile check now, in the caller's thread
+
+    def __del__(self) -> None:
+        pairs: dict[int, _RegorusPair] | None = getattr(_PAIRS, "pairs", None)
+        if pairs is not None:
+            pairs.pop(self._token, None)  # this thread's pair can go now; other threads drop theirs later
+        _DROPPED.add(self._token)
 
     def _pair(self) -> _RegorusPair:
-        pair: _RegorusPair | None = getattr(self._local, "pair", None)
+        pairs: dict[int, _RegorusPair] | None = getattr(_PAIRS, "pairs", None)
+        if pairs is None:
+            pairs = _PAIRS.pairs = {}
+        pair = pairs.get(self._token)
         if pair is None:
-            pair = self._local.pair = _RegorusPair(self._bundle, self._with_tests)
+            for token in _DROPPED & pairs.keys():
+                del pairs[token]
+            pair = pairs[self._token] = _RegorusPair(self._bundle, self._with_tests)
         return pair
 
     def evaluate(self, path: str, document: dict[str, JsonValue]) -> JsonValue:
@@ -200,6 +243,18 @@ class RegorusEngine(_Decides):
         pair.engine.set_input_json(json.dumps(document))
         value = pair.engine.eval_rule(path)
         return value
+
+    def decide_input(self, inp: PolicyInput) -> Decision:
+        """The input serialised by pydantic straight to the RVM, its answer validated straight from JSON: no
+        Python dicts in between (~25 µs of a ~90 µs decision, issue 16)."""
+        pair = self._pair()
+        if pair.vm is None:
+            return self.decide(inp.document())
+        try:
+            pair.vm.set_input_json(inp.model_dump_json())
+            return _decision_json(pair.vm.execute_entry_point(DECISION), self.name)
+        except Exception as exc:  # noqa: BLE001 - fail closed on any engine failure, and say which
+            return _failed(self.name, exc)
 
 
 class OpaGoEngine(_Decides):

@@ -9,7 +9,9 @@ name resolves to, so a domain pointing at 127.0.0.1 is not mistaken for a public
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import ipaddress
+import os
 import re
 import socket
 from pathlib import Path
@@ -127,18 +129,37 @@ def diff_targets(diff: str) -> list[str]:
     return targets
 
 
-def _resolve(raw: str, base: Path) -> Path:
-    candidate = Path(raw).expanduser()
-    return (candidate if candidate.is_absolute() else base / candidate).resolve(strict=False)
+def _resolve(raw: str, base: Path) -> str:
+    """What ``(base / Path(raw).expanduser()).resolve()`` gives, on strings: the pathlib objects cost as much as
+    the lstat walk (issue 16). Kept from pathlib: its normalisation (``.`` and empty parts dropped, so
+    ``./~user`` expands too and a trailing ``/`` is no part), and that an unknown ``~user`` and a symlink loop
+    raise (the caller turns them into a problem the policy denies) instead of leaving ``loop/..`` unresolved."""
+    parts = [p for p in raw.split("/") if p and p != "."]
+    if raw.startswith("/"):
+        path = "/" + "/".join(parts)
+    elif parts and parts[0].startswith("~"):
+        home = os.path.expanduser(parts[0])
+        if home.startswith("~"):
+            raise RuntimeError(f"Could not determine home directory of {parts[0]!r}")
+        path = os.path.join(home, *parts[1:])
+    else:
+        path = os.path.join(base, *parts)
+    resolved = os.path.realpath(path)
+    try:
+        os.stat(resolved)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RuntimeError(f"Symlink loop from {exc.filename!r}") from exc
+    return resolved
 
 
 def _fact(key: str, raw: str, base: Path) -> PathFact:
-    # What makes Path.resolve raise (ValueError on a NUL byte, RuntimeError on a symlink loop before Python
+    # What makes resolving raise (ValueError on a NUL byte, RuntimeError on a symlink loop before Python
     # 3.13) is bad input for the policy to deny, not a crash of the caller.
     if "\0" in raw:
         return PathFact(arg=key, resolved="", problem="path contains a NUL byte")
     try:
-        return PathFact(arg=key, resolved=str(_resolve(raw, base)))
+        return PathFact(arg=key, resolved=_resolve(raw, base))
     except (OSError, RuntimeError) as exc:
         return PathFact(arg=key, resolved="", problem=f"path cannot be resolved ({exc})")
 
@@ -171,6 +192,8 @@ def path_facts(arguments: dict[str, JsonValue], workspace: Path) -> list[PathFac
             found = [_fact(key, raw, workspace) for raw in diff_targets(value)]
         elif _GLOB_KEYS.search(key):
             found = [_glob_fact(key, raw, base) for raw in _strings(value)]
+        elif key == "path" and where is not None and isinstance(path, str) and not _URL.match(path):
+            found = [where]  # resolved once, above
         elif _PATH_KEYS.search(key):
             found = [_fact(key, raw, workspace) for raw in _strings(value) if not _URL.match(raw)]
         else:

@@ -41,7 +41,7 @@ from policies.decision import (
 )
 from policies.engines import PolicyEngine
 from policies.facts import path_facts, url_facts
-from policies.switches import KillSwitches
+from policies.switches import KillSwitches, Switch
 
 __all__ = ["Asker", "ConsentAnswer", "ConsentRequest", "Gate"]
 
@@ -90,6 +90,11 @@ class _Windows:
         self.calls.setdefault(key, deque()).append(now)
 
 
+def _quarantined(active: list[Switch]) -> Quarantine:
+    return Quarantine(tools=sorted({s.target for s in active if s.kind == "quarantine_tool"}),
+                      models=sorted({s.target for s in active if s.kind == "quarantine_model"}))
+
+
 class Gate:
     def __init__(self, engine: PolicyEngine, *, run_id: str, workspace: Path, policy: RunPolicy, audit: AuditLog | None,
                  switches: KillSwitches, registered: Callable[[], set[str]], rate_limits: dict[str, Any],
@@ -115,7 +120,8 @@ class Gate:
 
     # --- building the input ----------------------------------------------------------------------------
 
-    def _context(self, *, rate_key: str, role: str, meter: TaskMeter | None, data: Any) -> Context:
+    def _context(self, *, rate_key: str, role: str, meter: TaskMeter | None, data: Any,
+                 active: list[Switch] | None) -> Context:
         limit = self.rate_limits.get(rate_key) or self.rate_limits.get("default") or {"window_s": 60}
         window_s = int(limit.get("window_s", 60))
         budget: dict[str, dict[str, BudgetLine]] = {}
@@ -131,35 +137,38 @@ class Gate:
             workspace=str(self.workspace), scratch=p.scratch, roots=[str(Path(r).resolve()) for r in p.roots],
             allowed_domains=p.allow_domains, allowed_cidrs=p.allow_cidrs, approved=[*p.approve, *self.remembered],
             scopes=p.scopes, data_labels=sorted(labels(data) | self.vault.labels(data)),
-            quarantined=Quarantine(tools=self.switches.targets("quarantine_tool"),
-                                   models=self.switches.targets("quarantine_model")),
+            quarantined=_quarantined(self.switches.active() if active is None else active),
             window=Window(calls=self._windows.count((rate_key, role), window_s, time.monotonic()), window_s=window_s),
             budget=budget)
 
     def tool_input(self, *, task: str, role: str, tool: str, arguments: dict[str, JsonValue],
-                   meter: TaskMeter | None = None) -> PolicyInput:
+                   meter: TaskMeter | None = None, active: list[Switch] | None = None) -> PolicyInput:
+        """The policy input for a tool call; ``active``: the kill switches as just read (else read here)."""
         rate_key = tool if tool in self.rate_limits else "default"
         return PolicyInput(
             actor=Actor(run=self.run_id, task=task, role=role, mode=self.policy.mode),
             action=Action(kind="tool", tool=tool, registered=tool in self.registered(), arguments=arguments,
                           paths=path_facts(arguments, self.workspace), urls=url_facts(arguments)),
-            context=self._context(rate_key=rate_key, role=role, meter=meter, data=arguments))
+            context=self._context(rate_key=rate_key, role=role, meter=meter, data=arguments, active=active))
 
     def model_input(self, *, task: str, role: str, endpoint: str, locality: str, estimate: dict[str, float],
-                    text: str, meter: TaskMeter | None = None) -> PolicyInput:
+                    text: str, meter: TaskMeter | None = None, active: list[Switch] | None = None) -> PolicyInput:
         return PolicyInput(
             actor=Actor(run=self.run_id, task=task, role=role, mode=self.policy.mode),
             action=Action(kind="model", endpoint=EndpointFact(name=endpoint, locality=locality), estimate=estimate),
-            context=self._context(rate_key="model", role=role, meter=meter, data=text))
+            context=self._context(rate_key="model", role=role, meter=meter, data=text, active=active))
 
     # --- deciding --------------------------------------------------------------------------------------
 
-    def _check_switches(self, task: str) -> None:
-        paused = self.switches.paused(self.run_id)
+    def _check_switches(self, task: str) -> list[Switch]:
+        """Stop here if the run is paused; apply a consent revocation. Returns the active switches (read once
+        per call: each read is a query)."""
+        active = self.switches.active()
+        paused = next((s for s in active if s.kind == "pause" and s.target == self.run_id), None)
         if paused is not None:
             self._audit("paused", task=task, switch=paused.id, by=paused.by, reason=paused.reason)
             raise RunPaused(run_id=self.run_id, reason=paused.reason or f"switch #{paused.id}")
-        revokes = [s.id for s in self.switches.active() if s.kind == "revoke_consents" and s.target == self.run_id]
+        revokes = [s.id for s in active if s.kind == "revoke_consents" and s.target == self.run_id]
         if revokes:
             # A revocation is consumed (lifted) once applied: later "approve all" answers stand.
             self.switches.lift("revoke_consents", self.run_id)
@@ -168,13 +177,15 @@ class Gate:
             self.remembered = []
             if self._on_remember is not None:
                 self._on_remember([])
+            active = self.switches.active()
+        return active
 
     def decide(self, inp: PolicyInput) -> Decision:
         """Evaluate (fail closed), audit and emit; nothing is enforced here."""
         action = inp.action.tool or f"model:{inp.action.endpoint.name if inp.action.endpoint else '?'}"
         with policy_span(action, task=inp.actor.task, role=inp.actor.role, engine=self.engine.name) as span:
             start = time.perf_counter()
-            decision = self.engine.decide(inp.document())
+            decision = self.engine.decide_input(inp)
             latency_us = round((time.perf_counter() - start) * 1e6, 1)
             span.set_attributes({"naestro.policy.verdict": decision.verdict, "naestro.policy.latency_us": latency_us,
                                  "naestro.policy.reasons": [*decision.reasons]})
@@ -222,8 +233,8 @@ class Gate:
         """The decision for a tool call and the arguments to call it with (a human may have edited them).
 
         Without ``ask`` (outside a graph node, e.g. the planner's check probe) an ask is a deny."""
-        self._check_switches(task)
-        inp = self.tool_input(task=task, role=role, tool=tool, arguments=arguments, meter=meter)
+        active = self._check_switches(task)
+        inp = self.tool_input(task=task, role=role, tool=tool, arguments=arguments, meter=meter, active=active)
         decision = self.decide(inp)
         if decision.ask and ask is None:
             raise PolicyDenied(tool=tool, reasons=[*decision.reasons, "outside a graph node nobody can be asked"])
@@ -247,9 +258,9 @@ class Gate:
     def authorize_model(self, *, task: str, role: str, endpoint: str, locality: str, estimate: dict[str, float],
                         text: str, meter: TaskMeter | None = None, ask: Asker | None = None) -> Decision:
         """Without ``ask`` (outside a graph node: the planner) an ask becomes a deny that says how to approve."""
-        self._check_switches(task)
+        active = self._check_switches(task)
         inp = self.model_input(task=task, role=role, endpoint=endpoint, locality=locality, estimate=estimate,
-                               text=text, meter=meter)
+                               text=text, meter=meter, active=active)
         decision = self.decide(inp)
         if decision.ask and ask is None:
             raise PolicyDenied(tool=f"model:{endpoint}", reasons=[
