@@ -6,7 +6,7 @@ Naestro's own work per step (the worst case for relative overhead: a real model 
 mode exports to ``OtlpSink``, a local OTLP/HTTP receiver in this process. Modes are interleaved per round.
 
 Also the bare cost of one span (open, set attributes, close, write/export) in each mode.
-Run: ``.venv/bin/python -m bench.tracing [--rounds 5]`` (as a module: bench/mcp.py would shadow mcp).
+Run: ``.venv/bin/python -m bench.tracing [--rounds 5]`` (as a module, like every bench).
 """
 
 from __future__ import annotations
