@@ -161,13 +161,22 @@ async def main(tasks: int, repeat: int) -> None:
                 return lambda: passed(graphs[suffix].ainvoke(inp, thread_cfg(naestro_run=run_id),
                                                              interrupt_before=["report"]))
 
+            def naestro_fresh(runs: list[tuple[str, ToolBus, Path]], plan: Plan, suffix: str) -> Round:
+                """A round on the next unused run (a run is used by one round only)."""
+                def round_() -> Awaitable[object]:
+                    return naestro(runs.pop()[0], plan, suffix)()
+                return round_
+
             def bare(graph: Any) -> Round:
                 return lambda: graph.ainvoke({"done": []}, thread_cfg())
 
-            run_id, bus, ws = await open_run(chain_plan(tasks))
+            # The policy's rate limits (120 fs.write, 30 exec.run per role and run per minute) are real limits,
+            # so every Naestro round gets a run of its own, opened before the timing.
+            fresh = [await open_run(chain_plan(tasks)) for _ in range(2 * (repeat + 1))]
+            _, bus, ws = fresh[0]
             chain: dict[str, Round] = {}
             for suffix, sv in (("", None), ("+sqlite", saver)):
-                chain[f"naestro{suffix}"] = naestro(run_id, chain_plan(tasks), suffix)
+                chain[f"naestro{suffix}"] = naestro_fresh(fresh, chain_plan(tasks), suffix)
                 chain[f"bare-mcp{suffix}"] = bare(bare_chain(tasks, ws, bus, sv))
                 chain[f"inproc{suffix}"] = bare(bare_chain(tasks, ws, None, sv))
             for round_ in chain.values():  # warm-up: imports, first connections, the first snapshot
@@ -184,21 +193,12 @@ async def main(tasks: int, repeat: int) -> None:
                       f"{ratio_line('naestro / bare LangGraph, same MCP work:', n, b)}; +{extra:.1f} ms per task")
                 print(f"  {'':<16} {ratio_line('naestro / bare LangGraph, in-process write:', n, i)}")
 
-            # The policy's rate limit (30 exec.run calls per role and run per minute) is a real limit, so each
-            # Naestro round gets a run of its own, opened before the timing.
             fan_rounds = max(5, repeat // 2)
             fresh = [await open_run(parallel_plan(8)) for _ in range(2 * (fan_rounds + 1))]
             bus = fresh[0][1]
-
-            def naestro_fresh(suffix: str) -> Round:
-                def round_() -> Awaitable[object]:
-                    run_id = fresh.pop()[0]
-                    return naestro(run_id, parallel_plan(8), suffix)()
-                return round_
-
             fan: dict[str, Round] = {}
             for suffix, sv in (("", None), ("+sqlite", saver)):
-                fan[f"naestro{suffix}"] = naestro_fresh(suffix)
+                fan[f"naestro{suffix}"] = naestro_fresh(fresh, parallel_plan(8), suffix)
                 fan[f"bare-mcp{suffix}"] = bare(bare_fanout(8, bus, sv))
             for round_ in fan.values():
                 await round_()
