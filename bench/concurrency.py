@@ -124,8 +124,9 @@ class Worker:
 
         result = await self.runner.start(PLAN["goal"], plan=Plan.model_validate(PLAN))
         if not result.passed:
-            bad = {t: r["status"] for t, r in result.tasks.items() if r["status"] != "passed"}
-            raise RuntimeError(f"run {result.record.run_id} did not pass: {result.record.status} {bad}")
+            bad = {t: f"{r['status']}: {r.get('error') or r['feedback']}"[:160]
+                   for t, r in result.tasks.items() if r["status"] not in ("passed", "skipped")}
+            raise RuntimeError(f"run did not pass: {result.record.status} {bad}")
 
     async def _chat(self, messages: list[dict[str, str]]) -> str:
         reply = await self.http.post("/chat/completions", json={"model": "scripted", "messages": messages})
