@@ -11,6 +11,7 @@ server's event loop must never block.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -36,7 +37,10 @@ from policies.audit import AuditLog, anchors_dir
 from policies.decision import ApprovedScope
 from policies.gate import Gate
 
-__all__ = ["LiveRun", "RunServices"]
+__all__ = ["OPENING_BUSES", "LiveRun", "RunServices"]
+
+OPENING_BUSES = 8
+"""Runs opening their MCP sessions at the same time, per event loop (see ``RunServices._bus_opening``)."""
 
 
 @dataclass
@@ -69,6 +73,8 @@ class RunServices:
         self.vaults: dict[str, SecretVault] = {}  # per run: scoped secret handles (memory only)
         self._live: dict[str, LiveRun] = {}
         self._opening: dict[str, asyncio.Lock] = {}
+        self._bus_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary())
 
     # --- the parts of a run ---------------------------------------------------------------------------
 
@@ -155,10 +161,25 @@ class RunServices:
             servers, untrusted = await pooled_run_servers(  # the runtime's shared servers, this run's sessions
                 self.runtime.mcp_pool, Path(record.workspace), self.runtime.tools_config,
                 allow_domains=record.policy.allow_domains, roots=record.policy.roots)
-            live.bus = await live.stack.enter_async_context(McpToolBus(servers, untrusted=untrusted))
+            async with self._bus_opening():
+                live.bus = await live.stack.enter_async_context(McpToolBus(servers, untrusted=untrusted))
             live.gate = self.gate(record=record, bus=live.bus, events=live.events, audit=live.audit)
             self._live[run_id] = live
             return live
+
+    def _bus_opening(self) -> asyncio.Semaphore:
+        """At most ``OPENING_BUSES`` runs of this event loop open their MCP sessions at once.
+
+        200 runs started together opened 1,200 sessions at once on the six pooled servers; the ``fs`` server's
+        queue of session set-ups then held other runs' tool calls past the policy's 30 s timeout (bench
+        concurrency, Postgres round: 23 of 200 runs failed). Queued runs wait here instead, before any tool call.
+        One semaphore per loop: the CLI runs a loop per command, tests one per test.
+        """
+        loop = asyncio.get_running_loop()
+        gate = self._bus_gates.get(loop)
+        if gate is None:
+            gate = self._bus_gates[loop] = asyncio.Semaphore(OPENING_BUSES)
+        return gate
 
     def _open_files(self, run_id: str) -> LiveRun:
         record = self.store.load(run_id)

@@ -265,11 +265,14 @@ def main(argv: list[str] | None = None) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
+    sock.listen(2048)  # every run opens a session per server: 200 runs starting together overflowed 128
     port = int(sock.getsockname()[1])
     pooled = PooledServer(args.name, token=token, idle_s=args.idle_s)
+    # Keep-alive well past the client's (httpx: 5 s idle). With uvicorn's default of 5 s both ends closed idle
+    # connections at the same moment, and a request sent on one just closed by the server failed with "Server
+    # disconnected without sending a response" (200 concurrent runs: 2 runs' fs.write).
     config = uvicorn.Config(pooled.app(on_ready=lambda: _announce(port)), log_level="warning", lifespan="on",
-                            timeout_graceful_shutdown=2)
+                            timeout_graceful_shutdown=2, timeout_keep_alive=75)
     server = uvicorn.Server(config)
     _exit_with_stdin(server)
     server.run(sockets=[sock])
