@@ -72,7 +72,7 @@ def load_bundle(directory: Path = REGO_DIR, *, roles: dict[str, list[str]] | Non
     tests: dict[str, str] = {}
     for path in sorted(directory.glob("*.rego")):
         name = str(path.relative_to(directory.parent))
-        (tests if path.stem.endswith("_test") else modules)[name] = path.read_text()
+        (tests if path.stem.endswith("_test") else modules)[name] = _policy_text(path)
     if not modules:
         raise PolicyError("no .rego policy files found", file=str(directory))
     data: dict[str, Any] = {}
@@ -87,6 +87,16 @@ def load_bundle(directory: Path = REGO_DIR, *, roles: dict[str, list[str]] | Non
 
 _JSON_TYPES: dict[type, str] = {list: "array", str: "string", int: "number", float: "number", bool: "boolean",
                                 type(None): "null"}
+
+
+def _policy_text(path: Path) -> str:
+    """One ``*.rego`` file as text, or a one-line ``PolicyError`` naming the file and line (was a traceback)."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"policy is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                          "save it as UTF-8", file=str(path), line=raw[:exc.start].count(b"\n") + 1) from exc
 
 
 def _data_document(path: Path) -> dict[str, Any]:

@@ -138,6 +138,21 @@ def test_a_policy_folder_with_bad_data_is_exit_2_with_one_line(home: Path, tmp_p
     assert runs_made(home) == ["r1"]
 
 
+@pytest.mark.parametrize("argv", [["run", "write hello.txt"], ["policy", "test"]], ids=lambda a: a[0])
+def test_a_policy_file_that_is_not_utf8_is_exit_2_with_one_line(home: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 argv: list[str]) -> None:
+    """A .rego file with a Latin-1 byte was a UnicodeDecodeError traceback (issue 14 left-over)."""
+    policies = tmp_path / "policies"
+    shutil.copytree(REGO_DIR, policies)
+    gate = policies / "gate.rego"
+    gate.write_bytes(gate.read_bytes() + b"\n# caf\xe9\n")
+    monkeypatch.setenv("NAESTRO_POLICY_DIR", str(policies))
+    line = assert_one_line_usage_error(CliRunner().invoke(app, argv), names=gate)
+    assert "policy is not UTF-8 text (byte 0xe9" in line, line
+    assert runs_made(home) == []
+
+
 # --- 3. plan.json ----------------------------------------------------------------------------------------
 
 def direct_plan(tmp_path: Path) -> Path:
