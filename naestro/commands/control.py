@@ -140,9 +140,21 @@ def audit_show(run_id: str, kind: Annotated[str | None, typer.Option(help="only 
     """Print a run's audit records (arguments already redacted when written)."""
     path = _run_dir(load_settings(), run_id) / "audit.jsonl"
     # Records are split at b"\n" only: U+2028 / U+2029 / U+0085 inside a record are text, not line ends.
-    for line in path.read_bytes().split(b"\n") if path.exists() else []:
+    unreadable = 0
+    for number, line in enumerate(path.read_bytes().split(b"\n") if path.exists() else [], start=1):
         if not line.strip():
             continue
-        rec = json.loads(line)
-        if kind is None or rec["kind"] == kind:
-            print(json.dumps({k: rec[k] for k in ("seq", "ts", "kind", "data")}))
+        try:
+            rec = json.loads(line.decode("utf-8"))
+            shown = {k: rec[k] for k in ("seq", "ts", "kind", "data")}
+        except (UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError):  # garbage: the writer never wrote it
+            err.print(f"{path}:{number}: not an audit record, skipped", markup=False, highlight=False,
+                      soft_wrap=True)
+            unreadable += 1
+            continue
+        if kind is None or shown["kind"] == kind:
+            print(json.dumps(shown))
+    if unreadable:
+        err.print(f"{unreadable} line(s) are not audit records: run `naestro audit verify {run_id}`",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)

@@ -731,3 +731,20 @@ def test_audit_show_reads_records_holding_unicode_line_separators(tmp_path: Path
     res = CliRunner().invoke(CLI, ["audit", "show", "r"], env={"NAESTRO_HOME": str(home)})
     assert res.exit_code == 0, repr(res.exception)
     assert [json.loads(line)["data"]["arguments"]["path"] for line in res.stdout.splitlines()] == [f"a{separator}b"]
+
+
+@pytest.mark.parametrize("garbage", [b"caf\xe9", b"{not json", b"[1, 2]", b'{"seq": 1}', b"42"])
+def test_audit_show_skips_lines_that_are_not_records(tmp_path: Path, garbage: bytes) -> None:
+    """A garbage line (not UTF-8, not JSON, not a record) was a traceback; now each is one line on stderr, the
+    records around it are shown, and the exit code is 1 with a pointer to `audit verify`."""
+    home = tmp_path / "home"
+    run_dir = write_run(home, "r", tmp_path)
+    log = AuditLog(run_dir / "audit.jsonl", run_id="r", key=load_signing_key(home / "keys"), anchors=anchors_dir(home))
+    log.append("decision", action="fs.read", arguments={"path": "a"}, verdict="allow")
+    log.append("decision", action="fs.read", arguments={"path": "b"}, verdict="allow")
+    first, rest = (run_dir / "audit.jsonl").read_bytes().split(b"\n", 1)
+    (run_dir / "audit.jsonl").write_bytes(first + b"\n" + garbage + b"\n" + rest)  # tampering: line 2
+    res = CliRunner().invoke(CLI, ["audit", "show", "r"], env={"NAESTRO_HOME": str(home)})
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), repr(res.exception)
+    assert [json.loads(line)["data"]["arguments"]["path"] for line in res.stdout.splitlines()] == ["a", "b"]
+    assert ":2: not an audit record" in res.stderr and "naestro audit verify r" in res.stderr
