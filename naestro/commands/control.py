@@ -53,12 +53,24 @@ def _log(settings: Settings, run_id: str | None) -> AuditLog:
     return AuditLog(_run_dir(settings, run_id) / "audit.jsonl", run_id=run_id, key=key, anchors=anchors)
 
 
+def _record(log: AuditLog, done: str, **data: object) -> None:
+    """Audit a switch that is already set. A damaged log must not undo or hide it: the switch stays in force
+    and the refusal to append is one line (exit 1) pointing at `audit verify`, not a traceback."""
+    try:
+        log.append("switch", **data)
+    except AuditError as exc:
+        err.print(f"error: {done}, but it could not be audited: {exc}", markup=False, highlight=False,
+                  soft_wrap=True)
+        raise typer.Exit(1) from exc
+
+
 def pause(run_id: str, reason: Annotated[str, typer.Option(help="why (audited)")] = "") -> None:
     """Stop a run at its next gate; `naestro resume RUN` continues it."""
     settings = load_settings()
     log = _log(settings, run_id)
     switch = KillSwitches(settings.control_db).set("pause", run_id, reason=reason, by=current_user())
-    log.append("switch", action="pause", switch=switch.id, by=switch.by, reason=reason)
+    _record(log, f"run {run_id} is paused (switch #{switch.id})", action="pause", switch=switch.id, by=switch.by,
+            reason=reason)
     out.print(f"run {run_id}: paused at its next gate (switch #{switch.id})")
 
 
@@ -66,8 +78,8 @@ def _quarantine(kind: Target, name: str, reason: str) -> None:
     settings = load_settings()
     switch_kind: SwitchKind = "quarantine_tool" if kind == "tool" else "quarantine_model"
     switch = KillSwitches(settings.control_db).set(switch_kind, name, reason=reason, by=current_user())
-    _log(settings, None).append("switch", action=f"quarantine_{kind}", target=name, switch=switch.id,
-                                by=switch.by, reason=reason)
+    _record(_log(settings, None), f"{kind} {name} is quarantined (switch #{switch.id})",
+            action=f"quarantine_{kind}", target=name, switch=switch.id, by=switch.by, reason=reason)
     out.print(f"{kind} {name}: quarantined in every run (switch #{switch.id}); lift with "
               f"`naestro revoke quarantine {kind} {name}`")
 
@@ -90,7 +102,8 @@ def revoke_consents(run_id: str) -> None:
     settings = load_settings()
     log = _log(settings, run_id)
     switch = KillSwitches(settings.control_db).set("revoke_consents", run_id, by=current_user())
-    log.append("switch", action="revoke_consents", switch=switch.id, by=switch.by)
+    _record(log, f"run {run_id}'s remembered consents are revoked (switch #{switch.id})",
+            action="revoke_consents", switch=switch.id, by=switch.by)
     out.print(f"run {run_id}: remembered consents revoked (switch #{switch.id})")
 
 
@@ -102,8 +115,8 @@ def revoke_quarantine(kind: Annotated[str, typer.Argument(help="tool | model")],
         raise typer.Exit(2)
     settings = load_settings()
     lifted = KillSwitches(settings.control_db).lift("quarantine_tool" if kind == "tool" else "quarantine_model", name)
-    _log(settings, None).append("switch", action=f"lift_quarantine_{kind}", target=name, lifted=lifted,
-                                by=current_user())
+    _record(_log(settings, None), f"{kind} {name}: quarantine {'lifted' if lifted else 'was not set'}",
+            action=f"lift_quarantine_{kind}", target=name, lifted=lifted, by=current_user())
     out.print(f"{kind} {name}: {'quarantine lifted' if lifted else 'was not quarantined'}")
 
 

@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 
 from naestro.cli import app
 from naestro.errors import AuditError
+from naestro.settings import Settings
 from policies.audit import AuditLog, anchors_dir, load_public_key, load_signing_key, verify_log
+from policies.switches import KillSwitches
 from tests.conftest import write_run
 
 
@@ -170,9 +172,24 @@ def test_a_garbage_last_line_refuses_the_next_append_with_an_audit_error(home: P
     run_dir = run_with_records(home, "r1", 2)
     with (run_dir / "audit.jsonl").open("ab") as fh:
         fh.write(b"\xff garbage\n")
+    log = AuditLog(run_dir / "audit.jsonl", run_id="r1", key=load_signing_key(home / "keys"),
+                   anchors=anchors_dir(home))
+    with pytest.raises(AuditError, match="naestro audit verify"):
+        log.append("switch", action="pause")
+
+
+def test_pause_on_a_damaged_log_still_pauses_and_says_so_in_one_line(home: Path) -> None:
+    """`naestro pause` on a tampered log was an AuditError traceback after the switch was set; the pause must
+    hold (a damaged log is no reason to let a run go on) and the user is told it could not be audited."""
+    run_dir = run_with_records(home, "r1", 2)
+    with (run_dir / "audit.jsonl").open("ab") as fh:
+        fh.write(b"\xff garbage\n")
     result = cli("pause", "r1")
-    assert isinstance(result.exception, AuditError), repr(result.exception)
-    assert "naestro audit verify" in str(result.exception)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), repr(result.exception)
+    message = result.stderr.strip()
+    assert "\n" not in message and "run r1 is paused" in message and "could not be audited" in message
+    assert "naestro audit verify" in message
+    assert KillSwitches(Settings(home=home).control_db).paused("r1") is not None
 
 
 def test_a_record_larger_than_the_tail_window_does_not_break_the_next_append(home: Path) -> None:
