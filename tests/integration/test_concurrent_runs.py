@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 import re
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,13 @@ async def _runs(settings: Settings, n: int) -> list[str]:
 
 
 def _process(settings: Settings, n: int, out: Any) -> None:
-    out.put(asyncio.run(_runs(settings, n)))
+    """A worker: its runs' outcomes, or what killed the worker (as an outcome, so the test names it at once
+    instead of waiting for a result that never comes)."""
+    try:
+        outcomes = asyncio.run(_runs(settings, n))
+    except BaseException as exc:  # noqa: BLE001  (reported to the parent as the worker's outcome)
+        outcomes = [f"worker died: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"]
+    out.put(outcomes)
 
 
 def _settings(settings: Settings, backend: str) -> Settings:
