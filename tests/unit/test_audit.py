@@ -196,3 +196,29 @@ def test_detectors(text: str, label: str) -> None:
 
 def test_card_like_numbers_need_a_valid_checksum() -> None:
     assert labels("order 4111 1111 1111 1112") == set()
+
+
+def test_processes_starting_on_a_fresh_home_agree_on_one_signing_key(tmp_path: Path) -> None:
+    """Three workers starting at once on a fresh NAESTRO_HOME: one crashed on O_EXCL or read the other's
+    half-written key (CI, test_concurrent_runs). Now every caller gets the one key that was linked into place."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cryptography.hazmat.primitives import serialization
+
+    from policies.audit import load_public_key, load_signing_key
+
+    for round_ in range(20):
+        keys = tmp_path / f"keys{round_}"
+        start = threading.Barrier(8)
+
+        def load(keys: Path = keys, start: threading.Barrier = start) -> bytes:
+            start.wait()
+            return load_signing_key(keys).public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda _: load(), range(8)))
+        assert len(set(got)) == 1
+        assert load_public_key(keys).public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) == got[0]
+        assert sorted(p.name for p in keys.iterdir()) == ["audit_ed25519.pem", "audit_ed25519.pub"]
