@@ -28,6 +28,7 @@ from naestro.commands import metrics as metrics_commands
 from naestro.commands import observe as observe_commands
 from naestro.commands import policy as policy_commands
 from naestro.commands import router as router_commands
+from naestro.commands import scale as scale_commands
 from naestro.commands import studio as studio_commands
 from naestro.commands import tools as tools_commands
 from naestro.commands import trace as trace_commands
@@ -64,6 +65,8 @@ app.add_typer(observe_commands.app, name="observe")
 app.add_typer(eval_commands.app, name="eval")
 app.command()(introspect_commands.introspect)
 app.command()(control.pause)
+app.command()(scale_commands.worker)
+app.command()(scale_commands.serve)
 app.command()(studio_commands.studio)
 runs_app.command("history")(history_commands.history)
 runs_app.command("rollback")(history_commands.rollback)
@@ -264,7 +267,9 @@ def run(goal: Annotated[str, typer.Argument(help="what you want done")] = "",
             "--root", help="extra folder tools may touch besides the workspace (repeatable)")] = None,
         scope: Annotated[list[str] | None, typer.Option(
             "--scope", help="data scope, e.g. secret, pii_external, offprem_pii (repeatable)")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="machine-readable result")] = False) -> None:
+        as_json: Annotated[bool, typer.Option("--json", help="machine-readable result")] = False,
+        remote: Annotated[bool, typer.Option("--remote", help="queue it for `naestro worker`s (NAESTRO_BROKER_URL) "
+                                             "and follow it")] = False) -> None:
     """Plan and run a goal end to end; exit 0 only when every acceptance check passed (4: waiting for consent)."""
     if not goal and plan_file is None:
         err.print("give a GOAL or --plan FILE")
@@ -272,6 +277,15 @@ def run(goal: Annotated[str, typer.Argument(help="what you want done")] = "",
     if in_place and workspace is None:
         err.print("--in-place needs --workspace DIR")
         raise typer.Exit(2)
+    if remote:  # issue 20: a worker executes it (naestro/distributed/)
+        from naestro.validate import load_plan_file
+
+        try:
+            given = load_plan_file(plan_file) if plan_file else None
+        except NaestroError as exc:
+            raise _fail(exc) from exc
+        scale_commands.run_remote(goal=goal, plan=given, workspace=workspace, in_place=in_place, as_json=as_json,
+                                  policy=_policy(mode, approve, allow_domain, root, scope), settings=_settings())
     _execute(goal=goal, as_json=as_json, settings=_settings(), plan_file=plan_file, workspace=workspace,
              in_place=in_place, policy=_policy(mode, approve, allow_domain, root, scope))
 
@@ -339,6 +353,10 @@ def approve(run_id: str,
             raise _fail(exc) from exc
         print(json.dumps({"run_id": run_id, "status": status}) if as_json else f"run {run_id}: {status}")
         raise typer.Exit(0 if status == "passed" else EXIT_WAITING if status == "waiting" else 1)
+    from naestro.distributed.submit import remote_run
+
+    if remote_run(settings, run_id) is not None:  # executed by workers: the continuation is queued (issue 20)
+        scale_commands.approve_remote(settings, run_id, answers, as_json=as_json)
     _execute(goal=record.goal, as_json=as_json, settings=settings, resume_id=run_id, answers=answers)
 
 

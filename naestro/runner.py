@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.types import Command
+from langgraph.types import Command, StateSnapshot
 from pydantic import JsonValue
 
 from checkpoints import open_saver
@@ -113,6 +113,25 @@ class Runner:
             inp["plan"] = vault.redact_value(plan.model_dump(mode="json", by_alias=True))
         with self.telemetry.run(run_id=record.run_id, run_dir=self.store.dir(record.run_id)):
             return await self._drive(record, inp)
+
+    async def begin(self, run_id: str, *, plan: dict[str, JsonValue] | None = None) -> RunResult:
+        """Drive a run whose record exists already from its first step: a worker (naestro/distributed/) starts
+        what ``naestro run --remote`` or the HTTP API submitted. ``plan`` is the given plan, secrets as handles."""
+        record = self.store.load(run_id)
+        record.pid = os.getpid()
+        self.store.save(record)
+        inp: RunInput = {"goal": record.goal, "run_id": run_id}
+        if plan is not None:
+            inp["plan"] = plan
+        with self.telemetry.run(run_id=run_id, run_dir=self.store.dir(run_id)):
+            return await self._drive(record, inp)
+
+    async def state(self, run_id: str) -> StateSnapshot:
+        """The run's graph state at its head: ``created_at`` None before the first checkpoint, ``next`` the nodes
+        still to run, ``interrupts`` the consents it waits for (a worker decides from this what a message does)."""
+        record = self.store.load(run_id)
+        async with open_saver(self.settings.checkpoint_url, self.settings.checkpoint_db) as saver:
+            return await compile_graph(self.services, checkpointer=saver).aget_state(self._config(record))
 
     async def resume(self, run_id: str, answers: dict[str, ConsentAnswer] | None = None) -> RunResult:
         """Continue from the last checkpoint; ``answers`` (interrupt id → consent) resume waiting nodes."""

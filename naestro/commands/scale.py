@@ -1,0 +1,133 @@
+"""``naestro worker``, ``naestro serve`` and the ``--remote`` side of ``naestro run`` / ``naestro approve`` (issue 20).
+
+Imports of Celery, Starlette and the runtime happen inside the commands: ``naestro --help`` loads none of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from naestro.commands._settings import load_settings
+from naestro.errors import NaestroError, UsageError
+
+if TYPE_CHECKING:
+    from naestro.distributed import ScaleSettings, Submitter
+    from naestro.plan import Plan
+    from naestro.settings import Settings
+    from policies.decision import RunPolicy
+    from policies.gate import ConsentAnswer
+
+__all__ = ["approve_remote", "run_remote", "serve", "worker"]
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+ENDED = ("passed", "failed", "error", "paused")
+EXIT = {"passed": 0, "failed": 1, "waiting": 4}  # anything else (error, paused): 3, as `naestro run`
+
+
+def _fail(exc: NaestroError) -> typer.Exit:
+    err.print(f"error: {exc}", markup=False, highlight=False)
+    return typer.Exit(2 if isinstance(exc, UsageError) else 3)
+
+
+def _scale() -> ScaleSettings:
+    from naestro.distributed import ScaleSettings
+
+    return ScaleSettings()
+
+
+def _submitter(settings: Settings) -> Submitter:
+    from naestro.distributed import Submitter, make_app
+
+    scale = _scale()
+    return Submitter(settings, scale, make_app(scale))
+
+
+def worker(concurrency: Annotated[int, typer.Option(help="runs this worker executes at once (processes)")] = 1,
+           loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO") -> None:
+    """Execute queued runs (NAESTRO_BROKER_URL, shared NAESTRO_CHECKPOINT_URL and NAESTRO_HOME); any worker
+    advances any run; kill it at any time: its runs continue on another worker."""
+    from naestro.distributed import make_app, serve_tasks
+
+    settings, scale = load_settings(), _scale()
+    if concurrency < 1:
+        raise _fail(UsageError("--concurrency must be at least 1"))
+    app = make_app(scale)
+    serve_tasks(app, settings, scale)
+    # solo: the worker process itself executes the run (kill it and the run is lost with it, then recovered);
+    # prefork: one child per run, each with its own runtime (MCP server pool) built on its first run.
+    pool = "solo" if concurrency == 1 else "prefork"
+    app.worker_main(["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--queues={scale.queue}",
+                     f"--loglevel={loglevel}", f"--hostname=naestro-{os.getpid()}@{socket.gethostname()}",
+                     "--without-gossip", "--without-mingle", "--without-heartbeat"])
+
+
+def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="port")] = 8600) -> None:
+    """The HTTP API: POST /runs, GET /runs/RUN, POST /runs/RUN/approve, GET /metrics (queue depth)."""
+    import uvicorn
+
+    from naestro.distributed.api import make_api
+
+    settings, scale = load_settings(), _scale()
+    uvicorn.run(make_api(settings, scale), host=host, port=port, log_level="warning")
+
+
+def run_remote(*, goal: str, plan: Plan | None, workspace: Path | None, in_place: bool, policy: RunPolicy,
+               as_json: bool, settings: Settings) -> None:
+    """``naestro run --remote``: queue the run, then follow it until it ends or waits (exit codes as a local run;
+    Ctrl-C stops following, not the run)."""
+    scale = _scale()
+    try:
+        marker = _submitter(settings).submit(goal, plan=plan, workspace=workspace, in_place=in_place, policy=policy,
+                                             tenant=scale.tenant, priority=scale.priority)
+    except NaestroError as exc:
+        raise _fail(exc) from exc
+    if not as_json:
+        out.print(f"run [bold]{marker.run_id}[/bold] queued ({marker.priority}, tenant {marker.tenant})")
+    _follow(settings, marker.run_id, as_json=as_json)
+
+
+def approve_remote(settings: Settings, run_id: str, answers: dict[str, ConsentAnswer], *, as_json: bool) -> None:
+    try:
+        _submitter(settings).answer(run_id, answers)
+    except NaestroError as exc:
+        raise _fail(exc) from exc
+    if not as_json:
+        out.print(f"run [bold]{run_id}[/bold]: answer queued; a worker continues it")
+    _follow(settings, run_id, as_json=as_json, after=time.time())
+
+
+def _follow(settings: Settings, run_id: str, *, as_json: bool, after: float = 0.0) -> None:
+    """Poll run.json until the run ended or waits for consent (a state a worker wrote after ``after``)."""
+    from naestro.runs import RunStore
+
+    store = RunStore(settings.runs_dir)
+    path = store.dir(run_id) / "run.json"
+    try:
+        while True:
+            record = store.load(run_id)
+            fresh = path.stat().st_mtime > after
+            if fresh and (record.status in ENDED or record.status == "waiting"):
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        err.print(f"stopped following; run {run_id} continues on the workers (`naestro runs show {run_id}`)")
+        raise typer.Exit(130) from None
+    report = store.dir(run_id) / "report.md"
+    if as_json:
+        print(json.dumps({"run_id": run_id, "status": record.status, "error": record.error,
+                          "report": str(report) if report.exists() else None}))
+    else:
+        hint = f"  answer with `naestro approve {run_id}`" if record.status == "waiting" else ""
+        out.print(f"run [bold]{run_id}[/bold]: {record.status}{hint}"
+                  + (f"  report: {report}" if report.exists() else "") + (f"  {record.error}" if record.error else ""))
+    raise typer.Exit(EXIT.get(record.status, 3))
