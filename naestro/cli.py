@@ -7,7 +7,6 @@ tool transport, run paused), 4 the run waits for consent (``naestro approve``).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -137,6 +136,8 @@ def schema(path: Annotated[Path, typer.Option("--out", help="where to write")] =
 def plan(goal: str, out_file: Annotated[Path | None, typer.Option("--out", help="write the plan JSON here")] = None,
          as_json: Annotated[bool, typer.Option("--json", help="print the plan JSON")] = False) -> None:
     """Ask the planner (local model, schema-constrained, validated, template fallback) for a plan."""
+    import asyncio  # in the commands that run something: `--help` loads no event loop (issue 16)
+
     from nodes.planner import make_plan
 
     settings = _settings()
@@ -175,6 +176,8 @@ def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | N
              plan_file: Path | None = None, workspace: Path | None = None, in_place: bool = False,
              policy: RunPolicy | None = None, answers: dict[str, ConsentAnswer] | None = None) -> None:
     """Start or resume a run; when a gate asks, prompt (interactive terminal) or print how to answer."""
+    import asyncio
+
     from rich.live import Live
 
     from naestro.events import read_events
@@ -323,6 +326,8 @@ def approve(run_id: str,
                                                        "$NAESTRO_SERVER_URL or http://127.0.0.1:2024)")] = None,
             as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Answer a waiting run's consent request(s) and resume it (a served run: through its LangGraph server)."""
+    import asyncio
+
     from naestro.approval import choose_answers
     from naestro.runner import PendingConsent, Runner
     from naestro.runtime import build_runtime

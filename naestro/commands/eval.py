@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -53,6 +52,8 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
            ) -> None:
     """Run the golden suite; print success rate, tokens, wall time and cost per goal; store the results."""
     # The suite runs the whole runtime (langchain, openai, the router): loaded now, never for `--help` (issue 15).
+    import asyncio
+
     from naestro.endpoints import load_registry
     from naestro.golden import load_suite, run_suite
     from naestro.llm import EndpointProvider

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -40,6 +39,8 @@ def _fail(exc: NaestroError) -> typer.Exit:
 
 def history(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every checkpoint of a run: step, node, time, tokens, cost, workspace snapshot (oldest first)."""
+    import asyncio  # here, like every runtime import: `--help` loads none (issue 16)
+
     try:
         entries = asyncio.run(_travel().history(run_id))
     except NaestroError as exc:
@@ -60,6 +61,8 @@ Force = Annotated[bool, typer.Option("--force", help="discard workspace changes 
 
 def rollback(run_id: str, to: Ref, force: Force = False) -> None:
     """Restore state AND workspace files to a checkpoint; `naestro resume RUN` continues from there."""
+    import asyncio
+
     try:
         target = asyncio.run(_travel().rollback(run_id, to, force=force))
     except NaestroError as exc:
@@ -71,6 +74,8 @@ def rollback(run_id: str, to: Ref, force: Force = False) -> None:
 
 def prepare_replay(run_id: str, from_: str, *, offline: bool, force: bool) -> None:
     """Roll back to ``from_`` as a replay (a new journal epoch; offline: recorded replies reused)."""
+    import asyncio
+
     try:
         travel = _travel()  # a bad models.yaml or policy folder fails here, with exit 2
         record = travel.store.load(run_id)
@@ -89,6 +94,8 @@ def fork(run_id: str, at: Annotated[str, typer.Option("--at", help="checkpoint i
          edit: Annotated[Path | None, typer.Option("--edit", help="JSON object merged into the state")] = None,
          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """A new run from a checkpoint of this one (its own workspace copy); the original keeps its history."""
+    import asyncio
+
     try:
         changes: dict[str, Any] | None = json.loads(edit.read_text()) if edit else None
     except (OSError, json.JSONDecodeError) as exc:
@@ -111,6 +118,8 @@ def prune(keep: Annotated[int, typer.Option(help="always keep the newest N runs"
           dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be pruned")] = False,
           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Drop checkpoints, snapshots and journals of old finished runs (reports, events, audit logs stay)."""
+    import asyncio
+
     from naestro.prune import prune_runs
 
     report = asyncio.run(prune_runs(load_settings(), keep=keep, older_than_days=older_than_days, dry_run=dry_run))

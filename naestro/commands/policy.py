@@ -7,9 +7,7 @@ Exit codes: 0 allow, 3 deny, 4 ask, 2 bad input (e.g. a policy file that does no
 
 from __future__ import annotations
 
-import asyncio
 import json
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -54,6 +52,9 @@ async def _registered(workspace: Path) -> set[str]:
 
 def _evaluate(*, role: str, mode: Mode, tool: str, args: str, workspace: Path | None, allow_domain: list[str],
               approve: list[str], explain: bool) -> None:
+    import asyncio  # here, like every runtime import: `--help` loads none (issue 16)
+    import tempfile
+
     from policies.decision import ApprovedScope, RunPolicy
     from policies.engines import EXPLAIN, configured_engine
     from policies.gate import Gate
@@ -153,6 +154,8 @@ def test_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def serve(port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1")] = 8181,
           load: Annotated[bool, typer.Option(help="load Naestro's policies and data at start")] = True) -> None:
     """Serve OPA's REST API (reference OPA Go engine) for NAESTRO_POLICY_URL=http://127.0.0.1:PORT."""
+    import asyncio
+
     from policies.engines import OpaRestEngine
     from policies.opa_server import OpaApiServer
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shlex
@@ -126,6 +125,8 @@ def tune(endpoint: Annotated[str, typer.Argument(help="endpoint name from models
     Embedded endpoints are started if needed. The measured single-request p95 becomes the endpoint's
     ``p95_latency_s`` prior (the SLO rule's starting point); the full profile goes to HOME/profiles/.
     """
+    import asyncio  # here, like every runtime import: `--help` loads none (issue 16)
+
     from naestro.endpoints import load_registry
     from naestro.llm import EndpointProvider
     from naestro.router.tune import check_endpoint, profile_endpoint, write_prior

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -29,6 +27,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")
 
 def _registry(config: Path | None) -> Registry:
     # The registry starts MCP servers (the MCP SDK, langchain adapters): loaded now, never for `--help` (issue 15).
+    import asyncio
+    import tempfile
+
     from naestro.tools import build_registry, load_tools_config
     from nodes.roles import load_roles
 

@@ -16,7 +16,7 @@ import typing
 CLI_FORBIDDEN = (
     "langchain_core", "langchain_openai", "langgraph", "openai", "presidio_analyzer", "spacy", "mcp",
     "opentelemetry", "regorus", "httpx", "naestro.runner", "naestro.router", "policies.gate", "naestro.llm",
-    "naestro.telemetry",
+    "naestro.telemetry", "asyncio",  # asyncio (+ ssl): ~20 ms of a ~190 ms `--help` (issue 16, bench.startup)
 )
 # The plan contract imports nothing of the runtime, so validating a plan cannot pull in an import cycle.
 PLAN_FORBIDDEN = ("naestro.router", "policies", "naestro.telemetry", "naestro.context", "langgraph",
