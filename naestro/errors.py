@@ -15,7 +15,8 @@
     │   ├── ModelIntegrityError  a model file failed its sha256 / header check
     │   ├── ToolFailed        an MCP tool call failed at the transport level
     │   ├── RunPaused         a kill switch (naestro pause) stopped the run at a gate
-    │   └── AuditError        the audit log could not be written (the action is not taken)
+    │   ├── AuditError        the audit log could not be written (the action is not taken)
+    │   └── MemoryUnavailable the memory store (FalkorDB / Neo4j) could not be started or reached
     └── ToolFeedback          shown to the model so it can correct itself (bad tool args, unknown tool)
         └── PolicyDenied      the policy gate (or the human) said no; the reasons go back to the agent
 
@@ -139,6 +140,12 @@ class AuditError(RunError):
     def __init__(self, *, path: str, reason: str) -> None:
         self.path, self.reason = path, reason
         super().__init__(f"audit log {path}: {reason}; the action was not taken")
+
+
+class MemoryUnavailable(RunError):
+    def __init__(self, *, reason: str, hint: str) -> None:
+        self.reason, self.hint = reason, hint
+        super().__init__(f"memory unavailable: {reason}; {hint}")
 
 
 class ToolFeedback(NaestroError):

@@ -12,6 +12,7 @@ The runtime also owns the pool of builtin MCP server processes every run of the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -28,6 +29,9 @@ from nodes.roles import RoleSpec, load_roles
 from policies.audit import load_signing_key
 from policies.engines import REGO_DIR, PolicyBundle, PolicyEngine, configured_engine, load_bundle
 from policies.switches import KillSwitches
+
+if TYPE_CHECKING:
+    from naestro.memory.fabric import Memory
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -48,10 +52,13 @@ class Runtime:
     signing_key: Ed25519PrivateKey
     store: RunStore
     mcp_pool: McpServerPool  # builtin MCP servers shared by the runs (each run has its own sessions)
+    memory: Memory | None = None  # issue 19: None unless NAESTRO_MEMORY is on; its server starts on first use
 
     async def aclose(self) -> None:
         """End what the runtime started: the pooled MCP server processes (they start again if a run follows)."""
         await self.mcp_pool.aclose()
+        if self.memory is not None:
+            await self.memory.close()
 
 
 def build_runtime(settings: Settings, *, provider: ModelProvider | None = None, router: Router | None = None,
@@ -75,4 +82,17 @@ def build_runtime(settings: Settings, *, provider: ModelProvider | None = None, 
         roles=roles, tools_config=tools_config, policy_bundle=bundle,
         engine=configured_engine(bundle, settings.policy_url), switches=KillSwitches(settings.control_db),
         signing_key=load_signing_key(settings.keys_dir), store=RunStore(settings.runs_dir),
-        mcp_pool=McpServerPool(home=settings.home))
+        mcp_pool=McpServerPool(home=settings.home), memory=_memory(settings, bundle, roles))
+
+
+def _memory(settings: Settings, bundle: PolicyBundle, roles: dict[Role, RoleSpec]) -> Memory | None:
+    if not settings.memory:
+        return None
+    from naestro.memory.fabric import Memory  # graphiti and torch load only when memory is on
+    from naestro.memory.retention import Retention
+
+    return Memory.open(home=settings.home, url=settings.memory_url,
+                       readable=bundle.data.get("naestro", {}).get("memory", {}).get("readable", {}),
+                       roles={r.value: list(s.tools) for r, s in roles.items()},
+                       retention=Retention(keep_runs=settings.memory_keep_runs,
+                                           max_age_days=settings.memory_max_age_days))

@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     checkpoint_url: str | None = Field(default=None, description="postgresql://... for Postgres checkpoints")
     policy_dir: Path | None = Field(default=None, description="Rego policies + data; default: the packaged ones")
     policy_url: str | None = Field(default=None, description="an OPA server (REST) instead of embedded regorus")
+    memory: bool = Field(default=False, description="memory across runs (issue 19): planner recall, episodes "
+                         "written when a run ends; needs the naestro[memory] extra")
+    memory_url: str | None = Field(default=None, description="redis://host:port (FalkorDB) or bolt://... (Neo4j) "
+                                   "instead of the embedded FalkorDB child process")
+    memory_keep_runs: int = Field(default=1000, ge=1, description="runs memory keeps (older ones are forgotten)")
+    memory_max_age_days: float | None = Field(default=180.0, gt=0, description="episodes older are forgotten")
 
     @property
     def models_path(self) -> Path:

@@ -24,6 +24,7 @@ from naestro.carryover import carry_unfinished_checks
 from naestro.errors import PlanProblem, PolicyDenied
 from naestro.events import EventLog
 from naestro.llm import ModelProvider
+from naestro.memory.hooks import plan_context
 from naestro.plan import Plan, Role
 from naestro.redact import SecretVault, redact_plan
 from naestro.runs import RunRecord
@@ -162,9 +163,10 @@ async def plan_node(state: RunState, services: RunServices, *, thread: str, serv
         gate = await asyncio.to_thread(services.gate, record=record, bus=None, events=events, audit=audit,
                                        registered={"exec.run"}, remember=False)
         probed: set[str] = set()
+        recalled = await plan_context(rt.memory, record.goal, gate=gate, events=events)  # issue 19: past plans
         with span("naestro.plan", attributes={"naestro.planner.attempts": rt.settings.planner_attempts}) as sp:
             outcome = await make_plan(record.goal, rt.provider, attempts=rt.settings.planner_attempts,
-                                      guard=_guard(gate, rt.provider),
+                                      guard=_guard(gate, rt.provider), context=recalled,
                                       probe=_probe(gate, Path(record.workspace), probed))
             sp.set_attributes({"naestro.plan.source": outcome.source, "naestro.plan.tasks": len(outcome.plan.tasks),
                                "naestro.tokens": outcome.tokens})

@@ -51,7 +51,7 @@ class EndpointFact(_Model):
 
 
 class Action(_Model):
-    kind: Literal["tool", "model"]
+    kind: Literal["tool", "model", "memory"]  # memory: a recall of memory slices (policies/rego/memory.rego)
     tool: str = ""
     registered: bool = False
     arguments: dict[str, JsonValue] = Field(default_factory=dict)

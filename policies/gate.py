@@ -255,6 +255,21 @@ class Gate:
         self._windows.add(key, time.monotonic())
         return decision, arguments
 
+    def authorize_memory(self, *, task: str, role: str, slices: list[str], query: str) -> Decision:
+        """A memory recall (issue 19): the data scope is the slices read; the policy says which a role may read.
+
+        Never asks (a recall has no side effect): allow, or ``PolicyDenied``."""
+        active = self._check_switches(task)
+        arguments: dict[str, JsonValue] = {"slices": [*slices], "query": query}
+        inp = PolicyInput(
+            actor=Actor(run=self.run_id, task=task, role=role, mode=self.policy.mode),
+            action=Action(kind="memory", tool="memory.recall", registered=True, arguments=arguments),
+            context=self._context(rate_key="memory.recall", role=role, meter=None, data=query, active=active))
+        decision = self.decide(inp)
+        if not decision.allow:
+            raise PolicyDenied(tool="memory.recall", reasons=decision.reasons)
+        return decision
+
     def authorize_model(self, *, task: str, role: str, endpoint: str, locality: str, estimate: dict[str, float],
                         text: str, meter: TaskMeter | None = None, ask: Asker | None = None) -> Decision:
         """Without ``ask`` (outside a graph node: the planner) an ask becomes a deny that says how to approve."""

@@ -1,0 +1,264 @@
+"""``GraphitiStore``: the ``MemoryStore`` on graphiti-core (FalkorDB embedded or by URL, or Neo4j).
+
+Writes build Graphiti's own node and edge types directly and save them in one bulk call per slice, with no LLM:
+each episode is an ``Episodic`` node (its text is the content) and one ``RELATES_TO`` fact edge from the goal to
+the most specific thing it is about (a file, a tool, a model, a skill), carrying the fact, its MiniLM embedding,
+its valid time and Naestro's typed fields (run, kind, outcome, the plan); ``MENTIONS`` edges tie the episode to
+every entity it names. Entity and episode ids are derived from their names and keys, so a second write of the
+same run merges instead of duplicating. Reads use Graphiti's hybrid edge search (BM25 + cosine, fused by RRF).
+
+On FalkorDB each group id is a graph of its own (Graphiti's FalkorDB driver names the graph after it), so a slice
+is searched through a driver bound to that graph; on Neo4j the slices share one database and the group id filters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from naestro.errors import MemoryUnavailable
+from naestro.memory._graphiti import (
+    EdgeReranker,
+    EdgeSearchConfig,
+    EdgeSearchMethod,
+    EntityEdge,
+    EntityNode,
+    EpisodeType,
+    EpisodicEdge,
+    EpisodicNode,
+    GraphDriver,
+    Graphiti,
+    GraphProvider,
+    SearchConfig,
+    add_nodes_and_edges_bulk,
+)
+from naestro.memory.embedder import CosineReranker, MiniLM, MiniLMEmbedder
+from naestro.memory.extraction import NoExtraction
+from naestro.memory.falkor import FalkorServer, ServerInfo
+from naestro.memory.records import Entity, Episode, EpisodeKind, MemoryHit, Slice, derived_uuid, group_id
+
+__all__ = ["GraphitiStore"]
+
+_SEARCH = SearchConfig(edge_config=EdgeSearchConfig(
+    search_methods=[EdgeSearchMethod.bm25, EdgeSearchMethod.cosine_similarity], reranker=EdgeReranker.rrf))
+_TARGET_ORDER = ("file", "tool", "skill", "model")
+
+
+def _hit(edge_attrs: dict[str, Any], *, fact: str, valid_at: datetime | None, score: float) -> MemoryHit | None:
+    try:
+        return MemoryHit(key=str(edge_attrs["key"]), run_id=str(edge_attrs["run_id"]), kind=edge_attrs["kind"],
+                         slice=edge_attrs["slice"], valid_at=valid_at or datetime.now(UTC), text=fact,
+                         outcome=edge_attrs["outcome"], score=round(score, 6), plan=edge_attrs.get("plan") or None)
+    except (KeyError, ValueError):
+        return None  # an edge Naestro did not write (LLM extraction, another tool): not a typed episode
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+class GraphitiStore:
+    def __init__(self, *, connect: Callable[[ServerInfo | None], GraphDriver], model: MiniLM,
+                 server: FalkorServer | None = None) -> None:
+        self._connect, self.model, self.server = connect, model, server
+        self._graphiti: Graphiti | None = None
+        self._drivers: dict[str, GraphDriver] = {}
+        self._indexed: set[str] = set()
+
+    @classmethod
+    def embedded(cls, data_dir: Path, *, model: MiniLM) -> GraphitiStore:
+        from graphiti_core.driver.falkordb_driver import FalkorDriver
+
+        def connect(info: ServerInfo | None) -> GraphDriver:
+            assert info is not None
+            return FalkorDriver(host=info.host, port=info.port)
+        return cls(connect=connect, model=model, server=FalkorServer(data_dir))
+
+    @classmethod
+    def falkordb(cls, *, host: str, port: int, username: str | None, password: str | None,
+                 model: MiniLM) -> GraphitiStore:
+        from graphiti_core.driver.falkordb_driver import FalkorDriver
+
+        return cls(connect=lambda _: FalkorDriver(host=host, port=port, username=username, password=password),
+                   model=model)
+
+    @classmethod
+    def neo4j(cls, *, uri: str, user: str, password: str, model: MiniLM) -> GraphitiStore:
+        from graphiti_core.driver.neo4j_driver import Neo4jDriver
+
+        return cls(connect=lambda _: Neo4jDriver(uri, user, password), model=model)
+
+    async def graphiti(self) -> Graphiti:
+        """Graphiti over the store's driver (the embedded server starts here, in a worker thread)."""
+        if self._graphiti is None:
+            info = await asyncio.to_thread(self.server.acquire) if self.server is not None else None
+            try:  # in a worker thread: a driver made on the loop schedules index builds of its own
+                driver = await asyncio.to_thread(self._connect, info)
+            except Exception as exc:  # a driver's own connection errors: wrapped once, here
+                raise MemoryUnavailable(reason=f"cannot connect: {exc}", hint="check NAESTRO_MEMORY_URL") from exc
+            self._graphiti = Graphiti(graph_driver=driver, llm_client=NoExtraction(),
+                                      embedder=MiniLMEmbedder(self.model), cross_encoder=CosineReranker(self.model))
+        return self._graphiti
+
+    async def _driver(self, group: str) -> GraphDriver:
+        """The driver bound to a slice's graph, its indices built once per process (FalkorDB: one graph a slice)."""
+        graphiti = await self.graphiti()
+        driver = self._drivers.get(group)
+        if driver is None:
+            base = graphiti.driver
+            falkor = base.provider == GraphProvider.FALKORDB
+            driver = await asyncio.to_thread(base.clone, database=group) if falkor else base
+            self._drivers[group] = driver
+        if group not in self._indexed:
+            await driver.build_indices_and_constraints()
+            self._indexed.add(group)
+        return driver
+
+    # --- writing -------------------------------------------------------------------------------------------
+
+    async def write(self, episodes: Sequence[Episode]) -> int:
+        by_group: dict[str, list[Episode]] = {}
+        for ep in episodes:
+            by_group.setdefault(group_id(ep.slice), []).append(ep)
+        embedder = MiniLMEmbedder(self.model)
+        for group, eps in by_group.items():
+            driver = await self._driver(group)
+            facts = await self.model.aencode([ep.text for ep in eps])
+            nodes: dict[str, EntityNode] = {}
+            episodic, mentions, edges = [], [], []
+            for ep, vector in zip(eps, facts, strict=True):
+                entities = {e.uuid(group): e for e in ep.entities}
+                for uid, ent in entities.items():
+                    nodes.setdefault(uid, EntityNode(uuid=uid, name=ent.name, group_id=group,
+                                                     labels=[ent.kind.capitalize()], summary="",
+                                                     attributes={"kind": ent.kind}))
+                source = ep.entities[0] if ep.entities else Entity(kind="goal", name=ep.run_id)
+                nodes.setdefault(source.uuid(group), EntityNode(uuid=source.uuid(group), name=source.name,
+                                                                group_id=group, labels=["Goal"],
+                                                                attributes={"kind": "goal"}))
+                target = next((e for kind in _TARGET_ORDER for e in ep.entities if e.kind == kind), source)
+                edge = EntityEdge(
+                    uuid=derived_uuid(ep.key, "fact"), group_id=group,
+                    source_node_uuid=source.uuid(group), target_node_uuid=target.uuid(group),
+                    name=f"{ep.kind}_{ep.outcome}".upper(), fact=ep.text, fact_embedding=[float(x) for x in vector],
+                    episodes=[ep.uuid], created_at=datetime.now(UTC), valid_at=ep.valid_at,
+                    attributes={"key": ep.key, "run_id": ep.run_id, "kind": ep.kind, "outcome": ep.outcome,
+                                "slice": ep.slice, "role": ep.role or "", "task": ep.task or "",
+                                "plan": ep.plan or ""})
+                edges.append(edge)
+                episodic.append(EpisodicNode(
+                    uuid=ep.uuid, name=ep.key, group_id=group, source=EpisodeType.text,
+                    source_description=f"naestro {ep.kind} {ep.outcome}", content=ep.text, valid_at=ep.valid_at,
+                    created_at=datetime.now(UTC), entity_edges=[edge.uuid]))
+                mentions += [EpisodicEdge(uuid=derived_uuid(ep.key, "mentions", uid), group_id=group,
+                                          source_node_uuid=ep.uuid, target_node_uuid=uid, created_at=datetime.now(UTC))
+                             for uid in entities]
+            for node in nodes.values():
+                if node.name_embedding is None:
+                    node.name_embedding = await embedder.create(node.name)
+            await add_nodes_and_edges_bulk(driver, episodic, mentions, list(nodes.values()), edges, embedder)
+        return len(episodes)
+
+    # --- reading -------------------------------------------------------------------------------------------
+
+    async def search(self, query: str, *, slices: Sequence[Slice], limit: int = 10) -> list[MemoryHit]:
+        from graphiti_core.search.search import search
+        from graphiti_core.search.search_filters import SearchFilters
+
+        graphiti = await self.graphiti()
+        vector = [float(x) for x in (await self.model.aencode([query.replace("\n", " ")]))[0]]
+        config = _SEARCH.model_copy(update={"limit": limit})
+        hits: list[MemoryHit] = []
+        for slice_ in slices:
+            group = group_id(slice_)
+            driver = await self._driver(group)
+            found = await search(graphiti.clients, query, [group], config, SearchFilters(), query_vector=vector,
+                                 driver=driver)
+            scores = found.edge_reranker_scores or [0.0] * len(found.edges)
+            for edge, score in zip(found.edges, scores, strict=False):
+                hit = _hit(edge.attributes, fact=edge.fact, valid_at=edge.valid_at, score=score)
+                if hit is not None:
+                    hits.append(hit)
+        return sorted(hits, key=lambda h: -h.score)[:limit]
+
+    async def _rows(self, group: str, where: str, limit: int, **params: Any) -> list[dict[str, Any]]:
+        driver = await self._driver(group)
+        result = await driver.execute_query(
+            "MATCH ()-[e:RELATES_TO]->() WHERE e.group_id = $group AND e.kind IS NOT NULL " + where +
+            " RETURN e.fact AS fact, e.valid_at AS valid_at, e.key AS key, e.run_id AS run_id, e.kind AS kind,"
+            " e.slice AS slice, e.outcome AS outcome, e.plan AS plan, e.episodes AS episodes"
+            " ORDER BY e.valid_at DESC LIMIT $limit", group=group, limit=limit, **params)
+        if not result:
+            return []
+        records, _, _ = result
+        return [dict(r) for r in records]
+
+    async def timeline(self, *, slices: Sequence[Slice], run_id: str | None = None,
+                       kinds: Sequence[EpisodeKind] | None = None, limit: int = 100) -> list[MemoryHit]:
+        where = (" AND e.run_id = $run_id" if run_id else "") + (" AND e.kind IN $kinds" if kinds else "")
+        hits: list[MemoryHit] = []
+        for slice_ in slices:
+            for row in await self._rows(group_id(slice_), where, limit, run_id=run_id, kinds=list(kinds or [])):
+                hit = _hit(row, fact=str(row["fact"]), valid_at=_parse_time(row["valid_at"]), score=0.0)
+                if hit is not None:
+                    hits.append(hit)
+        return sorted(hits, key=lambda h: h.valid_at, reverse=True)[:limit]
+
+    async def forget(self, *, slices: Sequence[Slice], run_ids: Sequence[str] | None = None,
+                     before: datetime | None = None) -> int:
+        """Deletes the matching facts, their episodes, and entities no fact touches any more."""
+        if run_ids is None and before is None:
+            raise ValueError("forget needs run ids or a time")
+        deleted = 0
+        for slice_ in slices:
+            group = group_id(slice_)
+            driver = await self._driver(group)
+            if run_ids is not None:
+                rows = await self._rows(group, " AND e.run_id IN $runs", 1_000_000, runs=list(run_ids))
+            else:
+                # Compared here, not in Cypher: FalkorDB 4.x answered `WHERE e.valid_at < $t` with every row when
+                # a range index covers valid_at (the same comparison in RETURN was right).
+                rows = [r for r in await self._rows(group, "", 1_000_000)
+                        if (t := _parse_time(r["valid_at"])) is not None and before is not None and t < before]
+            if not rows:
+                continue
+            episodes = [u for r in rows for u in (r.get("episodes") or [])]
+            keys = [str(r["key"]) for r in rows]
+            await driver.execute_query("MATCH ()-[e:RELATES_TO]->() WHERE e.group_id = $group AND e.key IN $keys "
+                                       "DELETE e", group=group, keys=keys)
+            await driver.execute_query("MATCH (n:Episodic) WHERE n.group_id = $group AND n.uuid IN $uuids "
+                                       "DETACH DELETE n", group=group, uuids=episodes)
+            await driver.execute_query("MATCH (n:Entity) WHERE n.group_id = $group AND NOT (n)-[:RELATES_TO]-() "
+                                       "DETACH DELETE n", group=group)
+            deleted += len(rows)
+        return deleted
+
+    async def close(self) -> None:
+        if self._graphiti is not None:
+            await self._graphiti.driver.close()  # type: ignore[no-untyped-call]
+            self._graphiti, self._drivers, self._indexed = None, {}, set()
+        if self.server is not None:
+            await asyncio.to_thread(self.server.release)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "falkordb-embedded" if self.server else "url",
+                **(self.server.status() if self.server else {})}
+
+
+def plan_of(hit: MemoryHit) -> dict[str, Any] | None:
+    if not hit.plan:
+        return None
+    try:
+        plan = json.loads(hit.plan)
+    except json.JSONDecodeError:
+        return None
+    return plan if isinstance(plan, dict) else None
