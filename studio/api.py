@@ -9,6 +9,7 @@ Routes (JSON unless noted; errors are ``{"error": ..., "problems"?: [...]}``):
   GET  /naestro/runs/{id}                 run view: plan DAG, events, calls, policy decisions, verdicts, report
   GET  /naestro/runs/{id}/report          report.md (text/markdown)
   GET  /naestro/runs/{id}/events          SSE: the run's events as they are written (``?after=N``/Last-Event-ID)
+  GET  /naestro/runs/{id}/files           the workspace's files (path, size, text of small files)
   GET  /naestro/runs/{id}/pending         consent requests the run waits on
   POST /naestro/runs/{id}/consent         approve / deny / edited arguments, then the run resumes
   POST /naestro/runs/{id}/resume          continue from the head (after a rollback)
@@ -46,7 +47,7 @@ from naestro.runs import RunStore
 from naestro.settings import Settings
 from studio.auth import TokenGate
 from studio.control import ConsentBody, RollbackBody, StartBody, StudioRuns
-from studio.runview import run_detail, summaries
+from studio.runview import run_detail, summaries, workspace_files
 from studio.settings import StudioSettings
 from studio.stream import sse_events
 
@@ -131,6 +132,11 @@ def build_app(settings: Settings | None = None, *, runs: StudioRuns | None = Non
             body["running_here"] = studio_runs.running(run_id)
             return JSONResponse(body)
         return await guarded(detail)
+
+    async def files(request: Request) -> Response:
+        async def go() -> Response:
+            return JSONResponse(await asyncio.to_thread(workspace_files, store, request.path_params["run_id"]))
+        return await guarded(go)
 
     async def report(request: Request) -> Response:
         path = store.dir(request.path_params["run_id"]) / "report.md"
@@ -220,7 +226,7 @@ def build_app(settings: Settings | None = None, *, runs: StudioRuns | None = Non
         Route("/", index), Route("/naestro/info", info),
         Route("/naestro/runs", list_runs, methods=["GET", "POST"]),
         Route("/naestro/runs/{run_id:str}", run), Route("/naestro/runs/{run_id:str}/report", report),
-        Route("/naestro/runs/{run_id:str}/events", events),
+        Route("/naestro/runs/{run_id:str}/events", events), Route("/naestro/runs/{run_id:str}/files", files),
         Route("/naestro/runs/{run_id:str}/pending", pending),
         Route("/naestro/runs/{run_id:str}/consent", consent, methods=["POST"]),
         Route("/naestro/runs/{run_id:str}/resume", resume, methods=["POST"]),

@@ -8,6 +8,7 @@ folds the same events with its reducer (studio/web/src/reducer.ts), live over SS
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from pydantic import JsonValue
 from naestro.events import Event, read_events
 from naestro.runs import RunRecord, RunStore
 
-__all__ = ["run_detail", "run_summary", "summaries"]
+__all__ = ["run_detail", "run_summary", "summaries", "workspace_files"]
 
 # Events that are a model or tool call, a policy decision or an evaluator verdict: the run view's tables.
 CALLS = ("model_call", "tool_call", "tool_denied", "tool_replayed", "tool_redone")
@@ -89,3 +90,30 @@ def run_detail(store: RunStore, run_id: str) -> dict[str, JsonValue]:
         "calls": _pick(events, CALLS), "policy": _pick(events, POLICY), "verdicts": _pick(events, ("verdict",)),
         "report": report.read_text() if report.exists() else None,
     }
+
+
+SKIP_DIRS = frozenset({".git", "__pycache__", ".pytest_cache", "node_modules", ".venv"})
+
+
+def workspace_files(store: RunStore, run_id: str, *, limit: int = 200, preview_bytes: int = 2048) -> list[JsonValue]:
+    """The run's workspace files (path, size, the text of small UTF-8 files), so the history page shows what a
+    rollback changed. At most ``limit`` files: an ``--in-place`` workspace can be a whole project."""
+    root = Path(store.load(run_id).workspace)
+    found: list[JsonValue] = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+        for name in sorted(names):
+            path = Path(folder) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            size = path.stat().st_size
+            preview: str | None = None
+            if size <= preview_bytes:
+                try:
+                    preview = path.read_text(encoding="utf-8")
+                except (UnicodeDecodeError, OSError):
+                    preview = None
+            found.append({"path": path.relative_to(root).as_posix(), "size": size, "preview": preview})
+            if len(found) >= limit:
+                return found
+    return found

@@ -118,6 +118,8 @@ async def test_a_run_from_plan_text_to_consent_history_and_rollback(studio: str)
         back = await http.post(f"/naestro/runs/{run_id}/rollback", json={"to": before_note["checkpoint_id"]})
         assert back.status_code == 200, back.text
         assert not (workspace / "b.txt").exists() and (workspace / "a.txt").read_text() == "hello\n"
+        listed = (await http.get(f"/naestro/runs/{run_id}/files")).json()
+        assert listed == [{"path": "a.txt", "size": 6, "preview": "hello\n"}]
         assert (await http.get(f"/naestro/runs/{run_id}")).json()["status"] == "rolled_back"
 
         metrics = {f["name"]: f for f in (await http.get("/naestro/metrics")).json()}
