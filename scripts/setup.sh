@@ -14,6 +14,13 @@ if ! command -v prometheus >/dev/null; then
     || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
   else sudo apt-get install -y -q --no-install-recommends prometheus; fi
 fi
+# Chromium (Debian's): the Studio's browser tests drive it with playwright-core (npx playwright install cannot
+# download browsers here).
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -q --no-install-recommends chromium >/dev/null \
+    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+  else sudo apt-get install -y -q --no-install-recommends chromium; fi
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # Only the llama.cpp tools we run; native CPU flags (the build runs on the machine that uses it).
@@ -25,3 +32,9 @@ export CMAKE_ARGS="${CMAKE_ARGS:--DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=
 .venv/bin/python -m pip install -q --no-deps -e .
 # MCP test clients (Inspector CLI, conformance suite, node 22), pinned in tests/mcp/package-lock.json.
 npm ci --prefix tests/mcp --no-audit --no-fund --loglevel=error
+# Naestro Studio's front end (pinned in studio/web/package-lock.json): vite, vitest, typescript, playwright-core.
+# The built UI in studio/static is committed (the Studio works without npm); it is rebuilt here from the sources.
+if command -v npm >/dev/null; then
+  npm ci --prefix studio/web --no-audit --no-fund --loglevel=error
+  npm run --prefix studio/web build --silent >/dev/null
+fi
