@@ -2,14 +2,16 @@
 
 ```
 START → plan → schedule ─Send→ task ─→ schedule … → report ─→ finish → END
-                   ▲                                   │
-                   └──────────── replan ◄──────────────┘  (checks failed, re-plans left)
+                   ▲              └─Send→ task (ran alone) │
+                   └──────────── replan ◄──────────────────┘  (checks failed, re-plans left)
 ```
 
 ``plan`` puts the phase's plan in state (planned from the goal, or the given one validated). ``schedule``
 sends every task whose dependencies are final, and every task whose last attempt asked for a retry or a
 Reviewer pass, to ``task`` (one attempt: execute, then the acceptance checks) in one superstep, so independent
-tasks run in parallel; a task waits for all its dependencies because it is only sent then. ``report`` checks
+tasks run in parallel; a task waits for all its dependencies because it is only sent then. A task that ran alone
+in its superstep (a chain) dispatches the next ready tasks from its own outgoing edge, which sees the whole
+state with its record in it: one superstep and one checkpoint per task instead of two (issue 16). ``report`` checks
 the goal's own requirements (``nodes.goal_checks``: a run passes only when they and the plan's checks pass) and
 writes report.md; ``replan`` plans what is unfinished as the next phase; ``finish`` records the outcome.
 
@@ -69,12 +71,15 @@ def ready_tasks(plan: Plan, state: RunState) -> list[TaskInput]:
         ready.append({"run_id": run_id, "phase": phase, "task": task.id, "prev": rec, "inputs": inputs,
                       "blocked": [d for d in task.deps if status_of(tasks, d) != "passed"],
                       "run_tokens": spent})
+    for payload in ready:
+        payload["batch"] = len(ready)
     return ready
 
 
 RUN_RECURSION_LIMIT = 10_000
-"""Supersteps are bounded by the plan (two per attempt: task, schedule; attempts are capped) and re-plans are
-capped, so the limit only stops a runaway; LangGraph's default (25) would stop a 12-task chain."""
+"""Supersteps are bounded by the plan (one or two per attempt: task, and schedule after parallel tasks; attempts
+are capped) and re-plans are capped, so the limit only stops a runaway; LangGraph's default (25) would stop a
+12-task chain."""
 
 
 def build_graph(services: RunServices) -> StateGraph[RunState, None, RunInput, RunOutput]:
@@ -104,20 +109,26 @@ def build_graph(services: RunServices) -> StateGraph[RunState, None, RunInput, R
         thread, served = str(configurable.get("thread_id", "")), "naestro_run" not in configurable
         return await guarded(state.get("run_id"), plan_node(state, services, thread=thread, served=served))
 
+    async def dispatch(state: RunState) -> list[Send] | Literal["report"]:
+        ctx = await context(state)
+        ready = ready_tasks(ctx.plan, state)
+        return [Send("task", payload) for payload in ready] if ready else "report"
+
     async def schedule(state: RunState) -> Command[Literal["task", "report"]]:
-        async def pick() -> Command[Literal["task", "report"]]:
-            ctx = await context(state)
-            ready = ready_tasks(ctx.plan, state)
-            if not ready:
-                return Command(goto="report")
-            return Command(goto=[Send("task", payload) for payload in ready])
-        return await guarded(run_of(state["run_id"]), pick())
+        return Command(goto=await guarded(run_of(state["run_id"]), dispatch(state)))
+
+    async def after_task(state: RunState) -> list[Send] | Literal["report", "schedule"]:
+        """A task that ran alone dispatches what is ready next from its own edge: the state it sees is complete.
+        With siblings in the same superstep it sees only its own record, so the ``schedule`` barrier decides."""
+        if state.get("batch") != 1:
+            return "schedule"
+        return await guarded(run_of(state["run_id"]), dispatch(state))
 
     async def task(inp: TaskInput) -> dict[str, Any]:
         async def attempt() -> dict[str, Any]:
             ctx = await services.context(run_of(inp["run_id"]), inp["phase"], run_tokens=inp["run_tokens"])
             try:
-                return await task_node(inp, ctx)
+                return {**await task_node(inp, ctx), "batch": inp.get("batch", 0)}
             finally:
                 if not _reports_its_writes(ctx.plan.task(inp["task"])):
                     _unknown_changes(ctx)
@@ -172,7 +183,7 @@ def build_graph(services: RunServices) -> StateGraph[RunState, None, RunInput, R
     graph.add_node("finish", finish)
     graph.add_edge(START, "plan")
     graph.add_edge("plan", "schedule")
-    graph.add_edge("task", "schedule")
+    graph.add_conditional_edges("task", after_task, ["task", "report", "schedule"])
     graph.add_conditional_edges("report", after_report, ["replan", "finish"])
     graph.add_edge("replan", "schedule")
     graph.add_edge("finish", END)

@@ -76,6 +76,11 @@ writes since the last copy: per-step bytes stay O(change) (issue 16) at the pric
 updates back. A 200-task run stays below it; LangGraph also copies after 5000 supersteps whatever this says."""
 
 
+def keep_last(_: int, new: int) -> int:
+    """Siblings of one superstep all write the same ``batch``; a reducer (not a plain value) lets them."""
+    return new
+
+
 def status_of(tasks: dict[str, TaskRecord], task_id: str) -> TaskStatus | None:
     record = tasks.get(task_id)
     return record["status"] if record else None
@@ -106,6 +111,10 @@ class RunState(TypedDict):
     plan: NotRequired[dict[str, JsonValue]]  # the phase's validated plan (JSON)
     # Only each step's records are checkpointed, not the whole map (issue 16): see TASKS_SNAPSHOT_EVERY.
     tasks: Annotated[dict[str, TaskRecord], DeltaChannel(merge_task_batches, snapshot_frequency=TASKS_SNAPSHOT_EVERY)]
+    # The size of the dispatch the last task attempt belonged to. 1: it ran alone in its superstep, so its own
+    # record completes the picture and its outgoing edge dispatches the next tasks itself (one superstep per
+    # task in a chain, not two: issue 16); more: siblings finished beside it, the ``schedule`` barrier decides.
+    batch: Annotated[int, keep_last]
     report: NotRequired[str]
     status: NotRequired[Literal["passed", "failed"]]
     goal_checks: NotRequired[list[GoalCheck]]  # the goal's own requirements, checked before a run may pass
@@ -132,3 +141,4 @@ class TaskInput(TypedDict):
     inputs: dict[str, JsonValue]  # upstream outputs named by the task's IO contract
     blocked: list[str]  # dependencies that did not pass: the task is recorded as skipped
     run_tokens: int  # tokens the phase spent so far (the run budget's starting point in a new process)
+    batch: NotRequired[int]  # tasks dispatched together with this one (itself included): see RunState.batch
