@@ -150,6 +150,8 @@ async def _deferred_vacuity(task: Task, checks: list[CheckResult], ctx: RunConte
     Issue 18: in copilot mode ``python3 -c "print('Hello, World!')"`` passed a task that was to write hello.py.
     The check's own command was just allowed by the gate in the run workspace (or approved by a human); the
     probe is the same command in the same sandbox on a throwaway copy."""
+    if not any(isinstance(spec, CommandCheck) for spec in task.accept):
+        return checks  # nothing to probe: no thread hop for the probe file (issue 16: per-task overhead)
     probe = DeferredProbe(ctx.run_dir, phase)
     pending = await asyncio.to_thread(probe.pending)
     if not pending:
