@@ -113,15 +113,22 @@ async def passed(run: Awaitable[Any]) -> None:
         raise SystemExit(f"benchmark run did not pass: {bad or 'no tasks ran'}")
 
 
-async def interleaved(variants: dict[str, Round], repeat: int) -> dict[str, list[float]]:
-    """``repeat`` rounds; each round runs every variant once, starting one later than the previous round."""
+async def interleaved(variants: dict[str, Round], repeat: int,
+                      cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """``repeat`` rounds; each round runs every variant once, starting one later than the previous round.
+
+    Returns wall seconds per round; ``cpu`` (if given) receives this process's CPU seconds per round (all its
+    threads: the loop, aiosqlite's, the worker threads; not the MCP servers, which both sides share). On a
+    loaded machine wall time measures the neighbours as much as the code; CPU time much less so."""
     names = list(variants)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeat):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             await variants[name]()
             samples[name].append(time.perf_counter() - t)
+            if cpu is not None:
+                cpu.setdefault(name, []).append(time.process_time() - c)
     return samples
 
 
@@ -181,17 +188,21 @@ async def main(tasks: int, repeat: int) -> None:
                 chain[f"inproc{suffix}"] = bare(bare_chain(tasks, ws, None, sv))
             for round_ in chain.values():  # warm-up: imports, first connections, the first snapshot
                 await round_()
-            got = await interleaved(chain, repeat)
+            cpu: dict[str, list[float]] = {}
+            got = await interleaved(chain, repeat, cpu)
             print(f"chain of {tasks} tasks (fs.write + file check), {repeat} interleaved rounds, "
-                  f"median (min–max) per run:")
+                  f"median (min–max) per run, wall and this process's CPU:")
             for name, xs in got.items():
-                print(f"  {name:<16} {ms(xs)}")
+                print(f"  {name:<16} {ms(xs)}   cpu {ms(cpu[name])}")
             for suffix in ("", "+sqlite"):
                 n, b, i = got[f"naestro{suffix}"], got[f"bare-mcp{suffix}"], got[f"inproc{suffix}"]
                 extra = (statistics.median(n) - statistics.median(b)) / tasks * 1000
                 print(f"  {'checkpointer' if suffix else 'no checkpointer':<16} "
                       f"{ratio_line('naestro / bare LangGraph, same MCP work:', n, b)}; +{extra:.1f} ms per task")
                 print(f"  {'':<16} {ratio_line('naestro / bare LangGraph, in-process write:', n, i)}")
+                cpu_line = ratio_line("CPU time, naestro / bare LangGraph, same MCP work:",
+                                      cpu[f"naestro{suffix}"], cpu[f"bare-mcp{suffix}"])
+                print(f"  {'':<16} {cpu_line}")
 
             fan_rounds = max(5, repeat // 2)
             fresh = [await open_run(parallel_plan(8)) for _ in range(2 * (fan_rounds + 1))]
