@@ -10,6 +10,8 @@ probe is a fresh process:
   server, spawn → ``initialize`` answered;
 - ``NAME pooled``: ``python -m mcp_servers.pooled NAME``, as naestro/mcppool.py starts the shared pool, spawn →
   ``listening PORT`` → ``GET /health`` answered (the server module is imported before it listens);
+- ``all 6 pooled at once``: the six pooled servers spawned together, as the runtime's first run starts its pool,
+  until the last ``/health`` is answered (CPU summed over the six);
 - ``naestro --help`` and ``naestro runs list`` (a NAESTRO_HOME of its own with no runs): spawn → exit.
 
 For each probe: the median wall time and its spread (min–max) over the rounds, the median of the per-round
@@ -121,8 +123,7 @@ class _Child:
             self.proc.wait()
         assert self.proc.stdout is not None
         self.proc.stdout.close()
-        self._stderr.close()
-        self.stderr_path.unlink(missing_ok=True)
+        self._stderr.close()  # the file stays for fail() to quote; the scratch folder goes at the end
         return children_cpu_ms() - self.cpu0
 
     def read_line(self, until: Callable[[str], bool], timeout_s: float) -> str:
@@ -167,11 +168,13 @@ def stdio_probe(argv: list[str], *, env: dict[str, str], scratch: Path, timeout_
     return Sample(wall, child.finish())
 
 
-def pooled_probe(name: str, *, env: dict[str, str], scratch: Path, timeout_s: float) -> Sample:
-    """Spawn → ``listening PORT`` → ``GET /health`` answered 200, as the pool's first run would find it."""
-    token = secrets.token_urlsafe(16)
-    child = _Child([sys.executable, "-m", "mcp_servers.pooled", name], env={**env, TOKEN_ENV: token},
-                   scratch=scratch, stdin=True)
+def _spawn_pooled(name: str, token: str, *, env: dict[str, str], scratch: Path) -> _Child:
+    return _Child([sys.executable, "-m", "mcp_servers.pooled", name], env={**env, TOKEN_ENV: token},
+                  scratch=scratch, stdin=True)
+
+
+def _await_health(child: _Child, name: str, token: str, timeout_s: float) -> None:
+    """``listening PORT`` on stdout, then ``GET /health`` answered 200 by the server kind asked for."""
     port = int(child.read_line(lambda line: line.startswith(READY_PREFIX), timeout_s).removeprefix(READY_PREFIX))
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
     try:
@@ -184,8 +187,30 @@ def pooled_probe(name: str, *, env: dict[str, str], scratch: Path, timeout_s: fl
         conn.close()
     if response.status != 200 or json.loads(body).get("server") != name:
         raise child.fail(f"/health answered {response.status} {body[:200]!r}")
+
+
+def pooled_probe(name: str, *, env: dict[str, str], scratch: Path, timeout_s: float) -> Sample:
+    """Spawn → ``listening PORT`` → ``GET /health`` answered 200, as the pool's first run would find it."""
+    token = secrets.token_urlsafe(16)
+    child = _spawn_pooled(name, token, env=env, scratch=scratch)
+    _await_health(child, name, token, timeout_s)
     wall = child.ready()
     return Sample(wall, child.finish())
+
+
+def pool_probe(names: tuple[str, ...], *, env: dict[str, str], scratch: Path, timeout_s: float) -> Sample:
+    """Every server kind at once, as naestro/mcppool.py starts them for a runtime's first run (they import in
+    parallel on the machine's cores): first spawn → the last ``/health`` answered; CPU summed over them."""
+    token, cpu0, t0 = secrets.token_urlsafe(16), children_cpu_ms(), time.perf_counter()
+    children = {name: _spawn_pooled(name, token, env=env, scratch=scratch) for name in names}
+    try:
+        for name, child in children.items():
+            _await_health(child, name, token, timeout_s)
+        wall = (time.perf_counter() - t0) * 1000
+    finally:
+        for child in children.values():
+            child.finish()  # idempotent: a child that failed has finished already
+    return Sample(wall, children_cpu_ms() - cpu0)
 
 
 def exit_probe(argv: list[str], *, env: dict[str, str], scratch: Path, timeout_s: float) -> Sample:
@@ -228,6 +253,9 @@ def probes(only: list[str], *, env: dict[str, str], scratch: Path, timeout_s: fl
             found.append(Probe(f"{name} stdio", stdio(server)))
             found.append(Probe(f"{name} pooled", functools.partial(pooled_probe, name, env=env, scratch=scratch,
                                                                    timeout_s=timeout_s)))
+    if not only or "pool" in only:
+        found.append(Probe("all 6 pooled at once", functools.partial(pool_probe, BUILTIN_SERVERS, env=env,
+                                                                     scratch=scratch, timeout_s=timeout_s)))
     if not only or "help" in only:
         found.append(Probe("naestro --help", exits([*naestro, "--help"])))
     if not only or "runs" in only:
@@ -273,7 +301,7 @@ def report(found: list[Probe], loads: list[float]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--only", nargs="*", default=[], choices=[*BUILTIN_SERVERS, "help", "runs"],
+    parser.add_argument("--only", nargs="*", default=[], choices=[*BUILTIN_SERVERS, "pool", "help", "runs"],
                         help="measure only these servers / commands (the anchors always run)")
     parser.add_argument("--timeout-s", type=float, default=120.0, help="per probe, before it counts as failed")
     args = parser.parse_args(argv)
