@@ -23,6 +23,7 @@ from naestro.commands import eval as eval_commands
 from naestro.commands import history as history_commands
 from naestro.commands import introspect as introspect_commands
 from naestro.commands import mcp as mcp_commands
+from naestro.commands import memory as memory_commands
 from naestro.commands import metrics as metrics_commands
 from naestro.commands import observe as observe_commands
 from naestro.commands import policy as policy_commands
@@ -51,6 +52,8 @@ models_app = typer.Typer(invoke_without_command=True, help="Model endpoints (mod
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(mcp_commands.app, name="mcp")
+app.add_typer(memory_commands.app, name="memory")
+app.add_typer(memory_commands.skills_app, name="skills")
 app.add_typer(router_commands.app, name="router")
 app.add_typer(bench_commands.app, name="bench")
 app.add_typer(tools_commands.app, name="tools")

