@@ -10,6 +10,8 @@ probe is a fresh process:
   server, spawn → ``initialize`` answered;
 - ``NAME pooled``: ``python -m mcp_servers.pooled NAME``, as naestro/mcppool.py starts the shared pool, spawn →
   ``listening PORT`` → ``GET /health`` answered (the server module is imported before it listens);
+- ``naestro mcp serve naestro``: the front door for IDE clients (naestro/frontdoor.py: plan, run, status,
+  approve), spawn → ``initialize`` answered; it builds the whole runtime before it serves;
 - ``all 6 pooled at once``: the six pooled servers spawned together, as the runtime's first run starts its pool,
   until the last ``/health`` is answered (CPU summed over the six);
 - ``naestro --help`` and ``naestro runs list`` (a NAESTRO_HOME of its own with no runs): spawn → exit.
@@ -253,6 +255,9 @@ def probes(only: list[str], *, env: dict[str, str], scratch: Path, timeout_s: fl
             found.append(Probe(f"{name} stdio", stdio(server)))
             found.append(Probe(f"{name} pooled", functools.partial(pooled_probe, name, env=env, scratch=scratch,
                                                                    timeout_s=timeout_s)))
+    if not only or "frontdoor" in only:
+        front = [*naestro, "mcp", "serve", "naestro", "--workspace", str(workspace)]
+        found.append(Probe("naestro front door", stdio(front)))
     if not only or "pool" in only:
         found.append(Probe("all 6 pooled at once", functools.partial(pool_probe, BUILTIN_SERVERS, env=env,
                                                                      scratch=scratch, timeout_s=timeout_s)))
@@ -301,8 +306,8 @@ def report(found: list[Probe], loads: list[float]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--only", nargs="*", default=[], choices=[*BUILTIN_SERVERS, "pool", "help", "runs"],
-                        help="measure only these servers / commands (the anchors always run)")
+    parser.add_argument("--only", nargs="*", default=[], help="measure only these servers / commands (the anchors "
+                        "always run)", choices=[*BUILTIN_SERVERS, "frontdoor", "pool", "help", "runs"])
     parser.add_argument("--timeout-s", type=float, default=120.0, help="per probe, before it counts as failed")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="naestro-startup-") as tmp:
