@@ -162,7 +162,8 @@ class RunServices:
                 self.runtime.mcp_pool, Path(record.workspace), self.runtime.tools_config,
                 allow_domains=record.policy.allow_domains, roots=record.policy.roots)
             async with self._bus_opening():
-                live.bus = await live.stack.enter_async_context(McpToolBus(servers, untrusted=untrusted))
+                live.bus = await live.stack.enter_async_context(
+                    McpToolBus(servers, untrusted=untrusted, catalog=self.runtime.mcp_pool.catalog))
             live.gate = self.gate(record=record, bus=live.bus, events=live.events, audit=live.audit)
             self._live[run_id] = live
             return live

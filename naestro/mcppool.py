@@ -42,6 +42,7 @@ from mcp.client.stdio import get_default_environment
 from mcp_servers.pooled import READY_PREFIX, TOKEN_ENV, options_header
 from mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions
 from naestro.errors import ToolFailed
+from naestro.toolcatalog import ToolCatalog
 
 __all__ = ["McpServerPool"]
 
@@ -80,6 +81,7 @@ class McpServerPool:
         self._children: dict[str, _Child] = {}
         self._lock = threading.Lock()
         self.restarts: dict[str, int] = {}
+        self.catalog = ToolCatalog()  # what the children list, so runs open sessions on first use
         # Children end with the pool even when nobody calls close (a test's runtime that goes out of scope).
         self._finalizer = weakref.finalize(self, _stop, self._children)
 

@@ -12,6 +12,7 @@ hints only: ``ToolSpec.trusted`` is False and the policy gate, never the annotat
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import sys
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions
 from naestro.errors import ToolFailed
+from naestro.toolcatalog import ToolCatalog
 
 __all__ = ["McpToolBus", "ToolAnnotations", "ToolBus", "ToolResult", "ToolSpec", "builtin_servers", "schema_version"]
 
@@ -112,25 +114,40 @@ class _Tool(BaseModel):
 
 
 class McpToolBus:
-    """The default ToolBus: MCP sessions opened at ``__aenter__`` and closed at ``__aexit__``.
+    """The default ToolBus: MCP sessions opened at ``__aenter__`` (or on first use) and closed at ``__aexit__``.
 
     ``untrusted`` names servers whose descriptions and annotations are not to be believed (external servers).
+    ``catalog``: tool lists learnt from earlier sessions to the same pooled servers; a server found there is
+    not opened until a tool of it is called (``naestro.toolcatalog``). Without it every server opens at start.
     """
 
-    def __init__(self, servers: dict[str, Connection], *, untrusted: Collection[str] = ()) -> None:
+    def __init__(self, servers: dict[str, Connection], *, untrusted: Collection[str] = (),
+                 catalog: ToolCatalog | None = None) -> None:
         self._client = MultiServerMCPClient(servers)
+        self._connections = servers
         self._servers = list(servers)
         self._untrusted = set(untrusted)
+        self._catalog = catalog
         self._closing = asyncio.Event()
         self._holders: list[asyncio.Task[None]] = []
         self._sessions: dict[str, ClientSession] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
         self._tools: dict[str, _Tool] = {}
 
     async def __aenter__(self) -> McpToolBus:
-        """Start every server at once (each takes ~0.5 s to import and initialize)."""
+        """Start every server not in the catalog at once (each takes ~0.5 s to import and initialize)."""
+        eager: list[str] = []
+        for server in self._servers:
+            listed = self._catalog.get(server, self._connections[server]) if self._catalog is not None else None
+            if listed is None:
+                eager.append(server)
+                continue
+            version, tools = listed
+            for tool in tools:
+                self._add(server, version, tool)
         loop = asyncio.get_running_loop()
-        ready = {server: loop.create_future() for server in self._servers}
-        self._holders = [asyncio.create_task(self._hold(server, ready[server])) for server in self._servers]
+        ready = {server: loop.create_future() for server in eager}
+        self._holders = [asyncio.create_task(self._hold(server, ready[server])) for server in eager]
         for server, started in ready.items():
             try:
                 session, version, tools = await started
@@ -138,9 +155,31 @@ class McpToolBus:
                 await self.__aexit__()
                 raise ToolFailed(tool=f"{server}.*", reason=f"could not start MCP server {server!r}: {exc}") from exc
             self._sessions[server] = session
+            if self._catalog is not None:
+                self._catalog.put(server, self._connections[server], (version, tools))
             for tool in tools:
                 self._add(server, version, tool)
         return self
+
+    async def _session(self, server: str) -> ClientSession:
+        """The server's session, opened now if the catalog spared it at start."""
+        if (session := self._sessions.get(server)) is not None:
+            return session
+        async with self._opening.setdefault(server, asyncio.Lock()):
+            if (session := self._sessions.get(server)) is not None:
+                return session
+            if self._closing.is_set():
+                raise ToolFailed(tool=f"{server}.*", reason="the run's tool bus is closed")
+            ready: asyncio.Future[tuple[ClientSession, str, list[mt.Tool]]] = asyncio.get_running_loop().create_future()
+            # A context of its own: the session outlives the node that first called it (its spans, its config).
+            self._holders.append(asyncio.create_task(self._hold(server, ready), context=contextvars.Context()))
+            try:
+                session, _, _ = await ready
+            except Exception as exc:
+                raise ToolFailed(tool=f"{server}.*", reason=f"could not open a session to MCP server {server!r}: "
+                                                            f"{exc}") from exc
+            self._sessions[server] = session
+            return session
 
     async def _hold(self, server: str, ready: asyncio.Future[tuple[ClientSession, str, list[mt.Tool]]]) -> None:
         """Own one session from open to close in a single task, as anyio's cancel scopes require."""
@@ -174,6 +213,10 @@ class McpToolBus:
     def specs(self) -> list[ToolSpec]:
         return [t.spec for _, t in sorted(self._tools.items())]
 
+    def open_servers(self) -> list[str]:
+        """Servers this bus holds a session to (the others are known from the catalog and not opened yet)."""
+        return sorted(self._sessions)
+
     async def call(self, name: str, arguments: dict[str, JsonValue], *, timeout_s: float = 120.0) -> ToolResult:
         args_json = json.dumps(arguments, sort_keys=True)
         start = time.monotonic()
@@ -181,7 +224,7 @@ class McpToolBus:
         if tool is None:
             known = ", ".join(sorted(self._tools))
             return self._receipt(name, args_json, start, ok=False, text=f"unknown tool {name!r}; known tools: {known}")
-        session = self._sessions[tool.server]
+        session = await self._session(tool.server)
         request_ids: list[int] = []
         request = mt.ClientRequest(mt.CallToolRequest(params=mt.CallToolRequestParams(
             name=tool.remote_name, arguments=dict(arguments))))

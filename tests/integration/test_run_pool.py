@@ -16,6 +16,8 @@ from mcp_servers.workspace import BUILTIN_SERVERS
 from naestro.plan import Plan
 from naestro.runner import Runner
 from naestro.settings import Settings
+from naestro.toolbus import McpToolBus
+from naestro.tools import pooled_run_servers
 from policies.decision import ApprovedScope, RunPolicy
 from tests.fakes import ScriptedProvider, all_text
 
@@ -58,3 +60,23 @@ async def test_concurrent_runs_share_the_pool_and_keep_their_workspaces(settings
     assert again.passed and pool.pids() == pids
     await runner.services.aclose()  # the runtime's end ends the pool
     assert pool.pids() == {}
+
+
+async def test_a_run_opens_sessions_only_to_the_servers_it_calls(settings: Settings, tmp_path: Path) -> None:
+    """The first run lists every pooled server's tools; later runs know them from the pool's catalog and open a
+    server's session on the first call to it (issue 16: six sessions per run, most never used)."""
+    runner = Runner(settings, ScriptedProvider(script))
+    assert (await runner.start("say one", plan=plan("one"), policy=AUTO)).passed
+    record = runner.store.create("lazy", source_workspace=None, in_place=False, policy=AUTO)
+    live = await runner.services.live(record.run_id)
+    assert live.bus is not None
+    assert live.bus.open_servers() == []  # every tool known, no session opened yet
+    servers, untrusted = await pooled_run_servers(runner.runtime.mcp_pool, tmp_path, runner.runtime.tools_config)
+    async with McpToolBus(servers, untrusted=untrusted) as listed:  # no catalog: every session opened and listed
+        assert [s.model_dump() for s in live.bus.specs()] == [s.model_dump() for s in listed.specs()]
+    result = await live.bus.call("fs.write", {"path": "x.txt", "content": "lazy"})
+    assert result.ok, result.text
+    assert live.bus.open_servers() == ["fs"]
+    assert (Path(record.workspace) / "x.txt").read_text() == "lazy"
+    assert (await live.bus.call("fs.read", {"path": "x.txt"})).ok and live.bus.open_servers() == ["fs"]
+    await runner.services.aclose()
