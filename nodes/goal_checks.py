@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 import json
 import shlex
@@ -63,17 +64,22 @@ def goal_failures(checks: list[GoalCheck] | None) -> dict[str, str]:
     return {c["description"]: c["detail"] for c in checks or [] if c["passed"] is not True}
 
 
-def _read(workspace: Path, name: str) -> tuple[str | None, str]:
-    path = inside(workspace, name)
-    if path is None or not path.is_file():
-        return None, f"{name} does not exist"
-    return path.read_text(errors="replace"), ""
+Verdict = tuple[bool, str]
 
 
-def _file(req: GoalRequirement, workspace: Path) -> tuple[bool, str]:
-    text, why = _read(workspace, req.file)
-    if text is None:
-        return False, why
+def _reading(check: Callable[[GoalRequirement, str], Verdict]) -> Callable[[GoalRequirement, Path], Verdict]:
+    """``check`` of the text of the file the requirement names; a file that is not there fails, saying so."""
+    @functools.wraps(check)
+    def on_file(req: GoalRequirement, workspace: Path) -> Verdict:
+        path = inside(workspace, req.file)
+        if path is None or not path.is_file():
+            return False, f"{req.file} does not exist"
+        return check(req, path.read_text(errors="replace"))
+    return on_file
+
+
+@_reading
+def _file(req: GoalRequirement, text: str) -> Verdict:
     if not text.strip():
         return False, f"{req.file} is empty"
     if req.file.endswith(".py"):
@@ -89,10 +95,8 @@ def _file(req: GoalRequirement, workspace: Path) -> tuple[bool, str]:
     return True, f"{req.file} exists ({len(text.encode())} bytes)"
 
 
-def _columns(req: GoalRequirement, workspace: Path) -> tuple[bool, str]:
-    text, why = _read(workspace, req.file)
-    if text is None:
-        return False, why
+@_reading
+def _columns(req: GoalRequirement, text: str) -> Verdict:
     rows = [r for r in csv.reader(io.StringIO(text), delimiter="\t" if req.file.endswith(".tsv") else ",")
             if any(c.strip() for c in r)]
     header = [c.strip().lower() for c in rows[0]] if rows else []
@@ -102,10 +106,8 @@ def _columns(req: GoalRequirement, workspace: Path) -> tuple[bool, str]:
     return True, f"{req.file}'s header has {list(req.items)}"
 
 
-def _keys(req: GoalRequirement, workspace: Path) -> tuple[bool, str]:
-    text, why = _read(workspace, req.file)
-    if text is None:
-        return False, why
+@_reading
+def _keys(req: GoalRequirement, text: str) -> Verdict:
     try:
         value = json.loads(text) if req.file.endswith(".json") else [json.loads(ln) for ln in text.splitlines()
                                                                       if ln.strip()]
@@ -120,10 +122,8 @@ def _keys(req: GoalRequirement, workspace: Path) -> tuple[bool, str]:
     return True, f"{req.file} has the keys {list(req.items)}"
 
 
-def _states(req: GoalRequirement, workspace: Path) -> tuple[bool, str]:
-    text, why = _read(workspace, req.file)
-    if text is None:
-        return False, why
+@_reading
+def _states(req: GoalRequirement, text: str) -> Verdict:
     flat = " ".join(text.split()).lower()
     missing = [t for t in req.items if " ".join(t.split()).lower() not in flat]
     if missing:
