@@ -11,6 +11,7 @@ would otherwise race on the same ``CREATE TABLE`` and migration rows.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -47,7 +48,12 @@ async def _open(url: str) -> tuple[AsyncConnectionPool[Any], Callable[[], Awaita
         raise ConfigError(f"cannot connect to the checkpoint database: {first}; check NAESTRO_CHECKPOINT_URL "
                           "(e.g. postgresql://postgres@127.0.0.1:5432/test)") from exc
     async with conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK,))
+        # Try-lock and poll, not pg_advisory_lock: the migrations run CREATE INDEX CONCURRENTLY, which waits for
+        # every open transaction, including a second process's blocked pg_advisory_lock call, which waits for the
+        # first: Postgres killed one of them ("deadlock detected") when two workers started on a fresh database.
+        while not (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_SETUP_LOCK,))).fetchone()
+                   or {}).get("ok"):
+            await asyncio.sleep(0.1)
         try:
             await AsyncPostgresSaver(conn).setup()
         finally:

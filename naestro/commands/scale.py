@@ -6,6 +6,7 @@ Imports of Celery, Starlette and the runtime happen inside the commands: ``naest
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
     from policies.decision import RunPolicy
     from policies.gate import ConsentAnswer
 
-__all__ = ["approve_remote", "run_remote", "serve", "worker"]
+__all__ = ["approve_remote", "queue_app", "run_remote", "serve", "worker"]
 
+queue_app = typer.Typer(no_args_is_help=True, help="The run queue of `naestro worker`s: depth, kick a run.")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 ENDED = ("passed", "failed", "error", "paused")
@@ -62,6 +64,8 @@ def worker(concurrency: Annotated[int, typer.Option(help="runs this worker execu
         raise _fail(UsageError("--concurrency must be at least 1"))
     app = make_app(scale)
     serve_tasks(app, settings, scale)
+    for chatty in ("httpx", "mcp"):  # a line per HTTP request / MCP stream would drown the run lines
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     # solo: the worker process itself executes the run (kill it and the run is lost with it, then recovered);
     # prefork: one child per run, each with its own runtime (MCP server pool) built on its first run.
     pool = "solo" if concurrency == 1 else "prefork"
@@ -79,6 +83,31 @@ def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127
 
     settings, scale = load_settings(), _scale()
     uvicorn.run(make_api(settings, scale), host=host, port=port, log_level="warning")
+
+
+@queue_app.command("depth")
+def depth(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Runs waiting per priority and messages in flight (delivered, not yet acknowledged)."""
+    from naestro.distributed import make_app, queue_depth
+
+    scale = _scale()
+    found = queue_depth(make_app(scale), scale)
+    if as_json:
+        print(json.dumps({"waiting": found.waiting, "in_flight": found.in_flight}))
+        return
+    waiting = ", ".join(f"{p} {n}" for p, n in sorted(found.waiting.items()))
+    out.print(f"queue {scale.queue}: waiting {found.total} ({waiting}), in flight {found.in_flight}")
+
+
+@queue_app.command("kick")
+def kick(run_id: str) -> None:
+    """Queue "advance RUN" again (a run whose message was lost, e.g. after its attempts ran out); harmless for a
+    run that is fine: the worker finds it finished, waiting or held, and does nothing more."""
+    try:
+        _submitter(load_settings()).kick(run_id)
+    except NaestroError as exc:
+        raise _fail(exc) from exc
+    out.print(f"run {run_id}: queued")
 
 
 def run_remote(*, goal: str, plan: Plan | None, workspace: Path | None, in_place: bool, policy: RunPolicy,

@@ -47,6 +47,7 @@ class AdvanceRequest(BaseModel):
     answers: dict[str, ConsentAnswer] | None = None  # interrupt id -> answer (naestro approve, the API)
     tenant: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     priority: Priority = "interactive"
+    attempt: int = Field(default=0, ge=0)  # deliveries that failed unexpectedly before this one (queue.py)
 
 
 class AdvanceOutcome(BaseModel):

@@ -32,6 +32,8 @@ __all__ = ["ADVANCE", "QueueDepth", "enqueue", "make_app", "queue_depth", "serve
 
 ADVANCE = "naestro.advance"
 SEP = ":"
+MAX_ATTEMPTS = 8
+"""Unexpected failures of one run's delivery before it is left for a person (backoff 1, 2, 4 ... 60 s)."""
 STEPS = sorted(set(PRIORITY.values()) | {0, 3, 6, 9})
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,19 @@ def serve_tasks(app: Celery, settings: Settings, scale: ScaleSettings) -> None:
     @app.task(name=ADVANCE, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def advance_task(body: dict[str, Any]) -> dict[str, Any]:
         request = AdvanceRequest.model_validate(body)
-        outcome = executor.run(request)
+        try:
+            outcome = executor.run(request)
+        except Exception:
+            # Not a Naestro error (those end in the outcome): the database or the network failed under us. The
+            # message is acknowledged when a task raises, so without a new one the run would wait forever.
+            if request.attempt >= MAX_ATTEMPTS:
+                log.exception("run %s: giving up after %d attempts; `naestro queue kick %s` queues it again",
+                              request.run_id, request.attempt + 1, request.run_id)
+                raise
+            log.exception("run %s: attempt %d failed; queued again", request.run_id, request.attempt + 1)
+            enqueue(app, scale, request.model_copy(update={"attempt": request.attempt + 1}),
+                    countdown=min(60.0, 2.0 ** request.attempt))
+            return {"run_id": request.run_id, "action": "retry"}
         log.info("run %s: %s -> %s%s", outcome.run_id, outcome.action, outcome.status,
                  f" ({outcome.error})" if outcome.error else "")
         if outcome.requeue:  # a fresh message before this one is acknowledged: the run is never without one
