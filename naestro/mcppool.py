@@ -41,6 +41,7 @@ from mcp.client.stdio import get_default_environment
 
 from mcp_servers.pooled import READY_PREFIX, TOKEN_ENV, options_header
 from mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions
+from naestro.childproc import terminate
 from naestro.errors import ToolFailed
 from naestro.toolcatalog import ToolCatalog
 
@@ -129,7 +130,7 @@ class McpServerPool:
                 try:
                     port = _read_port(proc, deadline)
                 except _StartFailed as exc:
-                    _terminate(proc)
+                    terminate(proc)
                     failed.append((name, str(exc)))
                     continue
                 self._children[name] = _Child(proc=proc, url=f"http://127.0.0.1:{port}/mcp")
@@ -172,23 +173,10 @@ def _read_port(proc: subprocess.Popen[bytes], deadline: float) -> int:
     return int(text.removeprefix(READY_PREFIX))
 
 
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for pipe in (proc.stdin, proc.stdout):
-        if pipe is not None:
-            pipe.close()
-
-
 def _stop(children: dict[str, _Child]) -> None:
     for child in children.values():
         if child.proc.poll() is None:
             child.proc.terminate()
     for child in children.values():
-        _terminate(child.proc)
+        terminate(child.proc)
     children.clear()

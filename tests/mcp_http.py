@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mcp_servers.workspace import ServerOptions
+from naestro.childproc import terminate
 
 
 def free_port() -> int:
@@ -43,9 +44,4 @@ def http_server(name: str, options: ServerOptions, *, log: Path | None = None,
                 time.sleep(0.05)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from naestro.childproc import alive
 from naestro.endpoints import Endpoint
 from naestro.engines.gguf import ensure_gguf
 from naestro.errors import EndpointUnavailable
@@ -58,21 +59,6 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours still "exists"; reap it if so.
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
 
 
 def _healthy(port: int, timeout: float = 2.0) -> bool:
@@ -116,7 +102,7 @@ class LocalServer:
             info = ServerInfo(pid=int(data["pid"]), port=int(data["port"]), model=str(data["model"]))
         except (OSError, ValueError, KeyError):
             return None
-        if _alive(info.pid) and _healthy(info.port):
+        if alive(info.pid) and _healthy(info.port):
             return info
         return None
 
@@ -163,12 +149,12 @@ class LocalServer:
             except (OSError, ValueError, KeyError):
                 return False
             self.state_file.unlink(missing_ok=True)
-            if not _alive(pid):
+            if not alive(pid):
                 return False
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + grace_s
-            while time.monotonic() < deadline and _alive(pid):
+            while time.monotonic() < deadline and alive(pid):
                 time.sleep(0.1)
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
             return True

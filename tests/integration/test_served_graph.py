@@ -19,6 +19,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
+from naestro.childproc import terminate
 from tests.mcp_http import free_port
 from tests.scripted_openai import models_yaml, scripted_openai
 
@@ -72,11 +73,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
                 pytest.fail("langgraph dev did not start: " + (tmp_path / "langgraph-dev.log").read_text()[-3000:])
             yield url, env
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            terminate(proc, grace_s=20)
             log.close()
         server_log = (tmp_path / "langgraph-dev.log").read_text()
         assert "BlockingError" not in server_log, server_log[-4000:]
