@@ -15,6 +15,7 @@ Routes (JSON unless noted; errors are ``{"error": ..., "problems"?: [...]}``):
   POST /naestro/runs/{id}/resume          continue from the head (after a rollback)
   GET  /naestro/runs/{id}/history         every checkpoint (``naestro runs history``)
   POST /naestro/runs/{id}/rollback        state and files back to a checkpoint (``naestro runs rollback``)
+  POST /naestro/runs/{id}/fork            a new run from a checkpoint (``naestro runs fork``), 201 ``{"run_id"}``
   POST /naestro/plan                      plan a goal without running it
   POST /naestro/validate                  problems of a plan text (empty: valid)
   GET  /naestro/metrics                   the Prometheus series of ``naestro metrics``, as JSON
@@ -46,7 +47,7 @@ from naestro.errors import NaestroError, PlanInvalid, UnknownRun, UsageError
 from naestro.runs import RunStore
 from naestro.settings import Settings
 from studio.auth import TokenGate
-from studio.control import ConsentBody, RollbackBody, StartBody, StudioRuns
+from studio.control import ConsentBody, ForkBody, RollbackBody, StartBody, StudioRuns
 from studio.runview import run_detail, summaries, workspace_files
 from studio.settings import StudioSettings
 from studio.stream import sse_events
@@ -189,6 +190,12 @@ def build_app(settings: Settings | None = None, *, runs: StudioRuns | None = Non
             return JSONResponse(target)
         return await guarded(go, action=True)
 
+    async def fork(request: Request) -> Response:
+        async def go() -> Response:
+            new = await studio_runs.fork(request.path_params["run_id"], await _body(request, ForkBody))
+            return JSONResponse({"run_id": new}, status_code=201)
+        return await guarded(go, action=True)
+
     async def plan(request: Request) -> Response:
         async def go() -> Response:
             return JSONResponse(await studio_runs.plan((await _body(request, _PlanBody)).goal))
@@ -232,6 +239,7 @@ def build_app(settings: Settings | None = None, *, runs: StudioRuns | None = Non
         Route("/naestro/runs/{run_id:str}/resume", resume, methods=["POST"]),
         Route("/naestro/runs/{run_id:str}/history", history),
         Route("/naestro/runs/{run_id:str}/rollback", rollback, methods=["POST"]),
+        Route("/naestro/runs/{run_id:str}/fork", fork, methods=["POST"]),
         Route("/naestro/plan", plan, methods=["POST"]), Route("/naestro/validate", validate, methods=["POST"]),
         Route("/naestro/metrics", metrics),
         Mount("/assets", app=StaticFiles(directory=STATIC / "assets", check_dir=False), name="assets"),

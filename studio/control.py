@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from naestro.settings import Settings
     from naestro.timetravel import TimeTravel
 
-__all__ = ["ConsentBody", "RollbackBody", "StartBody", "StudioRuns"]
+__all__ = ["ConsentBody", "ForkBody", "RollbackBody", "StartBody", "StudioRuns"]
 
 DEFAULT_SERVER = "http://127.0.0.1:2024"
 
@@ -57,6 +57,11 @@ class RollbackBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: str = Field(min_length=1, description="checkpoint id (or unique prefix/suffix) or step number")
     force: bool = False
+
+
+class ForkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    at: str = Field(min_length=1, description="checkpoint id (or unique prefix/suffix) or step number")
 
 
 class StudioRuns:
@@ -211,3 +216,9 @@ class StudioRuns:
             raise UsageError(f"run {run_id} is running; wait for it to stop before rolling back")
         target = await (await self._travel()).rollback(run_id, body.to, force=body.force)
         return target.as_json()
+
+    async def fork(self, run_id: str, body: ForkBody) -> str:
+        """A new run from a checkpoint of this one, with its own copy of the files (``naestro runs fork``); it
+        waits at its head until resumed."""
+        fork = await (await self._travel()).fork(run_id, body.at)
+        return fork.run_id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import socket
 from typing import Annotated
 
 import typer
@@ -37,6 +38,17 @@ def studio(host: Annotated[str | None, typer.Option(help="bind address (default 
     if secret is None and (token or host not in LOOPBACK):
         secret = SecretStr(secrets.token_urlsafe(24))
     settings = load_settings()
+    # The socket is bound here, not by uvicorn: a taken port is one line and exit 2 (uvicorn logs and exits 1), and
+    # --port 0 prints the port the system picked.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        err.print(f"error: cannot listen on {host}:{port}: {exc.strerror}", markup=False, highlight=False)
+        raise typer.Exit(2) from exc
+    port = sock.getsockname()[1]
     app = build_app(settings, token=secret, server_url=options.server_url)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={secret.get_secret_value()}" if secret is not None else "")
@@ -44,10 +56,6 @@ def studio(host: Annotated[str | None, typer.Option(help="bind address (default 
         err.print("warning: the UI is not built (studio/static); the API works. Build: cd studio/web && npm ci && "
                   "npm run build")
     err.print(f"Naestro Studio for {settings.home}: {url}", markup=False, highlight=False)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
     with contextlib.suppress(KeyboardInterrupt):
-        server.run()
-    if not server.started:
-        err.print(f"error: cannot listen on {host}:{port} (in use, or not an address of this machine)")
-        raise typer.Exit(2)
+        server.run(sockets=[sock])

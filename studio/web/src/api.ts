@@ -70,6 +70,7 @@ export const api = {
   files: (id: string) => call<WorkspaceFile[]>(`naestro/runs/${enc(id)}/files`),
   history: (id: string) => call<HistoryEntry[]>(`naestro/runs/${enc(id)}/history`),
   rollback: (id: string, to: string) => post<HistoryEntry>(`naestro/runs/${enc(id)}/rollback`, { to }),
+  fork: (id: string, at: string) => post<{ run_id: string }>(`naestro/runs/${enc(id)}/fork`, { at }),
   plan: (goal: string) => post<{ plan: Plan; source: string; rejected: string[][] }>("naestro/plan", { goal }),
   validate: (plan: string) => post<{ valid: boolean; problems: Problem[] }>("naestro/validate", { plan }),
   start: (body: { goal: string; plan?: string; mode: string; approve: string[] }) =>

@@ -1,5 +1,6 @@
-// History timeline: every checkpoint of the run (oldest first) with its step, node, tokens and cost; a rollback
-// button on each checkpoint that has a workspace snapshot; the workspace files, so a rollback's effect shows.
+// History timeline: every checkpoint of the run (oldest first) with its step, node, tokens and cost; roll back,
+// replay (roll back + resume) or fork at each checkpoint that has a workspace snapshot; the workspace files, so a
+// rollback's effect shows.
 
 import { api, type HistoryEntry } from "../api";
 import { fmtUsd, h, toast } from "../dom";
@@ -34,7 +35,24 @@ export function historyPage(main: HTMLElement, runId: string): () => void {
             toast(`Rolled back to step ${e.step}; resume to continue from there.`);
             void load();
           } catch (err) { toast((err as Error).message); }
-        } }, "Roll back here") : null);
+        } }, "Roll back here") : null,
+      e.snapshot && !e.head ? h("button", { type: "button", "aria-label": `Replay from step ${e.step} (${label})`,
+        onclick: async () => {
+          if (!window.confirm(`Replay from step ${e.step}: roll back state and files, then run again?`)) return;
+          try {
+            await api.rollback(runId, e.checkpoint_id);
+            await api.resume(runId);
+            location.hash = `#/runs/${encodeURIComponent(runId)}`;
+          } catch (err) { toast((err as Error).message); }
+        } }, "Replay") : null,
+      e.snapshot ? h("button", { type: "button", "aria-label": `Fork a new run at step ${e.step} (${label})`,
+        onclick: async () => {
+          try {
+            const fork = await api.fork(runId, e.checkpoint_id);
+            toast(`Forked as ${fork.run_id}: resume it from its page.`);
+            location.hash = `#/runs/${encodeURIComponent(fork.run_id)}`;
+          } catch (err) { toast((err as Error).message); }
+        } }, "Fork") : null);
   };
 
   const load = async (): Promise<void> => {

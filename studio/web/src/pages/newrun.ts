@@ -61,6 +61,7 @@ export function newRunPage(main: HTMLElement): () => void {
     busy(true);
     try {
       if (!planBox.hidden && !(await doValidate())) return;
+      status.textContent = "Starting the run (tools and models start on the first run)…";
       const { run_id } = await api.start({ goal: goal.value, mode: mode.value,
         approve: approve.value.split(/\s+/).filter(Boolean), ...(planBox.hidden ? {} : { plan: planText.value }) });
       location.hash = `#/runs/${encodeURIComponent(run_id)}`;
