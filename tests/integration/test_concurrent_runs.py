@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage
 
+from bench.concurrency import PLAN as BENCH_PLAN
 from checkpoints import open_saver
 from naestro.plan import Plan
 from naestro.runner import Runner
@@ -30,15 +31,7 @@ from tests.integration.test_checkpointers import PG_URL
 IN_PROCESS = 20
 PROCESSES, PER_PROCESS = 3, 5
 
-PLAN = {"goal": "three files", "tasks": [
-    {"id": "a", "role": "dataops", "description": "write a.txt",
-     "action": {"tool": "fs.write", "arguments": {"path": "a.txt", "content": "alpha\n"}},
-     "accept": [{"kind": "file_exists", "path": "a.txt"}]},
-    {"id": "b", "role": "researcher", "description": "write b.txt saying beta", "deps": ["a"],
-     "accept": [{"kind": "regex", "file": "b.txt", "pattern": "beta"}]},
-    {"id": "c", "role": "dataops", "description": "write c.txt", "deps": ["a"],
-     "action": {"tool": "fs.write", "arguments": {"path": "c.txt", "content": "gamma\n"}},
-     "accept": [{"kind": "file_exists", "path": "c.txt"}]}]}
+PLAN = {**BENCH_PLAN, "goal": "three files"}  # the concurrency bench's plan: a direct write, an agent, a write
 
 
 def script(messages: list[BaseMessage]) -> dict[str, Any]:
