@@ -82,7 +82,8 @@ class BlobSqliteSaver(AsyncSqliteSaver):
 
     async def aput(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
                    new_versions: ChannelVersions) -> RunnableConfig:
-        await self.setup()
+        if not (self.is_setup and self._blobs_ready):  # a lock round per put otherwise: two per step
+            await self.setup()
         thread, ns = str(config["configurable"]["thread_id"]), str(config["configurable"].get("checkpoint_ns", ""))
         inline: dict[str, Any] = {}
         rows: list[tuple[str, str, str, str, str, bytes]] = []
