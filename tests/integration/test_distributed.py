@@ -1,0 +1,187 @@
+"""Scale-out (issue 20): runs queued on the real Redis, executed by real ``naestro worker`` processes sharing the
+real Postgres checkpointer and one NAESTRO_HOME, while the test kills workers with SIGKILL mid-run.
+
+Every run has two shell effects (``exec.run`` appending a line to ``effects.txt`` in the sandbox) around a model
+task, so a kill lands before, between or after effects. The oracle, per run: it passed, once (one
+``run_finished`` event, its last checkpoint says passed), and ``effects.txt`` holds each effect exactly once —
+unless the journal reported that very call as redone (``tool_redone``: killed between its effect and its
+receipt, the one window the journal cannot close), which must then be the only extra line. The model is scripted
+text over HTTP (tests/scripted_openai.py), slowed so that runs last long enough to be killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+
+from naestro.distributed import ScaleSettings, Submitter, make_app
+from naestro.events import read_events
+from naestro.plan import Plan
+from naestro.runs import RunStore
+from naestro.settings import Settings
+from policies.decision import ApprovedScope, RunPolicy
+from tests.scripted_openai import models_yaml, scripted_openai
+
+VENV_BIN = Path(sys.executable).parent
+PG_HOST = "postgresql://postgres@127.0.0.1:5432"
+DB = "naestro_scale_test"
+REDIS_URL = "redis://127.0.0.1:6379/5"  # this test's own database index: flushed at start and end
+RUNS, KILLS = 4, 3
+MODEL_DELAY_S = 0.4
+
+
+def plan(n: int) -> dict[str, Any]:
+    return {"goal": f"effects-{n}", "tasks": [
+        {"id": "a", "role": "runner", "description": "record effect a",
+         "action": {"tool": "exec.run", "arguments": {"command": "echo a >> effects.txt"}},
+         "accept": [{"kind": "file_exists", "path": "effects.txt"}]},
+        {"id": "b", "role": "researcher", "description": f"write b.txt saying beta-{n}", "deps": ["a"],
+         "accept": [{"kind": "regex", "file": "b.txt", "pattern": "beta"}]},
+        {"id": "c", "role": "runner", "description": "record effect c", "deps": ["b"],
+         "action": {"tool": "exec.run", "arguments": {"command": "echo c >> effects.txt"}},
+         "accept": [{"kind": "regex", "file": "effects.txt", "pattern": "c"}]}]}
+
+
+def script(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    time.sleep(MODEL_DELAY_S)
+    text = "\n".join(str(m.get("content", "")) for m in messages)
+    if "Write 2-4 sentences" in text:
+        return {"summary": "Both effects were recorded and b.txt was written."}
+    if not any(m.get("role") == "assistant" for m in messages):
+        return {"thought": "write it", "tool": "fs.write", "arguments": {"path": "b.txt", "content": "beta\n"}}
+    return {"thought": "done", "tool": "finish", "arguments": {"summary": "wrote b.txt", "outputs": {}}}
+
+
+@dataclass
+class Cluster:
+    """Workers as separate ``naestro worker`` processes (solo pool: the process is the executor)."""
+
+    env: dict[str, str]
+    logs: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"worker-{len(self.procs)}.log").open("wb")
+        proc = subprocess.Popen([str(VENV_BIN / "naestro"), "worker", "--loglevel", "INFO"], env=self.env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def alive(self) -> dict[int, subprocess.Popen[bytes]]:
+        return {p.pid: p for p in self.procs if p.poll() is None}
+
+    def stop(self) -> None:
+        for p in self.alive().values():  # the runs are over (or the test failed): no warm shutdown to wait for
+            os.killpg(p.pid, signal.SIGKILL)  # the worker and its MCP server children
+        for p in self.procs:
+            p.wait()
+
+    def log_text(self) -> str:
+        return "\n".join(f"--- {f.name}\n{f.read_text(errors='replace')[-3000:]}" for f in sorted(self.logs.iterdir()))
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, settings: Settings) -> Iterator[tuple[Cluster, Settings, ScaleSettings]]:
+    with psycopg.connect(f"{PG_HOST}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB}")
+    broker = redis.Redis.from_url(REDIS_URL)
+    broker.flushdb()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    cfg = settings.model_copy(update={"checkpoint_url": f"{PG_HOST}/{DB}"})
+    scale = ScaleSettings(broker_url=REDIS_URL, queue="naestro-test", visibility_timeout_s=3, restore_interval_s=1,
+                          lock_wait_s=1)
+    try:
+        with scripted_openai(script) as base_url:
+            models = tmp_path / "models.yaml"
+            models.write_text(models_yaml(base_url))
+            env = {**os.environ, "NAESTRO_HOME": str(cfg.home), "NAESTRO_MODELS_FILE": str(models),
+                   "NAESTRO_MODELS_DIR": str(cfg.models_path), "NAESTRO_MAX_REPLANS": "0",
+                   "NAESTRO_CHECKPOINT_URL": str(cfg.checkpoint_url), "NAESTRO_BROKER_URL": REDIS_URL,
+                   "NAESTRO_QUEUE": scale.queue, "NAESTRO_VISIBILITY_TIMEOUT_S": "3",
+                   "NAESTRO_RESTORE_INTERVAL_S": "1", "NAESTRO_LOCK_WAIT_S": "1",
+                   "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
+            workers = Cluster(env=env, logs=logs)
+            try:
+                yield workers, cfg, scale
+            finally:
+                workers.stop()
+    finally:
+        broker.flushdb()
+        broker.close()
+        with psycopg.connect(f"{PG_HOST}/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+
+
+def _executing(store: RunStore, run_ids: list[str], workers: Cluster) -> dict[int, str]:
+    """Worker pid -> a run it is driving right now (run.json names the process that took the run over)."""
+    alive = workers.alive()
+    busy: dict[int, str] = {}
+    for run_id in run_ids:
+        record = store.load(run_id)
+        if record.status in ("planning", "running") and record.pid in alive:
+            busy[record.pid] = run_id
+    return busy
+
+
+def _last_checkpoint_status(url: str, run_id: str) -> str | None:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT checkpoint FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = '' "
+                           "ORDER BY checkpoint_id DESC LIMIT 1", (run_id,)).fetchone()
+    return None if row is None else row[0]["channel_values"].get("status")
+
+
+def test_killed_workers_lose_nothing_and_repeat_no_effect(cluster: tuple[Cluster, Settings, ScaleSettings]) -> None:
+    workers, settings, scale = cluster
+    workers.start()
+    workers.start()
+    submitter = Submitter(settings, scale, make_app(scale))
+    policy = RunPolicy(mode="auto", approve=[ApprovedScope(tool="exec.run")])
+    run_ids = [submitter.submit("", plan=Plan.model_validate(plan(n)), policy=policy).run_id for n in range(RUNS)]
+    store = RunStore(settings.runs_dir)
+
+    killed: list[tuple[int, str]] = []
+    deadline = time.monotonic() + 900  # a bound for a stuck run, not a speed check
+    while time.monotonic() < deadline:
+        statuses = [store.load(r).status for r in run_ids]
+        if all(s in ("passed", "failed", "error") for s in statuses):
+            break
+        if len(killed) < KILLS and (busy := _executing(store, run_ids, workers)):
+            pid, run_id = next(iter(busy.items()))
+            os.killpg(pid, signal.SIGKILL)  # the worker and the MCP servers it started, mid-run
+            workers.alive()[pid].wait()
+            killed.append((pid, run_id))
+            workers.start()  # keep two workers alive
+        time.sleep(0.3)
+    else:
+        pytest.fail(f"runs did not finish: {[(r, store.load(r).status) for r in run_ids]}\n{workers.log_text()}")
+
+    assert len(killed) == KILLS, f"only {len(killed)} kills landed mid-run"
+    redone_total = 0
+    for run_id in run_ids:
+        record = store.load(run_id)
+        assert record.status == "passed", (run_id, record.status, record.error, workers.log_text())
+        events = read_events(settings.runs_dir / run_id / "events.jsonl")
+        assert [e["status"] for e in events if e.get("event") == "run_finished"] == ["passed"], run_id
+        assert _last_checkpoint_status(str(settings.checkpoint_url), run_id) == "passed", run_id
+        redone = [e for e in events if e.get("event") == "tool_redone" and e.get("tool") == "exec.run"]
+        redone_total += len(redone)
+        lines = (Path(record.workspace) / "effects.txt").read_text().split()
+        assert sorted(set(lines)) == ["a", "c"], (run_id, lines)
+        assert len(lines) == 2 + len(redone), (run_id, lines, redone)
+    for pid, run_id in killed:  # the killed worker's run was finished by another process
+        assert store.load(run_id).pid != pid, run_id
+    print(json.dumps({"kills": killed, "redone_effects": redone_total}))
