@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
-import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_openai import ChatOpenAI
 from pydantic import JsonValue
 
 from naestro.endpoints import Endpoint, ModelRegistry
@@ -51,6 +49,10 @@ class EndpointProvider:
     def chat(self, endpoint: str | None) -> tuple[Endpoint, BaseChatModel]:
         ep = self.registry.get(endpoint)
         if ep.name not in self._cache:
+            # openai and langchain-openai (~0.5 s of import) load with the first model, not with the runtime: a
+            # process that builds a runtime and may never call a model (the MCP front door) starts without them.
+            from langchain_openai import ChatOpenAI
+
             key = os.environ.get(ep.api_key_env, "") if ep.api_key_env else "local"
             model = ChatOpenAI(base_url=self.base_url(ep), api_key=key or "missing", model=ep.model,  # type: ignore[arg-type]
                                temperature=self.temperature, max_retries=1, timeout=600,
@@ -93,6 +95,8 @@ async def complete_json(provider: ModelProvider, endpoint: str | None, messages:
 
     ``sampling`` overrides the endpoint's request options for this call (``temperature``, ``seed``): callers that
     want independent samples of the same prompt (self-consistency) ask for them here."""
+    import openai  # loaded by provider.chat's model already; here for the error classes
+
     ep, model = provider.chat(endpoint)
     fmt = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
     start = time.monotonic()

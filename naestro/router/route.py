@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
-import openai
 from langchain_core.messages import BaseMessage
 from opentelemetry import trace
 from pydantic import JsonValue
@@ -109,6 +108,8 @@ _OVERFLOW = ("exceeds the available context size", "maximum context length", "co
 def classify_failure(exc: BaseException) -> str | None:
     """'timeout', 'connection', '5xx', 'not-found' or 'context' (the prompt did not fit after all: the
     token estimate was low) for failures that re-routing can fix; None otherwise."""
+    import openai  # here, not at import: the runtime loads openai with its first model (naestro/llm.py)
+
     seen: BaseException | None = exc
     while seen is not None:
         match seen:

@@ -10,6 +10,7 @@ measured by ``python -m bench.startup`` (BENCHMARKS.md), never asserted here.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,13 +30,13 @@ SERVER_FORBIDDEN = (
 )
 
 
-def _imported_until_ready(argv: list[str], tmp_path: Path) -> set[str]:
+def _imported_until_ready(argv: list[str], tmp_path: Path, env: dict[str, str] | None = None) -> set[str]:
     """Start ``argv`` (a stdio server) under ``-X importtime``, wait for its answer to ``initialize``, close its
     stdin (it exits) and return every module it imported in its life: all but the last few ms are before ready."""
     log = tmp_path / "importtime.log"
     with log.open("wb") as stderr:  # a file, not a pipe: the log (~50 kB) could fill a pipe nobody reads yet
         proc = subprocess.Popen([sys.executable, "-X", "importtime", *argv], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=stderr, cwd=tmp_path)
+                                stdout=subprocess.PIPE, stderr=stderr, cwd=tmp_path, env=env)
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(startup.INITIALIZE.encode() + b"\n")
         proc.stdin.flush()
@@ -58,6 +59,17 @@ def test_a_server_gets_ready_without_heavy_imports(name: str, tmp_path: Path) ->
     modules = _imported_until_ready(["-m", f"mcp_servers.{name}", "--workspace", str(tmp_path)], tmp_path)
     assert {"mcp_servers.workspace", "mcp.server.fastmcp"} <= modules  # the log is the server's (run as __main__)
     assert not _forbidden(modules), f"mcp_servers.{name} loaded {_forbidden(modules)} before answering initialize"
+
+
+def test_the_front_door_gets_ready_without_the_model_client(tmp_path: Path) -> None:
+    """`naestro mcp serve naestro` builds the whole runtime, but openai (~0.5 s of import) loads with the first
+    model call, not before the server answers ``initialize``."""
+    env = {**os.environ, "NAESTRO_HOME": str(tmp_path / "home")}
+    modules = _imported_until_ready(["-m", "naestro", "mcp", "serve", "naestro", "--workspace", str(tmp_path)],
+                                    tmp_path, env)
+    assert {"naestro.frontdoor", "naestro.runtime"} <= modules
+    client = sorted(m for m in modules if m.split(".")[0] in ("openai", "langchain_openai", "aiohttp"))
+    assert not client, f"the front door loaded {client[:8]}... before answering initialize"
 
 
 def test_the_pooled_entry_builds_every_server_without_heavy_imports() -> None:
