@@ -37,6 +37,7 @@ from graphs.services import RunServices
 from graphs.state import FINAL, RunInput, RunOutput, RunState, TaskInput, status_of
 from naestro.context import RunContext
 from naestro.errors import RunPaused
+from naestro.memory.hooks import remember_run
 from naestro.plan import Plan, Task
 from nodes.goal_checks import goal_passed
 from nodes.planning import plan_node, replan_node
@@ -169,6 +170,7 @@ def build_graph(services: RunServices) -> StateGraph[RunState, None, RunInput, R
             status: Literal["passed", "failed"] = "passed" if passed else "failed"
             run_id = run_of(state["run_id"])
             await asyncio.to_thread(_finished, services, run_id, status, state.get("phase", 0))
+            await remember_run(services.runtime.memory, services.store.dir(run_id), events=ctx.events)  # issue 19
             await services.close(run_id)
             return {"status": status}
         return await guarded(run_of(state["run_id"]), end())

@@ -7,8 +7,10 @@ its valid time and Naestro's typed fields (run, kind, outcome, the plan); ``MENT
 every entity it names. Entity and episode ids are derived from their names and keys, so a second write of the
 same run merges instead of duplicating. Reads use Graphiti's hybrid edge search (BM25 + cosine, fused by RRF).
 
-On FalkorDB each group id is a graph of its own (Graphiti's FalkorDB driver names the graph after it), so a slice
-is searched through a driver bound to that graph; on Neo4j the slices share one database and the group id filters.
+All slices live in one graph (``naestro_memory`` on FalkorDB, the database on Neo4j) and a slice is a group id
+that every query filters on. Graphiti's FalkorDB driver would otherwise put each group id in a graph of its own and
+search them one by one; their RRF scores are ranks within each graph, so merging them put every graph's first
+hit first (bench.memory: recall@1 0.33 that way, against 0.92 for the same fusion over all records at once).
 """
 
 from __future__ import annotations
@@ -43,8 +45,11 @@ from naestro.memory.records import Entity, Episode, EpisodeKind, MemoryHit, Slic
 
 __all__ = ["GraphitiStore"]
 
+_GRAPH = "naestro_memory"
+# MiniLM's cosine for a relevant paraphrase is often 0.3-0.6: Graphiti's default floor (0.6) drops most of them.
 _SEARCH = SearchConfig(edge_config=EdgeSearchConfig(
-    search_methods=[EdgeSearchMethod.bm25, EdgeSearchMethod.cosine_similarity], reranker=EdgeReranker.rrf))
+    search_methods=[EdgeSearchMethod.bm25, EdgeSearchMethod.cosine_similarity], reranker=EdgeReranker.rrf,
+    sim_min_score=0.3))
 _TARGET_ORDER = ("file", "tool", "skill", "model")
 
 
@@ -71,8 +76,7 @@ class GraphitiStore:
                  server: FalkorServer | None = None) -> None:
         self._connect, self.model, self.server = connect, model, server
         self._graphiti: Graphiti | None = None
-        self._drivers: dict[str, GraphDriver] = {}
-        self._indexed: set[str] = set()
+        self._driver_: GraphDriver | None = None
 
     @classmethod
     def embedded(cls, data_dir: Path, *, model: MiniLM) -> GraphitiStore:
@@ -109,19 +113,15 @@ class GraphitiStore:
                                       embedder=MiniLMEmbedder(self.model), cross_encoder=CosineReranker(self.model))
         return self._graphiti
 
-    async def _driver(self, group: str) -> GraphDriver:
-        """The driver bound to a slice's graph, its indices built once per process (FalkorDB: one graph a slice)."""
-        graphiti = await self.graphiti()
-        driver = self._drivers.get(group)
-        if driver is None:
-            base = graphiti.driver
+    async def _driver(self) -> GraphDriver:
+        """The driver bound to memory's graph, its indices built once per process."""
+        if self._driver_ is None:
+            base = (await self.graphiti()).driver
             falkor = base.provider == GraphProvider.FALKORDB
-            driver = await asyncio.to_thread(base.clone, database=group) if falkor else base
-            self._drivers[group] = driver
-        if group not in self._indexed:
+            driver = await asyncio.to_thread(base.clone, database=_GRAPH) if falkor else base
             await driver.build_indices_and_constraints()
-            self._indexed.add(group)
-        return driver
+            self._driver_ = driver
+        return self._driver_
 
     # --- writing -------------------------------------------------------------------------------------------
 
@@ -130,8 +130,8 @@ class GraphitiStore:
         for ep in episodes:
             by_group.setdefault(group_id(ep.slice), []).append(ep)
         embedder = MiniLMEmbedder(self.model)
+        driver = await self._driver()
         for group, eps in by_group.items():
-            driver = await self._driver(group)
             facts = await self.model.aencode([ep.text for ep in eps])
             nodes: dict[str, EntityNode] = {}
             episodic, mentions, edges = [], [], []
@@ -162,9 +162,9 @@ class GraphitiStore:
                 mentions += [EpisodicEdge(uuid=derived_uuid(ep.key, "mentions", uid), group_id=group,
                                           source_node_uuid=ep.uuid, target_node_uuid=uid, created_at=datetime.now(UTC))
                              for uid in entities]
-            for node in nodes.values():
-                if node.name_embedding is None:
-                    node.name_embedding = await embedder.create(node.name)
+            names = await self.model.aencode([n.name for n in nodes.values()])  # one batch, not a call per node
+            for node, name_vector in zip(nodes.values(), names, strict=True):
+                node.name_embedding = [float(x) for x in name_vector]
             await add_nodes_and_edges_bulk(driver, episodic, mentions, list(nodes.values()), edges, embedder)
         return len(episodes)
 
@@ -174,29 +174,26 @@ class GraphitiStore:
         from graphiti_core.search.search import search
         from graphiti_core.search.search_filters import SearchFilters
 
+        if not slices:
+            return []
         graphiti = await self.graphiti()
+        driver = await self._driver()
         vector = [float(x) for x in (await self.model.aencode([query.replace("\n", " ")]))[0]]
         config = _SEARCH.model_copy(update={"limit": limit})
-        hits: list[MemoryHit] = []
-        for slice_ in slices:
-            group = group_id(slice_)
-            driver = await self._driver(group)
-            found = await search(graphiti.clients, query, [group], config, SearchFilters(), query_vector=vector,
-                                 driver=driver)
-            scores = found.edge_reranker_scores or [0.0] * len(found.edges)
-            for edge, score in zip(found.edges, scores, strict=False):
-                hit = _hit(edge.attributes, fact=edge.fact, valid_at=edge.valid_at, score=score)
-                if hit is not None:
-                    hits.append(hit)
-        return sorted(hits, key=lambda h: -h.score)[:limit]
+        found = await search(graphiti.clients, query, [group_id(s) for s in slices], config, SearchFilters(),
+                             query_vector=vector, driver=driver)
+        scores = found.edge_reranker_scores or [0.0] * len(found.edges)
+        hits = [_hit(edge.attributes, fact=edge.fact, valid_at=edge.valid_at, score=score)
+                for edge, score in zip(found.edges, scores, strict=False)]
+        return [h for h in hits if h is not None][:limit]
 
-    async def _rows(self, group: str, where: str, limit: int, **params: Any) -> list[dict[str, Any]]:
-        driver = await self._driver(group)
+    async def _rows(self, groups: list[str], where: str, limit: int, **params: Any) -> list[dict[str, Any]]:
+        driver = await self._driver()
         result = await driver.execute_query(
-            "MATCH ()-[e:RELATES_TO]->() WHERE e.group_id = $group AND e.kind IS NOT NULL " + where +
+            "MATCH ()-[e:RELATES_TO]->() WHERE e.group_id IN $groups AND e.kind IS NOT NULL " + where +
             " RETURN e.fact AS fact, e.valid_at AS valid_at, e.key AS key, e.run_id AS run_id, e.kind AS kind,"
             " e.slice AS slice, e.outcome AS outcome, e.plan AS plan, e.episodes AS episodes"
-            " ORDER BY e.valid_at DESC LIMIT $limit", group=group, limit=limit, **params)
+            " ORDER BY e.valid_at DESC LIMIT $limit", groups=groups, limit=limit, **params)
         if not result:
             return []
         records, _, _ = result
@@ -205,47 +202,40 @@ class GraphitiStore:
     async def timeline(self, *, slices: Sequence[Slice], run_id: str | None = None,
                        kinds: Sequence[EpisodeKind] | None = None, limit: int = 100) -> list[MemoryHit]:
         where = (" AND e.run_id = $run_id" if run_id else "") + (" AND e.kind IN $kinds" if kinds else "")
-        hits: list[MemoryHit] = []
-        for slice_ in slices:
-            for row in await self._rows(group_id(slice_), where, limit, run_id=run_id, kinds=list(kinds or [])):
-                hit = _hit(row, fact=str(row["fact"]), valid_at=_parse_time(row["valid_at"]), score=0.0)
-                if hit is not None:
-                    hits.append(hit)
-        return sorted(hits, key=lambda h: h.valid_at, reverse=True)[:limit]
+        rows = await self._rows([group_id(s) for s in slices], where, limit, run_id=run_id, kinds=list(kinds or []))
+        hits = [_hit(row, fact=str(row["fact"]), valid_at=_parse_time(row["valid_at"]), score=0.0) for row in rows]
+        return sorted((h for h in hits if h is not None), key=lambda h: h.valid_at, reverse=True)[:limit]
 
     async def forget(self, *, slices: Sequence[Slice], run_ids: Sequence[str] | None = None,
                      before: datetime | None = None) -> int:
         """Deletes the matching facts, their episodes, and entities no fact touches any more."""
         if run_ids is None and before is None:
             raise ValueError("forget needs run ids or a time")
-        deleted = 0
-        for slice_ in slices:
-            group = group_id(slice_)
-            driver = await self._driver(group)
-            if run_ids is not None:
-                rows = await self._rows(group, " AND e.run_id IN $runs", 1_000_000, runs=list(run_ids))
-            else:
-                # Compared here, not in Cypher: FalkorDB 4.x answered `WHERE e.valid_at < $t` with every row when
-                # a range index covers valid_at (the same comparison in RETURN was right).
-                rows = [r for r in await self._rows(group, "", 1_000_000)
-                        if (t := _parse_time(r["valid_at"])) is not None and before is not None and t < before]
-            if not rows:
-                continue
-            episodes = [u for r in rows for u in (r.get("episodes") or [])]
-            keys = [str(r["key"]) for r in rows]
-            await driver.execute_query("MATCH ()-[e:RELATES_TO]->() WHERE e.group_id = $group AND e.key IN $keys "
-                                       "DELETE e", group=group, keys=keys)
-            await driver.execute_query("MATCH (n:Episodic) WHERE n.group_id = $group AND n.uuid IN $uuids "
-                                       "DETACH DELETE n", group=group, uuids=episodes)
-            await driver.execute_query("MATCH (n:Entity) WHERE n.group_id = $group AND NOT (n)-[:RELATES_TO]-() "
-                                       "DETACH DELETE n", group=group)
-            deleted += len(rows)
-        return deleted
+        groups = [group_id(s) for s in slices]
+        driver = await self._driver()
+        if run_ids is not None:
+            rows = await self._rows(groups, " AND e.run_id IN $runs", 1_000_000, runs=list(run_ids))
+        else:
+            # Compared here, not in Cypher: FalkorDB 4.x answered `WHERE e.valid_at < $t` with every row when a
+            # range index covers valid_at (the same comparison in RETURN was right).
+            rows = [r for r in await self._rows(groups, "", 1_000_000)
+                    if (t := _parse_time(r["valid_at"])) is not None and before is not None and t < before]
+        if not rows:
+            return 0
+        episodes = [u for r in rows for u in (r.get("episodes") or [])]
+        keys = [str(r["key"]) for r in rows]
+        await driver.execute_query("MATCH ()-[e:RELATES_TO]->() WHERE e.group_id IN $groups AND e.key IN $keys "
+                                   "DELETE e", groups=groups, keys=keys)
+        await driver.execute_query("MATCH (n:Episodic) WHERE n.group_id IN $groups AND n.uuid IN $uuids "
+                                   "DETACH DELETE n", groups=groups, uuids=episodes)
+        await driver.execute_query("MATCH (n:Entity) WHERE n.group_id IN $groups AND NOT (n)-[:RELATES_TO]-() "
+                                   "DETACH DELETE n", groups=groups)
+        return len(rows)
 
     async def close(self) -> None:
         if self._graphiti is not None:
             await self._graphiti.driver.close()  # type: ignore[no-untyped-call]
-            self._graphiti, self._drivers, self._indexed = None, {}, set()
+            self._graphiti, self._driver_ = None, None
         if self.server is not None:
             await asyncio.to_thread(self.server.release)
 

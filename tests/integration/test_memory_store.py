@@ -89,7 +89,7 @@ async def test_typed_episodes_are_found_by_why_questions_and_writes_are_idempote
         await store.close()
 
 
-async def test_a_slice_is_its_own_graph(store: GraphitiStore) -> None:
+async def test_slices_are_separated_by_group_id(store: GraphitiStore) -> None:
     try:
         await store.write(EPISODES)
         assert await store.search("why did write_fib fail", slices=["researcher"]) == []
@@ -112,7 +112,7 @@ async def test_forget_and_retention_remove_episodes_and_orphans(store: GraphitiS
         assert {h.run_id for h in await store.timeline(slices=["plans", "coder"])} == {"new"}
         assert await memory.forget(run_ids=["new"]) == 2
         assert await store.timeline(slices=["plans", "coder"]) == []
-        driver = await store._driver("naestro_plans")
+        driver = await store._driver()
         left = await driver.execute_query("MATCH (n) RETURN count(n) AS n")
         assert left is not None and left[0][0]["n"] == 0  # episodes and orphaned entities went too
     finally:
