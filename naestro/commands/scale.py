@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -69,9 +70,20 @@ def worker(concurrency: Annotated[int, typer.Option(help="runs this worker execu
     # solo: the worker process itself executes the run (kill it and the run is lost with it, then recovered);
     # prefork: one child per run, each with its own runtime (MCP server pool) built on its first run.
     pool = "solo" if concurrency == 1 else "prefork"
-    app.worker_main(["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--queues={scale.queue}",
-                     f"--loglevel={loglevel}", f"--hostname=naestro-{os.getpid()}@{socket.gethostname()}",
-                     "--without-gossip", "--without-mingle", "--without-heartbeat"])
+    code = 0
+    try:
+        app.worker_main(["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--queues={scale.queue}",
+                         f"--loglevel={loglevel}", f"--hostname=naestro-{os.getpid()}@{socket.gethostname()}",
+                         "--without-gossip", "--without-mingle", "--without-heartbeat"])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    # Celery's warm shutdown has let the current run step finish. Tearing the interpreter down after a runtime was
+    # built took minutes here (the process sat in exit after "Warm shutdown"), and nothing needs it: a run left
+    # mid-way is delivered again and continues from its checkpoint, exactly as after a kill.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
