@@ -164,7 +164,8 @@ def episodes_of_run(run_dir: Path) -> list[Episode]:
                         *(Entity(kind="tool", name=t) for t in sorted(tools.get(task_id, set()))),
                         *((Entity(kind="model", name=model),) if model else ()))
             text = (f"Task {task_id} ({role}) {status_} after {event.get('attempts', 0)} attempt(s) in run {run_id}. "
-                    f"Task: {_cut(str(task.get('description', '')), 300)}. Goal: {_cut(goal, 300)}.")
+                    f"Task: {_cut(str(task.get('description', '')), 300).rstrip('.')}. "
+                    f"Goal: {_cut(goal, 300).rstrip('.')}.")
             if outcome == "failed" and why:
                 text += f" Why it failed: {_cut(why)}"
             add("task", slice_=_slice(role), event=event, outcome=outcome, role=role or None, task=task_id,
@@ -174,7 +175,8 @@ def episodes_of_run(run_dir: Path) -> list[Episode]:
     task_list = ", ".join(f"{t} ({d.get('role')})" for t, d in tasks.items())
     failed = [e.task for e in out if e.kind == "task" and e.outcome == "failed"]
     add("run", slice_="plans", event=finished, outcome="passed" if status == "passed" else "failed",
-        text=_cut(f"Run {run_id} {status}. Goal: {goal}. Plan ({record.get('plan_source') or 'given'}): {task_list}."
+        text=_cut(f"Run {run_id} {status}. Goal: {goal.rstrip('.')}. "
+                  f"Plan ({record.get('plan_source') or 'given'}): {task_list}."
                   + (f" Failed tasks: {', '.join(map(str, failed))}." if failed else ""), 1200),
         entities=(*(Entity(kind="model", name=m) for m in sorted(models)),
                   *((Entity(kind="skill", name=skill.name),) if skill else ())),
