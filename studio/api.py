@@ -19,6 +19,7 @@ Routes (JSON unless noted; errors are ``{"error": ..., "problems"?: [...]}``):
   POST /naestro/plan                      plan a goal without running it
   POST /naestro/validate                  problems of a plan text (empty: valid)
   GET  /naestro/metrics                   the Prometheus series of ``naestro metrics``, as JSON
+  GET  /naestro/metrics/router           the router's win-rates per (kind, endpoint) (``naestro router stats``)
   GET  /naestro/info                      what this server can do (``actions``: runs start in this process)
 
 Inside the LangGraph server (``actions=False``) runs execute as the server's threads: the Studio shows them and
@@ -224,6 +225,13 @@ def build_app(settings: Settings | None = None, *, runs: StudioRuns | None = Non
         assert isinstance(found, EventsCollector)
         return JSONResponse(await asyncio.to_thread(metrics_json, found))
 
+    async def router(_: Request) -> Response:
+        from naestro.commands.router import stats_rows  # the rows `naestro router stats --json` prints
+
+        async def go() -> Response:
+            return JSONResponse(await asyncio.to_thread(stats_rows, settings))
+        return await guarded(go)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
@@ -241,7 +249,7 @@ def build_app(settings: Settings | None = None, *, runs: StudioRuns | None = Non
         Route("/naestro/runs/{run_id:str}/rollback", rollback, methods=["POST"]),
         Route("/naestro/runs/{run_id:str}/fork", fork, methods=["POST"]),
         Route("/naestro/plan", plan, methods=["POST"]), Route("/naestro/validate", validate, methods=["POST"]),
-        Route("/naestro/metrics", metrics),
+        Route("/naestro/metrics", metrics), Route("/naestro/metrics/router", router),
         Mount("/assets", app=StaticFiles(directory=STATIC / "assets", check_dir=False), name="assets"),
     ]
     middleware = [Middleware(TokenGate, token=token.get_secret_value())] if token is not None else []

@@ -6,7 +6,7 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.table import Table
 
 from naestro.commands._settings import load_settings
 from naestro.errors import NaestroError, UsageError
+
+if TYPE_CHECKING:
+    from naestro.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Model router: learned win-rates, endpoint checks, auto-tune.")
 out = Console()
@@ -35,19 +38,14 @@ def _ints(text: str) -> tuple[int, ...]:
     return values
 
 
-@app.command()
-def stats(as_json: Annotated[bool, typer.Option("--json", help="machine-readable rows")] = False) -> None:
-    """Per (kind, endpoint): calls routed, spill %, outcomes, win-rate, posterior mean, cost and latency per success."""
+def stats_rows(settings: Settings) -> list[dict[str, Any]]:
+    """One row per (kind, endpoint) of the bandit store: what `router stats` prints and the Studio charts."""
     # The router package loads langchain and openai: only when a command runs, never for `--help` (issue 15).
     from naestro.endpoints import load_registry
     from naestro.router.bandit import ThompsonBandit, open_store
 
-    settings = load_settings()
-    try:
-        registry = load_registry(settings.models_file)
-        store = open_store(registry.router.store or settings.home / "router.sqlite")
-    except NaestroError as exc:
-        raise _fail(exc) from exc
+    registry = load_registry(settings.models_file)
+    store = open_store(registry.router.store or settings.home / "router.sqlite")
     bandit = ThompsonBandit.from_config(store, registry.router)
     arms = store.load()
     rows = []
@@ -59,6 +57,20 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="machine-readable
                      "posterior_mean": round(alpha / (alpha + beta), 3),
                      "usd_per_success": round(a.cost_usd / a.successes, 6) if a.successes else None,
                      "latency_s_per_success": round(a.latency_s / a.successes, 2) if a.successes else None})
+    return rows
+
+
+@app.command()
+def stats(as_json: Annotated[bool, typer.Option("--json", help="machine-readable rows")] = False) -> None:
+    """Per (kind, endpoint): calls routed, spill %, outcomes, win-rate, posterior mean, cost and latency per success."""
+    from naestro.endpoints import load_registry
+
+    settings = load_settings()
+    try:
+        registry = load_registry(settings.models_file)
+        rows = stats_rows(settings)
+    except NaestroError as exc:
+        raise _fail(exc) from exc
     if as_json:
         print(json.dumps(rows, indent=2))
         return

@@ -44,7 +44,9 @@ try {
 
   step("run it and watch the first task turn green");
   await page.getByRole("button", { name: "Run", exact: true }).click();
-  await page.waitForURL(/#\/runs\/[^/]+$/);
+  // the page moves once the run's first event exists; the first run of a Studio also starts the MCP servers,
+  // which took minutes on a loaded 2-core machine
+  await page.waitForURL(/#\/runs\/[^/]+$/, { timeout: 600_000 });
   const runId = decodeURIComponent(page.url().split("#/runs/")[1]);
   console.log(`run: ${runId}`);
   await page.locator('g.node[data-task="greet"][data-status="passed"]').waitFor();
@@ -73,6 +75,8 @@ try {
   await page.getByRole("link", { name: "Metrics" }).click();
   await page.getByRole("img", { name: "Model calls by endpoint" }).locator("rect.bar").first().waitFor();
   await page.getByRole("img", { name: "Runs by status" }).waitFor();
+  await page.getByRole("cell", { name: "coder" }).first().waitFor(); // the router's win-rate table
+  await page.getByRole("img", { name: "Router win-rate" }).waitFor();
   await shot("metrics");
 
   step("keyboard: the nav links and the run link are reachable with Tab");

@@ -37,6 +37,11 @@ export interface Problem { pointer: string; message: string }
 export interface Sample { name: string; labels: Record<string, string>; value: number | null }
 export interface Family { name: string; type: string; help: string; samples: Sample[] }
 
+export interface RouterArm {
+  kind: string; endpoint: string; routed: number; spill_pct: number | null; outcomes: number;
+  win_rate: number | null; posterior_mean: number; usd_per_success: number | null;
+}
+
 export class ApiError extends Error {
   constructor(message: string, readonly status: number, readonly problems: Problem[] = []) {
     super(message);
@@ -76,5 +81,6 @@ export const api = {
   start: (body: { goal: string; plan?: string; mode: string; approve: string[] }) =>
     post<{ run_id: string }>("naestro/runs", body),
   metrics: () => call<Family[]>("naestro/metrics"),
+  router: () => call<RouterArm[]>("naestro/metrics/router"),
   eventsUrl: (id: string, after: number) => `naestro/runs/${enc(id)}/events?after=${after}`,
 };

@@ -1,7 +1,7 @@
 // Metrics: the series `naestro metrics` serves to Prometheus (studio/metrics.py), drawn as plain SVG bar charts,
 // plus cost and duration per run from the runs list.
 
-import { api, type Family, type RunSummary } from "../api";
+import { api, type Family, type RouterArm, type RunSummary } from "../api";
 import { barChart, type Bar } from "../charts";
 import { fmtS, fmtUsd, h } from "../dom";
 
@@ -37,11 +37,24 @@ function figure(title: string, chart: SVGElement): HTMLElement {
 export function metricsPage(main: HTMLElement): () => void {
   const body = h("div", { class: "charts" });
   const stats = h("dl", { class: "stats" });
+  const router = h("section", { "aria-label": "Router" });
   main.append(h("h1", {}, "Metrics"), h("p", { class: "muted" },
     "Totals over every run in this home, folded from the runs' events (the same series as `naestro metrics`)."),
-  stats, body);
+  stats, body, router);
   const load = async (): Promise<void> => {
-    const [fams, runs] = await Promise.all([api.metrics(), api.runs()]);
+    const [fams, runs, arms] = await Promise.all([api.metrics(), api.runs(),
+      api.router().catch((): RouterArm[] => [])]);
+    const cells = (a: RouterArm): string[] => [a.kind, a.endpoint, String(a.routed),
+      a.spill_pct === null ? "—" : `${a.spill_pct} %`, String(a.outcomes), pct(a.win_rate), a.posterior_mean.toFixed(2)];
+    router.replaceChildren(h("h2", {}, "Router win-rates (naestro router stats)"), arms.length ?
+      h("div", { class: "charts" }, figure("Win-rate per role and endpoint", barChart("Router win-rate",
+        arms.filter((a) => a.win_rate !== null).map((a) => ({ label: `${a.kind}/${a.endpoint}`, value: a.win_rate ?? 0 })),
+        (v) => `${(100 * v).toFixed(0)}%`)),
+      h("table", { class: "grid small" }, h("caption", {}, "Per (role, endpoint): routed calls, spill, outcomes"),
+        h("thead", {}, h("tr", {}, ...["Role", "Endpoint", "Routed", "Spill", "Outcomes", "Win-rate", "Posterior"]
+          .map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, ...arms.map((a) => h("tr", {}, ...cells(a).map((c) => h("td", {}, c)))))))
+      : h("p", { class: "muted" }, "No routed calls recorded yet."));
     const recent: RunSummary[] = runs.slice(0, 12).reverse();
     const kv = (k: string, v: string): HTMLElement[] => [h("dt", {}, k), h("dd", {}, v)];
     stats.replaceChildren(

@@ -110,8 +110,11 @@ export function runPage(main: HTMLElement, runId: string): () => void {
   };
 
   const addEvent = (ev: RunEvent): void => {
+    // follow the newest event unless the reader scrolled up to read older ones
+    const following = events.scrollHeight - events.scrollTop - events.clientHeight < 40;
     events.append(h("li", { class: `ev-${ev.event}` }, eventLine(ev)));
     while (events.childElementCount > MAX_EVENTS) events.firstElementChild?.remove();
+    if (following) events.scrollTop = events.scrollHeight;
   };
 
   const drawDetails = (): void => {
@@ -192,6 +195,7 @@ export function runPage(main: HTMLElement, runId: string): () => void {
     view = fold(initial((detail.plan?.tasks ?? []).map((t) => t.id), detail.status), detail.events);
     view = { ...view, status: detail.status };
     detail.events.slice(-MAX_EVENTS).forEach(addEvent);
+    events.scrollTop = events.scrollHeight;
     drawHead();
     drawDag();
     source = new EventSource(api.eventsUrl(runId, view.seen));
