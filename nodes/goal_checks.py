@@ -19,10 +19,13 @@ import functools
 import io
 import json
 import shlex
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from graphs.state import GoalCheck
+from mcp_servers.sandbox import Limits, SandboxUnavailable, run_sandboxed
 from naestro.context import Execution, RunContext
 from naestro.plan import Role
 from nodes.file_checks import inside
@@ -142,11 +145,35 @@ async def _tests(req: GoalRequirement, ctx: RunContext, ex: Execution) -> tuple[
     if not res.ok or not isinstance(code, int):
         return False, f"`{command}` did not run: {res.text[:400]}"
     if code == 0:
-        return True, f"`{command}` exited 0"
+        return await _exercised(req, ctx, command)
     tail = (str(data.get("stdout", ""))[-900:] + "\n" + str(data.get("stderr", ""))[-300:]).strip()
     if code == _NO_TESTS:
         return False, f"`{command}` collected no tests (exit 5): the goal asks for tests that pass"
     return False, f"`{command}` exited {code}: {tail}"
+
+
+async def _exercised(req: GoalRequirement, ctx: RunContext, command: str) -> Verdict:
+    """Tests that still pass with the goal's code removed do not test it: golden run of 2026-12-06, tests_calc_add,
+    test_calc.py defined its own add() and passed, and the run claimed "write calc.py ... add pytest tests for it
+    ... make the tests pass". The same command the gate just allowed, in the same sandbox, on a throwaway copy of
+    the workspace without those files (as the deferred vacuity probe does)."""
+    present = [f for f in req.exercises if (path := inside(ctx.workspace, f)) is not None and path.is_file()]
+    if not present:
+        return True, f"`{command}` exited 0"
+    with tempfile.TemporaryDirectory(prefix="naestro-exercised-") as tmp:
+        copy = Path(tmp) / "workspace"
+        await asyncio.to_thread(shutil.copytree, ctx.workspace, copy, symlinks=True,
+                                ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+        for name in present:
+            (copy / name).unlink()
+        try:
+            done = await run_sandboxed(copy, command, Limits(wall_s=_TEST_TIMEOUT_S, cpu_s=int(_TEST_TIMEOUT_S)))
+        except SandboxUnavailable as exc:
+            return False, f"`{command}` exited 0, but whether it tests {', '.join(present)} could not be checked: {exc}"
+    if done.exit_code == 0:
+        return False, (f"`{command}` passes even with {', '.join(present)} removed: the tests do not exercise the "
+                       f"code the goal asks for; they must import it (e.g. `from {Path(present[0]).stem} import ...`)")
+    return True, f"`{command}` exited 0, and fails without {', '.join(present)}"
 
 
 async def check_goal(checks: list[GoalCheck], ctx: RunContext, *, run_commands: bool) -> list[GoalCheck]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -63,6 +64,7 @@ class GoalRequirement(BaseModel):
     file: str = ""  # the deliverable; "" for tests on the whole workspace
     items: tuple[str, ...] = ()  # test files, columns, keys, or the quoted texts a report must contain
     quantity: bool = False  # ``states``: the report must state a number
+    exercises: tuple[str, ...] = ()  # ``tests``: the goal's code files the tests must fail without
     words: str = ""  # the goal's words this came from
 
     def describe(self) -> str:
@@ -70,7 +72,8 @@ class GoalRequirement(BaseModel):
             case "file":
                 return f"{self.file} exists and is not empty"
             case "tests":
-                return f"pytest passes on {', '.join(self.items) or 'the workspace'}"
+                tested = f" and fails without {', '.join(self.exercises)}" if self.exercises else ""
+                return f"pytest passes on {', '.join(self.items) or 'the workspace'}{tested}"
             case "columns":
                 return f"{self.file} has the columns {', '.join(self.items)}"
             case "keys":
@@ -138,7 +141,9 @@ def derive_requirements(goal: str, *, exists: Callable[[str], bool]) -> list[Goa
     asked = _TESTS_PASS.search(goal) or next(
         (m for t in tests if (m := re.search(re.escape(t) + r"[^.;\n]{0,40}?\bpass(?:es|ing)?\b", goal))), None)
     if asked or any(not exists(t) for t in tests):
-        reqs.append(GoalRequirement(kind="tests", items=tuple(tests),
+        code = tuple(n for n in named if n.endswith(".py") and not is_test_file(n)
+                     and Path(n).name != "conftest.py")  # written or fixed: the tests must use it
+        reqs.append(GoalRequirement(kind="tests", items=tuple(tests), exercises=code,
                                     words=asked.group(0) if asked else ", ".join(tests)))
     for sentence in _SENTENCE.split(goal):
         mine = [(m.start(), m.group(1)) for m in _FILE.finditer(sentence) if m.group(1) in deliverables]

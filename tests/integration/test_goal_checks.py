@@ -67,7 +67,7 @@ async def test_tests_the_goal_asks_for_that_fail_never_pass(settings: Settings) 
     events = read_events(result.report_path.parent / "events.jsonl")
     planned = next(e for e in events if e["event"] == "planned")
     assert planned["goal_requirements"] == ["a.py exists and is not empty", "test_a.py exists and is not empty",
-                                            "pytest passes on test_a.py"]
+                                            "pytest passes on test_a.py and fails without a.py"]
     checked = next(e for e in events if e["event"] == "goal_checked")
     assert checked["passed"] is False
     # pytest ran through the gate and the sandbox, as the Evaluator role
@@ -79,6 +79,18 @@ async def test_tests_the_goal_asks_for_that_pass_let_the_run_pass(settings: Sett
     assert result.passed
     report = result.report_path.read_text()
     assert report.startswith("# Naestro report: PASSED") and "✅ pytest passes on test_a.py" in report
+
+
+async def test_tests_that_pass_without_the_goals_code_do_not_let_the_run_pass(settings: Settings) -> None:
+    """Golden run 2026-12-06 (tests_calc_add): test_calc.py defined its own add() and passed; the run claimed."""
+    own_add = ADD + "\n\ndef test_add():\n    assert add(2, 3) == 5\n"  # passes, never touches a.py
+    result = await Runner(settings, ScriptedProvider(code_script(own_add))).start(CODE_GOAL, policy=POLICY)
+    assert result.tasks["add"]["status"] == "passed"
+    assert not result.passed and result.record.status == "failed"
+    checked = next(e for e in read_events(result.report_path.parent / "events.jsonl") if e["event"] == "goal_checked")
+    [tests] = [c for c in checked["checks"] if c["requirement"].startswith("pytest")]
+    assert tests["passed"] is False and "passes even with a.py removed" in tests["detail"]
+    assert (Path(result.record.workspace) / "a.py").is_file()  # the probe ran on a copy
 
 
 async def test_a_failed_goal_requirement_is_replanned_toward(settings: Settings) -> None:
@@ -232,7 +244,7 @@ async def test_in_copilot_mode_the_goals_tests_ask_and_a_refusal_fails_the_run(s
         assert not result.pending and result.passed is approve
         report = result.report_path.read_text()
         assert ("✅ pytest passes on test_a.py" in report) is approve
-        assert ("❌ pytest passes on test_a.py: `python3 -m pytest" in report) is not approve
+        assert ("❌ pytest passes on test_a.py and fails without a.py: `python3 -m pytest" in report) is not approve
 
 
 async def test_the_model_helper_is_asked_when_enabled_and_its_inventions_are_refused(settings: Settings) -> None:
@@ -251,6 +263,6 @@ async def test_the_model_helper_is_asked_when_enabled_and_its_inventions_are_ref
     assert result.passed and len(asked) == 1
     planned = next(e for e in read_events(result.report_path.parent / "events.jsonl") if e["event"] == "planned")
     assert planned["goal_requirements"] == ["a.py exists and is not empty", "test_a.py exists and is not empty",
-                                            "pytest passes on test_a.py"]
+                                            "pytest passes on test_a.py and fails without a.py"]
     assert planned["goal_helper_refused"] == [
         "summary.json exists and is not empty: summary.json is not a file the goal asks for (not named, or an input)"]

@@ -25,6 +25,14 @@ def kinds(goal: str) -> list[tuple[str, str, tuple[str, ...]]]:
 def test_code_and_tests_goal_asks_for_both_files_and_passing_tests() -> None:
     goal = "write function add in a.py, add pytest tests in test_a.py, and make the tests pass"
     assert kinds(goal) == [("file", "a.py", ()), ("file", "test_a.py", ()), ("tests", "", ("test_a.py",))]
+    [tests] = [r for r in derive_requirements(goal, exists=exists) if r.kind == "tests"]
+    assert tests.exercises == ("a.py",)  # the tests must fail without the code they are for
+
+
+def test_tests_of_a_file_to_fix_must_exercise_it_and_conftest_is_not_code() -> None:
+    goal = "fix median.py so that test_median.py passes; keep conftest.py"
+    [tests] = [r for r in derive_requirements(goal, exists=lambda n: True) if r.kind == "tests"]
+    assert tests.items == ("test_median.py",) and tests.exercises == ("median.py",)
 
 
 def test_inputs_are_not_deliverables_and_their_columns_ask_nothing() -> None:
