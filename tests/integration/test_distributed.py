@@ -11,6 +11,7 @@ text over HTTP (tests/scripted_openai.py), slowed so that runs last long enough 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -29,9 +30,11 @@ import redis
 from naestro.distributed import ScaleSettings, Submitter, make_app
 from naestro.events import read_events
 from naestro.plan import Plan
+from naestro.runner import Runner
 from naestro.runs import RunStore
 from naestro.settings import Settings
 from policies.decision import ApprovedScope, RunPolicy
+from policies.gate import ConsentAnswer
 from tests.scripted_openai import models_yaml, scripted_openai
 
 VENV_BIN = Path(sys.executable).parent
@@ -185,3 +188,40 @@ def test_killed_workers_lose_nothing_and_repeat_no_effect(cluster: tuple[Cluster
     for pid, run_id in killed:  # the killed worker's run was finished by another process
         assert store.load(run_id).pid != pid, run_id
     print(json.dumps({"kills": killed, "redone_effects": redone_total}))
+
+
+def test_consent_releases_the_worker_and_any_worker_continues(
+        cluster: tuple[Cluster, Settings, ScaleSettings]) -> None:
+    """A run that asks for consent (each ``exec.run`` in copilot mode) ends its delivery ``waiting`` and frees its
+    worker; each answer, queued as ``naestro approve`` does (twice: a double click), is taken by whichever worker is
+    free; the run finishes once with each approved effect done once."""
+    from tests.fakes import ScriptedProvider
+
+    workers, settings, scale = cluster
+    workers.start()
+    workers.start()
+    submitter = Submitter(settings, scale, make_app(scale))
+    run_id = submitter.submit("", plan=Plan.model_validate(plan(0)), policy=RunPolicy(mode="copilot")).run_id
+    store = RunStore(settings.runs_dir)
+    runner = Runner(settings, ScriptedProvider(script))  # reads the pending consents from the shared checkpoints
+    answered: list[str] = []
+    deadline = time.monotonic() + 900
+    try:
+        while (status := store.load(run_id).status) not in ("passed", "failed", "error"):
+            assert time.monotonic() < deadline, workers.log_text()
+            if status == "waiting":
+                assert store.load(run_id).pid in workers.alive()  # the worker that asked is alive, and free
+                for consent in asyncio.run(runner.pending(run_id)):
+                    if consent.id not in answered:
+                        for _ in range(2):
+                            submitter.answer(run_id, {consent.id: ConsentAnswer(approve=True, by="test")})
+                        answered.append(consent.id)
+            time.sleep(0.3)
+    finally:
+        asyncio.run(runner.services.aclose())
+    record = store.load(run_id)
+    assert record.status == "passed", (record.error, workers.log_text())
+    assert len(answered) == 2  # a's and c's shell commands
+    assert (Path(record.workspace) / "effects.txt").read_text().split() == ["a", "c"]
+    events = read_events(settings.runs_dir / run_id / "events.jsonl")
+    assert [e["status"] for e in events if e.get("event") == "run_finished"] == ["passed"]
