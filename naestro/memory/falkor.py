@@ -10,6 +10,7 @@ by a killed process (its locks die with it) is found alive and reused by the nex
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import json
@@ -120,6 +121,9 @@ class FalkorServer:
             user = open(self.data_dir / "users.lock", "ab")  # noqa: SIM115 - held until release()
             fcntl.flock(user, fcntl.LOCK_SH)
             self._user, self.info = user, info
+            # A process that exits without closing its memory (``naestro run`` does not close its runtime) still
+            # leaves: the last one out stops the server instead of leaving it running for nobody.
+            atexit.register(self.release)
             return info
 
     def _start(self) -> ServerInfo:
@@ -156,6 +160,7 @@ class FalkorServer:
             return False
         info, user = self.info, self._user
         self.info, self._user = None, None
+        atexit.unregister(self.release)
         with self._starting():
             user.close()  # drops this process's shared lock
             with open(self.data_dir / "users.lock", "ab") as probe:
