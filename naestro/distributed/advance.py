@@ -71,20 +71,25 @@ async def advance(runner: Runner, locks: RunLocks, request: AdvanceRequest, *, s
         if held is None:
             return _outcome(runner, run_id, "busy")
         state = await runner.state(run_id)
+        # A worker killed between LangGraph's first checkpoint and its input writes leaves a head with nothing
+        # next and a run that never finished: not started, so it is started again (CI pre-run, 2026-12-06:
+        # such a run stayed "planning" and every later delivery was a no-op).
+        started = state.created_at is not None and bool(
+            state.next or state.interrupts or runner.store.load(run_id).status in ("passed", "failed"))
         answers: dict[str, ConsentAnswer] = {}
-        if state.created_at is not None and state.interrupts:
+        if started and state.interrupts:
             waiting = {i.id for i in state.interrupts}
             # Answers to consents that are no longer pending were given already (a delivery before this one).
             answers = {i: a for i, a in (request.answers or {}).items() if i in waiting}
             if not answers:  # waiting for a person: the worker is released; `naestro approve` enqueues the rest
                 return _outcome(runner, run_id, "noop", pending=len(state.interrupts))
-        elif state.created_at is not None and not state.next:
+        elif started and not state.next:
             return _outcome(runner, run_id, "noop")  # finished: a repeated message does nothing
         async with locks.hold(tenant_keys(request.tenant, scale.tenant_limit)) as slot:
             if slot is None:
                 return _outcome(runner, run_id, "deferred")
             try:
-                if state.created_at is None:
+                if not started:
                     action: Action = "started"
                     result = await runner.begin(run_id, plan=request.plan)
                 elif answers:
