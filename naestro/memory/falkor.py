@@ -25,6 +25,7 @@ from typing import IO
 
 from pydantic import BaseModel
 
+from naestro.childproc import alive
 from naestro.errors import MemoryUnavailable
 
 __all__ = ["FalkorServer", "ServerInfo"]
@@ -36,21 +37,6 @@ class ServerInfo(BaseModel):
     pid: int
     port: int
     host: str = "127.0.0.1"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this process is not serving anything: reap it if it is ours.
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
 
 
 def _ping(info: ServerInfo, timeout_s: float = 1.0) -> bool:
@@ -110,7 +96,7 @@ class FalkorServer:
             info = ServerInfo.model_validate_json(self._state.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return info if _alive(info.pid) and _ping(info) else None
+        return info if alive(info.pid) and _ping(info) else None
 
     def acquire(self) -> ServerInfo:
         """The running server of this home (started now if none answers); blocking, a few hundred ms to start."""
@@ -176,9 +162,9 @@ class FalkorServer:
         with contextlib.suppress(OSError):
             _command(info, "SHUTDOWN", "SAVE")
         deadline = time.monotonic() + 10.0
-        while _alive(info.pid) and time.monotonic() < deadline:
+        while alive(info.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _alive(info.pid):
+        if alive(info.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(info.pid, signal.SIGKILL)
         with contextlib.suppress(FileNotFoundError):

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from naestro.childproc import alive
 from naestro.errors import PolicyDenied
 from naestro.events import EventLog, read_events
 from naestro.memory import Entity, Episode, Memory, Retention
 from naestro.memory.embedder import MiniLM
-from naestro.memory.falkor import FalkorServer, ServerInfo, _alive, _command
+from naestro.memory.falkor import FalkorServer, ServerInfo, _command
 from naestro.memory.graph import GraphitiStore
 from naestro.memory.harvest import episodes_of_run
 from naestro.memory.retention import redacted
@@ -202,9 +203,9 @@ def test_one_home_shares_one_server_and_the_last_user_stops_it(tmp_path: Path) -
     b = second.acquire()
     assert (a.pid, a.port) == (b.pid, b.port)
     _command(a, "SET", "naestro:probe", "kept")
-    assert not first.release() and _alive(a.pid)  # the second still uses it
+    assert not first.release() and alive(a.pid)  # the second still uses it
     assert second.release()
-    assert not _alive(a.pid) and not (tmp_path / "memory" / "server.json").exists()
+    assert not alive(a.pid) and not (tmp_path / "memory" / "server.json").exists()
     again = FalkorServer(tmp_path / "memory")
     c = again.acquire()  # restarted: the data was saved on shutdown
     try:
