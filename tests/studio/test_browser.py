@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from naestro.childproc import terminate
 from tests.mcp_http import free_port
 from tests.scripted_openai import models_yaml, scripted_openai
 from tests.studio.scripted import GOAL, http_script
@@ -62,12 +63,7 @@ def studio(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                 time.sleep(0.2)
             yield url, home
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc, grace_s=30)
             log.close()
 
 
