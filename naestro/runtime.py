@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from naestro.endpoints import load_registry
+from naestro.improve.active import load_active, with_active_prompts
 from naestro.llm import EndpointProvider, ModelProvider
 from naestro.mcppool import McpServerPool
 from naestro.plan import Role
@@ -72,7 +73,10 @@ def build_runtime(settings: Settings, *, provider: ModelProvider | None = None, 
         provider, router = endpoints, router or build_router(endpoints.registry, home=settings.home)
     # External MCP servers from NAESTRO_HOME/tools.yaml; roles it grants them to get `server.*` in their allowlist.
     tools_config = load_tools_config(settings.home / "tools.yaml")
-    roles = with_external_roles(load_roles(), tools_config)
+    signing_key = load_signing_key(settings.keys_dir)
+    # Prompts of the active self-improved release (issue 21), verified against its signature; none: packaged ones.
+    active = load_active(settings.home / "improve", signing_key.public_key())
+    roles = with_active_prompts(with_external_roles(load_roles(), tools_config), active)
     # Loaded before any run starts: a broken policy file refuses the run with file:line (PolicyError).
     bundle = load_bundle(settings.policy_dir or REGO_DIR, roles={r.value: list(s.tools) for r, s in roles.items()})
     return Runtime(
@@ -81,7 +85,7 @@ def build_runtime(settings: Settings, *, provider: ModelProvider | None = None, 
         telemetry=telemetry or Telemetry(TelemetrySettings(naestro_home=settings.home)),
         roles=roles, tools_config=tools_config, policy_bundle=bundle,
         engine=configured_engine(bundle, settings.policy_url), switches=KillSwitches(settings.control_db),
-        signing_key=load_signing_key(settings.keys_dir), store=RunStore(settings.runs_dir),
+        signing_key=signing_key, store=RunStore(settings.runs_dir),
         mcp_pool=McpServerPool(home=settings.home), memory=_memory(settings, bundle, roles))
 
 

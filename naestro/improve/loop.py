@@ -1,0 +1,357 @@
+"""The guarded self-improvement loop (issue 21): Collect → Propose → (allowlist) → Validate → Canary → Merge → Learn.
+
+Each proposal ends in exactly one state, recorded in HOME/improve/ledger.jsonl with its reasons and measurements:
+
+* ``refused``      the allowlist policy said no; nothing was written (no branch)
+* ``rejected``     validation failed (static checks, a metric regressed beyond tolerance, or no gain)
+* ``rolled_back``  the canary breached an SLO (or had too few samples): withdrawn automatically, ``main`` untouched;
+                   or a merged release taken back by ``naestro improve rollback``
+* ``merged``       on ``main``, version bumped, changelog written, released signed and made active
+
+The self-PR (branch ``improve/<id>`` in the config repository, the patch and the rationale under
+HOME/improve/proposals/) stays whatever the outcome, for the record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel, ConfigDict, Field
+
+from naestro.errors import UsageError
+from naestro.improve.allowlist import check_proposal, normalised_path
+from naestro.improve.canary import CanaryReport, default_slo, run_canary
+from naestro.improve.counterexample import counterexample_of
+from naestro.improve.findings import FindingsQueue, QueuedFinding
+from naestro.improve.learn import priors_from, priors_yaml
+from naestro.improve.proposal import Change, Proposal, patch_of, prompt_delta_for
+from naestro.improve.release import Release, bump, publish, releases
+from naestro.improve.repo import MAIN, ConfigRepo
+from naestro.improve.validate import Metrics, Tolerance, Validation, roles_of, side_runtime, validate
+from naestro.llm import ModelProvider
+from naestro.router.bandit import ArmStats
+from naestro.runs import RunStore
+from naestro.settings import Settings
+from policies.engines import PolicyEngine
+
+__all__ = ["ImproveLoop", "ImproveStatus", "LoopOptions", "ProposalRecord", "ProposalState", "changelog_entry",
+           "improve_dir", "ledger", "rollback", "status"]
+
+ProposalState = Literal["refused", "rejected", "rolled_back", "merged"]
+
+
+def improve_dir(home: Path) -> Path:
+    return home / "improve"
+
+
+class ProposalRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    kind: str
+    title: str
+    state: ProposalState
+    reasons: list[str] = Field(default_factory=list)
+    branch: str | None = None
+    version: str | None = None
+    validation: Validation | None = None
+    canary: CanaryReport | None = None
+    seconds: dict[str, float] = Field(default_factory=dict, description="wall time per phase (allowlist, "
+                                      "validate, canary, merge)")
+    at: str = ""
+
+
+def ledger(improve: Path) -> list[ProposalRecord]:
+    path = improve / "ledger.jsonl"
+    if not path.exists():
+        return []
+    return [ProposalRecord.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _append(improve: Path, record: ProposalRecord) -> ProposalRecord:
+    record = record.model_copy(update={"at": datetime.now(UTC).isoformat(timespec="seconds")})
+    improve.mkdir(parents=True, exist_ok=True)
+    with (improve / "ledger.jsonl").open("a") as fh:
+        fh.write(record.model_dump_json() + "\n")
+    return record
+
+
+class LoopOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    last: int = Field(default=20, ge=1, description="collect findings from, and shadow, the newest N finished runs")
+    k: int = Field(default=1, ge=1, description="attempts per golden goal and config in validation")
+    fraction: float = Field(default=0.5, gt=0, le=1, description="share of live runs the canary shadows")
+    min_samples: int = Field(default=1, ge=0, description="fewer shadowed runs than this: inconclusive, not merged")
+    tolerance: Tolerance = Tolerance()
+    slo: Tolerance = Field(default_factory=default_slo)
+    attempt_timeout_s: float | None = Field(default=900.0, gt=0)
+
+
+def _fmt(m: Metrics | None) -> str:
+    if m is None:
+        return "-"
+    return f"{m.passed}/{m.n} passed, {m.tokens:.0f} tokens, p95 {m.wall_p95_s:.1f} s, {m.denials} denials"
+
+
+def changelog_entry(*, version: str, proposal: Proposal, patch: str, validation: Validation, canary: CanaryReport,
+                    priors: str | None) -> str:
+    """Generated from the diff and the measured deltas (nothing here is written by a model)."""
+    added = {}
+    removed = {}
+    current = ""
+    for line in patch.splitlines():
+        if line.startswith("+++ "):
+            current = line[6:] if line.startswith("+++ b/") else line[4:]
+            added.setdefault(current, 0)
+            removed.setdefault(current, 0)
+        elif line.startswith("--- ") and line[4:] != "/dev/null":
+            current = line[6:]
+        elif line.startswith("+") and not line.startswith("+++"):
+            added[current] = added.get(current, 0) + 1
+        elif line.startswith("-") and not line.startswith("---"):
+            removed[current] = removed.get(current, 0) + 1
+    files = ", ".join(f"{p} (+{added[p]} -{removed.get(p, 0)})" for p in added)
+    lines = [f"## {version}", "", f"- {proposal.kind} {proposal.id}: {proposal.title}", f"- files: {files}",
+             f"- validation ({len(validation.goals)} golden goal(s) x k={validation.k}): current "
+             f"{_fmt(validation.current)} -> candidate {_fmt(validation.candidate)}",
+             f"- canary ({len(canary.pairs)} of {canary.considered} live run(s) shadowed, fraction "
+             f"{canary.fraction}): live {_fmt(canary.live)} -> shadow {_fmt(canary.shadow)}",
+             f"- why: {proposal.rationale.splitlines()[0]}"]
+    if priors is not None:
+        lines.append(f"- router priors from win-rates: {priors.strip() or '[]'}".replace("\n", " "))
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class ImproveLoop:
+    """One home's loop. ``provider`` runs validation and shadow attempts (the live endpoints, or scripted text in
+    tests); ``engine`` decides the allowlist (the home's policy engine); ``key`` signs releases."""
+
+    settings: Settings
+    provider: ModelProvider
+    engine: PolicyEngine
+    key: Ed25519PrivateKey
+    options: LoopOptions = field(default_factory=LoopOptions)
+    arms: Callable[[], dict[tuple[str, str], ArmStats]] | None = None  # the router's observations, for Learn
+    say: Callable[[str], None] = lambda _msg: None
+
+    def __post_init__(self) -> None:
+        self.dir = improve_dir(self.settings.home)
+        self.repo = ConfigRepo.open(self.dir / "config.git")
+        self.queue = FindingsQueue(self.dir / "findings.json")
+        self.store = RunStore(self.settings.runs_dir)
+
+    # --- Collect and Propose ----------------------------------------------------------------------------------
+
+    def collect(self) -> list[QueuedFinding]:
+        return self.queue.collect(self.store, last=self.options.last)
+
+    def propose(self, item: QueuedFinding) -> Proposal | None:
+        """A rule's prompt delta for the finding, with the failed run as a new counter-example test."""
+        roles_yaml = self.repo.show(MAIN, "roles.yaml") or ""
+        if item.role is None:
+            return None
+        delta = prompt_delta_for(item.finding, role=item.role, roles_yaml=roles_yaml)
+        if delta is None:
+            return None
+        goal = counterexample_of(self.store, item.finding.run, item.finding.task)
+        if goal is None:
+            return delta
+        test = Change(path=f"golden/{goal.id}.json", text=goal.model_dump_json(indent=1, by_alias=True) + "\n")
+        return delta.model_copy(update={"changes": (*delta.changes, test), "target_goal": goal.id}).identified()
+
+    async def run(self) -> list[ProposalRecord]:
+        """Collect new findings, then propose and process one self-PR per open finding a rule answers."""
+        new = self.collect()
+        self.say(f"collected {len(new)} new finding(s) from the newest {self.options.last} run(s)")
+        done: list[ProposalRecord] = []
+        for item in [i for i in self.queue.items() if i.state == "open"]:
+            proposal = self.propose(item)
+            if proposal is None:
+                self.queue.mark(item.key, "no_rule", note=f"no rule proposes a change for {item.finding.kind} "
+                                "(left for a human)")
+                continue
+            earlier = next((r for r in ledger(self.dir) if r.id == proposal.id), None)
+            if earlier is not None:  # the same change was decided before: answer the finding with that outcome
+                self.queue.mark(item.key, earlier.state, proposal=proposal.id)
+                continue
+            self.queue.mark(item.key, "proposed", proposal=proposal.id)
+            record = await self.process(proposal)
+            self.queue.mark_proposal(proposal.id, record.state, note="; ".join(record.reasons)[:500])
+            done.append(record)
+        return done
+
+    # --- one proposal through the guards ----------------------------------------------------------------------
+
+    def _refuse(self, proposal: Proposal, state: ProposalState, reasons: list[str], *, branch: str | None = None,
+                validation: Validation | None = None, canary: CanaryReport | None = None,
+                seconds: dict[str, float]) -> ProposalRecord:
+        self.say(f"{proposal.id} {state}: " + "; ".join(reasons))
+        return _append(self.dir, ProposalRecord(id=proposal.id, kind=proposal.kind, title=proposal.title,
+                                                state=state, reasons=reasons, branch=branch, validation=validation,
+                                                canary=canary, seconds=seconds))
+
+    async def process(self, proposal: Proposal) -> ProposalRecord:
+        proposal = proposal.identified()
+        base_commit = self.repo.rev(MAIN)
+        assert base_commit is not None
+        base = self.repo.files(base_commit)
+        seconds: dict[str, float] = {}
+        started = time.monotonic()
+
+        def lap(phase: str) -> None:
+            nonlocal started
+            seconds[phase] = round(time.monotonic() - started, 3)
+            started = time.monotonic()
+
+        decision = check_proposal(proposal, base, self.engine)  # before anything is written
+        lap("allowlist")
+        if not decision.allow:
+            return self._refuse(proposal, "refused", decision.reasons, seconds=seconds)
+        # The self-PR: a branch off main with the change, its patch and rationale kept beside it.
+        branch = f"improve/{proposal.id}"
+        patch = patch_of(base, proposal.changes)
+        commit = self.repo.commit(base_commit, {normalised_path(c.path)[0]: c.text for c in proposal.changes},
+                                  f"{proposal.title}\n\n{proposal.rationale}\n\nProposal: {proposal.id}\n")
+        if self.repo.rev(f"refs/heads/{branch}") is None:
+            self.repo.update_ref(f"refs/heads/{branch}", commit, None)
+        folder = self.dir / "proposals"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{proposal.id}.patch").write_text(patch)
+        (folder / f"{proposal.id}.json").write_text(proposal.model_dump_json(indent=1))
+        candidate = self.repo.files(commit)
+        self.say(f"{proposal.id}: self-PR on {branch} ({len(proposal.changes)} file(s)); validating")
+
+        work = self.dir / "work" / proposal.id
+        validation = await validate(settings=self.settings, provider=self.provider, current=base,
+                                    candidate=candidate, target=proposal.target_goal, k=self.options.k,
+                                    tolerance=self.options.tolerance, workdir=work / "validate",
+                                    timeout_s=self.options.attempt_timeout_s)
+        lap("validate")
+        if not validation.passed:
+            return self._refuse(proposal, "rejected", validation.problems, branch=branch, validation=validation,
+                                seconds=seconds)
+        self.say(f"{proposal.id}: validated ({_fmt(validation.current)} -> {_fmt(validation.candidate)}); canary")
+
+        shadow = side_runtime(self.settings, self.provider, roles_of(candidate["roles.yaml"]), work / "shadow")
+        try:
+            history = releases(self.dir)
+            canary = await run_canary(self.store, shadow, salt=proposal.id, fraction=self.options.fraction,
+                                      last=self.options.last, slo=self.options.slo,
+                                      since=history[-1].created if history else None,
+                                      min_samples=self.options.min_samples, timeout_s=self.options.attempt_timeout_s)
+        finally:
+            await shadow.aclose()
+        lap("canary")
+        if not canary.passed:
+            reasons = canary.breaches or [f"inconclusive: {len(canary.pairs)} live run(s) shadowed, "
+                                          f"{canary.min_samples} needed"]
+            return self._refuse(proposal, "rolled_back", ["canary: " + r for r in reasons], branch=branch,
+                                validation=validation, canary=canary, seconds=seconds)
+
+        release = self._merge(proposal, branch=branch, branch_commit=commit, base_commit=base_commit, patch=patch,
+                              validation=validation, canary=canary)
+        lap("merge")
+        self.say(f"{proposal.id}: merged as {release.version} (signed, active)")
+        return _append(self.dir, ProposalRecord(id=proposal.id, kind=proposal.kind, title=proposal.title,
+                                                state="merged", branch=branch, version=release.version,
+                                                validation=validation, canary=canary, seconds=seconds))
+
+    # --- Merge and Learn -------------------------------------------------------------------------------------
+
+    def _merge(self, proposal: Proposal, *, branch: str, branch_commit: str, base_commit: str, patch: str,
+               validation: Validation, canary: CanaryReport) -> Release:
+        tree = self.repo.files(branch_commit)
+        version = bump(tree["VERSION"])
+        priors = priors_yaml(priors_from(self.arms())) if self.arms is not None else None
+        entry = changelog_entry(version=version, proposal=proposal, patch=patch, validation=validation,
+                                canary=canary, priors=priors)
+        log = tree["CHANGELOG.md"]
+        head, sep, rest = log.partition("\n## ")
+        changes: dict[str, str | None] = {
+            "VERSION": version + "\n", "CHANGELOG.md": f"{head.rstrip()}\n\n{entry}\n" + (f"## {rest}" if sep else "")}
+        if priors is not None and priors != tree.get("router/priors.yaml"):
+            changes["router/priors.yaml"] = priors
+        merge = self.repo.commit(branch_commit, changes, f"Merge {branch}: {proposal.title} ({version})\n\n{entry}",
+                                 parents=(base_commit, branch_commit))
+        try:
+            self.repo.update_ref(MAIN, merge, base_commit)  # fails if main moved since the proposal was made
+        except UsageError as exc:
+            raise UsageError(f"main moved while {proposal.id} was validated; run `naestro improve run` again "
+                             "to propose on the new main") from exc
+        self.repo.tag(f"v{version}", merge)
+        return publish(self.repo, self.dir, self.key, proposal=proposal.id)
+
+
+def rollback(settings: Settings, key: Ed25519PrivateKey, *, to: str | None = None) -> Release:
+    """Take back the active release: ``main`` gets the tree of ``to`` (default: the release before the active
+    one) as a new version, released signed and made active. The proposals merged since are marked rolled back."""
+    improve = improve_dir(settings.home)
+    history = releases(improve)
+    if not history:
+        raise UsageError("nothing to roll back: no release yet (see `naestro improve status`)")
+    current = history[-1]
+    target = next((r for r in history if r.version == to), None) if to is not None else \
+        next((r for r in history if r.version == current.previous), None)
+    if target is None:
+        versions = ", ".join(r.version for r in history)
+        raise UsageError(f"no release {to or current.previous!r} to roll back to (releases: {versions})"
+                         if to or current.previous else "the active release is the first: nothing before it")
+    repo = ConfigRepo.open(improve / "config.git")
+    head = repo.rev(MAIN)
+    assert head is not None
+    now, then = repo.files(head), repo.files(target.commit)
+    version = bump(now["VERSION"])
+    undone = [r for r in history if _newer(r.version, target.version) and r.proposal]
+    entry = (f"## {version}\n\n- rollback of {current.version} to the tree of {target.version} (undoes "
+             f"{', '.join(r.proposal or '' for r in undone) or 'nothing merged'})\n")
+    head_log, sep, rest = now["CHANGELOG.md"].partition("\n## ")
+    changes: dict[str, str | None] = {p: None for p in now if p not in then}
+    changes.update({p: t for p, t in then.items() if now.get(p) != t})
+    changes["VERSION"] = version + "\n"
+    changes["CHANGELOG.md"] = f"{head_log.rstrip()}\n\n{entry}\n" + (f"## {rest}" if sep else "")
+    commit = repo.commit(head, changes, f"Rollback to {target.version} ({version})\n\n{entry}")
+    repo.update_ref(MAIN, commit, head)
+    repo.tag(f"v{version}", commit)
+    release = publish(repo, improve, key, proposal=None)
+    queue = FindingsQueue(improve / "findings.json")
+    for r in undone:
+        if r.proposal:
+            queue.mark_proposal(r.proposal, "rolled_back", note=f"rolled back with {version}")
+        _append(improve, ProposalRecord(id=r.proposal or "", kind="rollback", title=f"rolled back with {version}",
+                                        state="rolled_back", version=version,
+                                        reasons=[f"naestro improve rollback to {target.version}"]))
+    return release
+
+
+def _newer(a: str, b: str) -> bool:
+    return tuple(int(x) for x in a.split(".")) > tuple(int(x) for x in b.split("."))
+
+
+class ImproveStatus(BaseModel):
+    active: str | None
+    releases: list[str]
+    proposals: list[ProposalRecord]
+    findings: dict[str, int]
+    open: list[QueuedFinding]
+
+
+def status(settings: Settings) -> ImproveStatus:
+    """What ``naestro improve status`` shows: the active release, each proposal's latest state, the findings."""
+    improve = improve_dir(settings.home)
+    queue = FindingsQueue(improve / "findings.json").items()
+    latest: dict[str, ProposalRecord] = {}
+    for r in ledger(improve):
+        latest[r.id] = r.model_copy(update={"validation": None, "canary": None})
+    states = sorted({i.state for i in queue})
+    return ImproveStatus(active=(improve / "active").resolve().name if (improve / "active").exists() else None,
+                         releases=[r.version for r in releases(improve)], proposals=list(latest.values()),
+                         findings={s: sum(i.state == s for i in queue) for s in states},
+                         open=[i for i in queue if i.state == "open"])
