@@ -100,18 +100,21 @@ def snapshots(tmp: Path) -> None:
         store.note_unknown()
         walked = timed(lambda s=store, w=ws: s.take(w))
         copy = timed(lambda w=ws, f=files: shutil.copytree(w, tmp / f"copy{f}"))
-        stored = sum(p.stat().st_size for p in store.objects.iterdir())
+        stored = store.objects.stored_bytes()
         print(f"  {files:5d} files: first {first:7.1f} ms; after 1 change: reported {known:5.2f} ms "
               f"({known / copy:5.3f}x a full copy of {copy:6.1f} ms), walked {walked:6.1f} ms ({walked / copy:4.2f}x); "
               f"manifest written {step_bytes} B (first {_first_manifest(store)} B); objects {stored // 1024} KB")
 
 
 def _manifest_bytes(store: SnapshotStore) -> int:
-    return sum(p.stat().st_size for p in store.manifests.iterdir())
+    return store.manifests.stored_bytes()
 
 
 def _first_manifest(store: SnapshotStore) -> int:
-    return max(p.stat().st_size for p in store.manifests.iterdir())
+    first = store.manifests.latest()
+    while first is not None and (body := store.manifests.body(first)) is not None and "base" in body:
+        first = str(body["base"])
+    return store.manifests.stored_bytes(first) if first else 0
 
 
 class Naive(TypedDict):

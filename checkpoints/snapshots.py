@@ -1,12 +1,13 @@
 """Workspace snapshots bound to checkpoints: content-addressed copies, manifests written as deltas.
 
-``objects/<sha256>`` holds each distinct file content once (a copy: the workspace file will change). A
-snapshot's manifest maps relative paths to (sha256, mode, size, mtime_ns) — or a symlink target — and the
-snapshot id is the hash of that mapping (equal contents → equal id). A manifest is stored as
-``manifests/<id>.delta.json`` — the paths set and deleted against the previous snapshot — so a step that
-changes one file writes one entry, not the whole tree (issue 16: full manifests per step grew with
-files × steps); ``manifests/<id>.json`` is a full one, written for the first snapshot and for every
-``CHAIN_LIMIT``-th link so that reading a snapshot in a new process reads a bounded chain.
+Each distinct file content is stored once (a copy: the workspace file will change), packed into an append-only
+file (``checkpoints.objectpack``). A snapshot's manifest maps relative paths to (sha256, mode, size, mtime_ns) —
+or a symlink target — and the snapshot id is the hash of that mapping (equal contents → equal id). Manifests are
+lines of an append-only log (``checkpoints.manifestlog``), stored as deltas — the paths set and deleted against
+the previous snapshot — so a step that changes one file writes one entry, not the whole tree (issue 16: full
+manifests per step grew with files × steps); a full one is written for the first snapshot and for every
+``CHAIN_LIMIT``-th link so that reading a snapshot in a new process reads a bounded chain. A step appends to
+open files and creates none (a new file costs ~1 ms of kernel CPU on these machines).
 
 Taking a snapshot walks the workspace and re-hashes only files whose size or mtime changed — unless the store
 knows what changed since its last snapshot: the tool layer reports the files ``fs.write`` / ``fs.patch``
@@ -28,10 +29,12 @@ import os
 import shutil
 import stat
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from checkpoints.manifestlog import ManifestLog
+from checkpoints.objectpack import ObjectPack
 from naestro.errors import UsageError
 
 __all__ = ["FileEntry", "SnapshotStore", "WorkspaceChanged"]
@@ -78,7 +81,7 @@ def _entry_json(e: FileEntry) -> dict[str, Any]:
 class SnapshotStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.objects, self.manifests = root / "objects", root / "manifests"
+        self.objects, self.manifests = ObjectPack(root), ManifestLog(root)
         self._index_path = root / "index.jsonl"
         self._lock = threading.Lock()
         self._index: dict[str, str] = {}
@@ -92,7 +95,6 @@ class SnapshotStore:
         self._last: dict[str, FileEntry] = {}
         self._last_id: str | None = None
         self._depth = 0  # links of delta manifests behind ``_last_id``
-        self._stored: set[str] | None = None  # object names known to exist (listed once)
         self._dirs_ready = False
         self._cache: dict[str, dict[str, FileEntry]] = {}  # resolved manifests, a few recent ones
         self._changes_lock = threading.Lock()
@@ -173,7 +175,7 @@ class SnapshotStore:
             if not self._last:
                 self._last_id = self.latest()
                 self._last = self.manifest(self._last_id) if self._last_id else {}
-                self._depth = self._depth_of(self._last_id)
+                self._depth = self.manifests.depth(self._last_id)
                 changed = None
             elif self._last_id != self.latest():
                 changed = None  # another store (a rollback) moved the workspace since: look at everything
@@ -184,38 +186,22 @@ class SnapshotStore:
                 entries, self._known_takes = self.scan(workspace), 0
             else:
                 self._known_takes += 1
-            self._ready()
-            for rel, e in entries.items():
-                if e.link is None and e.sha256 not in self._objects():
-                    obj = self.objects / e.sha256
-                    if not obj.exists():
-                        tmp = obj.with_suffix(".tmp")
-                        shutil.copyfile(workspace / rel, tmp)  # a copy, not a link: the workspace file will change
-                        tmp.replace(obj)
-                    self._objects().add(e.sha256)
+            for rel, e in list(entries.items()):
+                if e.link is None and not self.objects.has(e.sha256):
+                    stored = self.objects.put_file(workspace / rel)
+                    if stored != e.sha256:  # changed since it was hashed: the next take looks at it again
+                        entries[rel] = replace(e, sha256=stored, mtime_ns=-1)
             snap = _snapshot_id(entries)
             if snap != self._last_id:
                 self._write_manifest(snap, entries)
-                (self.root / "latest").write_text(snap)
             self._last, self._last_id = entries, snap
             return snap
 
-    def _ready(self) -> None:
-        if not self._dirs_ready:  # once per store, not a mkdir per step (issue 16)
-            self.objects.mkdir(parents=True, exist_ok=True)
-            self.manifests.mkdir(parents=True, exist_ok=True)
-            self._dirs_ready = True
-
-    def _objects(self) -> set[str]:
-        if self._stored is None:
-            self._stored = {p.name for p in self.objects.iterdir()} if self.objects.is_dir() else set()
-        return self._stored
-
     def _write_manifest(self, snap: str, entries: dict[str, FileEntry]) -> None:
         """A delta against the last snapshot when it is smaller and the chain is short enough, else in full."""
-        full, delta = self.manifests / f"{snap}.json", self.manifests / f"{snap}.delta.json"
-        if full.exists() or delta.exists():  # this content was snapshotted before (an undo, say)
-            self._depth = self._depth_of(snap)
+        if self.manifests.body(snap) is not None:  # this content was snapshotted before (an undo, say)
+            self._depth = self.manifests.depth(snap)
+            self.manifests.move(snap)
             self._remember(snap, entries)
             return
         base, depth = self._last_id, self._depth + 1
@@ -223,18 +209,13 @@ class SnapshotStore:
             put = {rel: _entry_json(e) for rel, e in entries.items() if self._last.get(rel) != e}
             gone = [rel for rel in self._last if rel not in entries]
             if len(put) + len(gone) < max(1, len(entries)):
-                body = {"base": base, "depth": depth, "set": put, "del": gone}
-                _write_new(delta, json.dumps(body))
+                self.manifests.append_delta(snap, base=base, depth=depth, put=put, gone=gone)
                 self._depth = depth
                 self._remember(snap, entries)
                 return
-        _write_new(full, json.dumps({rel: _entry_json(e) for rel, e in entries.items()}))
+        self.manifests.append_full(snap, {rel: _entry_json(e) for rel, e in entries.items()})
         self._depth = 0
         self._remember(snap, entries)
-
-    def _depth_of(self, snap: str | None) -> int:
-        delta = self.manifests / f"{snap}.delta.json"
-        return int(json.loads(delta.read_text())["depth"]) if snap and delta.exists() else 0
 
     def _remember(self, snap: str, entries: dict[str, FileEntry]) -> None:
         self._cache[snap] = entries
@@ -242,8 +223,7 @@ class SnapshotStore:
             self._cache.pop(next(iter(self._cache)))
 
     def latest(self) -> str | None:
-        latest = self.root / "latest"
-        return latest.read_text().strip() if latest.exists() else None
+        return self.manifests.latest()
 
     # --- binding to checkpoints ---------------------------------------------------------------------
 
@@ -253,6 +233,7 @@ class SnapshotStore:
                 return
             if not self._dirs_ready:
                 self.root.mkdir(parents=True, exist_ok=True)
+                self._dirs_ready = True
             with self._index_path.open("a") as fh:
                 fh.write(json.dumps({"checkpoint": checkpoint_id, "snapshot": snapshot_id}) + "\n")
             self._index[checkpoint_id] = snapshot_id
@@ -276,15 +257,13 @@ class SnapshotStore:
             if current in self._cache:
                 base = self._cache[current]
                 break
-            full, delta = self.manifests / f"{current}.json", self.manifests / f"{current}.delta.json"
-            if full.exists():
-                raw: dict[str, dict[str, Any]] = json.loads(full.read_text())
-                base = {rel: FileEntry(**e) for rel, e in raw.items()}
+            body = self.manifests.body(current)
+            if body is not None and "full" in body:
+                base = {rel: FileEntry(**e) for rel, e in body["full"].items()}
                 break
-            if not delta.exists() or len(chain) > 100_000:  # ids are content hashes: no cycles, but never loop
+            if body is None or len(chain) > 100_000:  # ids are content hashes: no cycles, but never loop
                 raise UsageError(f"no workspace snapshot {current!r} under {self.root}"
                                  + (f" (needed by {snapshot_id!r})" if current != snapshot_id else ""))
-            body = json.loads(delta.read_text())
             chain.append(body)
             current = str(body["base"])
         entries = dict(base)
@@ -295,6 +274,16 @@ class SnapshotStore:
         entries = dict(sorted(entries.items()))
         self._remember(snapshot_id, entries)
         return entries
+
+    def copy_into(self, other: SnapshotStore) -> None:
+        """Every stored content and manifest into ``other`` (a forked run's store)."""
+        self.objects.copy_into(other.objects)
+        self.manifests.copy_into(other.manifests)
+
+    def close(self) -> None:
+        """Close the pack and log files (also closed when the store is collected)."""
+        self.objects.close()
+        self.manifests.close()
 
     def changed(self, snapshot_id: str, workspace: Path) -> list[str]:
         """Paths whose content, mode or presence differs between the snapshot and the workspace."""
@@ -319,14 +308,15 @@ class SnapshotStore:
             if entry.link is not None:
                 target.symlink_to(entry.link)
             else:
-                shutil.copyfile(self.objects / entry.sha256, target)
+                self.objects.copy_to(entry.sha256, target)
                 target.chmod(entry.mode)
         for dirpath, _dirs, _files in sorted(os.walk(workspace, topdown=False), key=lambda w: -len(w[0])):
             d = Path(dirpath)
             if d != workspace and not any(d.iterdir()) and not any(k.startswith(f"{d.relative_to(workspace)}/")
                                                                     for k in want):
                 d.rmdir()
-        (self.root / "latest").write_text(snapshot_id)
+        if self.manifests.latest() != snapshot_id:
+            self.manifests.move(snapshot_id)
         self._last, self._last_id, self._depth = {}, None, 0  # the next take walks and reads the chain anew
         self.note_unknown()
         return touched
@@ -336,13 +326,6 @@ def _snapshot_id(entries: dict[str, FileEntry]) -> str:
     body = {rel: {"sha256": e.sha256, "mode": e.mode, "link": e.link} if e.link is None else {"link": e.link}
             for rel, e in entries.items()}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def _write_new(path: Path, text: str) -> None:
-    """Write-then-rename: a manifest is either whole or absent after a crash."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _plain_relative(path: str) -> bool:

@@ -194,8 +194,7 @@ class TimeTravel:
         for name in source.plans[:target.phase + 1]:
             shutil.copyfile(src_dir / name, dst_dir / name)
         dst_snaps = SnapshotStore(dst_dir / "snapshots")
-        shutil.copytree(src_dir / "snapshots" / "objects", dst_snaps.objects, dirs_exist_ok=True)
-        shutil.copytree(src_dir / "snapshots" / "manifests", dst_snaps.manifests, dirs_exist_ok=True)
+        SnapshotStore(src_dir / "snapshots").copy_into(dst_snaps)
         dst_snaps.restore(target.snapshot, Path(fork.workspace))
         head = target.checkpoint_id
         if edit:

@@ -41,8 +41,8 @@ def starting_files(store: RunStore, run_id: str) -> dict[str, str] | None:
         if entry.link is not None or entry.size > _MAX_FILE:
             continue
         try:
-            files[rel] = (snaps.objects / entry.sha256).read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError):
+            files[rel] = snaps.objects.read(entry.sha256).decode("utf-8")
+        except (OSError, KeyError, UnicodeDecodeError):
             continue  # binary or missing: a golden goal holds text files only
     return files
 
