@@ -3,7 +3,9 @@ a task and by the vacuity probe before any task (no graph, gate or tool needed).
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
 from pathlib import Path
 
@@ -16,9 +18,17 @@ __all__ = ["file_check", "inside", "target_text"]
 
 
 def inside(workspace: Path, rel: str) -> Path | None:
-    root = workspace.resolve()
-    p = (root / rel).resolve()
+    """``rel`` resolved under the workspace, or None when it leads outside (``..``, an absolute path, a symlink)."""
+    root = _resolved_root(str(workspace))
+    p = Path(os.path.realpath(os.path.join(root, rel)))
     return p if p == root or root in p.parents else None
+
+
+@functools.lru_cache(maxsize=256)
+def _resolved_root(workspace: str) -> Path:
+    """A run's workspace folder resolved once: Naestro creates it and nothing inside a run can move its parents
+    (tools are sandboxed into it), while resolving it per check walked every parent (issue 16)."""
+    return Path(os.path.realpath(workspace))
 
 
 def target_text(check: RegexCheck | JsonSchemaCheck, outputs: dict[str, JsonValue],
