@@ -14,21 +14,22 @@ package naestro.improve
 
 import rego.v1
 
-cfg := data.naestro.improve
+# Data keys are read one by one: a reference to the whole data.naestro.improve would include this package's own
+# rules (OPA refuses that as recursion; regorus accepted it).
 
-protected(path) if {
-	some pattern in cfg.protected
+path_protected(path) if {
+	some pattern in data.naestro.improve.protected
 	glob.match(pattern, ["/"], path)
 }
 
-allowed(kind, path) if {
-	some pattern in cfg.allowed[kind]
+path_allowed(kind, path) if {
+	some pattern in data.naestro.improve.allowed[kind]
 	glob.match(pattern, ["/"], path)
 }
 
 test_addition(c) if {
 	c.action == "add"
-	some pattern in cfg.tests
+	some pattern in data.naestro.improve.tests
 	glob.match(pattern, ["/"], c.path)
 }
 
@@ -39,14 +40,14 @@ deny contains sprintf("%s: %s", [c.path, c.problem]) if {
 
 deny contains sprintf("%s is protected: the loop never changes policies, keys, secrets, releases or itself", [c.path]) if {
 	some c in input.changes
-	protected(c.path)
+	path_protected(c.path)
 }
 
-deny contains sprintf("%s is outside the allowlist of a %s proposal (%v; tests may only be added)", [c.path, input.proposal.kind, object.get(cfg.allowed, input.proposal.kind, [])]) if {
+deny contains sprintf("%s is outside the allowlist of a %s proposal (%v; tests may only be added)", [c.path, input.proposal.kind, object.get(data.naestro.improve.allowed, input.proposal.kind, [])]) if {
 	some c in input.changes
 	c.problem == ""
-	not protected(c.path)
-	not allowed(input.proposal.kind, c.path)
+	not path_protected(c.path)
+	not path_allowed(input.proposal.kind, c.path)
 	not test_addition(c)
 }
 
@@ -63,17 +64,17 @@ deny contains sprintf("%s: a %s proposal may not change roles (%v)", [c.path, in
 	count(c.fields) > 0
 }
 
-deny contains sprintf("unknown proposal kind %q", [input.proposal.kind]) if not cfg.allowed[input.proposal.kind]
+deny contains sprintf("unknown proposal kind %q", [input.proposal.kind]) if not data.naestro.improve.allowed[input.proposal.kind]
 
 deny contains "a proposal must change something" if count(input.changes) == 0
 
-deny contains sprintf("%d files changed; a proposal is a minimal diff of at most %d", [count(input.changes), cfg.max_changes]) if {
-	count(input.changes) > cfg.max_changes
+deny contains sprintf("%d files changed; a proposal is a minimal diff of at most %d", [count(input.changes), data.naestro.improve.max_changes]) if {
+	count(input.changes) > data.naestro.improve.max_changes
 }
 
-deny contains sprintf("%s: %d bytes; at most %d per file", [c.path, c.size, cfg.max_bytes]) if {
+deny contains sprintf("%s: %d bytes; at most %d per file", [c.path, c.size, data.naestro.improve.max_bytes]) if {
 	some c in input.changes
-	c.size > cfg.max_bytes
+	c.size > data.naestro.improve.max_bytes
 }
 
 decision := {
