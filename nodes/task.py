@@ -193,8 +193,12 @@ async def _check(task: Task, record: TaskRecord, ctx: RunContext, phase: int) ->
             record["status"] = "retry"
         else:
             record["status"] = "review" if _reviewable(task, record, ctx) else "failed"
-    # In a worker thread: subscribers act on verdicts (the router's bandit writes its SQLite/Postgres store).
-    await asyncio.to_thread(functools.partial(
+    emit = functools.partial(
         ctx.events.emit, "task_checked", task=task.id, status=record["status"], attempt=record["attempts"],
-        checks=[{"kind": c["kind"], "passed": c["passed"], "detail": c["detail"]} for c in record["checks"]]))
+        checks=[{"kind": c["kind"], "passed": c["passed"], "detail": c["detail"]} for c in record["checks"]])
+    if task.is_direct:
+        emit()  # no model call to learn from: no subscriber writes a store (issue 16: a thread hop per task)
+    else:
+        # In a worker thread: subscribers act on verdicts (the router's bandit writes its SQLite/Postgres store).
+        await asyncio.to_thread(emit)
     return record
