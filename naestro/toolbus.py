@@ -172,22 +172,37 @@ class McpToolBus:
                 raise ToolFailed(tool=f"{server}.*", reason="the run's tool bus is closed")
             ready: asyncio.Future[tuple[ClientSession, str, list[mt.Tool]]] = asyncio.get_running_loop().create_future()
             # A context of its own: the session outlives the node that first called it (its spans, its config).
-            self._holders.append(asyncio.create_task(self._hold(server, ready), context=contextvars.Context()))
+            # The catalog already knows the tools: no tools/list round trip unless the server's version changed.
+            known = self._catalog.get(server, self._connections[server]) if self._catalog is not None else None
+            hold = self._hold(server, ready, known_version=known[0] if known is not None else None)
+            self._holders.append(asyncio.create_task(hold, context=contextvars.Context()))
             try:
-                session, _, _ = await ready
+                session, version, tools = await ready
             except Exception as exc:
                 raise ToolFailed(tool=f"{server}.*", reason=f"could not open a session to MCP server {server!r}: "
                                                             f"{exc}") from exc
+            if known is not None and version != known[0]:  # the server changed since the catalog learnt it
+                if self._catalog is not None:
+                    self._catalog.put(server, self._connections[server], (version, tools))
+                for name in [n for n, t in self._tools.items() if t.server == server]:
+                    del self._tools[name]
+                for tool in tools:
+                    self._add(server, version, tool)
             self._sessions[server] = session
             return session
 
-    async def _hold(self, server: str, ready: asyncio.Future[tuple[ClientSession, str, list[mt.Tool]]]) -> None:
-        """Own one session from open to close in a single task, as anyio's cancel scopes require."""
+    async def _hold(self, server: str, ready: asyncio.Future[tuple[ClientSession, str, list[mt.Tool]]], *,
+                    known_version: str | None = None) -> None:
+        """Own one session from open to close in a single task, as anyio's cancel scopes require.
+
+        ``known_version``: the catalog's version of this server; when the server still has it, its tools are
+        not listed again (a run's first call to a pooled server costs one round trip, not two: issue 16)."""
         try:
             async with self._client.session(server, auto_initialize=False) as session:
                 init = await session.initialize()
-                listed = await session.list_tools()
-                ready.set_result((session, init.serverInfo.version, listed.tools))
+                version = init.serverInfo.version
+                tools = [] if version == known_version else (await session.list_tools()).tools
+                ready.set_result((session, version, tools))
                 await self._closing.wait()
         except Exception as exc:  # noqa: BLE001  (handed to __aenter__, which wraps it in ToolFailed)
             if not ready.done():

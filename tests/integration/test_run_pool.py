@@ -10,7 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from langchain_core.messages import AIMessage, BaseMessage
+from mcp import ClientSession
 
 from mcp_servers.workspace import BUILTIN_SERVERS
 from naestro.plan import Plan
@@ -62,9 +64,11 @@ async def test_concurrent_runs_share_the_pool_and_keep_their_workspaces(settings
     assert pool.pids() == {}
 
 
-async def test_a_run_opens_sessions_only_to_the_servers_it_calls(settings: Settings, tmp_path: Path) -> None:
+async def test_a_run_opens_sessions_only_to_the_servers_it_calls(settings: Settings, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The first run lists every pooled server's tools; later runs know them from the pool's catalog and open a
-    server's session on the first call to it (issue 16: six sessions per run, most never used)."""
+    server's session on the first call to it, without listing its tools again (issue 16: six sessions per run,
+    most never used, and two round trips to open one)."""
     runner = Runner(settings, ScriptedProvider(script))
     assert (await runner.start("say one", plan=plan("one"), policy=AUTO)).passed
     record = runner.store.create("lazy", source_workspace=None, in_place=False, policy=AUTO)
@@ -74,9 +78,16 @@ async def test_a_run_opens_sessions_only_to_the_servers_it_calls(settings: Setti
     servers, untrusted = await pooled_run_servers(runner.runtime.mcp_pool, tmp_path, runner.runtime.tools_config)
     async with McpToolBus(servers, untrusted=untrusted) as listed:  # no catalog: every session opened and listed
         assert [s.model_dump() for s in live.bus.specs()] == [s.model_dump() for s in listed.specs()]
+    listings: list[object] = []
+    original = ClientSession.list_tools
+
+    async def counted(self: ClientSession, *args: Any, **kwargs: Any) -> Any:
+        listings.append(self)
+        return await original(self, *args, **kwargs)
+    monkeypatch.setattr(ClientSession, "list_tools", counted)
     result = await live.bus.call("fs.write", {"path": "x.txt", "content": "lazy"})
     assert result.ok, result.text
-    assert live.bus.open_servers() == ["fs"]
+    assert live.bus.open_servers() == ["fs"] and listings == []  # the catalog's version matched: no tools/list
     assert (Path(record.workspace) / "x.txt").read_text() == "lazy"
     assert (await live.bus.call("fs.read", {"path": "x.txt"})).ok and live.bus.open_servers() == ["fs"]
     await runner.services.aclose()
