@@ -21,6 +21,7 @@ from naestro.commands import bench as bench_commands
 from naestro.commands import control
 from naestro.commands import eval as eval_commands
 from naestro.commands import history as history_commands
+from naestro.commands import improve as improve_commands
 from naestro.commands import introspect as introspect_commands
 from naestro.commands import mcp as mcp_commands
 from naestro.commands import memory as memory_commands
@@ -38,10 +39,11 @@ from naestro.errors import NaestroError, PlanInvalid, RunError, UsageError
 from naestro.view import LiveRun, plan_tree
 
 if TYPE_CHECKING:
+    from naestro.distributed.status import RemoteStatus
     from naestro.events import Event
     from naestro.llm import EndpointProvider
     from naestro.runner import RunResult
-    from naestro.runs import RunStore
+    from naestro.runs import RunRecord, RunStore
     from naestro.settings import Settings
     from policies.decision import RunPolicy
     from policies.gate import ConsentAnswer
@@ -65,6 +67,7 @@ runs_app.command("trace")(trace_commands.trace)
 app.add_typer(metrics_commands.app, name="metrics")
 app.add_typer(observe_commands.app, name="observe")
 app.add_typer(eval_commands.app, name="eval")
+app.add_typer(improve_commands.app, name="improve")
 app.command()(introspect_commands.introspect)
 app.command()(control.pause)
 app.command()(scale_commands.worker)
@@ -369,16 +372,30 @@ def approve(run_id: str,
     _execute(goal=record.goal, as_json=as_json, settings=settings, resume_id=run_id, answers=answers)
 
 
+def _remote_statuses(settings: Settings, records: list[RunRecord]) -> dict[str, RemoteStatus]:
+    """Runs executed by workers: queued / running on HOST:PID / waiting for consent (their lock tells, issue 20)."""
+    if not any(r.remote for r in records):
+        return {}  # no Celery import for local runs
+    from naestro.distributed.status import remote_statuses
+
+    return remote_statuses(settings, records)
+
+
 @runs_app.command("list")
 def runs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List runs in this NAESTRO_HOME."""
-    records = _store(_settings()).list()
+    settings = _settings()
+    records = _store(settings).list()
+    remote = _remote_statuses(settings, records)
     if as_json:
-        print(json.dumps([{**r.model_dump(), "status": r.display_status} for r in records], indent=2))
+        print(json.dumps([{**r.model_dump(), "status": remote[r.run_id].status if r.run_id in remote else
+                           r.display_status, "worker": remote[r.run_id].worker if r.run_id in remote else None}
+                          for r in records], indent=2))
         return
     table = Table("run", "status", "created", "goal")
     for r in records:
-        table.add_row(r.run_id, r.display_status, r.created, r.goal[:70])
+        table.add_row(r.run_id, remote[r.run_id].text if r.run_id in remote else r.display_status, r.created,
+                      r.goal[:70])
     out.print(table)
 
 
@@ -387,17 +404,20 @@ def runs_show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
     """Show a run: status, plan, task results, report path."""
     from naestro.events import read_events
 
-    store = _store(_settings())
+    settings = _settings()
+    store = _store(settings)
     try:
         record = store.load(run_id)
     except UsageError as exc:
         raise _fail(exc) from exc
     events = read_events(store.dir(run_id) / "events.jsonl")
     finished = {str(e["task"]): e for e in events if e.get("event") == "task_finished"}
+    remote = _remote_statuses(settings, [record]).get(run_id)
     if as_json:
-        print(json.dumps({**record.model_dump(), "status": record.display_status, "tasks": finished}, indent=2))
+        print(json.dumps({**record.model_dump(), "status": remote.status if remote else record.display_status,
+                          "worker": remote.worker if remote else None, "tasks": finished}, indent=2))
         return
-    out.print(f"[bold]{record.run_id}[/bold] {record.display_status} — {record.goal}")
+    out.print(f"[bold]{record.run_id}[/bold] {remote.text if remote else record.display_status} — {record.goal}")
     out.print(f"workspace: {record.workspace}\nplans: {record.plans}  threads: {record.threads}")
     table = Table("task", "status", "attempts", "tokens", "wall s")
     for tid, e in finished.items():

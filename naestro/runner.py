@@ -8,7 +8,6 @@ server runs the same graph without this driver (``graphs/app.py``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +117,8 @@ class Runner:
         """Drive a run whose record exists already from its first step: a worker (naestro/distributed/) starts
         what ``naestro run --remote`` or the HTTP API submitted. ``plan`` is the given plan, secrets as handles."""
         record = self.store.load(run_id)
-        record.pid = os.getpid()
+        record.claim()
+        record.status = "planning"  # was "queued"
         self.store.save(record)
         inp: RunInput = {"goal": record.goal, "run_id": run_id}
         if plan is not None:
@@ -138,7 +138,8 @@ class Runner:
         record = self.store.load(run_id)
         if self.runtime.switches.lift("pause", run_id):
             self.audit_log(run_id).append("unpaused", by="resume")
-        record.pid, record.status, record.error = os.getpid(), "running", ""
+        record.claim()
+        record.status, record.error = "running", ""
         self.store.save(record)
         self.services.event_log(record).emit("run_resumed", thread=self._thread(record), answers=len(answers or {}))
         inp: RunInput | Command[None] | None = None  # None: continue from the checkpoint

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
 import threading
 import time
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 from naestro.errors import UnknownRun, UsageError
 from policies.decision import ApprovedScope, RunPolicy
 
-RunStatus = Literal["planning", "running", "waiting", "paused", "rolled_back", "passed", "failed", "error"]
+RunStatus = Literal["queued", "planning", "running", "waiting", "paused", "rolled_back", "passed", "failed", "error"]
 
 
 class RunRecord(BaseModel):
@@ -30,6 +31,7 @@ class RunRecord(BaseModel):
     updated: str
     pid: int
     workspace: str
+    host: str = ""  # the machine of ``pid`` ("" in records written before it was kept: this machine)
     threads: list[str] = []
     plans: list[str] = []
     plan_source: str = ""
@@ -43,8 +45,17 @@ class RunRecord(BaseModel):
     replay_epoch: int | None = None  # offline replay: model replies come from this epoch's journal entries
     pruned: bool = False  # checkpoints, snapshots and journal dropped by `naestro runs prune`
     served: bool = False  # executed by a LangGraph server: its thread lives in the server's checkpointer
+    remote: bool = False  # executed by `naestro worker`s (naestro/distributed/): status "queued" until one takes it
+
+    def claim(self) -> None:
+        """This process drives the run now (the record names it, so others can tell whether it still does)."""
+        self.pid, self.host = os.getpid(), socket.gethostname()
 
     def alive(self) -> bool:
+        """Whether the process named by the record still exists; a process on another machine cannot be checked
+        from here and counts as alive (a remote run's executor is known by its lock: naestro/distributed/)."""
+        if self.host and self.host != socket.gethostname():
+            return True
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
@@ -85,7 +96,7 @@ class RunStore:
             workspace = run_dir / "workspace"
             workspace.mkdir()
         record = RunRecord(run_id=run_id, goal=goal, status="planning", created=_now(), updated=_now(),
-                           pid=os.getpid(), workspace=str(workspace),
+                           pid=os.getpid(), host=socket.gethostname(), workspace=str(workspace),
                            policy=(policy or RunPolicy()).model_copy(update={"scratch": not in_place}))
         self.save(record)
         return record

@@ -64,7 +64,10 @@ def worker(concurrency: Annotated[int, typer.Option(help="runs this worker execu
     if concurrency < 1:
         raise _fail(UsageError("--concurrency must be at least 1"))
     app = make_app(scale)
-    serve_tasks(app, settings, scale)
+    try:
+        serve_tasks(app, settings, scale, warm=concurrency == 1)
+    except NaestroError as exc:
+        raise _fail(exc) from exc
     for chatty in ("httpx", "mcp"):  # a line per HTTP request / MCP stream would drown the run lines
         logging.getLogger(chatty).setLevel(logging.WARNING)
     # solo: the worker process itself executes the run (kill it and the run is lost with it, then recovered);
@@ -87,14 +90,41 @@ def worker(concurrency: Annotated[int, typer.Option(help="runs this worker execu
 
 
 def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="port")] = 8600) -> None:
-    """The HTTP API: POST /runs, GET /runs/RUN, POST /runs/RUN/approve, GET /metrics (queue depth)."""
+          port: Annotated[int, typer.Option(help="port")] = 8600,
+          no_auth: Annotated[bool, typer.Option("--no-auth", help="no bearer token (loopback addresses only)")] = False,
+          ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM) to serve HTTPS")] = None,
+          ssl_keyfile: Annotated[Path | None, typer.Option(help="its private key (PEM)")] = None) -> None:
+    """The HTTP API: POST /runs, GET /runs/RUN, POST /runs/RUN/approve, GET /metrics (queue depth). Clients send
+    `Authorization: Bearer <token>`: NAESTRO_API_TOKEN, else the file api-token in NAESTRO_HOME (made at first
+    start, mode 0600)."""
+    from naestro.distributed.auth import api_token, is_loopback
+
+    settings, scale = load_settings(), _scale()
+    token: str | None = None
+    source = ""
+    try:
+        if no_auth and not is_loopback(host):
+            raise UsageError(f"--no-auth on {host}: anyone who reaches it could run tools on the workers; without "
+                             "a token listen on 127.0.0.1 only (or drop --no-auth)")
+        if (ssl_certfile is None) != (ssl_keyfile is None):
+            raise UsageError("give both --ssl-certfile and --ssl-keyfile, or neither")
+        if not no_auth:
+            secret = scale.api_token.get_secret_value() if scale.api_token is not None else None
+            token, source = api_token(settings.home, secret)
+    except NaestroError as exc:
+        raise _fail(exc) from exc
     import uvicorn
 
     from naestro.distributed.api import make_api
 
-    settings, scale = load_settings(), _scale()
-    uvicorn.run(make_api(settings, scale), host=host, port=port, log_level="warning")
+    scheme = "https" if ssl_certfile else "http"
+    auth = "no authentication (loopback only)" if token is None else f"bearer token from {source}"
+    err.print(f"naestro API on {scheme}://{host}:{port} ({auth})"
+              + ("" if ssl_certfile or is_loopback(host) else "; plain HTTP: put TLS in front (README)"),
+              markup=False, highlight=False)
+    uvicorn.run(make_api(settings, scale, token=token), host=host, port=port, log_level="warning",
+                ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
 
 
 @queue_app.command("depth")

@@ -2,11 +2,14 @@
 
     POST /runs                  {"goal": ..., "plan": {...}?, "mode": ..., "approve": [...], "tenant": ...,
                                  "priority": "interactive"|"batch"}          -> 202 {"run_id", "status"}
-    GET  /runs/{run}            -> {"run_id", "status", "error", "pending": [{"id", ...consent request}], "report"}
+    GET  /runs/{run}            -> {"run_id", "status", "worker", "error", "pending": [{"id", ...consent request}],
+                                    "report"}   status: queued | planning | running | waiting | passed | ...
+                                    (naestro/distributed/status.py); worker: HOST:PID driving it now, or null
     POST /runs/{run}/approve    {"consent_id"?, "approve": true, "arguments"?, "remember"?, "by"?, "purpose"?} -> 202
     GET  /metrics               queue depth per priority and in-flight messages (Prometheus text)
-    GET  /healthz
+    GET  /healthz               (the one route open without the bearer token)
 
+Every other route needs ``Authorization: Bearer <token>`` (naestro/distributed/auth.py): 401 without it.
 Errors are JSON ``{"error": ..., "kind": ...}``: 400 bad input (the message says what to change), 404 unknown
 run, 409 nothing to approve, 503 queue full (``Retry-After``). Blocking work (files, Redis) runs in threads.
 """
@@ -20,13 +23,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from naestro.distributed.advance import RUN_ID
+from naestro.distributed.auth import BearerAuth
 from naestro.distributed.config import Priority, ScaleSettings
 from naestro.distributed.queue import make_app, queue_depth
+from naestro.distributed.status import remote_statuses
 from naestro.distributed.submit import QueueFull, Submitter, remote_run
 from naestro.errors import NaestroError, PlanInvalid, UnknownRun, UsageError
 from policies.decision import ApprovedScope, RunPolicy
@@ -70,8 +76,10 @@ def _error(status: int, exc: Exception | str, *, headers: dict[str, str] | None 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def make_api(settings: Settings, scale: ScaleSettings, *, runner: Runner | None = None) -> Starlette:
-    """``runner`` reads consents from checkpoints (built here from ``settings`` when not given)."""
+def make_api(settings: Settings, scale: ScaleSettings, *, token: str | None,
+             runner: Runner | None = None) -> Starlette:
+    """``token``: the bearer token every route but /healthz requires (None: no authentication, which ``naestro
+    serve`` allows on loopback only). ``runner`` reads consents from checkpoints (built from ``settings`` if None)."""
     from naestro.runner import Runner
     from naestro.runtime import build_runtime
     from naestro.validate import parse_plan_text
@@ -111,8 +119,10 @@ def make_api(settings: Settings, scale: ScaleSettings, *, runner: Runner | None 
             return _error(404, exc)
         except NaestroError as exc:
             return _error(400, exc)
+        now = (await asyncio.to_thread(remote_statuses, settings, [record])).get(run_id)
         report = submitter.store.dir(run_id) / "report.md"
-        return JSONResponse({"run_id": run_id, "status": record.status, "error": record.error,
+        return JSONResponse({"run_id": run_id, "status": now.status if now else record.display_status,
+                             "worker": now.worker if now else None, "error": record.error,
                              "pending": [{"id": p.id, **p.request} for p in pending],
                              "report": await asyncio.to_thread(report.read_text) if report.exists() else None})
 
@@ -155,4 +165,4 @@ def make_api(settings: Settings, scale: ScaleSettings, *, runner: Runner | None 
         Route("/runs/{run_id}/approve", approve, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
-    ])
+    ], middleware=[Middleware(BearerAuth, token=token)] if token is not None else [])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["PRIORITY", "Priority", "ScaleSettings"]
@@ -37,3 +37,5 @@ class ScaleSettings(BaseSettings):
     tenant: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
                         description="the tenant a client (naestro run --remote) submits for")
     priority: Priority = Field(default="interactive", description="the priority a client submits at")
+    api_token: SecretStr | None = Field(default=None, description="the HTTP API's bearer token (naestro serve); "
+                                        "unset: HOME/api-token, created 0600 at the first start")

@@ -55,6 +55,10 @@ class RunLocks(Protocol):
 
     def hold(self, keys: Sequence[str], *, wait_s: float = 0.0) -> AbstractAsyncContextManager[str | None]: ...
 
+    def held(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` some process holds now: a look for status displays, taking nothing."""
+        ...
+
 
 class PostgresLocks:
     """Advisory locks on the checkpoint database; one connection per ``hold``, kept for as long as it holds."""
@@ -86,6 +90,22 @@ class PostgresLocks:
         finally:
             await conn.close()  # closing alone would release the lock too; unlocking first says so in the log
 
+    def held(self, keys: Sequence[str]) -> set[str]:
+        """From ``pg_locks`` (every session's advisory locks in this database): a bigint lock shows as
+        ``classid`` (high 32 bits), ``objid`` (low 32 bits), ``objsubid`` 1."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
+                rows = conn.execute("SELECT classid::bigint, objid::bigint FROM pg_locks WHERE locktype = 'advisory' "
+                                    "AND objsubid = 1 AND granted AND database = (SELECT oid FROM pg_database "
+                                    "WHERE datname = current_database())").fetchall()
+        except psycopg.OperationalError as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"cannot connect to the lock database: {first}; check NAESTRO_CHECKPOINT_URL") from exc
+        taken = {int.from_bytes(((hi << 32) | lo).to_bytes(8, "big"), "big", signed=True) for hi, lo in rows}
+        return {k for k in keys if lock_key(k) in taken}
+
     @staticmethod
     async def _acquire(conn: psycopg.AsyncConnection[Any], keys: Sequence[str], wait_s: float) -> str | None:
         deadline = time.monotonic() + wait_s
@@ -107,13 +127,29 @@ class FileLocks:
 
     def _try(self, key: str) -> int | None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / f"{lock_key(key) & 0xFFFFFFFFFFFFFFFF:016x}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self._path(key), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return None
         return fd
+
+    def held(self, keys: Sequence[str]) -> set[str]:
+        """A key whose file this process can lock at once is free (locked and released again at once: a worker
+        trying it in that instant polls again, POLL_S later)."""
+        taken: set[str] = set()
+        for key in keys:
+            if not self._path(key).exists():
+                continue  # never locked by anyone
+            if (fd := self._try(key)) is None:
+                taken.add(key)
+            else:
+                os.close(fd)
+        return taken
+
+    def _path(self, key: str) -> Path:
+        return self.directory / f"{lock_key(key) & 0xFFFFFFFFFFFFFFFF:016x}.lock"
 
     @asynccontextmanager
     async def hold(self, keys: Sequence[str], *, wait_s: float = 0.0) -> AsyncIterator[str | None]:

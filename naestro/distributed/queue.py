@@ -23,6 +23,7 @@ from celery import Celery
 from naestro.distributed.advance import AdvanceOutcome, AdvanceRequest, advance
 from naestro.distributed.config import PRIORITY, ScaleSettings
 from naestro.distributed.locks import RunLocks, open_locks
+from naestro.errors import UnknownRun
 
 if TYPE_CHECKING:
     from naestro.runner import Runner
@@ -88,26 +89,44 @@ class _Executor:
     _runner: Runner | None = None
     _locks: RunLocks | None = field(default=None)
 
-    def run(self, request: AdvanceRequest) -> AdvanceOutcome:
-        if self._runner is None:
+    def warm(self) -> tuple[Runner, RunLocks]:
+        if self._runner is None or self._locks is None:
             from naestro.runner import Runner
             from naestro.runtime import build_runtime
 
             self._runner = Runner.of(build_runtime(self.settings))
             self._locks = open_locks(self.settings.checkpoint_url, self.settings.home)
-        assert self._locks is not None
-        return asyncio.run(advance(self._runner, self._locks, request, scale=self.scale))
+        return self._runner, self._locks
+
+    def run(self, request: AdvanceRequest) -> AdvanceOutcome:
+        runner, locks = self.warm()
+        return asyncio.run(advance(runner, locks, request, scale=self.scale))
 
 
-def serve_tasks(app: Celery, settings: Settings, scale: ScaleSettings) -> None:
-    """Register "advance run R" on ``app`` for a worker process."""
+def serve_tasks(app: Celery, settings: Settings, scale: ScaleSettings, *, warm: bool = False) -> None:
+    """Register "advance run R" on ``app`` for a worker process. ``warm``: build the runner now, in this process
+    (the solo pool's executor), so a broken models.yaml or policy stops the worker at start instead of failing
+    every run it takes, and its first run does not wait for the imports; a prefork pool's children build theirs
+    after the fork (a runtime is not shared across processes)."""
     executor = _Executor(settings, scale)
+    if warm:
+        executor.warm()
 
     @app.task(name=ADVANCE, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def advance_task(body: dict[str, Any]) -> dict[str, Any]:
         request = AdvanceRequest.model_validate(body)
         try:
             outcome = executor.run(request)
+        except UnknownRun as exc:
+            # The submitter created the run directory before queueing it: a worker that cannot see it does not
+            # share the submitters' NAESTRO_HOME. Say so, and give the run back (counted: see MAX_ATTEMPTS).
+            log.error("run %s: %s; every worker must mount the NAESTRO_HOME the submitters use (README "
+                      "'Scale-out'); queued again for another worker", request.run_id, exc)
+            if request.attempt >= MAX_ATTEMPTS:
+                raise
+            enqueue(app, scale, request.model_copy(update={"attempt": request.attempt + 1}),
+                    countdown=min(60.0, 2.0 ** request.attempt))
+            return {"run_id": request.run_id, "action": "unknown_run"}
         except Exception:
             # Not a Naestro error (those end in the outcome): the database or the network failed under us. The
             # message is acknowledged when a task raises, so without a new one the run would wait forever.

@@ -84,6 +84,8 @@ class Submitter:
             given = vault.redact_value(redact_plan(plan).model_dump(mode="json", by_alias=True))
         record = self.store.create(plan.goal if plan and not goal else goal, source_workspace=workspace,
                                    in_place=in_place, policy=policy)
+        record.status, record.remote = "queued", True  # no process drives it until a worker takes it
+        self.store.save(record)
         marker = RemoteRun(run_id=record.run_id, tenant=tenant or "default", priority=priority or "interactive")
         (self.store.dir(record.run_id) / MARKER).write_text(marker.model_dump_json(), encoding="utf-8")
         enqueue(self.app, self.scale, AdvanceRequest(run_id=record.run_id, plan=given, tenant=marker.tenant,

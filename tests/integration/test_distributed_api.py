@@ -23,6 +23,7 @@ from tests.integration.test_concurrent_runs import PLAN, script
 
 REDIS_URL = "redis://127.0.0.1:6379/5"
 QUEUE = "naestro-api-test"
+TOKEN = "api-test-token-0123456789abcdef-0123456789"
 
 
 @pytest.fixture
@@ -33,7 +34,8 @@ def client(settings: Settings) -> Iterator[tuple[TestClient, redis.Redis]]:
     scale = ScaleSettings(broker_url=REDIS_URL, queue=QUEUE, max_queue_depth=3)
     runner = Runner(settings, ScriptedProvider(script))
     try:
-        with TestClient(make_api(settings, scale, runner=runner)) as tc:
+        with TestClient(make_api(settings, scale, token=TOKEN, runner=runner),
+                        headers={"Authorization": f"Bearer {TOKEN}"}) as tc:
             yield tc, broker
     finally:
         broker.delete(*keys)
@@ -50,7 +52,8 @@ def test_submit_status_priorities_and_back_pressure(client: tuple[TestClient, re
     first = tc.post("/runs", json={"plan": PLAN, "mode": "auto", "tenant": "acme"})
     assert first.status_code == 202, first.text
     run_id = first.json()["run_id"]
-    assert tc.get(f"/runs/{run_id}").json()["status"] == "planning"  # queued: no worker took it yet
+    queued = tc.get(f"/runs/{run_id}").json()
+    assert (queued["status"], queued["worker"]) == ("queued", None)  # no worker took it yet
     assert tc.post("/runs", json={"goal": "write hello.txt", "priority": "batch"}).status_code == 202
     assert _depth(tc) == {"batch": 1.0, "interactive": 1.0}
 
@@ -75,6 +78,19 @@ def test_bad_requests_say_what_is_wrong(client: tuple[TestClient, redis.Redis]) 
     nothing = tc.post(f"/runs/{queued}/approve", json={})
     assert nothing.status_code == 409  # it waits for no consent
     assert _depth(tc)["interactive"] == 1.0  # the refused requests queued nothing
+
+
+def test_every_route_but_healthz_needs_the_token(client: tuple[TestClient, redis.Redis]) -> None:
+    tc, _ = client
+    anonymous = {"Authorization": ""}
+    refused = [tc.post("/runs", json={"goal": "write hello.txt"}, headers=anonymous),
+               tc.get("/runs/20990101-000000-beef", headers=anonymous),
+               tc.post("/runs/20990101-000000-beef/approve", json={}, headers=anonymous),
+               tc.get("/metrics", headers={"Authorization": "Bearer not-the-token"})]
+    assert [r.status_code for r in refused] == [401] * 4
+    assert all(r.json()["kind"] == "Unauthorized" for r in refused)
+    assert tc.get("/healthz", headers=anonymous).status_code == 200
+    assert _depth(tc) == {"batch": 0.0, "interactive": 0.0}  # the refused submission queued nothing
 
 
 def test_exported_names() -> None:

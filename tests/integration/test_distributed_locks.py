@@ -8,18 +8,25 @@ The locks are checked against what they promise, not against time: who holds, wh
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
-from naestro.distributed import AdvanceRequest, FileLocks, PostgresLocks, RunLocks, ScaleSettings, advance
+from naestro.cli import app
+from naestro.distributed import AdvanceRequest, FileLocks, PostgresLocks, RunLocks, ScaleSettings, advance, open_locks
 from naestro.distributed.locks import lock_key, run_keys, tenant_keys
+from naestro.distributed.status import remote_statuses
 from naestro.plan import Plan
 from naestro.runner import Runner
+from naestro.runs import RunStore
 from naestro.settings import Settings
 from tests.fakes import ScriptedProvider
 from tests.integration.test_checkpointers import PG_URL
@@ -96,8 +103,65 @@ async def test_advance_is_safe_to_deliver_again(settings: Settings) -> None:
             assert slot is not None  # the run gave its tenant's only slot back
     finally:
         await runner.services.aclose()
-    assert busy.action == "busy" and busy.requeue and busy.status == "planning"
+    assert busy.action == "busy" and busy.requeue and busy.status == "planning"  # created here, not submitted
     assert (done.action, done.status) == ("started", "passed")
     assert (again.action, again.status, again.requeue) == ("noop", "passed", False)
     events = (cfg.runs_dir / record.run_id / "events.jsonl").read_text()
     assert events.count('"event": "run_finished"') == 1
+
+
+@pytest.mark.parametrize("kind", ["postgres", "file"])
+async def test_held_looks_without_taking(kind: str, tmp_path: Path) -> None:
+    locks = _locks(kind, tmp_path)
+    key, other = f"run:look-{os.getpid()}-{kind}", f"run:never-{os.getpid()}-{kind}"
+    async with locks.hold([key]) as taken:
+        assert taken == key
+        assert locks.held([key, other]) == {key}
+        assert locks.held([key]) == {key}  # looking twice took nothing
+    assert locks.held([key, other]) == set()
+    async with locks.hold([key]) as again:
+        assert again == key
+
+
+@pytest.mark.parametrize("kind", ["postgres", "file"])
+async def test_a_remote_run_shows_where_it_stands(kind: str, settings: Settings, tmp_path: Path) -> None:
+    """Issue 20: a run executed by workers reads queued / running on HOST:PID / queued again (its worker died) /
+    waiting for consent, whoever submitted it and wherever they are now, in `naestro runs list` too."""
+    cfg = settings.model_copy(update={"checkpoint_url": PG_URL if kind == "postgres" else None})
+    store = RunStore(cfg.runs_dir)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    records = {}
+    for status in ("queued", "running", "waiting", "passed"):
+        record = store.create(status, source_workspace=None, in_place=False)
+        record.status, record.remote, record.pid = status, True, int(dead.stdout)  # the submitter has exited
+        store.save(record)
+        records[status] = record
+    running = records["running"]
+    assert records["queued"].display_status == "queued"  # was "interrupted" once the submitting CLI exited
+
+    locks = open_locks(cfg.checkpoint_url, cfg.home)
+    async with locks.hold(run_keys(running.run_id)) as held:  # a worker drives it
+        assert held is not None
+        running.claim()
+        store.save(running)
+        now = remote_statuses(cfg, store.list())
+        cli = _runs_list(cfg)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    assert {r: (s.status, s.worker, s.text) for r, s in now.items()} == {
+        records["queued"].run_id: ("queued", None, "queued"),
+        running.run_id: ("running", worker, f"running on {worker}"),
+        records["waiting"].run_id: ("waiting", None, "waiting for consent"),
+        records["passed"].run_id: ("passed", None, "passed")}
+    assert {r["run_id"]: (r["status"], r["worker"]) for r in cli}[running.run_id] == ("running", worker)
+
+    after = remote_statuses(cfg, [store.load(running.run_id)])[running.run_id]  # its worker is gone
+    assert (after.status, after.worker, after.text) == ("queued", None, f"queued again ({worker} stopped)")
+
+
+def _runs_list(cfg: Settings) -> list[dict[str, Any]]:
+    env = {"NAESTRO_HOME": str(cfg.home), "NAESTRO_CHECKPOINT_URL": cfg.checkpoint_url or ""}
+    result = CliRunner().invoke(app, ["runs", "list", "--json"], env={k: v for k, v in env.items() if v})
+    assert result.exit_code == 0, result.output
+    rows: list[dict[str, Any]] = json.loads(result.stdout)
+    return rows
