@@ -277,6 +277,9 @@ class SecretVault:
 
     def conceal(self, value: Any) -> Any:
         """``value`` with every real value this vault holds replaced by its handle (longest value first)."""
+        if not self._values:
+            return value  # most runs hold no handle: no walk (the gate conceals every audit record, issue 16)
+
         def text(t: str) -> str:
             for handle, real in sorted(self._values.items(), key=lambda kv: -len(kv[1])):
                 if real in t:
@@ -286,6 +289,8 @@ class SecretVault:
 
     def labels(self, value: Any) -> set[str]:
         """The labels of the values this vault holds that occur in ``value`` (what a revealed call carries)."""
+        if not self._values:
+            return set()
         texts = list(_strings(value))
         return {self._labels[h] for h, real in self._values.items() if any(real in t for t in texts)}
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import errno
+import functools
 import ipaddress
 import os
 import re
 import socket
+import stat
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -142,6 +144,8 @@ def _resolve(raw: str, base: Path) -> str:
         if home.startswith("~"):
             raise RuntimeError(f"Could not determine home directory of {parts[0]!r}")
         path = os.path.join(home, *parts[1:])
+    elif ".." not in parts and (under := _under_real_base(str(base), parts)) is not None:
+        return under
     else:
         path = os.path.join(base, *parts)
     resolved = os.path.realpath(path)
@@ -151,6 +155,30 @@ def _resolve(raw: str, base: Path) -> str:
         if exc.errno == errno.ELOOP:
             raise RuntimeError(f"Symlink loop from {exc.filename!r}") from exc
     return resolved
+
+
+@functools.lru_cache(maxsize=256)
+def _real_base(base: str) -> str:
+    """A workspace (or a glob's base folder) resolved once per process: Naestro creates the run's workspace and
+    nothing a run executes can move its parents (tools are sandboxed into it)."""
+    return os.path.realpath(base)
+
+
+def _under_real_base(base: str, parts: list[str]) -> str | None:
+    """``realpath(base/parts)`` for parts without ``..`` by looking only at the parts below ``base`` (an lstat
+    each); None when one of them is a symlink (the caller then resolves the whole path as before). Resolving the
+    workspace's own parents on every call was most of a path fact's cost (issue 16: the gate per tool call)."""
+    current = _real_base(base)
+    for i, part in enumerate(parts):
+        nxt = os.path.join(current, part)
+        try:
+            st = os.lstat(nxt)
+        except OSError:
+            return os.path.join(nxt, *parts[i + 1:])  # missing from here on: realpath keeps the rest as written
+        if stat.S_ISLNK(st.st_mode):
+            return None
+        current = nxt
+    return current
 
 
 def _fact(key: str, raw: str, base: Path) -> PathFact:
