@@ -1,6 +1,6 @@
-"""The one static run graph (a plan is data in its state) and the graphs that langgraph.json exposes."""
+"""The one static run graph (a plan is data in its state) and the graphs that langgraph.json exposes.
 
-from graphs.compile import compile_graph
-from graphs.state import RunState, TaskRecord
-
-__all__ = ["RunState", "TaskRecord", "compile_graph"]
+Nothing is imported here: ``nodes`` import ``graphs.state`` and ``graphs.compile`` imports ``nodes``, so a package
+``__init__`` that imported ``compile`` made ``import nodes.goal_checks`` (or any node module first) a cycle.
+Import ``graphs.compile.compile_graph`` and ``graphs.state`` directly.
+"""

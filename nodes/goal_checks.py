@@ -30,6 +30,7 @@ from naestro.context import Execution, RunContext
 from naestro.plan import Role
 from nodes.file_checks import inside
 from nodes.goal_requirements import GoalRequirement, derive_requirements
+from nodes.vacuity import fits_throwaway_copy
 
 __all__ = ["GoalCheck", "as_goal_check", "check_goal", "goal_failures", "goal_passed", "in_workspace",
            "planned_goal_checks"]
@@ -160,6 +161,11 @@ async def _exercised(req: GoalRequirement, ctx: RunContext, command: str) -> Ver
     present = [f for f in req.exercises if (path := inside(ctx.workspace, f)) is not None and path.is_file()]
     if not present:
         return True, f"`{command}` exited 0"
+    if not await asyncio.to_thread(fits_throwaway_copy, ctx.workspace):
+        # Unverified is not passed: a run never says PASSED on tests nobody showed to test the goal's code.
+        return False, (f"`{command}` exited 0, but whether it tests {', '.join(present)} could not be checked: the "
+                       "workspace is too large to copy for the probe (50 MB); run the tests without those files "
+                       "to see that they fail")
     with tempfile.TemporaryDirectory(prefix="naestro-exercised-") as tmp:
         copy = Path(tmp) / "workspace"
         await asyncio.to_thread(shutil.copytree, ctx.workspace, copy, symlinks=True,

@@ -107,6 +107,11 @@ def _size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+def fits_throwaway_copy(workspace: Path) -> bool:
+    """Whether a probe may copy this workspace (at most ``_MAX_COPY_BYTES``). Blocking: walks the tree."""
+    return _size(workspace) <= _MAX_COPY_BYTES
+
+
 def _command_problem(done: Completed, plan: Plan) -> str | None:
     if done.exit_code == 0:
         return f"this command check {VACUOUS}"
@@ -136,7 +141,7 @@ async def vacuous_checks(plan: Plan, workspace: Path, run_command: CommandRunner
                     and file_check(check, {}, workspace)[0]:
                 problems.append((i, j, PlanProblem(pointer("tasks", i, "accept", j),
                                                    f"this {check.kind} check {VACUOUS}")))
-    if commands and _size(workspace) <= _MAX_COPY_BYTES:
+    if commands and fits_throwaway_copy(workspace):
         with tempfile.TemporaryDirectory(prefix="naestro-probe-") as tmp:
             copy = Path(tmp) / "workspace"
             shutil.copytree(workspace, copy, symlinks=True)
@@ -166,7 +171,7 @@ class DeferredProbe:
         if not commands:
             return
         self.listing.parent.mkdir(parents=True, exist_ok=True)
-        copied = _size(workspace) <= _MAX_COPY_BYTES
+        copied = fits_throwaway_copy(workspace)
         if copied:
             if self.folder.exists():
                 shutil.rmtree(self.folder)

@@ -9,12 +9,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from langchain_core.messages import AIMessage, BaseMessage
 
 from naestro.events import read_events
 from naestro.plan import Plan
 from naestro.runner import Runner
 from naestro.settings import Settings
+from nodes import vacuity
 from policies.decision import ApprovedScope, RunPolicy
 from policies.gate import ConsentAnswer
 from tests.fakes import ScriptedProvider, all_text
@@ -91,6 +93,17 @@ async def test_tests_that_pass_without_the_goals_code_do_not_let_the_run_pass(se
     [tests] = [c for c in checked["checks"] if c["requirement"].startswith("pytest")]
     assert tests["passed"] is False and "passes even with a.py removed" in tests["detail"]
     assert (Path(result.record.workspace) / "a.py").is_file()  # the probe ran on a copy
+
+
+async def test_tests_nobody_could_probe_do_not_let_the_run_pass(settings: Settings,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A workspace too large to copy for the probe: the goal's tests passing is not enough to say PASSED."""
+    monkeypatch.setattr(vacuity, "_MAX_COPY_BYTES", 10)  # as if the workspace were over 50 MB
+    result = await Runner(settings, ScriptedProvider(code_script(GOOD_TESTS))).start(CODE_GOAL, policy=POLICY)
+    assert not result.passed
+    checked = next(e for e in read_events(result.report_path.parent / "events.jsonl") if e["event"] == "goal_checked")
+    [tests] = [c for c in checked["checks"] if c["requirement"].startswith("pytest")]
+    assert tests["passed"] is False and "could not be checked" in tests["detail"]
 
 
 async def test_a_failed_goal_requirement_is_replanned_toward(settings: Settings) -> None:
