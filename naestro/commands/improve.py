@@ -50,6 +50,8 @@ def run(proposal: Annotated[Path | None, typer.Option(help="a hand-written propo
         k: Annotated[int, typer.Option(min=1, help="attempts per golden goal and config in validation")] = 1,
         fraction: Annotated[float, typer.Option(min=0.01, max=1.0, help="share of live runs shadowed")] = 0.5,
         min_samples: Annotated[int, typer.Option(min=0, help="shadowed runs needed to merge")] = 1,
+        model_proposals: Annotated[bool, typer.Option(help="ask a model (through the router) for a prompt "
+                                                      "sentence when no rule applies")] = False,
         as_json: JsonOpt = False) -> None:
     """Collect → propose → validate → canary → merge (signed) → learn; each proposal ends merged, refused,
     rejected or rolled back, with its reasons."""
@@ -69,8 +71,9 @@ def run(proposal: Annotated[Path | None, typer.Option(help="a hand-written propo
         raise _fail(exc) from exc
     store = runtime.router.store if runtime.router is not None else None
     loop = ImproveLoop(settings=settings, provider=runtime.provider, engine=runtime.engine, key=runtime.signing_key,
-                       options=LoopOptions(last=last, k=k, fraction=fraction, min_samples=min_samples),
-                       arms=store.load if store is not None else None,
+                       options=LoopOptions(last=last, k=k, fraction=fraction, min_samples=min_samples,
+                                           model_proposals=model_proposals),
+                       arms=store.load if store is not None else None, router=runtime.router,
                        say=(lambda _m: None) if as_json else (lambda m: err.print(m, markup=False, highlight=False)))
 
     async def go() -> list[ProposalRecord]:

@@ -50,7 +50,7 @@ def check_proposal(proposal: Proposal, base: dict[str, str], engine: PolicyEngin
     try:
         value = engine.evaluate(IMPROVE_DECISION, document)
     except Exception as exc:  # noqa: BLE001 - any engine failure denies, and says which
-        return Decision.fail_closed(f"{engine.name}: {str(exc)[:300]}")
+        return Decision.fail_closed(f"{engine.name}: {str(exc).split('Stack backtrace:')[0].strip()[:300]}")
     if value is None or value == "<undefined>":
         return Decision.fail_closed(f"{engine.name}: {IMPROVE_DECISION} is undefined (no improve.rego in the "
                                     "policy folder?)")

@@ -37,13 +37,16 @@ def starting_files(store: RunStore, run_id: str) -> dict[str, str] | None:
         return None
     snaps = SnapshotStore(root)
     files: dict[str, str] = {}
-    for rel, entry in snaps.manifest(str(first["snapshot"])).items():
-        if entry.link is not None or entry.size > _MAX_FILE:
-            continue
-        try:
-            files[rel] = snaps.objects.read(entry.sha256).decode("utf-8")
-        except (OSError, KeyError, UnicodeDecodeError):
-            continue  # binary or missing: a golden goal holds text files only
+    try:
+        for rel, entry in snaps.manifest(str(first["snapshot"])).items():
+            if entry.link is not None or entry.size > _MAX_FILE:
+                continue
+            try:
+                files[rel] = snaps.objects.read(entry.sha256).decode("utf-8")
+            except (OSError, KeyError, UnicodeDecodeError):
+                continue  # binary or missing: a golden goal holds text files only
+    finally:
+        snaps.close()
     return files
 
 

@@ -1,6 +1,6 @@
 """Collect: the findings queue. The Introspector's typed findings over recent runs (failed or slow traces,
 policy denials, evaluator misses, flaky checks), each queued once with the role that did the task, and a state
-the loop moves: open → proposed / no_rule (left for a human) → merged / rejected / rolled_back.
+the loop moves: open → proposed / no_rule (left for a human) → merged / refused / rejected / rolled_back.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from naestro.runs import RunStore
 
 __all__ = ["FindingState", "FindingsQueue", "QueuedFinding"]
 
-FindingState = Literal["open", "proposed", "no_rule", "merged", "rejected", "rolled_back"]
+FindingState = Literal["open", "proposed", "no_rule", "refused", "merged", "rejected", "rolled_back"]
 _FINISHED = ("passed", "failed", "error")
 
 

@@ -14,6 +14,7 @@ HOME/improve/proposals/) stays whatever the outcome, for the record.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,11 +31,13 @@ from naestro.improve.canary import CanaryReport, default_slo, run_canary
 from naestro.improve.counterexample import counterexample_of
 from naestro.improve.findings import FindingsQueue, QueuedFinding
 from naestro.improve.learn import priors_from, priors_yaml
+from naestro.improve.model_proposer import model_prompt_delta
 from naestro.improve.proposal import Change, Proposal, patch_of, prompt_delta_for
 from naestro.improve.release import Release, bump, publish, releases
 from naestro.improve.repo import MAIN, ConfigRepo
 from naestro.improve.validate import Metrics, Tolerance, Validation, roles_of, side_runtime, validate
 from naestro.llm import ModelProvider
+from naestro.router import Router
 from naestro.router.bandit import ArmStats
 from naestro.runs import RunStore
 from naestro.settings import Settings
@@ -92,6 +95,7 @@ class LoopOptions(BaseModel):
     tolerance: Tolerance = Tolerance()
     slo: Tolerance = Field(default_factory=default_slo)
     attempt_timeout_s: float | None = Field(default=900.0, gt=0)
+    model_proposals: bool = Field(default=False, description="ask a model for a prompt sentence when no rule applies")
 
 
 def _fmt(m: Metrics | None) -> str:
@@ -103,8 +107,8 @@ def _fmt(m: Metrics | None) -> str:
 def changelog_entry(*, version: str, proposal: Proposal, patch: str, validation: Validation, canary: CanaryReport,
                     priors: str | None) -> str:
     """Generated from the diff and the measured deltas (nothing here is written by a model)."""
-    added = {}
-    removed = {}
+    added: dict[str, int] = {}
+    removed: dict[str, int] = {}
     current = ""
     for line in patch.splitlines():
         if line.startswith("+++ "):
@@ -140,6 +144,7 @@ class ImproveLoop:
     key: Ed25519PrivateKey
     options: LoopOptions = field(default_factory=LoopOptions)
     arms: Callable[[], dict[tuple[str, str], ArmStats]] | None = None  # the router's observations, for Learn
+    router: Router | None = None  # model proposals go through it when there is one
     say: Callable[[str], None] = lambda _msg: None
 
     def __post_init__(self) -> None:
@@ -153,12 +158,16 @@ class ImproveLoop:
     def collect(self) -> list[QueuedFinding]:
         return self.queue.collect(self.store, last=self.options.last)
 
-    def propose(self, item: QueuedFinding) -> Proposal | None:
-        """A rule's prompt delta for the finding, with the failed run as a new counter-example test."""
+    async def propose(self, item: QueuedFinding) -> Proposal | None:
+        """A rule's prompt delta for the finding (else, with ``model_proposals``, a model's), with the failed run as
+        a new counter-example test."""
         roles_yaml = self.repo.show(MAIN, "roles.yaml") or ""
         if item.role is None:
             return None
         delta = prompt_delta_for(item.finding, role=item.role, roles_yaml=roles_yaml)
+        if delta is None and self.options.model_proposals:
+            delta = await model_prompt_delta(item.finding, role=item.role, roles_yaml=roles_yaml,
+                                             provider=self.provider, router=self.router)
         if delta is None:
             return None
         goal = counterexample_of(self.store, item.finding.run, item.finding.task)
@@ -173,7 +182,7 @@ class ImproveLoop:
         self.say(f"collected {len(new)} new finding(s) from the newest {self.options.last} run(s)")
         done: list[ProposalRecord] = []
         for item in [i for i in self.queue.items() if i.state == "open"]:
-            proposal = self.propose(item)
+            proposal = await self.propose(item)
             if proposal is None:
                 self.queue.mark(item.key, "no_rule", note=f"no rule proposes a change for {item.finding.kind} "
                                 "(left for a human)")
@@ -229,7 +238,17 @@ class ImproveLoop:
         candidate = self.repo.files(commit)
         self.say(f"{proposal.id}: self-PR on {branch} ({len(proposal.changes)} file(s)); validating")
 
-        work = self.dir / "work" / proposal.id
+        work = self.dir / "work" / proposal.id  # the throwaway homes of validation and shadow runs
+        try:
+            return await self._guard(proposal, base=base, base_commit=base_commit, branch=branch, commit=commit,
+                                     candidate=candidate, patch=patch, work=work, seconds=seconds, lap=lap)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    async def _guard(self, proposal: Proposal, *, base: dict[str, str], base_commit: str, branch: str, commit: str,
+                     candidate: dict[str, str], patch: str, work: Path, seconds: dict[str, float],
+                     lap: Callable[[str], None]) -> ProposalRecord:
+        """Validate, canary, merge: the self-PR exists already."""
         validation = await validate(settings=self.settings, provider=self.provider, current=base,
                                     candidate=candidate, target=proposal.target_goal, k=self.options.k,
                                     tolerance=self.options.tolerance, workdir=work / "validate",

@@ -22,7 +22,7 @@ from naestro.events import Event
 from naestro.introspect import Finding
 
 __all__ = ["Change", "Proposal", "ProposalKind", "changed_role_fields", "patch_of", "prompt_delta_for",
-           "role_of_task"]
+           "role_of_task", "with_sentence"]
 
 ProposalKind = Literal["prompt_delta", "router_prior", "tool_adapter", "new_test"]
 
@@ -151,14 +151,22 @@ def prompt_delta_for(finding: Finding, *, role: str, roles_yaml: str) -> Proposa
     sentence = _DELTAS[key]
     if sentence in spec["prompt"]:
         return None
-    wanted = spec["prompt"].rstrip() + " " + sentence
-    text = _append_to_folded_prompt(roles_yaml, role, sentence)
-    check = yaml.safe_load(text) if text is not None else None
-    if text is None or not isinstance(check, dict) or check.get(role, {}).get("prompt") != wanted:
-        spec["prompt"] = wanted  # not the packaged layout: rewrite the file (comments go, the facts stay)
-        text = yaml.safe_dump(data, sort_keys=False, width=110, allow_unicode=True)
     return Proposal(kind="prompt_delta", title=f"{role} prompt: {key} delta for {finding.run}/{finding.task}",
                     rationale=f"Introspector finding {finding.kind} in run {finding.run}, task {finding.task}: "
                               f"{finding.evidence}\nProposed by rule `{key}`: append to the {role} prompt: "
                               f"\"{sentence}\"",
-                    changes=(Change(path="roles.yaml", text=text),), finding=finding).identified()
+                    changes=(Change(path="roles.yaml", text=with_sentence(roles_yaml, role, sentence)),),
+                    finding=finding).identified()
+
+
+def with_sentence(roles_yaml: str, role: str, sentence: str) -> str:
+    """roles.yaml with ``sentence`` appended to the role's prompt: one added line when the file has the packaged
+    layout (a folded ``prompt: >-`` block), else the file rewritten (comments go, the facts stay)."""
+    data = yaml.safe_load(roles_yaml)
+    wanted = str(data[role]["prompt"]).rstrip() + " " + sentence
+    text = _append_to_folded_prompt(roles_yaml, role, sentence)
+    check = yaml.safe_load(text) if text is not None else None
+    if text is not None and isinstance(check, dict) and check.get(role, {}).get("prompt") == wanted:
+        return text
+    data[role]["prompt"] = wanted
+    return yaml.safe_dump(data, sort_keys=False, width=110, allow_unicode=True)

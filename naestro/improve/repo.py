@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -103,7 +104,7 @@ class ConfigRepo:
 
     # --- writing --------------------------------------------------------------------------------------------
 
-    def commit(self, base: str | None, changes: dict[str, str | None], message: str, *,
+    def commit(self, base: str | None, changes: Mapping[str, str | None], message: str, *,
                parents: tuple[str, ...] | None = None) -> str:
         """A commit of ``base``'s tree with ``changes`` (path → text, None deletes); no ref moves.
 
@@ -112,12 +113,12 @@ class ConfigRepo:
             index = Path(tmp) / "index"
             if base is not None:
                 self._git("read-tree", base, index=index)
-            for path, text in sorted(changes.items()):
-                if text is None:
-                    self._git("update-index", "--force-remove", "--", path, index=index)
-                    continue
-                blob = self._git("hash-object", "-w", "--stdin", "--path", path, stdin=text).strip()
-                self._git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", index=index)
+            # --index-info: mode 0 removes an entry; works in a bare repository (--force-remove needs a work tree)
+            lines = [f"0 {'0' * 40}\t{path}" if text is None else
+                     f"100644 {self._git('hash-object', '-w', '--stdin', stdin=text).strip()}\t{path}"
+                     for path, text in sorted(changes.items())]
+            if lines:
+                self._git("update-index", "--index-info", stdin="\n".join(lines) + "\n", index=index)
             tree = self._git("write-tree", index=index).strip()
         heads = parents if parents is not None else ((base,) if base is not None else ())
         args = ["commit-tree", tree]

@@ -37,7 +37,7 @@ from nodes.roles import RoleSpec
 from policies.decision import ApprovedScope, RunPolicy
 
 __all__ = ["Metrics", "Outcome", "Tolerance", "Validation", "golden_goals", "metrics_of", "outcome_of_events",
-           "regressions", "roles_of", "run_goals", "side_runtime", "static_problems", "validate"]
+           "regressions", "roles_of", "run_goals", "seed_workspace", "side_runtime", "static_problems", "validate"]
 
 MAX_PROMPT_CHARS = 4000
 # Shadow and validation runs: exec.run in the run's own sandboxed workspace copy and nothing else sensitive
