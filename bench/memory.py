@@ -7,10 +7,12 @@ questions paraphrase the cause ("why did the word count task fail? something abo
 a match needs the task *and* the cause; the second failed run of the same task is the distractor. A second set
 asks for a plan to reuse for a reworded goal: a hit is a passed run of the same kind of task.
 
-Systems, all over the same redacted episodes: Graphiti hybrid search (BM25 + cosine, RRF) on the embedded
-FalkorDB, and in-process baselines over run records: BM25 alone, MiniLM vectors alone (a plain vector store),
-and both fused (RRF). ``--runs-dir`` adds real run directories (e.g. a golden-suite home) to the corpus as
-extra distractors.
+Systems, all over the same redacted episodes. On the embedded FalkorDB: ``graphiti`` (what runs use: Graphiti's
+cosine edge search and BM25 over the graph's facts, fused by RRF with k=60), ``graphiti_stock`` (Graphiti's own
+``search()`` with its edge hybrid recipe: its fulltext and cosine edge searches, its RRF with k=1), those two
+fused with k=60 (``graphiti_fulltext_k60``), and each alone. In process, over run records: BM25 alone, MiniLM
+vectors alone (a plain vector store), and both fused (RRF, k=60).
+``--runs-dir`` adds real run directories (e.g. a golden-suite home) to the corpus as extra distractors.
 
 Run from the repository root: ``python -m bench.memory [--rounds 3] [--runs-dir DIR]``.
 """
@@ -31,7 +33,7 @@ from typing import Any
 
 from naestro.memory.baseline import Mode, RecordIndex
 from naestro.memory.embedder import MiniLM
-from naestro.memory.graph import GraphitiStore
+from naestro.memory.graph import GraphitiStore, SearchMethod
 from naestro.memory.harvest import episodes_of_run
 from naestro.memory.records import SLICES, Episode, MemoryHit
 from naestro.memory.retention import redacted
@@ -188,7 +190,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         index.add(episodes.values())
         out["baseline_build_ms"] = round((time.perf_counter() - t) * 1000, 1)
         systems: dict[str, Any] = {}
-        for name in ("graphiti", "hybrid", "bm25", "vector"):
+        for name in (*_GRAPH_METHODS, "hybrid", "bm25", "vector"):
             lat: list[float] = []
             cpu: list[float] = []
             server0 = server_cpu_s(pid)
@@ -197,7 +199,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for rnd in range(args.rounds):
                 for query, _ in why:
                     t, c = time.perf_counter(), time.process_time()
-                    hits = (await store.search(query, slices=SLICES, limit=10) if name == "graphiti" else
+                    hits = (await store.search(query, slices=SLICES, limit=10, method=_GRAPH_METHODS[name])
+                            if name in _GRAPH_METHODS else
                             index.search(query, slices=SLICES, limit=10, mode=_mode(name)))
                     lat.append(time.perf_counter() - t)
                     cpu.append(time.process_time() - c)
@@ -205,10 +208,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                         why_res.append(hits)
                 if rnd == 0:
                     for query, _ in plan_qs:
-                        plan_res.append(await store.search(query, slices=["plans"], limit=5) if name == "graphiti"
-                                        else index.search(query, slices=["plans"], limit=5, mode=_mode(name)))
+                        plan_res.append(
+                            await store.search(query, slices=["plans"], limit=5, method=_GRAPH_METHODS[name])
+                            if name in _GRAPH_METHODS else
+                            index.search(query, slices=["plans"], limit=5, mode=_mode(name)))
             search_ms = ms(lat, cpu)
-            if name == "graphiti":  # per question; the loop also ran the plan questions once
+            if name in _GRAPH_METHODS:  # per question; the loop also ran the plan questions once
                 search_ms["server_cpu_ms_mean"] = round((server_cpu_s(pid) - server0) * 1000 / (
                     len(lat) + len(plan_qs)), 2)
             systems[name] = {**quality(why_res, [k for _, k in why]), "plan_reuse@3": plan_hits(
@@ -218,6 +223,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await store.close()
         shutil.rmtree(home, ignore_errors=True)
     return out
+
+
+# Searches of the graph store: what runs use (Graphiti's cosine edge search + BM25 over the graph's facts, RRF
+# k=60), Graphiti's own search() (its fulltext and cosine edge searches, its RRF k=1), those two fused with k=60,
+# and each of them alone.
+_GRAPH_METHODS: dict[str, SearchMethod] = {"graphiti": "fused", "graphiti_stock": "graphiti",
+                                           "graphiti_fulltext_k60": "fulltext_k60", "graphiti_fulltext": "fulltext",
+                                           "graphiti_cosine": "cosine"}
 
 
 def _mode(name: str) -> Mode:

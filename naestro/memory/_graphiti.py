@@ -25,8 +25,11 @@ from graphiti_core.search.search_config import (
     EdgeSearchMethod,
     SearchConfig,
 )
+from graphiti_core.search.search_filters import SearchFilters
+from graphiti_core.search.search_utils import edge_fulltext_search, edge_similarity_search, rrf
 from graphiti_core.utils.bulk_utils import add_nodes_and_edges_bulk
 
 __all__ = ["CrossEncoderClient", "EdgeReranker", "EdgeSearchConfig", "EdgeSearchMethod", "EmbedderClient",
            "EntityEdge", "EntityNode", "EpisodeType", "EpisodicEdge", "EpisodicNode", "GraphDriver", "GraphProvider",
-           "Graphiti", "SearchConfig", "add_nodes_and_edges_bulk"]
+           "Graphiti", "SearchConfig", "SearchFilters", "add_nodes_and_edges_bulk", "edge_fulltext_search",
+           "edge_similarity_search", "rrf"]

@@ -20,7 +20,9 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from rank_bm25 import BM25Okapi
 
 from naestro.errors import MemoryUnavailable
 from naestro.memory._graphiti import (
@@ -36,18 +38,28 @@ from naestro.memory._graphiti import (
     Graphiti,
     GraphProvider,
     SearchConfig,
+    SearchFilters,
     add_nodes_and_edges_bulk,
+    edge_fulltext_search,
+    edge_similarity_search,
+    rrf,
 )
+from naestro.memory.baseline import tokens
 from naestro.memory.embedder import CosineReranker, MiniLM, MiniLMEmbedder
 from naestro.memory.extraction import NoExtraction
 from naestro.memory.falkor import FalkorServer, ServerInfo
 from naestro.memory.records import Entity, Episode, EpisodeKind, MemoryHit, Slice, derived_uuid, group_id
 
-__all__ = ["GraphitiStore"]
+__all__ = ["GraphitiStore", "SearchMethod"]
 
 _GRAPH = "naestro_memory"
-# MiniLM's cosine for a relevant paraphrase is often 0.3-0.6: Graphiti's default floor (0.6) drops most of them.
-_SEARCH = SearchConfig(edge_config=EdgeSearchConfig(
+SearchMethod = Literal["fused", "fulltext", "cosine", "fulltext_k60", "graphiti"]
+_RRF_K = 60  # 1/(k + rank), rank from 1: the usual constant, and the baseline's (memory/baseline.py)
+_DEPTH = 50  # candidates each search contributes to the fusion (Graphiti's search() takes 2 x limit)
+# FalkorDB and Neo4j score cosine as (1 + cos) / 2: a floor below 0 keeps every candidate; the fusion ranks them.
+_NO_FLOOR = -1.0
+# Graphiti's own search() as a bench comparison: its edge hybrid recipe (BM25 + cosine, its RRF).
+_STOCK = SearchConfig(edge_config=EdgeSearchConfig(
     search_methods=[EdgeSearchMethod.bm25, EdgeSearchMethod.cosine_similarity], reranker=EdgeReranker.rrf,
     sim_min_score=0.3))
 _TARGET_ORDER = ("file", "tool", "skill", "model")
@@ -60,6 +72,37 @@ def _hit(edge_attrs: dict[str, Any], *, fact: str, valid_at: datetime | None, sc
                          outcome=edge_attrs["outcome"], score=round(score, 6), plan=edge_attrs.get("plan") or None)
     except (KeyError, ValueError):
         return None  # an edge Naestro did not write (LLM extraction, another tool): not a typed episode
+
+
+class _FactIndex:
+    """BM25 (``rank_bm25``, the baseline's tokens: file and task names split into their parts) over the facts."""
+
+    def __init__(self, stamp: str, uuids: list[str], groups: list[str], hits: dict[str, MemoryHit],
+                 index: BM25Okapi | None) -> None:
+        self.stamp, self.uuids, self.groups, self.hits, self.index = stamp, uuids, groups, hits, index
+
+    @classmethod
+    def build(cls, stamp: str, records: list[dict[str, Any]]) -> _FactIndex:
+        uuids, groups, texts, hits = [], [], [], {}
+        for r in records:
+            hit = _hit(r, fact=str(r["fact"]), valid_at=_parse_time(r["valid_at"]), score=0.0)
+            if hit is None:
+                continue
+            uuids.append(str(r["uuid"]))
+            groups.append(str(r["group_id"]))
+            texts.append(tokens(hit.text) or ["_"])
+            hits[uuids[-1]] = hit
+        return cls(stamp, uuids, groups, hits, BM25Okapi(texts) if texts else None)
+
+    def bm25(self, query: str, groups: Sequence[str], depth: int) -> list[str]:
+        """Edge uuids in ``groups`` that share a word with the query, best first."""
+        if self.index is None:
+            return []
+        scores = self.index.get_scores(tokens(query))
+        allowed = set(groups)
+        ranked = sorted((i for i, g in enumerate(self.groups) if g in allowed and scores[i] > 0),
+                        key=lambda i: -scores[i])
+        return [self.uuids[i] for i in ranked[:depth]]
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -77,6 +120,7 @@ class GraphitiStore:
         self._connect, self.model, self.server = connect, model, server
         self._graphiti: Graphiti | None = None
         self._driver_: GraphDriver | None = None
+        self._fact_index: _FactIndex | None = None
 
     @classmethod
     def embedded(cls, data_dir: Path, *, model: MiniLM) -> GraphitiStore:
@@ -170,18 +214,68 @@ class GraphitiStore:
 
     # --- reading -------------------------------------------------------------------------------------------
 
-    async def search(self, query: str, *, slices: Sequence[Slice], limit: int = 10) -> list[MemoryHit]:
-        from graphiti_core.search.search import search
-        from graphiti_core.search.search_filters import SearchFilters
+    async def search(self, query: str, *, slices: Sequence[Slice], limit: int = 10,
+                     method: SearchMethod = "fused") -> list[MemoryHit]:
+        """Graphiti's cosine edge search and BM25 over the same facts, fused by reciprocal rank (k=60).
 
+        ``method`` is for the bench (see the module doc): ``fulltext`` and ``cosine`` are Graphiti's two edge
+        searches alone, ``fulltext_k60`` fuses those two with k=60, ``graphiti`` is Graphiti's own ``search()``."""
         if not slices:
             return []
-        graphiti = await self.graphiti()
         driver = await self._driver()
-        vector = [float(x) for x in (await self.model.aencode([query.replace("\n", " ")]))[0]]
-        config = _SEARCH.model_copy(update={"limit": limit})
-        found = await search(graphiti.clients, query, [group_id(s) for s in slices], config, SearchFilters(),
-                             query_vector=vector, driver=driver)
+        groups = [group_id(s) for s in slices]
+        vector: list[float] = []
+        if method != "fulltext":
+            vector = [float(x) for x in (await self.model.aencode([query.replace("\n", " ")]))[0]]
+        if method == "graphiti":
+            return await self._graphiti_search(query, vector, groups, limit)
+        depth = max(_DEPTH, 2 * limit)
+        ranked: list[list[str]] = []
+        edges: dict[str, MemoryHit] = {}
+        if method in ("fulltext", "fulltext_k60"):
+            found = await edge_fulltext_search(driver, query, SearchFilters(), groups, depth)
+            ranked.append([e.uuid for e in found])
+            edges |= {e.uuid: h for e in found if (h := _hit(e.attributes, fact=e.fact, valid_at=e.valid_at,
+                                                            score=0.0)) is not None}
+        if method == "fused":
+            facts = await self._facts()
+            ranked.append(facts.bm25(query, groups, depth))
+            edges |= facts.hits
+        if method in ("fused", "cosine", "fulltext_k60"):
+            found = await edge_similarity_search(driver, vector, None, None, SearchFilters(), groups, depth,
+                                                 _NO_FLOOR)
+            ranked.append([e.uuid for e in found])
+            edges |= {e.uuid: h for e in found if e.uuid not in edges and (h := _hit(
+                e.attributes, fact=e.fact, valid_at=e.valid_at, score=0.0)) is not None}
+        uuids, scores = rrf(ranked, rank_const=_RRF_K + 1)
+        hits = [edges[u].model_copy(update={"score": round(score, 6)}) for u, score in zip(uuids, scores, strict=True)
+                if u in edges]
+        return hits[:limit]
+
+    async def _facts(self) -> _FactIndex:
+        """The BM25 index of every typed fact in the graph, rebuilt when the graph changed (another process may
+        have written or forgotten): a count and the newest write time tell, in one aggregate query."""
+        driver = await self._driver()
+        result = await driver.execute_query(
+            "MATCH ()-[e:RELATES_TO]->() WHERE e.kind IS NOT NULL RETURN count(e) AS n, max(e.created_at) AS t")
+        stamp = str([dict(r) for r in result[0]]) if result else ""
+        if self._fact_index is None or self._fact_index.stamp != stamp:
+            rows = await driver.execute_query(
+                "MATCH ()-[e:RELATES_TO]->() WHERE e.kind IS NOT NULL RETURN e.uuid AS uuid, e.group_id AS group_id,"
+                " e.fact AS fact, e.valid_at AS valid_at, e.key AS key, e.run_id AS run_id, e.kind AS kind,"
+                " e.slice AS slice, e.outcome AS outcome, e.plan AS plan")
+            records = [dict(r) for r in rows[0]] if rows else []
+            self._fact_index = await asyncio.to_thread(_FactIndex.build, stamp, records)
+        return self._fact_index
+
+    async def _graphiti_search(self, query: str, vector: list[float], groups: list[str],
+                               limit: int) -> list[MemoryHit]:
+        from graphiti_core.search.search import search
+
+        graphiti = await self.graphiti()
+        config = _STOCK.model_copy(update={"limit": limit})
+        found = await search(graphiti.clients, query, groups, config, SearchFilters(), query_vector=vector,
+                             driver=await self._driver())
         scores = found.edge_reranker_scores or [0.0] * len(found.edges)
         hits = [_hit(edge.attributes, fact=edge.fact, valid_at=edge.valid_at, score=score)
                 for edge, score in zip(found.edges, scores, strict=False)]
