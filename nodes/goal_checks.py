@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import functools
+import hashlib
 import io
 import json
 import shlex
@@ -45,6 +46,12 @@ def in_workspace(workspace: Path) -> Callable[[str], bool]:
     return lambda name: (p := inside(workspace, name)) is not None and p.exists()
 
 
+def _digest(workspace: Path, name: str) -> str | None:
+    """sha256 of a workspace file's content, or None when it is not a file there. Blocking."""
+    path = inside(workspace, name)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None and path.is_file() else None
+
+
 def as_goal_check(req: GoalRequirement) -> GoalCheck:
     return {"requirement": req.model_dump(mode="json"), "description": req.describe(), "passed": None,
             "detail": f"asked for by the goal: {req.words!r}"}
@@ -53,7 +60,7 @@ def as_goal_check(req: GoalRequirement) -> GoalCheck:
 def planned_goal_checks(goal: str, workspace: Path, *, extra: Iterable[GoalRequirement] = ()) -> list[GoalCheck]:
     """The goal's requirements, unchecked, plus ``extra`` ones not already among them (the model helper's,
     validated); files already in ``workspace`` are inputs. Blocking (stats files)."""
-    reqs = derive_requirements(goal, exists=in_workspace(workspace))
+    reqs = derive_requirements(goal, exists=in_workspace(workspace), digest=functools.partial(_digest, workspace))
     seen = {(r.kind, r.file, r.items) for r in reqs}
     reqs += [r for r in extra if (r.kind, r.file, r.items) not in seen]
     return [as_goal_check(r) for r in reqs]
@@ -97,6 +104,16 @@ def _file(req: GoalRequirement, text: str) -> Verdict:
         except json.JSONDecodeError as exc:
             return False, f"{req.file} is not JSON: {exc}"
     return True, f"{req.file} exists ({len(text.encode())} bytes)"
+
+
+def _unchanged(req: GoalRequirement, workspace: Path) -> Verdict:
+    now = _digest(workspace, req.file)
+    if now is None:
+        return False, f"{req.file} was removed; the goal says not to change it"
+    if now != req.items[0]:
+        return False, (f"{req.file} was changed; the goal says not to change it: put back its original content "
+                       "and change only what the goal asks for")
+    return True, f"{req.file} is as it was when the run started"
 
 
 @_reading
@@ -195,7 +212,8 @@ async def check_goal(checks: list[GoalCheck], ctx: RunContext, *, run_commands: 
                 continue
             ok, detail = await _tests(req, ctx, ex)
         else:
-            checker = {"file": _file, "columns": _columns, "keys": _keys, "states": _states}[req.kind]
+            checker = {"file": _file, "columns": _columns, "keys": _keys, "states": _states,
+                       "unchanged": _unchanged}[req.kind]
             ok, detail = await asyncio.to_thread(checker, req, ctx.workspace)
         out.append({**check, "passed": ok, "detail": detail})
     if out:

@@ -11,7 +11,10 @@ checked on the final workspace (``nodes.goal_checks``). This module derives them
   "pytest": pytest runs on those files (on the workspace when none is named) and must pass;
 - "columns X, Y" / "header X,Y" next to a CSV deliverable, "keys a, b" next to a JSON deliverable;
 - a report (``.md``/``.txt``/``.html`` deliverable) that "states"/"contains" a quoted text, or a quantity
-  (a total, a count ...): the text, or a number, must be in it.
+  (a total, a count ...): the text, or a number, must be in it;
+- "do not change test_x.py" / "without modifying a.py" / "leave b.csv unchanged": a file the run starts with must
+  end with the same content (golden run 2026-12-07, tests_fix_median: the Coder rewrote the tests it was told not to
+  change until they passed, and the run said PASSED).
 
 A requirement is only derived from words that are in the goal: a name the goal spells, columns it lists. What
 needs judgement (is the summary good?) is left to the plan's evaluators. Files that exist at the start are inputs:
@@ -27,7 +30,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["GoalRequirement", "derive_requirements", "files_named", "is_test_file", "validated"]
+__all__ = ["GoalRequirement", "derive_requirements", "files_named", "is_test_file", "kept_unchanged", "validated"]
 
 _EXT = "py|txt|csv|tsv|json|jsonl|md|yaml|yml|toml|html|sh|sql|xml|ini|cfg|js|ts"
 _FILE = re.compile(rf"(?<![\w./-])(?:\./)?((?:[\w-]+/)*[\w-]+\.(?:{_EXT}))(?![\w/-])(?!\.\w)")
@@ -43,6 +46,16 @@ _STATES = re.compile(r"(?i)\b(?:stat(?:e|es|ing)|contain(?:s|ing)?|say(?:s|ing)?
 _QUOTED = re.compile(r"\"([^\"\n]{1,80})\"|`([^`\n]{1,80})`|(?<!\w)'([^'\n]{1,80})'(?!\w)")
 _QUANTITY = re.compile(r"(?i)\b(?:total|sum|count|number of|average|mean|median|how many|percent(?:age)?|"
                        r"maximum|minimum|max|min)\b")
+_KEEP_VERB = (r"(?:change|modify|edit|touch|alter|rewrite|overwrite|update|delete|remove)")
+_UNCHANGED = [
+    re.compile(rf"(?i)\b(?:do\s+not|don'?t|never|must\s+not|should\s+not|without|not\s+to)\s+(?:\w+ly\s+)?"
+               rf"{_KEEP_VERB}(?:s|d|ing)?\b((?:[^.;!?\n]|\.(?=\w))*)"),
+    re.compile(r"(?i)\b(?:leave|keep)\b((?:[^.;!?\n]|\.(?=\w))*?)\b"
+               r"(?:unchanged|untouched|unmodified|intact|as\s+it\s+is|as\s+is)\b"),
+    re.compile(r"(?i)((?:[\w./-]+\.\w+[\s,]*(?:and\s+)?)+)\s*(?:must|should|has\s+to|have\s+to)\s+"
+               r"(?:stay|remain|be\s+left)\s+(?:unchanged|the\s+same|untouched|as\s+it\s+is)"),
+]
+_NEXT_CLAUSE = re.compile(r"(?i)\b(?:and|then|but|so|to)\s+(?![\w./-]+\.\w)")
 _ITEM = re.compile(r"\"([^\"\n]{1,40})\"|`([^`\n]{1,40})`|'([^'\n]{1,40})'|([A-Za-z_][\w-]{0,40})")
 _SEP = re.compile(r"\s*(?:,\s*(?:and\s+)?|/|\s+and\s+)")
 _BOUNDARY = re.compile(r"\s*(?:$|[.,;:()!?\n])")
@@ -52,7 +65,7 @@ _STOP = frozenset(("a", "an", "the", "and", "or", "of", "per", "for", "with", "t
 REPORTS = (".md", ".txt", ".html")
 _TABLES, _OBJECTS = (".csv", ".tsv"), (".json", ".jsonl")
 
-Kind = Literal["file", "tests", "columns", "keys", "states"]
+Kind = Literal["file", "tests", "columns", "keys", "states", "unchanged"]
 
 
 class GoalRequirement(BaseModel):
@@ -62,7 +75,8 @@ class GoalRequirement(BaseModel):
 
     kind: Kind
     file: str = ""  # the deliverable; "" for tests on the whole workspace
-    items: tuple[str, ...] = ()  # test files, columns, keys, or the quoted texts a report must contain
+    items: tuple[str, ...] = ()  # test files, columns, keys, the quoted texts a report must contain, or (unchanged)
+    # the sha256 of the file's content when the run started
     quantity: bool = False  # ``states``: the report must state a number
     exercises: tuple[str, ...] = ()  # ``tests``: the goal's code files the tests must fail without
     words: str = ""  # the goal's words this came from
@@ -81,6 +95,8 @@ class GoalRequirement(BaseModel):
             case "states":
                 what = [repr(i) for i in self.items] + (["a number"] if self.quantity else [])
                 return f"{self.file} states {' and '.join(what)}"
+            case "unchanged":
+                return f"{self.file} is unchanged"
 
 
 def is_test_file(name: str) -> bool:
@@ -131,10 +147,29 @@ def _nearest(sentence: str, at: int, names: list[tuple[int, str]], suffixes: tup
     return before[-1] if before else (after[0] if after else None)
 
 
-def derive_requirements(goal: str, *, exists: Callable[[str], bool]) -> list[GoalRequirement]:
-    """What ``goal`` asks for; ``exists(name)`` tells which files the run starts with (inputs, not deliverables)."""
+def kept_unchanged(goal: str) -> list[str]:
+    """The files ``goal`` says must not be changed ("do not change test_x.py", "leave a.csv untouched")."""
+    out: dict[str, None] = {}
+    for sentence in _SENTENCE.split(goal):
+        for pattern in _UNCHANGED:
+            for m in pattern.finditer(sentence):
+                # "without modifying test_a.py and write b.py": the clause ends where another verb starts
+                clause = _NEXT_CLAUSE.split(m.group(1), maxsplit=1)[0]
+                for name in files_named(clause):
+                    out.setdefault(name, None)
+    return list(out)
+
+
+def derive_requirements(goal: str, *, exists: Callable[[str], bool],
+                        digest: Callable[[str], str | None] | None = None) -> list[GoalRequirement]:
+    """What ``goal`` asks for; ``exists(name)`` tells which files the run starts with (inputs, not deliverables);
+    ``digest(name)``, the sha256 of such a file's content now (files the goal says not to change keep it)."""
     reqs: list[GoalRequirement] = []
     named = files_named(goal)
+    if digest is not None:
+        for name in kept_unchanged(goal):
+            if (sha := digest(name)) is not None:
+                reqs.append(GoalRequirement(kind="unchanged", file=name, items=(sha,), words=name))
     deliverables = [n for n in named if not exists(n)]
     reqs += [GoalRequirement(kind="file", file=n, words=n) for n in deliverables]
     tests = [n for n in named if is_test_file(n)]

@@ -279,3 +279,42 @@ async def test_the_model_helper_is_asked_when_enabled_and_its_inventions_are_ref
                                             "pytest passes on test_a.py and fails without a.py"]
     assert planned["goal_helper_refused"] == [
         "summary.json exists and is not empty: summary.json is not a file the goal asks for (not named, or an input)"]
+
+
+FIX_GOAL = "Fix a.py so that the tests in test_a.py pass; do not change test_a.py."
+FIX_PLAN = {"tasks": [{"id": "fix", "role": "coder", "description": "Fix add in a.py", "deps": [],
+                       "accept": [{"kind": "command", "command": "python3 -c \"from a import add; "
+                                                                 "assert add(1, 2) == 3\""}]}]}
+
+
+def fix_script(rewrite_tests: bool) -> Any:
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        if "You are the Planner" in text:
+            return FIX_PLAN
+        if "Write 2-4 sentences" in text:
+            return {"summary": "a.py was fixed."}
+        steps = [("fs.write", {"path": "a.py", "content": ADD})]
+        if rewrite_tests:  # the tests made to pass instead of the code (golden run 2026-12-07, tests_fix_median)
+            steps.append(("fs.write", {"path": "test_a.py", "content": "def test_add():\n    assert True\n"}))
+        n = sum(isinstance(m, AIMessage) for m in messages)
+        if n < len(steps):
+            return {"thought": "step", "tool": steps[n][0], "arguments": steps[n][1]}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "fixed", "outputs": {}}}
+    return script
+
+
+@pytest.mark.parametrize("rewrite_tests", [False, True])
+async def test_a_file_the_goal_says_not_to_change_must_end_as_it_started(settings: Settings, tmp_path: Path,
+                                                                          rewrite_tests: bool) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.py").write_text("def add(a, b):\n    return a - b\n")
+    (source / "test_a.py").write_text(GOOD_TESTS)
+    runner = Runner(settings.model_copy(update={"max_replans": 0}), ScriptedProvider(fix_script(rewrite_tests)))
+    result = await runner.start(FIX_GOAL, workspace=source, policy=POLICY)
+    checked = next(e for e in read_events(result.report_path.parent / "events.jsonl") if e["event"] == "goal_checked")
+    [kept] = [c for c in checked["checks"] if c["requirement"] == "test_a.py is unchanged"]
+    assert result.passed is not rewrite_tests and kept["passed"] is not rewrite_tests, kept
+    if rewrite_tests:
+        assert "was changed" in kept["detail"] and result.record.status == "failed"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import string
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nodes.goal_checks import _unchanged, planned_goal_checks
 from nodes.goal_helper import helper_requirements
-from nodes.goal_requirements import GoalRequirement, derive_requirements, files_named, validated
+from nodes.goal_requirements import GoalRequirement, derive_requirements, files_named, kept_unchanged, validated
 from tests.fakes import ScriptedProvider
 
 INPUTS = {"sales.csv", "people.json", "calc.py", "test_calc.py"}
@@ -133,3 +135,39 @@ async def test_the_model_helper_adds_only_what_the_goal_says() -> None:
     outcome = await helper_requirements(goal, ScriptedProvider(lambda messages: proposals), exists=exists)
     assert [(r.kind, r.file, r.items) for r in outcome.kept] == [("columns", "out.csv", ("id", "total"))]
     assert len(outcome.refused) == 3 and outcome.tokens == 15  # one scripted call: 10 prompt + 5 completion
+
+
+def test_files_the_goal_says_not_to_change_are_read_from_its_words() -> None:
+    """Golden run 2026-12-07 (tests_fix_median): the Coder rewrote test_stats.py, which the goal said not to
+    change, until the tests passed, and the run said PASSED."""
+    cases = {
+        "stats.py has a bug in median(xs). Fix stats.py so that the tests in test_stats.py pass; do not change "
+        "test_stats.py.": ["test_stats.py"],
+        "Fix a.py without modifying test_a.py or conftest.py.": ["test_a.py", "conftest.py"],
+        "Leave data.csv unchanged and write out.json.": ["data.csv"],
+        "data.csv must stay unchanged.": ["data.csv"],
+        "Don't touch config.yaml; write report.md": ["config.yaml"],
+        "Fix a.py without modifying test_a.py and write b.py.": ["test_a.py"],  # b.py is another clause
+        "Change a.py so the tests pass.": [],
+        "Do not change anything else. Write a.py.": [],
+    }
+    for goal, files in cases.items():
+        assert kept_unchanged(goal) == files, goal
+
+
+def test_an_unchanged_requirement_holds_the_content_the_run_started_with(tmp_path: Path) -> None:
+    (tmp_path / "stats.py").write_text("def median(xs):\n    return 0\n")
+    (tmp_path / "test_stats.py").write_text("from stats import median\n\ndef test_m():\n    assert median([1]) == 1\n")
+    goal = "Fix stats.py so that the tests in test_stats.py pass; do not change test_stats.py."
+    checks = planned_goal_checks(goal, tmp_path)
+    [kept] = [GoalRequirement.model_validate(c["requirement"]) for c in checks
+              if c["requirement"]["kind"] == "unchanged"]
+    assert kept.file == "test_stats.py" and kept.describe() == "test_stats.py is unchanged"
+    assert _unchanged(kept, tmp_path)[0]
+    (tmp_path / "test_stats.py").write_text("def test_m():\n    assert True\n")  # tests rewritten to pass
+    ok, detail = _unchanged(kept, tmp_path)
+    assert not ok and "was changed" in detail
+    (tmp_path / "test_stats.py").unlink()
+    assert not _unchanged(kept, tmp_path)[0]
+    # a model helper cannot add one: its digest is not in the goal's words
+    assert validated(goal, [kept], exists=lambda n: True)[0] == []
