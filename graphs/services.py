@@ -216,7 +216,7 @@ class RunServices:
                           + (f"@{record.replay_epoch}" if record.replay_epoch else ""),
                           run_budget=budget, router=self.runtime.router, vault=live.vault,
                           review=self.runtime.settings.review, set_status=self._saver(live),
-                          snapshotting=live.snapshotting)
+                          snapshotting=live.snapshotting, memory=self.runtime.memory)
 
     def _saver(self, live: LiveRun) -> Callable[[RunStatus], None]:
         def set_status(status: RunStatus) -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from langchain_core.messages import BaseMessage
 from langgraph.config import get_config
@@ -38,6 +39,9 @@ from naestro.toolbus import ToolBus, ToolResult, ToolSpec
 from nodes.proposal import PROPOSED, guide_proposal, proposal_arguments
 from nodes.roles import RoleSpec
 from policies.gate import ConsentAnswer, ConsentRequest, Gate
+
+if TYPE_CHECKING:
+    from naestro.memory.fabric import Memory
 
 __all__ = ["Execution", "RunContext"]
 
@@ -84,6 +88,7 @@ class RunContext:
     set_status: Callable[[RunStatus], None] = lambda _status: None  # run.json's status (RunServices saves it)
     # checkpoint id -> its snapshot being taken; shared by the contexts of one run (RunServices passes one dict)
     snapshotting: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    memory: Memory | None = None  # issue 19: agents recall earlier runs' facts through the gate; None when off
 
     def ask_human(self, request: ConsentRequest) -> ConsentAnswer:
         """Suspend the running node with LangGraph's ``interrupt()``; on resume, the human's answer.

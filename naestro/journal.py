@@ -23,7 +23,7 @@ from naestro.appendfile import AppendFile
 
 __all__ = ["Journal", "JournalEntry", "request_hash"]
 
-Kind = Literal["model", "tool"]
+Kind = Literal["model", "tool", "memory"]  # memory: an agent's recall, so a resumed node sees the same facts
 
 
 def request_hash(payload: JsonValue) -> str:

@@ -14,6 +14,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from pydantic import JsonValue
 
 from naestro.context import Execution, RunContext
+from naestro.journal import request_hash
+from naestro.memory.hooks import task_context
 from naestro.plan import OutputSpec, Task, shown_to_agent
 from naestro.toolbus import ToolSpec
 
@@ -69,12 +71,14 @@ def action_schema(tools: list[ToolSpec], outputs: dict[str, OutputSpec]) -> dict
     return schema
 
 
-def _task_prompt(task: Task, inputs: dict[str, JsonValue], feedback: str, goal: str) -> str:
+def _task_prompt(task: Task, inputs: dict[str, JsonValue], feedback: str, goal: str, memory: str = "") -> str:
     lines = [f"Overall goal: {goal}", f"Your task ({task.id}): {task.description}"]
     if task.instructions:
         lines.append(f"Instructions: {task.instructions}")
     if inputs:
         lines.append("Inputs from earlier tasks:\n" + json.dumps(inputs, indent=1)[:3000])
+    if memory:
+        lines.append(memory)
     checks = "\n".join(f"- {shown_to_agent(c)}" for c in task.accept)
     lines.append(f"The task is accepted only if these checks pass afterwards:\n{checks}")
     if task.outputs:
@@ -94,6 +98,24 @@ def _system_prompt(role_prompt: str, tools: list[ToolSpec]) -> str:
             "it) before you finish. Never finish before the work is done.")
 
 
+async def _recall(task: Task, ctx: RunContext, ex: Execution) -> str:
+    """Facts of earlier runs for this task (issue 19), through the gate, as the role doing it (the Reviewer on a
+    review pass). Journalled like a model reply: a node re-run after a consent interrupt sees the same facts, so
+    its prompts, and the replies journalled for them, stay the same."""
+    if ctx.memory is None:
+        return ""
+    key = ex.next_key(ctx.thread, "memory")
+    query = f"{task.description} {task.instructions or ''} {ctx.plan.goal}"
+    request = request_hash([ex.role.value, query])
+    entry = ctx.journal.lookup(key, "memory", request)
+    if entry is not None and entry.state == "done" and isinstance(entry.value, str):
+        return entry.value
+    text = await task_context(ctx.memory, query, gate=ctx.gate, role=ex.role.value, task=task.id,
+                              run_id=ctx.run_id, events=ctx.events)
+    ctx.journal.done(key, "memory", request, text)
+    return text
+
+
 async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[str, JsonValue],
                     feedback: str) -> AgentOutcome:
     role = ctx.roles[task.role]
@@ -102,8 +124,9 @@ async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[
     assert meter is not None
     endpoint = ctx.endpoint_for(task.role, task.model)
     schema = action_schema(tools, task.outputs)
+    memory = await _recall(task, ctx, ex)
     messages: list[BaseMessage] = [SystemMessage(_system_prompt(role.prompt, tools)),
-                                   HumanMessage(_task_prompt(task, inputs, feedback, ctx.plan.goal))]
+                                   HumanMessage(_task_prompt(task, inputs, feedback, ctx.plan.goal, memory))]
     outcome = AgentOutcome(outputs={}, summary="", finished=False, steps=0, model=endpoint)
     previous: str | None = None
     # Guide mode runs nothing (its actions are proposals), so there is nothing to verify by running it.

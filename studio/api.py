@@ -21,6 +21,8 @@ Routes (JSON unless noted; errors are ``{"error": ..., "problems"?: [...]}``):
   GET  /naestro/metrics                   the Prometheus series of ``naestro metrics``, as JSON
   GET  /naestro/metrics/router           the router's win-rates per (kind, endpoint) (``naestro router stats``)
   GET  /naestro/info                      what this server can do (``actions``: runs start in this process)
+  GET  /naestro/memory/timeline           remembered episodes newest first (``?run=&kind=&limit=``), skills
+  GET  /naestro/memory/search             memory search as the operator, through the gate (``?q=&limit=``)
 
 Inside the LangGraph server (``actions=False``) runs execute as the server's threads: the Studio shows them and
 answers their consent through the server's API, but does not start runs, plan or roll back in that process
@@ -44,11 +46,12 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from naestro.errors import NaestroError, PlanInvalid, UnknownRun, UsageError
+from naestro.errors import NaestroError, PlanInvalid, PolicyDenied, UnknownRun, UsageError
 from naestro.runs import RunStore
 from naestro.settings import Settings
 from studio.auth import TokenGate
 from studio.control import ConsentBody, ForkBody, RollbackBody, StartBody, StudioRuns
+from studio.memoryview import StudioMemory
 from studio.runview import run_detail, summaries, workspace_files
 from studio.settings import StudioSettings
 from studio.stream import sse_events
@@ -93,6 +96,7 @@ def build_app(settings: Settings | None = None, *, runs: StudioRuns | None = Non
     store = RunStore(settings.runs_dir)
     studio_runs = runs or StudioRuns(settings, server_url=server_url or "http://127.0.0.1:2024")
     collector: list[object] = []  # the EventsCollector, built on the first metrics request (it loads OpenTelemetry)
+    memory = StudioMemory(settings)  # opens the home's memory on the first memory request (issue 19)
 
     async def guarded(work: Callable[[], Awaitable[Response]], *, action: bool = False) -> Response:
         if action and not actions:
@@ -232,10 +236,39 @@ def build_app(settings: Settings | None = None, *, runs: StudioRuns | None = Non
             return JSONResponse(await asyncio.to_thread(stats_rows, settings))
         return await guarded(go)
 
+    async def memory_timeline(request: Request) -> Response:
+        params = request.query_params
+
+        async def go() -> Response:
+            try:
+                limit = int(params.get("limit") or 200)
+                data = await memory.timeline(run_id=params.get("run") or None, kinds=params.getlist("kind"),
+                                             limit=max(1, min(limit, 5000)))
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            return JSONResponse(data)
+        return await guarded(go)
+
+    async def memory_search(request: Request) -> Response:
+        params = request.query_params
+        query, limit = (params.get("q") or "").strip(), params.get("limit") or "10"
+        if not query or not limit.isdigit():
+            return JSONResponse({"error": "say what to search for (?q=...) and at most how many (?limit=N)"},
+                                status_code=400)
+
+        async def go() -> Response:
+            try:
+                hits = await memory.search(query, limit=max(1, min(int(limit), 50)))
+            except PolicyDenied as exc:
+                return JSONResponse({"error": str(exc)}, status_code=403)
+            return JSONResponse(hits)
+        return await guarded(go)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
         await studio_runs.aclose()
+        await memory.aclose()
 
     routes = [
         Route("/", index), Route("/naestro/info", info),
@@ -250,6 +283,7 @@ def build_app(settings: Settings | None = None, *, runs: StudioRuns | None = Non
         Route("/naestro/runs/{run_id:str}/fork", fork, methods=["POST"]),
         Route("/naestro/plan", plan, methods=["POST"]), Route("/naestro/validate", validate, methods=["POST"]),
         Route("/naestro/metrics", metrics), Route("/naestro/metrics/router", router),
+        Route("/naestro/memory/timeline", memory_timeline), Route("/naestro/memory/search", memory_search),
         Mount("/assets", app=StaticFiles(directory=STATIC / "assets", check_dir=False), name="assets"),
     ]
     middleware = [Middleware(TokenGate, token=token.get_secret_value())] if token is not None else []

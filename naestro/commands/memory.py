@@ -21,7 +21,6 @@ from naestro.errors import NaestroError, PolicyDenied, UsageError
 
 if TYPE_CHECKING:
     from naestro.memory import Memory
-    from naestro.settings import Settings
     from policies.gate import Gate
 
 app = typer.Typer(no_args_is_help=True, help="Memory across runs: search, timeline, forget, ingest, status.")
@@ -34,39 +33,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")
 LimitOpt = Annotated[int, typer.Option("--limit", min=1, help="at most this many episodes")]
 
 
-def _open(settings: Settings) -> tuple[Memory, Gate]:
-    """The home's memory and a gate for the operator's reads (graphiti and the policy engine load here, not for
-    ``--help``)."""
-    from naestro.memory import Memory
-    from naestro.memory.retention import Retention
-    from nodes.roles import load_roles
-    from policies.audit import AuditLog, anchors_dir, load_signing_key
-    from policies.decision import RunPolicy
-    from policies.engines import REGO_DIR, configured_engine, load_bundle
-    from policies.gate import Gate
-    from policies.switches import KillSwitches
-
-    roles = {r.value: list(spec.tools) for r, spec in load_roles().items()}
-    bundle = load_bundle(settings.policy_dir or REGO_DIR, roles=roles)
-    memory = Memory.open(home=settings.home, url=settings.memory_url, roles=roles,
-                         readable=bundle.data.get("naestro", {}).get("memory", {}).get("readable", {}),
-                         retention=Retention(keep_runs=settings.memory_keep_runs,
-                                             max_age_days=settings.memory_max_age_days))
-    (settings.home / "memory").mkdir(parents=True, exist_ok=True)
-    audit = AuditLog(settings.home / "memory" / "audit.jsonl", run_id="memory-cli",
-                     key=load_signing_key(settings.keys_dir), anchors=anchors_dir(settings.home))
-    gate = Gate(configured_engine(bundle, settings.policy_url), run_id="memory-cli", workspace=settings.home,
-                policy=RunPolicy(), audit=audit, switches=KillSwitches(settings.control_db), registered=set,
-                rate_limits={})
-    return memory, gate
-
-
 def _run(work: Callable[[Memory, Gate], Awaitable[T]]) -> T:
     import asyncio  # not for --help (tests/unit/test_cli_imports.py)
 
+    from naestro.memory.operator import open_operator_memory
+
     settings = load_settings()
     try:
-        memory, gate = _open(settings)
+        memory, gate = open_operator_memory(settings)
     except NaestroError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2 if isinstance(exc, UsageError) else 3) from exc

@@ -23,12 +23,15 @@ from naestro.memory.records import SLICES, EpisodeKind, MemoryHit, Slice
 from naestro.memory.retention import Retention, redacted, runs_to_forget
 from naestro.memory.skills import Skill, SkillBook, induce_skills
 from naestro.memory.store import MemoryStore
+from naestro.redact import redact
 from naestro.telemetry import span
 from policies.gate import Gate
 
 __all__ = ["Memory", "readable_slices"]
 
 _PLAN_CONTEXT_CHARS = 2400  # what a recall adds to the planner's prompt: a few plans, not the archive
+_TASK_CONTEXT_CHARS = 1400  # what a recall adds to an agent's prompt: three facts
+_FACT_CHARS = 420
 
 
 def readable_slices(readable: Mapping[str, Sequence[str]], role: str) -> list[Slice]:
@@ -117,22 +120,51 @@ class Memory:
                                "naestro.memory.latency_ms": round((time.perf_counter() - start) * 1000, 2)})
         return hits
 
-    async def planner_context(self, goal: str, *, gate: Gate, limit: int = 3) -> tuple[str, list[MemoryHit]]:
-        """Similar past goals: plans that passed (to reuse) and runs that failed (and why), as prompt text."""
+    async def planner_context(self, goal: str, *, gate: Gate,
+                              limit: int = 3) -> tuple[str, list[MemoryHit], list[Skill]]:
+        """Similar past goals: skills their passing plans belong to, plans that passed (to reuse) and runs that
+        failed (and why), as prompt text; the hits and skills it shows."""
         hits = await self.recall(goal, gate=gate, role="planner", task="plan", slices=["plans"], limit=8)
         runs = [h for h in hits if h.kind == "run" and h.plan]
         passed = [h for h in runs if h.outcome == "passed"][:limit]
         failed = [h for h in runs if h.outcome == "failed"][:1]
         if not passed and not failed:
-            return "", []
+            return "", [], []
+        # A skill is a plan shape that passed again and again: shown when one of the similar goals ran it.
+        similar = {h.run_id for h in runs if h.outcome == "passed"}
+        skills = [s for s in await asyncio.to_thread(self.skills.load) if similar & set(s.runs)][:1]
         lines = ["Memory of similar past goals (reuse a plan that passed when it fits this goal; avoid what failed):"]
+        for skill in skills:
+            safety = skill.safety
+            lines.append(f"- SKILL {skill.id}: this plan shape passed in {skill.support} of {skill.seen} runs "
+                         f"(roles {', '.join(safety.roles)}; {safety.shell_checks} command check(s); "
+                         f"{safety.denials_seen} policy denial(s) and {safety.consents_seen} consent(s) seen): "
+                         f"{json.dumps(_compact(skill.template))}")
         for h in passed:
             plan = json.loads(h.plan or "{}")
             lines.append(f"- PASSED goal {plan.get('goal', '')!r}: plan {json.dumps(_compact(plan))}")
         for h in failed:
             lines.append(f"- FAILED: {h.text}")
         text = "\n".join(lines)
-        return text[:_PLAN_CONTEXT_CHARS], [*passed, *failed]
+        return text[:_PLAN_CONTEXT_CHARS], [*passed, *failed], skills
+
+    async def task_context(self, query: str, *, gate: Gate, role: str, task: str, run_id: str,
+                           limit: int = 3) -> tuple[str, list[MemoryHit]]:
+        """Facts of earlier runs for an agent's task, from the slices its role may read, as prompt text.
+
+        Capped (a few facts, each cut short: a small model's prompt is small), redacted again on the way out (a
+        pattern added since the write still applies), and never from this run (its own facts are in the
+        feedback). ``PolicyDenied`` when the role may read nothing."""
+        hits = await self.recall(query, gate=gate, role=role, task=task, limit=limit + 2)
+        hits = [h for h in hits if h.run_id != run_id][:limit]
+        if not hits:
+            return "", []
+        lines = ["Facts remembered from earlier runs (they may not apply to this task; use what helps):"]
+        for h in hits:
+            fact = redact(h.text, depth="data")
+            fact = fact if len(fact) <= _FACT_CHARS else fact[:_FACT_CHARS - 1] + "…"
+            lines.append(f"- [{h.valid_at:%Y-%m-%d}, {h.kind} {h.outcome}] {fact}")
+        return "\n".join(lines)[:_TASK_CONTEXT_CHARS], hits
 
     async def timeline(self, *, slices: Sequence[Slice] = SLICES, run_id: str | None = None,
                        kinds: Sequence[EpisodeKind] | None = None, limit: int = 100) -> list[MemoryHit]:

@@ -1,7 +1,8 @@
-"""The two places a run touches memory, each one call from a graph node: the Planner's recall before it plans
-(``plan_context``, from ``nodes/planning.py``) and the episodes written when the run ends (``remember_run``, from
-the ``finish`` node in ``graphs/compile.py``). Memory is advice and history: when it is off, denied or down, the
-run goes on exactly as without it, and its events say why.
+"""The places a run touches memory, each one call from a graph node: the Planner's recall before it plans
+(``plan_context``, from ``nodes/planning.py``), an agent's recall before its task (``task_context``, from
+``nodes/agent.py``) and the episodes written when the run ends (``remember_run``, from the ``finish`` node in
+``graphs/compile.py``). Memory is advice and history: when it is off, denied or down, the run goes on exactly as
+without it, and its events say why.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from naestro.memory.fabric import Memory
     from policies.gate import Gate
 
-__all__ = ["plan_context", "remember_run"]
+__all__ = ["plan_context", "remember_run", "task_context"]
 
 
 async def plan_context(memory: Memory | None, goal: str, *, gate: Gate, events: EventLog) -> str:
@@ -24,7 +25,7 @@ async def plan_context(memory: Memory | None, goal: str, *, gate: Gate, events: 
     if memory is None:
         return ""
     try:
-        text, hits = await memory.planner_context(goal, gate=gate)
+        text, hits, skills = await memory.planner_context(goal, gate=gate)
     except PolicyDenied as exc:
         events.emit("memory_denied", role="planner", reasons=[*exc.reasons])
         return ""
@@ -33,7 +34,28 @@ async def plan_context(memory: Memory | None, goal: str, *, gate: Gate, events: 
         return ""
     if hits:
         events.emit("memory_recalled", role="planner", keys=[h.key for h in hits],
-                    outcomes=[h.outcome for h in hits])
+                    outcomes=[h.outcome for h in hits], skills=[s.id for s in skills])
+    return text
+
+
+async def task_context(memory: Memory | None, query: str, *, gate: Gate, role: str, task: str, run_id: str,
+                       events: EventLog) -> str:
+    """Facts of earlier runs relevant to a task, as prompt text for its agent; "" without memory, scope or hits.
+
+    A role the policy lets read nothing gets a ``memory_denied`` event (and the audited deny), not data."""
+    if memory is None:
+        return ""
+    try:
+        text, hits = await memory.task_context(query, gate=gate, role=role, task=task, run_id=run_id)
+    except PolicyDenied as exc:
+        events.emit("memory_denied", role=role, task=task, reasons=[*exc.reasons])
+        return ""
+    except Exception as exc:  # noqa: BLE001 - memory is advice: an agent without it still works
+        events.emit("memory_unavailable", stage="recall", task=task, error=f"{type(exc).__name__}: {exc}"[:500])
+        return ""
+    if hits:
+        events.emit("memory_recalled", role=role, task=task, keys=[h.key for h in hits],
+                    outcomes=[h.outcome for h in hits], chars=len(text))
     return text
 
 

@@ -142,8 +142,8 @@ async def test_every_recall_goes_through_the_gate(store: GraphitiStore, tmp_path
         assert "may not read memory slice \"plans\"" in str(denied.value)
         hits = await memory.recall("why did write_fib fail", gate=gate, role="coder", task="t")  # its own slices
         assert hits and hits[0].key == "r1/task/0"
-        text, recalled = await memory.planner_context("write fib.py with fib(n)", gate=gate)
-        assert [h.key for h in recalled] == ["r1/run/1"] and "FAILED" in text
+        text, recalled, skills = await memory.planner_context("write fib.py with fib(n)", gate=gate)
+        assert [h.key for h in recalled] == ["r1/run/1"] and "FAILED" in text and skills == []
         decisions = [e for e in read_events(tmp_path / "events.jsonl") if e["event"] == "policy_decision"]
         assert [(d["action"], d["verdict"]) for d in decisions] == [
             ("memory.recall", "deny"), ("memory.recall", "allow"), ("memory.recall", "allow")]
@@ -153,6 +153,31 @@ async def test_every_recall_goes_through_the_gate(store: GraphitiStore, tmp_path
         switches.set("quarantine_tool", "memory.recall", by="test", reason="leak suspected")
         with pytest.raises(PolicyDenied, match="quarantined"):
             await memory.recall("fib", gate=gate, role="coder", task="t")
+    finally:
+        await store.close()
+
+
+def _plan(goal: str, file: str) -> str:
+    return json.dumps({"goal": goal, "tasks": [{"id": "write", "role": "coder", "description": f"Write {file}",
+                                                "accept": [{"kind": "command", "command": f"python3 {file}"}]}]})
+
+
+async def test_the_planner_sees_the_skill_that_similar_goals_ran(store: GraphitiStore, tmp_path: Path) -> None:
+    bundle = load_bundle(roles=ROLES)
+    memory = Memory(store, home=tmp_path, readable=bundle.data["naestro"]["memory"]["readable"], roles=ROLES)
+    gate, _ = _gate(tmp_path)
+    goals = ["write fib.py printing fib(10)", "write primes.py printing the primes below 50"]
+    try:
+        await store.write([
+            ep(f"p{i}", 0, f"Run p{i} passed. Goal: {goal}. Plan (model): write (coder).", kind="run",
+               slice_="plans", outcome="passed", plan=_plan(goal, goal.split()[1]), when=NOW - timedelta(days=i))
+            for i, goal in enumerate(goals)])
+        skills = await memory.induce(now=NOW)
+        assert [(s.name, s.support) for s in skills] == [("coder[command](py)", 2)]
+        text, recalled, shown = await memory.planner_context("write squares.py printing squares", gate=gate)
+        assert [s.id for s in shown] == [skills[0].id] and {h.run_id for h in recalled} == {"p0", "p1"}
+        assert f"SKILL {skills[0].id}: this plan shape passed in 2 of 2 runs" in text
+        assert text.index("SKILL") < text.index("PASSED")  # first: the prompt's cap cuts from the end
     finally:
         await store.close()
 
