@@ -55,6 +55,10 @@ _UNCHANGED = [
     re.compile(r"(?i)((?:[\w./-]+\.\w+[\s,]*(?:and\s+)?)+)\s*(?:must|should|has\s+to|have\s+to)\s+"
                r"(?:stay|remain|be\s+left)\s+(?:unchanged|the\s+same|untouched|as\s+it\s+is)"),
 ]
+_CHANGE = re.compile(r"(?i)\b(?:fix|change|modify|edit|update|write|implement|create|refactor|rewrite|correct|"
+                     r"repair|patch)(?:es|s|ed|ing)?\b((?:[^.;!?\n]|\.(?=\w))*)")
+_NEGATED = re.compile(r"(?i)\b(?:not|n't|never|without)\s*$")
+_NEGATION = re.compile(r"(?i)\b(?:without|but|do\s+not|does\s+not|don'?t|never|except|must\s+not)\b")
 _NEXT_CLAUSE = re.compile(r"(?i)\b(?:and|then|but|so|to)\s+(?![\w./-]+\.\w)")
 _ITEM = re.compile(r"\"([^\"\n]{1,40})\"|`([^`\n]{1,40})`|'([^'\n]{1,40})'|([A-Za-z_][\w-]{0,40})")
 _SEP = re.compile(r"\s*(?:,\s*(?:and\s+)?|/|\s+and\s+)")
@@ -147,16 +151,31 @@ def _nearest(sentence: str, at: int, names: list[tuple[int, str]], suffixes: tup
     return before[-1] if before else (after[0] if after else None)
 
 
+def _targets(goal: str) -> set[str]:
+    """Files the goal asks to change ("fix a.py", "update the totals in report.md"): a "do not change the signature
+    of add in a.py" elsewhere is about a part of such a file, not the whole file."""
+    out: set[str] = set()
+    for sentence in _SENTENCE.split(goal):
+        for m in _CHANGE.finditer(sentence):
+            if not _NEGATED.search(sentence[max(0, m.start() - 16):m.start()]):
+                clause = _NEGATION.split(m.group(1), maxsplit=1)[0]  # "fix a.py without modifying test_a.py"
+                out.update(files_named(_NEXT_CLAUSE.split(clause, maxsplit=1)[0]))
+    return out
+
+
 def kept_unchanged(goal: str) -> list[str]:
-    """The files ``goal`` says must not be changed ("do not change test_x.py", "leave a.csv untouched")."""
+    """The files ``goal`` says must not be changed ("do not change test_x.py", "leave a.csv untouched"), unless it
+    also asks to change them."""
     out: dict[str, None] = {}
+    targets = _targets(goal)
     for sentence in _SENTENCE.split(goal):
         for pattern in _UNCHANGED:
             for m in pattern.finditer(sentence):
                 # "without modifying test_a.py and write b.py": the clause ends where another verb starts
                 clause = _NEXT_CLAUSE.split(m.group(1), maxsplit=1)[0]
                 for name in files_named(clause):
-                    out.setdefault(name, None)
+                    if name not in targets:
+                        out.setdefault(name, None)
     return list(out)
 
 

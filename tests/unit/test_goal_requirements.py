@@ -150,6 +150,7 @@ def test_files_the_goal_says_not_to_change_are_read_from_its_words() -> None:
         "Fix a.py without modifying test_a.py and write b.py.": ["test_a.py"],  # b.py is another clause
         "Change a.py so the tests pass.": [],
         "Do not change anything else. Write a.py.": [],
+        "Fix the bug in a.py but do not change the signature of add in a.py.": [],  # a part of a file it fixes
     }
     for goal, files in cases.items():
         assert kept_unchanged(goal) == files, goal
