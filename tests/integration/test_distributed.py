@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from naestro.runs import RunStore
 from naestro.settings import Settings
 from policies.decision import ApprovedScope, RunPolicy
 from policies.gate import ConsentAnswer
+from tests.conftest import REPO
 from tests.scripted_openai import models_yaml, scripted_openai
 
 VENV_BIN = Path(sys.executable).parent
@@ -57,37 +59,57 @@ def plan(n: int) -> dict[str, Any]:
          "accept": [{"kind": "regex", "file": "effects.txt", "pattern": "c"}]}]}
 
 
+RENDEZVOUS = threading.Barrier(2, timeout=180)
+"""The first model call of each run of the concurrency test waits here for the other run's: both pass only if
+two runs were inside their model task at the same moment (the timeout bounds a worker that runs one at a time)."""
+MET: list[bool] = []
+
+
 def script(messages: list[dict[str, Any]]) -> dict[str, Any]:
     time.sleep(MODEL_DELAY_S)
     text = "\n".join(str(m.get("content", "")) for m in messages)
     if "Write 2-4 sentences" in text:
         return {"summary": "Both effects were recorded and b.txt was written."}
     if not any(m.get("role") == "assistant" for m in messages):
+        if "gamma-" in text:
+            try:
+                RENDEZVOUS.wait()
+                MET.append(True)
+            except threading.BrokenBarrierError:
+                MET.append(False)
         return {"thought": "write it", "tool": "fs.write", "arguments": {"path": "b.txt", "content": "beta\n"}}
     return {"thought": "done", "tool": "finish", "arguments": {"summary": "wrote b.txt", "outputs": {}}}
 
 
 @dataclass
 class Cluster:
-    """Workers as separate ``naestro worker`` processes (solo pool: the process is the executor)."""
+    """Workers as separate ``naestro worker`` processes (solo pool: the process is the executor), shared by the
+    tests of this module: starting a worker and building its runtime is most of a test's time."""
 
     env: dict[str, str]
     logs: Path
+    settings: Settings
+    scale: ScaleSettings
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.logs / f"worker-{len(self.procs)}.log").open("wb")
-        proc = subprocess.Popen([str(VENV_BIN / "naestro"), "worker", "--loglevel", "INFO"], env=self.env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen([str(VENV_BIN / "naestro"), "worker", "--loglevel", "INFO", *args],
+                                env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         self.procs.append(proc)
         return proc
 
     def alive(self) -> dict[int, subprocess.Popen[bytes]]:
         return {p.pid: p for p in self.procs if p.poll() is None}
 
+    def kill(self, pid: int) -> None:
+        os.killpg(pid, signal.SIGKILL)  # the worker and the MCP servers it started
+        self.alive()[pid].wait()
+
     def stop(self) -> None:
-        for p in self.alive().values():  # the runs are over (or the test failed): no warm shutdown to wait for
-            os.killpg(p.pid, signal.SIGKILL)  # the worker and its MCP server children
+        for pid in self.alive():  # the runs are over (or the test failed): no warm shutdown to wait for
+            self.kill(pid)
         for p in self.procs:
             p.wait()
 
@@ -95,21 +117,25 @@ class Cluster:
         return "\n".join(f"--- {f.name}\n{f.read_text(errors='replace')[-3000:]}" for f in sorted(self.logs.iterdir()))
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, settings: Settings) -> Iterator[tuple[Cluster, Settings, ScaleSettings]]:
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One database, one Redis index, one home and two warm workers for the whole module (each test adds the
+    workers it needs and leaves two running)."""
+    tmp = tmp_path_factory.mktemp("scale")
     with psycopg.connect(f"{PG_HOST}/postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB}")
     broker = redis.Redis.from_url(REDIS_URL)
     broker.flushdb()
-    logs = tmp_path / "logs"
+    logs = tmp / "logs"
     logs.mkdir()
-    cfg = settings.model_copy(update={"checkpoint_url": f"{PG_HOST}/{DB}"})
+    cfg = Settings(home=tmp / "home", models_dir=REPO / ".naestro" / "models", max_replans=0,
+                   checkpoint_url=f"{PG_HOST}/{DB}")
     scale = ScaleSettings(broker_url=REDIS_URL, queue="naestro-test", visibility_timeout_s=3, restore_interval_s=1,
                           lock_wait_s=1)
     try:
         with scripted_openai(script) as base_url:
-            models = tmp_path / "models.yaml"
+            models = tmp / "models.yaml"
             models.write_text(models_yaml(base_url))
             env = {**os.environ, "NAESTRO_HOME": str(cfg.home), "NAESTRO_MODELS_FILE": str(models),
                    "NAESTRO_MODELS_DIR": str(cfg.models_path), "NAESTRO_MAX_REPLANS": "0",
@@ -117,9 +143,11 @@ def cluster(tmp_path: Path, settings: Settings) -> Iterator[tuple[Cluster, Setti
                    "NAESTRO_QUEUE": scale.queue, "NAESTRO_VISIBILITY_TIMEOUT_S": "3",
                    "NAESTRO_RESTORE_INTERVAL_S": "1", "NAESTRO_LOCK_WAIT_S": "1",
                    "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
-            workers = Cluster(env=env, logs=logs)
+            workers = Cluster(env=env, logs=logs, settings=cfg, scale=scale)
+            workers.start()
+            workers.start()
             try:
-                yield workers, cfg, scale
+                yield workers
             finally:
                 workers.stop()
     finally:
@@ -147,10 +175,8 @@ def _last_checkpoint_status(url: str, run_id: str) -> str | None:
     return None if row is None else row[0]["channel_values"].get("status")
 
 
-def test_killed_workers_lose_nothing_and_repeat_no_effect(cluster: tuple[Cluster, Settings, ScaleSettings]) -> None:
-    workers, settings, scale = cluster
-    workers.start()
-    workers.start()
+def test_killed_workers_lose_nothing_and_repeat_no_effect(cluster: Cluster) -> None:
+    workers, settings, scale = cluster, cluster.settings, cluster.scale
     submitter = Submitter(settings, scale, make_app(scale))
     policy = RunPolicy(mode="auto", approve=[ApprovedScope(tool="exec.run")])
     run_ids = [submitter.submit("", plan=Plan.model_validate(plan(n)), policy=policy).run_id for n in range(RUNS)]
@@ -164,8 +190,7 @@ def test_killed_workers_lose_nothing_and_repeat_no_effect(cluster: tuple[Cluster
             break
         if len(killed) < KILLS and (busy := _executing(store, run_ids, workers)):
             pid, run_id = next(iter(busy.items()))
-            os.killpg(pid, signal.SIGKILL)  # the worker and the MCP servers it started, mid-run
-            workers.alive()[pid].wait()
+            workers.kill(pid)  # mid-run
             killed.append((pid, run_id))
             workers.start()  # keep two workers alive
         time.sleep(0.3)
@@ -190,16 +215,13 @@ def test_killed_workers_lose_nothing_and_repeat_no_effect(cluster: tuple[Cluster
     print(json.dumps({"kills": killed, "redone_effects": redone_total}))
 
 
-def test_consent_releases_the_worker_and_any_worker_continues(
-        cluster: tuple[Cluster, Settings, ScaleSettings]) -> None:
+def test_consent_releases_the_worker_and_any_worker_continues(cluster: Cluster) -> None:
     """A run that asks for consent (each ``exec.run`` in copilot mode) ends its delivery ``waiting`` and frees its
     worker; each answer, queued as ``naestro approve`` does (twice: a double click), is taken by whichever worker is
     free; the run finishes once with each approved effect done once."""
     from tests.fakes import ScriptedProvider
 
-    workers, settings, scale = cluster
-    workers.start()
-    workers.start()
+    workers, settings, scale = cluster, cluster.settings, cluster.scale
     submitter = Submitter(settings, scale, make_app(scale))
     run_id = submitter.submit("", plan=Plan.model_validate(plan(0)), policy=RunPolicy(mode="copilot")).run_id
     store = RunStore(settings.runs_dir)
@@ -225,3 +247,35 @@ def test_consent_releases_the_worker_and_any_worker_continues(
     assert (Path(record.workspace) / "effects.txt").read_text().split() == ["a", "c"]
     events = read_events(settings.runs_dir / run_id / "events.jsonl")
     assert [e["status"] for e in events if e.get("event") == "run_finished"] == ["passed"]
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_one_worker_process_advances_two_runs_at_once(cluster: Cluster) -> None:
+    """``naestro worker --concurrency 2`` (Celery's prefork pool: a child process per run, each with its own
+    runtime) drives two runs at the same time: both runs' model calls meet at RENDEZVOUS, each run is driven by a
+    different child of the one worker, both pass once. Its own queue keeps the module's other workers out."""
+    settings = cluster.settings
+    scale = cluster.scale.model_copy(update={"queue": "naestro-test-c2"})
+    worker = cluster.start("--concurrency", "2", env={"NAESTRO_QUEUE": scale.queue})
+    submitter = Submitter(settings, scale, make_app(scale))
+    plans = [Plan.model_validate({"goal": f"concurrent-{n}", "tasks": [
+        {"id": "b", "role": "researcher", "description": f"write b.txt saying gamma-{n}",
+         "accept": [{"kind": "regex", "file": "b.txt", "pattern": "beta"}]}]}) for n in range(2)]
+    run_ids = [submitter.submit("", plan=p, policy=RunPolicy(mode="auto")).run_id for p in plans]
+    store = RunStore(settings.runs_dir)
+    deadline = time.monotonic() + 900  # a bound for a stuck run, not a speed check
+    while not all(store.load(r).status in ("passed", "failed", "error") for r in run_ids):
+        assert time.monotonic() < deadline and worker.poll() is None, cluster.log_text()
+        time.sleep(0.3)
+    for r in run_ids:
+        record = store.load(r)
+        assert record.status == "passed", (r, record.error, cluster.log_text())
+        events = read_events(settings.runs_dir / r / "events.jsonl")
+        assert [e["status"] for e in events if e.get("event") == "run_finished"] == ["passed"], r
+    assert MET == [True, True], cluster.log_text()  # both runs were in their model call at once
+    pids = {store.load(r).pid for r in run_ids}
+    assert len(pids) == 2 and {_parent(p) for p in pids} == {worker.pid}, (pids, worker.pid)
+    cluster.kill(worker.pid)
