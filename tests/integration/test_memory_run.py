@@ -75,7 +75,8 @@ async def test_runs_remember_recall_and_induce_a_skill(tmp_path: Path, settings:
         recalled = [e for e in events if e["event"] == "memory_recalled"]
         assert recalled and recalled[0]["keys"] == [f"{first.record.run_id}/run/1"]
         decisions = [e for e in events if e["event"] == "policy_decision" and e["action"] == "memory.recall"]
-        assert [(d["task"], d["verdict"]) for d in decisions] == [("plan", "allow")]
+        # the planner's recall of past plans, then the Coder's of facts for its task (as its role)
+        assert [(d["task"], d["verdict"]) for d in decisions] == [("plan", "allow"), ("write_file", "allow")]
     finally:
         await runner.runtime.aclose()  # stops the home's FalkorDB: nobody else uses it
     skills = json.loads((settings.home / "memory" / "skills.json").read_text())
