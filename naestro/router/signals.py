@@ -62,7 +62,10 @@ def logprob_stats(logprobs: Sequence[float]) -> tuple[float | None, float | None
     finite = [min(0.0, lp) for lp in logprobs if math.isfinite(lp)]
     if not finite:
         return None, None
-    return round(sum(finite) / len(finite), 5), round(min(finite), 5)
+    # Each term divided first: the sum of huge log-probabilities overflows to -inf (hypothesis found
+    # [-8.99e307, -8.99e307]), which is below their minimum.
+    mean = math.fsum(lp / len(finite) for lp in finite)
+    return round(max(mean, min(finite)), 5), round(min(finite), 5)
 
 
 # `name(args) <sep> expected` on one docstring line; the separators seen in HumanEval-style prompts.
