@@ -166,14 +166,18 @@ def build(options: ServerOptions) -> FastMCP:
         under `path` whose names match `glob` (e.g. "*.py")."""
         target = confine_read(options, path)
         glob = _safe_glob(glob)
-        if not target.exists():
-            raise ToolError(f"{path!r} does not exist; call fs.list to see what exists")
         try:
             rx = re.compile(pattern if regex else re.escape(pattern))
         except re.error as exc:
             raise ToolError(f"invalid regex {pattern!r}: {exc}; escape special characters or pass regex=false") \
                 from exc
-        found = [target] if target.is_file() else sorted(target.rglob(glob))
+        try:  # a name too long for the OS (the fuzz test found it) is bad input, not a crash
+            if not target.exists():
+                raise ToolError(f"{path!r} does not exist; call fs.list to see what exists")
+            found = [target] if target.is_file() else sorted(target.rglob(glob))
+        except OSError as exc:
+            raise ToolError(f"cannot search {path!r} for files matching {glob!r}: {exc.strerror or exc}; "
+                            "use a shorter path or glob") from exc
         files = [(f, real) for f in found if (real := reachable_file(f)) is not None]
         matches: list[Match] = []
         searched = 0
