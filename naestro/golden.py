@@ -33,7 +33,7 @@ from naestro.evaluators import (
     Verdict,
     build_evaluator,
 )
-from naestro.events import read_events
+from naestro.events import Event, read_events
 from naestro.llm import ModelProvider
 from naestro.passk import pass_at_k
 from naestro.plan import (
@@ -191,6 +191,17 @@ def _seed(goal: GoldenGoal, into: Path) -> Path:
     return into
 
 
+def spend_of_events(events: list[Event]) -> tuple[int, float]:
+    """(tokens, USD) a run spent, from its events: planning and re-planning tokens plus every model call's."""
+    planning = sum(t for e in events if e.get("event") in ("planned", "replanned")
+                   for t in [e.get("tokens")] if isinstance(t, int))
+    calls = [e for e in events if e.get("event") == "model_call"]
+    tokens = sum(v for e in calls for k in ("prompt_tokens", "completion_tokens") for v in [e.get(k)]
+                 if isinstance(v, int))
+    cost = sum(v for e in calls for v in [e.get("cost_usd")] if isinstance(v, int | float))
+    return planning + tokens, cost
+
+
 async def _naestro(goal: GoldenGoal, runner: Runner, scratch: Path, sample: int, timeout_s: float | None) -> Attempt:
     start = time.monotonic()
     seed = _seed(goal, scratch / f"{goal.id}-{sample}-seed")
@@ -204,14 +215,9 @@ async def _naestro(goal: GoldenGoal, runner: Runner, scratch: Path, sample: int,
     verdicts = await check_workspace(goal, Path(result.record.workspace))
     # From events, not the final state: a re-planned run's earlier phases and the reporter/judge calls count too.
     events = read_events(runner.store.dir(result.record.run_id) / "events.jsonl")
-    planning = sum(t for e in events if e.get("event") in ("planned", "replanned")
-                   for t in [e.get("tokens")] if isinstance(t, int))
-    calls = [e for e in events if e.get("event") == "model_call"]
-    tokens = sum(v for e in calls for k in ("prompt_tokens", "completion_tokens") for v in [e.get(k)]
-                 if isinstance(v, int))
-    cost = sum(v for e in calls for v in [e.get("cost_usd")] if isinstance(v, int | float))
+    tokens, cost = spend_of_events(events)
     return Attempt(goal=goal.id, system="naestro", sample=sample, passed=all(v.passed for v in verdicts),
-                   claimed=result.passed, tokens=planning + tokens, cost_usd=round(cost, 6),
+                   claimed=result.passed, tokens=tokens, cost_usd=round(cost, 6),
                    wall_s=round(time.monotonic() - start, 1), evidence=[v.render(limit=4) for v in verdicts],
                    run_id=result.record.run_id)
 

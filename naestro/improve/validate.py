@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from naestro.endpoints import Prior
 from naestro.events import Event, read_events
-from naestro.golden import GoldenGoal, check_workspace
+from naestro.golden import GoldenGoal, check_workspace, spend_of_events
 from naestro.llm import ModelProvider
 from naestro.plan import Role
 from naestro.runner import Runner
@@ -169,14 +169,9 @@ def side_runtime(settings: Settings, provider: ModelProvider, roles: dict[Role, 
 
 def outcome_of_events(events: list[Event], *, goal: str, passed: bool, run_id: str, sample: int = 1) -> Outcome:
     """Tokens (planning included), cost, wall time and policy denials of one run, from its events."""
-    planning = sum(t for e in events if e.get("event") in ("planned", "replanned")
-                   for t in [e.get("tokens")] if isinstance(t, int))
-    calls = [e for e in events if e.get("event") == "model_call"]
-    tokens = sum(v for e in calls for k in ("prompt_tokens", "completion_tokens") for v in [e.get(k)]
-                 if isinstance(v, int))
-    cost = sum(v for e in calls for v in [e.get("cost_usd")] if isinstance(v, int | float))
+    tokens, cost = spend_of_events(events)
     offsets = [t for e in events for t in [e.get("t")] if isinstance(t, int | float)]
-    return Outcome(goal=goal, sample=sample, passed=passed, tokens=planning + tokens, cost_usd=round(cost, 6),
+    return Outcome(goal=goal, sample=sample, passed=passed, tokens=tokens, cost_usd=round(cost, 6),
                    wall_s=round(max(offsets, default=0.0), 2), run_id=run_id,
                    denials=sum(e.get("event") == "tool_denied" for e in events))
 
