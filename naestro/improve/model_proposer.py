@@ -10,7 +10,7 @@ import yaml
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import JsonValue
 
-from naestro.improve.proposal import Change, Proposal, with_sentence
+from naestro.improve.proposal import Proposal, prompt_delta
 from naestro.introspect import Finding
 from naestro.llm import ModelProvider, complete_json
 from naestro.router import Router, complete_json_routed, request_for
@@ -48,9 +48,4 @@ async def model_prompt_delta(finding: Finding, *, role: str, roles_yaml: str, pr
     sentence = " ".join(str(value.get("sentence", "")).split())[:MAX_SENTENCE]  # one line, whatever was sent
     if len(sentence) < 10 or sentence in spec["prompt"]:
         return None
-    return Proposal(kind="prompt_delta", title=f"{role} prompt: model delta for {finding.run}/{finding.task}",
-                    rationale=f"Introspector finding {finding.kind} in run {finding.run}, task {finding.task}: "
-                              f"{finding.evidence}\nProposed by a model ({reply.endpoint}): append to the {role} "
-                              f"prompt: \"{sentence}\"",
-                    changes=(Change(path="roles.yaml", text=with_sentence(roles_yaml, role, sentence)),),
-                    finding=finding).identified()
+    return prompt_delta(roles_yaml, role, sentence, finding, label="model", by=f"a model ({reply.endpoint})")

@@ -151,10 +151,14 @@ def prompt_delta_for(finding: Finding, *, role: str, roles_yaml: str) -> Proposa
     sentence = _DELTAS[key]
     if sentence in spec["prompt"]:
         return None
-    return Proposal(kind="prompt_delta", title=f"{role} prompt: {key} delta for {finding.run}/{finding.task}",
+    return prompt_delta(roles_yaml, role, sentence, finding, label=key, by=f"rule `{key}`")
+
+
+def prompt_delta(roles_yaml: str, role: str, sentence: str, finding: Finding, *, label: str, by: str) -> Proposal:
+    """The proposal to append ``sentence`` to ``role``'s prompt, whoever wrote it (a rule or a model)."""
+    return Proposal(kind="prompt_delta", title=f"{role} prompt: {label} delta for {finding.run}/{finding.task}",
                     rationale=f"Introspector finding {finding.kind} in run {finding.run}, task {finding.task}: "
-                              f"{finding.evidence}\nProposed by rule `{key}`: append to the {role} prompt: "
-                              f"\"{sentence}\"",
+                              f"{finding.evidence}\nProposed by {by}: append to the {role} prompt: \"{sentence}\"",
                     changes=(Change(path="roles.yaml", text=with_sentence(roles_yaml, role, sentence)),),
                     finding=finding).identified()
 
