@@ -36,8 +36,8 @@ from pathlib import Path
 from mcp_servers.sandbox import Completed, missing_module
 from naestro.errors import PlanProblem
 from naestro.plan import CommandCheck, FileExistsCheck, JsonSchemaCheck, Plan, RegexCheck
+from naestro.plan_checks import pointer
 from naestro.redact import redact
-from naestro.validate import pointer
 from nodes.file_checks import file_check
 
 __all__ = ["READS_NO_FILE", "VACUOUS", "CommandRunner", "DeferredProbe", "Probe", "reads_no_file",
