@@ -36,12 +36,14 @@ import shutil
 import signal
 import sys
 import time
-import uuid
 from collections.abc import Collection, Coroutine
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from mcp_servers.idmap import IDMAP_HELPER
+from mcp_servers.pids_cgroup import kill_tree, make_cgroup, remove_cgroup
 
 __all__ = ["Completed", "Limits", "SandboxUnavailable", "run_sandboxed", "sandbox_argv"]
 
@@ -207,132 +209,11 @@ def sandbox_argv(workspace: Path, command: list[str] | str, limits: Limits | Non
         owner = [ws.stat().st_uid, ws.stat().st_gid] if ws.is_dir() else [0, 0]
         spec = {"workspace": str(ws), "owner": owner, "sandbox": [SANDBOX_UID, SANDBOX_GID], "fallback": as_root,
                 "report_fd": report_fd}
-        inner = [sys.executable, "-I", "-S", "-c", _IDMAP_HELPER, json.dumps(spec), *as_nobody]
+        inner = [sys.executable, "-I", "-S", "-c", IDMAP_HELPER, json.dumps(spec), *as_nobody]
     if cgroup is None:
         return inner
     # Join the cgroup before exec'ing bwrap, so every process of the sandbox is counted from the start.
     return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cgroup), *inner]
-
-
-# Run as root between the cgroup and bwrap, as source text under -I -S so that it starts without importing
-# naestro or pydantic (exec calls are frequent). It enters a private mount namespace, mounts an id-mapped clone
-# of the workspace over the workspace (the workspace owner's ids shown as the sandbox's, so nobody can write it
-# and what it writes stays the owner's on disk), then execs bwrap. Any failure (a filesystem that cannot be
-# id-mapped answers EINVAL; a kernel before 5.12, ENOSYS) falls back to the root argv and says so. Syscall
-# numbers 428/429/442 are the same on every architecture but alpha.
-_IDMAP_HELPER = r"""
-import ctypes, json, os, struct, sys
-spec, argv = json.loads(sys.argv[1]), sys.argv[2:]
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-CLONE_NEWNS, CLONE_NEWUSER, MS_REC, MS_PRIVATE = 0x20000, 0x10000000, 0x4000, 0x40000
-SYS_open_tree, SYS_move_mount, SYS_mount_setattr = 428, 429, 442
-AT_FDCWD, AT_EMPTY_PATH, OPEN_TREE_CLONE, MOVE_MOUNT_F_EMPTY_PATH, MOUNT_ATTR_IDMAP = -100, 0x1000, 1, 4, 0x100000
-
-def check(result, what):
-    if result < 0:
-        raise OSError(ctypes.get_errno(), what)
-    return result
-
-def mapping_namespace(owner, sandbox):
-    # A user namespace mapping the owner's uid/gid to the sandbox's: a child unshares, this root process writes
-    # its maps, and the namespace outlives the child through the open /proc/PID/ns/user.
-    ready, go = os.pipe(), os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.write(ready[1], b"1" if libc.unshare(CLONE_NEWUSER) == 0 else b"0")
-        os.read(go[0], 1)
-        os._exit(0)
-    try:
-        if os.read(ready[0], 1) != b"1":
-            raise OSError("unshare(CLONE_NEWUSER) refused")
-        for name, inner, outer in (("uid_map", owner[0], sandbox[0]), ("gid_map", owner[1], sandbox[1])):
-            with open(f"/proc/{pid}/{name}", "w") as f:
-                f.write(f"{inner} {outer} 1\n")
-        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-    finally:
-        os.write(go[1], b"1")
-        os.waitpid(pid, 0)
-
-def idmap_workspace(path, owner, sandbox):
-    check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-    tree = check(libc.syscall(SYS_open_tree, AT_FDCWD, path.encode(), OPEN_TREE_CLONE | os.O_CLOEXEC), "open_tree")
-    attr = struct.pack("=QQQQ", MOUNT_ATTR_IDMAP, 0, 0, mapping_namespace(owner, sandbox))
-    check(libc.syscall(SYS_mount_setattr, tree, b"", AT_EMPTY_PATH, attr, ctypes.c_size_t(len(attr))), "mount_setattr")
-    check(libc.syscall(SYS_move_mount, tree, b"", AT_FDCWD, path.encode(), MOVE_MOUNT_F_EMPTY_PATH), "move_mount")
-
-try:
-    idmap_workspace(spec["workspace"], spec["owner"], spec["sandbox"])
-    runs_as = "nobody"
-except OSError:
-    runs_as, argv = "root", spec["fallback"]
-if spec["report_fd"] is not None:
-    os.write(spec["report_fd"], runs_as.encode())
-    os.close(spec["report_fd"])
-os.execv(argv[0], argv)
-"""
-
-
-def _pids_root() -> Path | None:
-    """The cgroup v1 ``pids`` hierarchy, or the v2 root when it delegates the ``pids`` controller."""
-    v1, v2 = Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")
-    if (v1 / "cgroup.procs").exists():
-        return v1
-    control = v2 / "cgroup.subtree_control"
-    if control.exists() and "pids" in control.read_text().split():
-        return v2
-    return None
-
-
-def _make_cgroup(max_pids: int) -> Path | None:
-    root = _pids_root()
-    if root is None:
-        return None
-    group = root / f"naestro-exec-{uuid.uuid4().hex[:12]}"
-    try:
-        group.mkdir()
-        (group / "pids.max").write_text(str(max_pids))
-    except OSError:
-        with contextlib.suppress(OSError):
-            group.rmdir()
-        return None
-    return group
-
-
-async def _kill_tree(proc: asyncio.subprocess.Process, cgroup: Path | None) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    if cgroup is None:
-        return  # bwrap's --die-with-parent and the PID namespace take the rest down
-    await _kill_members(cgroup)
-
-
-async def _kill_members(cgroup: Path) -> None:
-    for _ in range(50):
-        try:
-            pids = [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
-        except OSError:
-            return
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        await asyncio.sleep(0.02)
-
-
-async def _remove_cgroup(cgroup: Path | None) -> None:
-    """Kill whatever is left in the group (strays of a fork bomb), then remove it."""
-    if cgroup is None:
-        return
-    await _kill_members(cgroup)
-    for _ in range(250):  # rmdir fails with EBUSY until the last killed process is reaped
-        try:
-            cgroup.rmdir()
-            return
-        except OSError:
-            await asyncio.sleep(0.02)
 
 
 async def run_sandboxed(workspace: Path, command: list[str] | str, limits: Limits, *,
@@ -340,7 +221,7 @@ async def run_sandboxed(workspace: Path, command: list[str] | str, limits: Limit
     """Async so that one server runs many commands at once (parallel tasks share this server).
 
     ``hide``: host folders the command must not see, such as NAESTRO_HOME."""
-    cgroup = _make_cgroup(limits.max_pids)
+    cgroup = make_cgroup(limits.max_pids)
     proc: asyncio.subprocess.Process | None = None
     report, report_w = os.pipe() if os.geteuid() == 0 else (None, None)
     try:
@@ -365,13 +246,13 @@ async def run_sandboxed(workspace: Path, command: list[str] | str, limits: Limit
         if proc is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-        _in_background(_remove_cgroup(cgroup))
+        _in_background(remove_cgroup(cgroup))
         raise
     finally:
         for fd in (report, report_w):
             if fd is not None:
                 os.close(fd)
-    await _remove_cgroup(cgroup)
+    await remove_cgroup(cgroup)
     if killed == "wall_time":
         code = 124
     elif killed is None and code == SIGXCPU_EXIT:
@@ -423,7 +304,7 @@ async def _supervise(proc: asyncio.subprocess.Process, budget: _OutputBudget, li
     finally:
         exceeded.cancel()
     if killed is not None:
-        await _kill_tree(proc, cgroup)
+        await kill_tree(proc, cgroup)
     await asyncio.gather(readers, return_exceptions=True)
     return killed, await proc.wait()
 
