@@ -26,6 +26,7 @@ from naestro.commands import introspect as introspect_commands
 from naestro.commands import mcp as mcp_commands
 from naestro.commands import memory as memory_commands
 from naestro.commands import metrics as metrics_commands
+from naestro.commands import models as models_commands
 from naestro.commands import observe as observe_commands
 from naestro.commands import policy as policy_commands
 from naestro.commands import router as router_commands
@@ -33,15 +34,16 @@ from naestro.commands import scale as scale_commands
 from naestro.commands import studio as studio_commands
 from naestro.commands import tools as tools_commands
 from naestro.commands import trace as trace_commands
-from naestro.commands._settings import load_settings
+from naestro.commands._errors import err
+from naestro.commands._errors import fail as _fail
+from naestro.commands._settings import load_settings, provider
 from naestro.commands.consent import current_user, describe, prompt_answers
-from naestro.errors import NaestroError, PlanInvalid, RunError, UsageError
+from naestro.errors import NaestroError, PlanInvalid, UsageError
 from naestro.view import LiveRun, plan_tree
 
 if TYPE_CHECKING:
     from naestro.distributed.status import RemoteStatus
     from naestro.events import Event
-    from naestro.llm import EndpointProvider
     from naestro.runner import RunResult
     from naestro.runs import RunRecord, RunStore
     from naestro.settings import Settings
@@ -50,9 +52,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Naestro: governed autonomous agents.")
 runs_app = typer.Typer(no_args_is_help=True, help="Inspect runs.")
-models_app = typer.Typer(invoke_without_command=True, help="Model endpoints (models.yaml) and their health.")
 app.add_typer(runs_app, name="runs")
-app.add_typer(models_app, name="models")
+app.add_typer(models_commands.app, name="models")
 app.add_typer(mcp_commands.app, name="mcp")
 app.add_typer(memory_commands.app, name="memory")
 app.add_typer(memory_commands.skills_app, name="skills")
@@ -82,9 +83,6 @@ runs_app.command("prune")(history_commands.prune)
 EXIT_WAITING = 4  # a gate asked; answer with `naestro approve`
 
 out = Console()
-# soft_wrap: one problem per line even when stderr is not a terminal (rich would wrap at 80 columns); scripts
-# and tests read `pointer: message` lines.
-err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> Settings:
@@ -96,22 +94,6 @@ def _store(settings: Settings) -> RunStore:
     from naestro.runs import RunStore
 
     return RunStore(settings.runs_dir)
-
-
-def _provider(settings: Settings) -> EndpointProvider:
-    from naestro.endpoints import load_registry
-    from naestro.llm import EndpointProvider
-
-    return EndpointProvider(load_registry(settings.models_file), settings)
-
-
-def _fail(exc: NaestroError) -> typer.Exit:
-    if isinstance(exc, PlanInvalid):
-        for p in exc.problems:
-            err.print(str(p), markup=False, highlight=False)
-    else:
-        err.print(f"error: {exc}", markup=False, highlight=False)
-    return typer.Exit(2 if isinstance(exc, UsageError) else 3)
 
 
 @app.command()
@@ -149,7 +131,7 @@ def plan(goal: str, out_file: Annotated[Path | None, typer.Option("--out", help=
 
     settings = _settings()
     try:
-        outcome = asyncio.run(make_plan(goal, _provider(settings), attempts=settings.planner_attempts))
+        outcome = asyncio.run(make_plan(goal, provider(settings), attempts=settings.planner_attempts))
     except NaestroError as exc:
         raise _fail(exc) from exc
     text = outcome.plan.model_dump_json(indent=2, by_alias=True, exclude_defaults=True)
@@ -425,60 +407,6 @@ def runs_show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
     out.print(table)
     report = store.dir(run_id) / "report.md"
     out.print(f"report: {report if report.exists() else '(not written yet)'}")
-
-
-@models_app.callback()
-def models(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List endpoints and their health (embedded servers start on demand)."""
-    if ctx.invoked_subcommand:
-        return
-    settings = _settings()
-    try:
-        provider = _provider(settings)
-    except UsageError as exc:
-        raise _fail(exc) from exc
-    rows = [{"name": e.name, "kind": e.kind, "model": e.model, "context": e.context, "locality": e.locality,
-             "capabilities": ",".join(e.capabilities), "health": provider.health(e),
-             "role": "default" if e.name == provider.registry.default else
-                     "fast" if e.name == provider.registry.fast else ""} for e in provider.registry.endpoints]
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    table = Table("name", "kind", "model", "ctx", "where", "capabilities", "health", "")
-    for r in rows:
-        table.add_row(*(str(v) for v in r.values()))
-    out.print(table)
-
-
-@models_app.command("start")
-def models_start(name: Annotated[str | None, typer.Argument(help="endpoint; default: all embedded")] = None) -> None:
-    """Start embedded llama-server(s) now instead of on first use."""
-    settings = _settings()
-    try:
-        provider = _provider(settings)
-    except UsageError as exc:
-        raise _fail(exc) from exc
-    for e in provider.registry.endpoints:
-        if e.embedded and (name is None or e.name == name):
-            try:
-                info = provider.server(e).ensure()
-            except RunError as exc:
-                raise _fail(exc) from exc
-            out.print(f"{e.name}: up at {info.base_url} (pid {info.pid})")
-
-
-@models_app.command("stop")
-def models_stop() -> None:
-    """Stop embedded llama-server processes started by Naestro."""
-    settings = _settings()
-    try:
-        provider = _provider(settings)
-    except UsageError as exc:
-        raise _fail(exc) from exc
-    for e in provider.registry.endpoints:
-        if e.embedded:
-            stopped = provider.server(e).stop()
-            out.print(f"{e.name}: {'stopped' if stopped else 'not running'}")
 
 
 def main() -> None:

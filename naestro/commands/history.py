@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from naestro.commands._errors import fail as _fail
 from naestro.commands._settings import load_settings
 from naestro.errors import NaestroError, UsageError
 
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 __all__ = ["fork", "history", "prepare_replay", "prune", "rollback"]
 
 out = Console()
-err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
 
 
 def _travel() -> TimeTravel:
@@ -30,11 +30,6 @@ def _travel() -> TimeTravel:
 
     settings = load_settings()
     return TimeTravel(Runner.of(build_runtime(settings)))
-
-
-def _fail(exc: NaestroError) -> typer.Exit:
-    err.print(f"error: {exc}", markup=False, highlight=False)
-    return typer.Exit(2 if isinstance(exc, UsageError) else 3)
 
 
 def history(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:

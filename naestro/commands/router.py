@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from naestro.commands._errors import fail as _fail
 from naestro.commands._settings import load_settings
 from naestro.errors import NaestroError, UsageError
 
@@ -21,11 +22,6 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, help="Model router: learned win-rates, endpoint checks, auto-tune.")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one error per line, whatever the terminal width
-
-
-def _fail(exc: NaestroError) -> typer.Exit:
-    err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(2 if isinstance(exc, UsageError) else 3)
 
 
 def _ints(text: str) -> tuple[int, ...]:
