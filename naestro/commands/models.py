@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,8 +13,19 @@ from naestro.commands._errors import fail
 from naestro.commands._settings import load_settings, provider
 from naestro.errors import RunError, UsageError
 
+if TYPE_CHECKING:
+    from naestro.llm import EndpointProvider
+
 app = typer.Typer(invoke_without_command=True, help="Model endpoints (models.yaml) and their health.")
 out = Console()
+
+
+def _endpoints() -> EndpointProvider:
+    """This NAESTRO_HOME's endpoints; a broken models.yaml is exit 2 with the file and field."""
+    try:
+        return provider(load_settings())
+    except UsageError as exc:
+        raise fail(exc) from exc
 
 
 @app.callback()
@@ -22,11 +33,7 @@ def models(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
     """List endpoints and their health (embedded servers start on demand)."""
     if ctx.invoked_subcommand:
         return
-    settings = load_settings()
-    try:
-        endpoints = provider(settings)
-    except UsageError as exc:
-        raise fail(exc) from exc
+    endpoints = _endpoints()
     rows = [{"name": e.name, "kind": e.kind, "model": e.model, "context": e.context, "locality": e.locality,
              "capabilities": ",".join(e.capabilities), "health": endpoints.health(e),
              "role": "default" if e.name == endpoints.registry.default else
@@ -43,11 +50,7 @@ def models(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
 @app.command("start")
 def models_start(name: Annotated[str | None, typer.Argument(help="endpoint; default: all embedded")] = None) -> None:
     """Start embedded llama-server(s) now instead of on first use."""
-    settings = load_settings()
-    try:
-        endpoints = provider(settings)
-    except UsageError as exc:
-        raise fail(exc) from exc
+    endpoints = _endpoints()
     for e in endpoints.registry.endpoints:
         if e.embedded and (name is None or e.name == name):
             try:
@@ -60,11 +63,7 @@ def models_start(name: Annotated[str | None, typer.Argument(help="endpoint; defa
 @app.command("stop")
 def models_stop() -> None:
     """Stop embedded llama-server processes started by Naestro."""
-    settings = load_settings()
-    try:
-        endpoints = provider(settings)
-    except UsageError as exc:
-        raise fail(exc) from exc
+    endpoints = _endpoints()
     for e in endpoints.registry.endpoints:
         if e.embedded:
             stopped = endpoints.server(e).stop()
