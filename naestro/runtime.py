@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from naestro.endpoints import load_registry
-from naestro.improve.active import load_active, with_active_prompts
+from naestro.improve.active import load_active, with_active_priors, with_active_prompts
 from naestro.llm import EndpointProvider, ModelProvider
 from naestro.mcppool import McpServerPool
 from naestro.plan import Role
@@ -67,15 +67,18 @@ def build_runtime(settings: Settings, *, provider: ModelProvider | None = None, 
     """Build every part once. Without ``provider``: the endpoints of ``models.yaml`` behind the router.
 
     A given provider (tests' scripted model, a bench's) runs with the given router, or none.
+    The active self-improved release (issue 21) is read once here, verified against its signature: its prompts
+    go to the roles, its router priors to the registry the router is built from (none: the packaged prompts and
+    models.yaml's priors). A given router is used as it was built.
     """
+    signing_key = load_signing_key(settings.keys_dir)
+    active = load_active(settings.home / "improve", signing_key.public_key())
     if provider is None:
-        endpoints = EndpointProvider(load_registry(settings.models_file), settings)
-        provider, router = endpoints, router or build_router(endpoints.registry, home=settings.home)
+        endpoints = EndpointProvider(with_active_priors(load_registry(settings.models_file), active), settings)
+        provider, router = endpoints, router or build_router(
+            endpoints.registry, home=settings.home, counted=active.learned_from if active is not None else None)
     # External MCP servers from NAESTRO_HOME/tools.yaml; roles it grants them to get `server.*` in their allowlist.
     tools_config = load_tools_config(settings.home / "tools.yaml")
-    signing_key = load_signing_key(settings.keys_dir)
-    # Prompts of the active self-improved release (issue 21), verified against its signature; none: packaged ones.
-    active = load_active(settings.home / "improve", signing_key.public_key())
     roles = with_active_prompts(with_external_roles(load_roles(), tools_config), active)
     # Loaded before any run starts: a broken policy file refuses the run with file:line (PolicyError).
     bundle = load_bundle(settings.policy_dir or REGO_DIR, roles={r.value: list(s.tools) for r, s in roles.items()})

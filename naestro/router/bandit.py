@@ -1,12 +1,17 @@
 """Thompson sampling per (kind, endpoint): which endpoint wins for this role or task kind, learned from outcomes.
 
-Each arm is a Beta posterior: the prior from models.yaml (``router.priors``) plus what was observed. An outcome
+Each arm is a Beta posterior: the prior (models.yaml ``router.priors``, or the priors of the active self-improved
+release, issue 21) plus what was observed. An outcome
 becomes a reward in [0, 1] — 1 for an evaluator pass, minus ``cost_weight``·USD and ``latency_weight``·seconds,
 clipped — and updates the arm fractionally (alpha += r, beta += 1 - r; Agrawal & Goyal's trick for bounded
 rewards), so a cheaper endpoint that passes as often wins.
 
 The observations live in a ``BanditStore``: in memory, SQLite (the embedded default, one file in HOME) or
 Postgres (many workers learning together); updates are applied live by every router reading the store.
+
+Priors learned from this store's own observations (``naestro/improve/learn.py``) already contain them: ``counted``
+names, per arm, the observation sums a prior was learned from, and only what the store saw beyond them is added,
+so no outcome counts twice.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -173,16 +178,18 @@ def reward(*, success: bool, cost_usd: float, latency_s: float, cost_weight: flo
 
 class ThompsonBandit:
     def __init__(self, store: BanditStore, *, priors: Sequence[Prior] = (), cost_weight: float = 0.0,
-                 latency_weight: float = 0.0, rng: random.Random | None = None) -> None:
+                 latency_weight: float = 0.0, rng: random.Random | None = None,
+                 counted: Mapping[tuple[str, str], tuple[float, float]] | None = None) -> None:
         self.store, self.cost_weight, self.latency_weight = store, cost_weight, latency_weight
         self._priors = {(p.kind, p.endpoint): p for p in priors}
+        self._counted = dict(counted or {})  # (kind, endpoint) -> (alpha, beta) observed sums inside its prior
         self.rng = rng or random.Random()
 
     @classmethod
-    def from_config(cls, store: BanditStore, config: RouterConfig, *, rng: random.Random | None = None
-                    ) -> ThompsonBandit:
+    def from_config(cls, store: BanditStore, config: RouterConfig, *, rng: random.Random | None = None,
+                    counted: Mapping[tuple[str, str], tuple[float, float]] | None = None) -> ThompsonBandit:
         return cls(store, priors=config.priors, cost_weight=config.cost_weight,
-                   latency_weight=config.latency_weight, rng=rng)
+                   latency_weight=config.latency_weight, rng=rng, counted=counted)
 
     def prior(self, kind: str, endpoint: str) -> tuple[float, float]:
         p = self._priors.get((kind, endpoint)) or self._priors.get(("*", endpoint))
@@ -192,7 +199,11 @@ class ThompsonBandit:
                   ) -> tuple[float, float]:
         a0, b0 = self.prior(kind, endpoint)
         arm = (arms if arms is not None else self.store.load()).get((kind, endpoint))
-        return (a0 + arm.alpha, b0 + arm.beta) if arm else (a0, b0)
+        if arm is None:
+            return a0, b0
+        # A store that holds less than was counted (another home's, or reset since) adds nothing, never less.
+        seen_a, seen_b = self._counted.get((kind, endpoint), (0.0, 0.0))
+        return a0 + max(0.0, arm.alpha - seen_a), b0 + max(0.0, arm.beta - seen_b)
 
     def choose(self, kind: str, endpoints: Sequence[str], *, explore: bool = True) -> tuple[str, dict[str, float]]:
         """Sample each arm's posterior (or take its mean when not exploring); the highest wins, ties by order."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -307,8 +307,11 @@ class Router:
 
 
 def build_router(registry: ModelRegistry, *, home: Path, allowed: Allowed | None = None,
-                 health: HealthBoard | None = None) -> Router:
-    """The router a CLI run uses: bandit observations in ``router.store`` (default HOME/router.sqlite)."""
+                 health: HealthBoard | None = None,
+                 counted: Mapping[tuple[str, str], tuple[float, float]] | None = None) -> Router:
+    """The router a CLI run uses: bandit observations in ``router.store`` (default HOME/router.sqlite).
+
+    ``counted``: observations the registry's priors were learned from (see ``ThompsonBandit``)."""
     store = open_store(registry.router.store or home / "router.sqlite")
-    return Router(registry, health=health, bandit=ThompsonBandit.from_config(store, registry.router), store=store,
-                  allowed=allowed)
+    return Router(registry, health=health, bandit=ThompsonBandit.from_config(store, registry.router, counted=counted),
+                  store=store, allowed=allowed)

@@ -36,7 +36,8 @@ BASE = seed_files()
 def test_exported_names() -> None:
     assert naestro.improve.__all__ == ["ActiveConfig", "Change", "ConfigRepo", "FindingsQueue", "GitFailed",
                                        "Proposal", "ProposalKind", "QueuedFinding", "Release", "check_proposal",
-                                       "load_active", "releases", "verify", "with_active_prompts"]
+                                       "load_active", "releases", "verify", "with_active_priors",
+                                       "with_active_prompts"]
 
 
 def prop(kind: str, changes: dict[str, str | None]) -> Proposal:
