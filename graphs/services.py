@@ -33,6 +33,7 @@ from naestro.runtime import Runtime
 from naestro.toolbus import McpToolBus, ToolBus
 from naestro.tools import pooled_run_servers
 from naestro.validate import parse_plan_text
+from nodes.goal_requirements import kept_unchanged
 from policies.audit import AuditLog, anchors_dir
 from policies.decision import ApprovedScope
 from policies.gate import Gate
@@ -120,7 +121,7 @@ class RunServices:
                     audit=audit or self.audit_log(record.run_id), switches=rt.switches, events=events,
                     registered=tools, rate_limits=rt.policy_bundle.data.get("naestro", {}).get("rate_limits", {}),
                     remembered=record.remembered if remember else None, on_remember=save if remember else None,
-                    vault=self.vault(record.run_id))
+                    vault=self.vault(record.run_id), protected=kept_unchanged(record.goal))
 
     def snapshots(self, run_id: str) -> SnapshotStore:
         live = self._live.get(run_id)

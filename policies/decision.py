@@ -101,6 +101,8 @@ class Context(_Model):
     quarantined: Quarantine = Field(default_factory=Quarantine)
     window: Window = Field(default_factory=Window)
     budget: dict[str, dict[str, BudgetLine]] = Field(default_factory=dict)
+    protected: list[str] = Field(default_factory=list)
+    """Resolved paths the run's goal says must not change: write-only tools may not write them."""
 
 
 class PolicyInput(_Model):

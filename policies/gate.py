@@ -11,9 +11,10 @@ endpoints are denied by the policy itself, revoked consents are forgotten.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -100,12 +101,15 @@ class Gate:
                  switches: KillSwitches, registered: Callable[[], set[str]], rate_limits: dict[str, Any],
                  events: EventLog | None = None, remembered: list[ApprovedScope] | None = None,
                  on_remember: Callable[[list[ApprovedScope]], None] | None = None,
-                 vault: SecretVault | None = None) -> None:
+                 vault: SecretVault | None = None, protected: Collection[str] = ()) -> None:
         self.engine, self.run_id, self.policy = engine, run_id, policy
         # The run's handles: arguments arrive revealed, so its values are labelled by what they were and
         # concealed again in everything the gate writes (audit records, consent requests).
         self.vault = vault or SecretVault()
         self.workspace = workspace.resolve()
+        # Files the goal says not to change (workspace-relative, from the goal's words): resolved once, as path
+        # facts are, so the policy compares strings.
+        self.protected = sorted({os.path.realpath(self.workspace / name) for name in protected})
         self.audit, self.switches, self.events = audit, switches, events
         self.registered, self.rate_limits = registered, rate_limits
         # Consents a human said to remember ("approve all ..."): persisted by ``on_remember`` (run.json),
@@ -139,7 +143,7 @@ class Gate:
             scopes=p.scopes, data_labels=sorted(labels(data) | self.vault.labels(data)),
             quarantined=_quarantined(self.switches.active() if active is None else active),
             window=Window(calls=self._windows.count((rate_key, role), window_s, time.monotonic()), window_s=window_s),
-            budget=budget)
+            budget=budget, protected=self.protected)
 
     def tool_input(self, *, task: str, role: str, tool: str, arguments: dict[str, JsonValue],
                    meter: TaskMeter | None = None, active: list[Switch] | None = None) -> PolicyInput:

@@ -6,7 +6,8 @@
 #                endpoint: {name, locality}, estimate: {tokens, usd}}
 # input.context {workspace, scratch, roots, allowed_domains, allowed_cidrs, approved: [{tool, under}],
 #                scopes, data_labels, quarantined: {tools, models}, window: {calls, window_s},
-#                budget: {task: {tokens: {spent, limit}, usd: ..., wall_s: ...}, run: ...}}
+#                budget: {task: {tokens: {spent, limit}, usd: ..., wall_s: ...}, run: ...},
+#                protected: [resolved paths the goal says must not change]}
 #
 # Paths arrive already resolved (`..` and symlinks) by the gate; this file only compares strings, so the
 # embedded engine and OPA decide identically. Rego v1 syntax.
@@ -124,6 +125,17 @@ deny contains {"rule": "path_confinement", "message": sprintf("%s: path resolves
 	some p in input.action.paths
 	not unresolvable(p)
 	not confined(p.resolved)
+}
+
+# A file the goal says not to change ("fix stats.py; do not change test_stats.py") is not written by a tool that
+# only writes: the agent is told to change the code instead of the file that checks it (issue 22). A shell
+# command can still change it; the run's goal check (the file's digest at planning) catches that.
+deny contains {"rule": "goal_protected", "message": sprintf("%s: the goal says not to change %s; leave it as it is and change the other files instead", [p.arg, p.resolved])} if {
+	is_tool
+	"write" in effects
+	not "read" in effects
+	some p in input.action.paths
+	p.resolved in object.get(input.context, "protected", [])
 }
 
 deny contains {"rule": "network_scheme", "message": sprintf("%s: scheme %q is not allowed (only %v)", [u.arg, u.scheme, data.naestro.schemes])} if {

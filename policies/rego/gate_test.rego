@@ -235,3 +235,18 @@ test_unresolvable_path_denied_with_its_problem if {
 	not d.ask
 	d.reasons == ["path: path contains a NUL byte"]
 }
+
+test_goal_protected_file_is_not_written if {
+	inp := json.patch(tool_call("coder", "fs.write", ws_path("test_stats.py"), []),
+		[{"op": "add", "path": "/context/protected", "value": ["/runs/r1/workspace/test_stats.py"]}])
+	d := decide(inp)
+	not d.allow
+	some r in d.reasons
+	contains(r, "the goal says not to change /runs/r1/workspace/test_stats.py")
+}
+
+test_goal_protected_file_is_still_read_and_others_written if {
+	protect := [{"op": "add", "path": "/context/protected", "value": ["/runs/r1/workspace/test_stats.py"]}]
+	decide(json.patch(tool_call("coder", "fs.read", ws_path("test_stats.py"), []), protect)).allow
+	decide(json.patch(tool_call("coder", "fs.write", ws_path("stats.py"), []), protect)).allow
+}

@@ -94,6 +94,31 @@ async def test_escapes_unknown_tools_and_domains_are_denied_and_reported(setting
                       run_id=result.record.run_id, anchors=anchors_dir(settings.home)) == []
 
 
+async def test_a_file_the_goal_says_not_to_change_is_not_written(settings: Settings, tmp_path: Path) -> None:
+    """Issue 22: "fix stats.py ...; do not change test_stats.py": the Coder's rewrite of the tests is denied with a
+    reason that says what to do, and the task goes on to fix the code; the tests file is as it was."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "test_stats.py").write_text("from stats import median\n\ndef test_m():\n    assert median([3, 1, 2]) == 2\n")
+    provider = ScriptedProvider(steps_script([
+        {"tool": "fs.write", "arguments": {"path": "test_stats.py", "content": "def test_m():\n    pass\n"}},
+        {"tool": "fs.write", "arguments": {"path": "./stats.py",
+                                           "content": "def median(xs):\n    return sorted(xs)[len(xs) // 2]\n"}},
+    ]))
+    goal = "Fix stats.py so that median works; do not change test_stats.py."
+    result = await Runner(settings, provider).start(goal, plan=one_task(accept_file="stats.py"), workspace=src)
+    assert result.passed, result.tasks
+
+    events = read_events(result.report_path.parent / "events.jsonl")
+    [denied] = [e for e in events if e["event"] == "tool_denied"]
+    assert denied["tool"] == "fs.write"
+    assert "the goal says not to change" in " ".join(denied["reasons"]) and "test_stats.py" in " ".join(
+        denied["reasons"])
+    workspace = Path(result.record.workspace)
+    assert "assert median([3, 1, 2]) == 2" in (workspace / "test_stats.py").read_text()
+    assert (workspace / "stats.py").exists()
+
+
 async def test_copilot_shell_command_waits_for_consent_then_resumes(settings: Settings) -> None:
     provider = ScriptedProvider(steps_script([
         {"tool": "fs.write", "arguments": {"path": "before.txt", "content": "1"}},
