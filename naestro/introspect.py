@@ -6,7 +6,8 @@ Rules are deliberately plain and explainable (no model): a finding must point at
 
 * ``wrong_tool``    the gate denied a tool the role may not use or that does not exist
 * ``weak_prompt``   retries repeated the same failure (feedback did not help), or the agent went outside the
-                    workspace
+                    workspace; an attempt whose checks only timed out gave no verdict and is left out, so a busy
+                    machine does not hide a repeated failure
 * ``flaky_check``   a check changed verdict between attempts although nothing was written in between
 * ``router_mistake`` an endpoint needed retries or re-routes, or was routed in degraded mode
 * ``budget``        a task ran out of tokens or time
@@ -20,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from naestro.evaluators import TIMED_OUT
 from naestro.events import Event, read_events
 
 __all__ = ["Finding", "FindingKind", "introspect_events", "introspect_run"]
@@ -48,6 +50,11 @@ def _failed(checks: object) -> list[str]:
     # headline plus the first evidence line (evaluator details put their failing evidence first)
     return [f"{c.get('kind')}: " + " / ".join(ln.strip() for ln in str(c.get("detail", "")).splitlines()[:3])[:300]
             for c in checks if isinstance(c, dict) and not c.get("passed")]
+
+
+def _no_verdict(failed: list[str]) -> bool:
+    """Every failed check of the attempt timed out: it says nothing about the work (a busy machine, a hang)."""
+    return bool(failed) and all(TIMED_OUT in f for f in failed)
 
 
 def introspect_events(run: str, events: list[Event]) -> list[Finding]:
@@ -98,6 +105,7 @@ def introspect_events(run: str, events: list[Event]) -> list[Finding]:
                                evidence=f"{e.get('resource')}: spent {_num(e.get('spent'))} of {_num(e.get('limit'))}",
                                proposal=f"raise the task's {e.get('resource')} budget or split the task in two"))
     for task, attempts in checked.items():
+        attempts = [(a, f) for a, f in attempts if not _no_verdict(f)]
         repeats = [a for a, f in attempts if f]
         failures = [tuple(f) for _, f in attempts if f]
         if len(repeats) >= 2 and len(set(failures)) == 1:

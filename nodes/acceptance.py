@@ -10,7 +10,7 @@ from pydantic import JsonValue
 
 from graphs.state import CheckResult
 from naestro.context import Execution, RunContext
-from naestro.evaluators import Evidence, Verdict
+from naestro.evaluators import TIMED_OUT, Evidence, Verdict
 from naestro.plan import (
     AcceptanceCheck,
     CommandCheck,
@@ -41,6 +41,9 @@ async def _one(check: AcceptanceCheck, task: Task, outputs: dict[str, JsonValue]
             # Test runners report failures on stdout and warnings on stderr: the agent needs both.
             tail = (str(data.get("stdout", ""))[-700:] + "\n" + str(data.get("stderr", ""))[-300:]).strip() \
                 if data else res.text[-700:]
+            if data.get("timed_out") is True:  # killed at its limit: no verdict on the work (the Introspector)
+                return {"kind": "command", "passed": False,
+                        "detail": f"`{check.command}` {TIMED_OUT} after {check.timeout_s:g} s: {tail}"}
             return {"kind": "command", "passed": ok,
                     "detail": f"`{check.command}` exited {code}" + ("" if ok else f": {tail}")}
         case FileExistsCheck() | RegexCheck() | JsonSchemaCheck():

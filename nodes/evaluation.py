@@ -75,7 +75,7 @@ class RunEvalEnv:
         code = data.get("exit_code")
         return CommandOutcome(ok=res.ok and isinstance(code, int), exit_code=code if isinstance(code, int) else None,
                               stdout=str(data.get("stdout", "")), stderr=str(data.get("stderr", "")),
-                              note="" if res.ok else res.text[:500])
+                              note="" if res.ok else res.text[:500], timed_out=data.get("timed_out") is True)
 
     def sources(self) -> list[Source]:
         """What the run read or computed: its journalled tool results, and the output of the planner's reference

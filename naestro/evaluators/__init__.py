@@ -17,6 +17,7 @@ from naestro.evaluators._registry import EVALUATORS, build_evaluator
 from naestro.evaluators._safety import SafetyEvaluator
 from naestro.evaluators._slo import SloEvaluator
 from naestro.evaluators._verdict import (
+    TIMED_OUT,
     CommandOutcome,
     Cost,
     EvalEnv,
@@ -30,6 +31,7 @@ from naestro.evaluators._verdict import (
 
 __all__ = [
     "EVALUATORS",
+    "TIMED_OUT",
     "CodeEvaluator",
     "CommandOutcome",
     "ContractEvaluator",

@@ -14,7 +14,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from naestro.evaluators._target import Params
-from naestro.evaluators._verdict import EvalEnv, Evidence, Subject, Verdict
+from naestro.evaluators._verdict import TIMED_OUT, EvalEnv, Evidence, Subject, Verdict
 
 __all__ = ["CodeEvaluator", "pytest_counts"]
 
@@ -98,6 +98,10 @@ class CodeEvaluator(Params):
         res = await env.run(self.command, timeout_s=self.timeout_s)
         if not res.ok:
             return [Evidence(check="tests", ok=False, detail=f"`{self.command}` did not run: {res.note[:300]}")], 0.0
+        if res.timed_out:  # not a failure of the code: the tests did not finish (a busy machine, a hang)
+            detail = (f"`{self.command}` {TIMED_OUT} after {self.timeout_s:g} s: no verdict (make the tests faster, "
+                      "or raise the check's timeout_s)")
+            return [Evidence(check="tests", ok=False, detail=detail)], 0.0
         text = res.stdout + "\n" + res.stderr
         passed, failed = pytest_counts(text)
         if res.exit_code == 0:

@@ -28,7 +28,7 @@ class SandboxEvalEnv:
         except SandboxUnavailable as exc:
             return CommandOutcome(ok=False, note=str(exc))
         return CommandOutcome(ok=True, exit_code=done.exit_code, stdout=done.stdout, stderr=done.stderr,
-                              note=done.killed or "")
+                              note=done.killed or "", timed_out=done.timed_out)
 
     def sources(self) -> list[Source]:
         return list(self._sources)

@@ -92,6 +92,10 @@ class Subject(_Frozen):
     slo: SLO = SLO()
 
 
+TIMED_OUT = "timed out"
+"""How evidence says a command was killed at its time limit: the Introspector reads it as "no verdict"."""
+
+
 class CommandOutcome(_Frozen):
     """A command run in the sandbox. ``ok`` False: the tool call itself failed or was denied (see ``note``)."""
 
@@ -100,6 +104,7 @@ class CommandOutcome(_Frozen):
     stdout: str = ""
     stderr: str = ""
     note: str = ""
+    timed_out: bool = False  # killed at its wall-clock limit: no verdict on what it checks
 
 
 class Source(_Frozen):

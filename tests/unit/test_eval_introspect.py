@@ -44,6 +44,19 @@ def test_same_failure_on_every_attempt_is_a_weak_prompt_but_a_fixed_one_is_not(t
     assert "attempts [1, 2]" in findings[0].evidence
 
 
+def test_an_attempt_that_only_timed_out_does_not_hide_a_repeated_failure(tmp_path: Path) -> None:
+    """On a busy machine one attempt's tests hit the time limit: no verdict, so attempts 1 and 3 failing the same
+    way are still a weak prompt (before, the timeout made the failures look different and nothing was proposed)."""
+    log = _log(tmp_path)
+    for attempt, detail in ((1, "exited 1: assert 2 == 3"), (2, "`pytest -q` timed out after 120 s: no verdict"),
+                            (3, "exited 1: assert 2 == 3")):
+        log.emit("tool_call", task="a", tool="fs.write", ok=True)
+        log.emit("task_checked", task="a", attempt=attempt, status="retry", checks=fail(detail))
+    findings = introspect_run(tmp_path / "r1")
+    assert [(f.kind, f.task) for f in findings] == [("weak_prompt", "a")]
+    assert "attempts [1, 3]" in findings[0].evidence
+
+
 def test_verdict_flip_without_a_write_is_a_flaky_check(tmp_path: Path) -> None:
     log = _log(tmp_path)
     log.emit("tool_call", task="a", tool="fs.write", ok=True)

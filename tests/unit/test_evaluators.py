@@ -44,7 +44,7 @@ def verdict(evaluator: ev.Evaluator, workspace: Path, **env: object) -> Verdict:
 
 def test_exported_names() -> None:
     assert set(ev.__all__) == {
-        "EVALUATORS", "CodeEvaluator", "CommandOutcome", "ContractEvaluator", "Cost", "CsvShape", "EvalEnv",
+        "EVALUATORS", "TIMED_OUT", "CodeEvaluator", "CommandOutcome", "ContractEvaluator", "Cost", "CsvShape", "EvalEnv",
         "Evaluator", "Evidence", "FactualityEvaluator", "GroupTotals", "ReferenceEvaluator",
         "SafetyEvaluator", "SandboxEvalEnv", "SloEvaluator", "Source", "Subject", "Usage", "Verdict",
         "build_evaluator", "comparison_for", "differences"}
@@ -85,6 +85,14 @@ def test_code_evaluator_runs_tests_in_the_sandbox_and_reports_failures(tmp_path:
     good = verdict(CodeEvaluator(command="python3 -m pytest -q -p no:cacheprovider"), tmp_path)
     assert good.passed and good.score == 1.0, good.render()
     assert any("2 passed" in e.detail for e in good.evidence)
+
+
+def test_code_evaluator_says_tests_that_timed_out_gave_no_verdict(tmp_path: Path) -> None:
+    (tmp_path / "test_slow.py").write_text("import time\n\ndef test_slow():\n    time.sleep(30)\n")
+    slow = verdict(CodeEvaluator(command="python3 -m pytest -q -p no:cacheprovider", timeout_s=2), tmp_path)
+    assert not slow.passed
+    [evidence] = [e for e in slow.evidence if e.check == "tests"]
+    assert f"{ev.TIMED_OUT} after 2 s: no verdict" in evidence.detail and "exited" not in evidence.detail
 
 
 def test_code_evaluator_lints_with_ruff_for_real_errors_only(tmp_path: Path) -> None:
