@@ -2,8 +2,9 @@
 
 ``run`` collects the Introspector's findings from the newest runs, turns those a rule answers into self-PRs on
 the config repository (HOME/improve/config.git), refuses what leaves the allowlist, validates the rest on the
-golden counter-examples against the current config, shadows them on live runs and merges what holds as a signed
-release that the next runs use. ``--proposal FILE`` sends a hand-written proposal (JSON: kind, title, rationale,
+golden counter-examples against the current config (and, when the role prompts stay, by replaying recorded runs
+offline), shadows them on live runs and merges what holds as a signed release whose prompts and router priors the
+next runs use. ``--proposal FILE`` sends a hand-written proposal (JSON: kind, title, rationale,
 changes [{path, text}]) through the same guards. Exit codes: 0 done (whatever the proposals' outcomes), 2 bad
 input, 3 the world failed (an endpoint down, git missing).
 """
@@ -50,6 +51,8 @@ def run(proposal: Annotated[Path | None, typer.Option(help="a hand-written propo
         k: Annotated[int, typer.Option(min=1, help="attempts per golden goal and config in validation")] = 1,
         fraction: Annotated[float, typer.Option(min=0.01, max=1.0, help="share of live runs shadowed")] = 0.5,
         min_samples: Annotated[int, typer.Option(min=0, help="shadowed runs needed to merge")] = 1,
+        replays: Annotated[int, typer.Option(min=0, help="recorded runs replayed offline (recorded model replies) "
+                                             "under a candidate that keeps the role prompts")] = 3,
         model_proposals: Annotated[bool, typer.Option(help="ask a model (through the router) for a prompt "
                                                       "sentence when no rule applies")] = False,
         as_json: JsonOpt = False) -> None:
@@ -72,7 +75,7 @@ def run(proposal: Annotated[Path | None, typer.Option(help="a hand-written propo
     store = runtime.router.store if runtime.router is not None else None
     loop = ImproveLoop(settings=settings, provider=runtime.provider, engine=runtime.engine, key=runtime.signing_key,
                        options=LoopOptions(last=last, k=k, fraction=fraction, min_samples=min_samples,
-                                           model_proposals=model_proposals),
+                                           model_proposals=model_proposals, replays=replays),
                        arms=store.load if store is not None else None, router=runtime.router,
                        say=(lambda _m: None) if as_json else (lambda m: err.print(m, markup=False, highlight=False)))
 

@@ -26,14 +26,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field
 
 from naestro.errors import UsageError
+from naestro.improve.active import LEARNED_FROM, PRIORS
 from naestro.improve.allowlist import check_proposal, normalised_path
 from naestro.improve.canary import CanaryReport, default_slo, run_canary
 from naestro.improve.counterexample import counterexample_of
 from naestro.improve.findings import FindingsQueue, QueuedFinding
-from naestro.improve.learn import priors_from, priors_yaml
+from naestro.improve.learn import learned_from_yaml, priors_from, priors_yaml
 from naestro.improve.model_proposer import model_prompt_delta
 from naestro.improve.proposal import Change, Proposal, patch_of, prompt_delta_for
 from naestro.improve.release import Release, bump, publish, releases
+from naestro.improve.replay import replay_recorded
 from naestro.improve.repo import MAIN, ConfigRepo
 from naestro.improve.validate import Metrics, Tolerance, Validation, roles_of, side_runtime, validate
 from naestro.llm import ModelProvider
@@ -96,6 +98,8 @@ class LoopOptions(BaseModel):
     slo: Tolerance = Field(default_factory=default_slo)
     attempt_timeout_s: float | None = Field(default=900.0, gt=0)
     model_proposals: bool = Field(default=False, description="ask a model for a prompt sentence when no rule applies")
+    replays: int = Field(default=3, ge=0, description="recorded runs (of the newest `last`) replayed offline under a "
+                         "candidate that keeps the role prompts")
 
 
 def _fmt(m: Metrics | None) -> str:
@@ -125,6 +129,7 @@ def changelog_entry(*, version: str, proposal: Proposal, patch: str, validation:
     lines = [f"## {version}", "", f"- {proposal.kind} {proposal.id}: {proposal.title}", f"- files: {files}",
              f"- validation ({len(validation.goals)} golden goal(s) x k={validation.k}): current "
              f"{_fmt(validation.current)} -> candidate {_fmt(validation.candidate)}",
+             *([f"- replay: {validation.replay.summary()}"] if validation.replay is not None else []),
              f"- canary ({len(canary.pairs)} of {canary.considered} live run(s) shadowed, fraction "
              f"{canary.fraction}): live {_fmt(canary.live)} -> shadow {_fmt(canary.shadow)}",
              f"- why: {proposal.rationale.splitlines()[0]}"]
@@ -253,6 +258,11 @@ class ImproveLoop:
                                     candidate=candidate, target=proposal.target_goal, k=self.options.k,
                                     tolerance=self.options.tolerance, workdir=work / "validate",
                                     timeout_s=self.options.attempt_timeout_s)
+        if not validation.static and self.options.replays:
+            validation.replay = await replay_recorded(
+                self.store, settings=self.settings, provider=self.provider, current=base, candidate=candidate,
+                last=self.options.last, count=self.options.replays, workdir=work / "replay",
+                timeout_s=self.options.attempt_timeout_s)
         lap("validate")
         if not validation.passed:
             return self._refuse(proposal, "rejected", validation.problems, branch=branch, validation=validation,
@@ -289,15 +299,23 @@ class ImproveLoop:
                validation: Validation, canary: CanaryReport) -> Release:
         tree = self.repo.files(branch_commit)
         version = bump(tree["VERSION"])
-        priors = priors_yaml(priors_from(self.arms())) if self.arms is not None else None
+        # Learn: priors from the bandit's win-rates, unless the proposal itself sets the priors (what was validated
+        # stands); then nothing in them was learned from the store, and no observation is subtracted.
+        sets_priors = any(normalised_path(c.path)[0] == PRIORS for c in proposal.changes)
+        arms = self.arms() if self.arms is not None and not sets_priors else None
+        learned = priors_from(arms) if arms is not None else None
+        priors = priors_yaml(learned) if learned is not None else None
         entry = changelog_entry(version=version, proposal=proposal, patch=patch, validation=validation,
                                 canary=canary, priors=priors)
         log = tree["CHANGELOG.md"]
         head, sep, rest = log.partition("\n## ")
         changes: dict[str, str | None] = {
             "VERSION": version + "\n", "CHANGELOG.md": f"{head.rstrip()}\n\n{entry}\n" + (f"## {rest}" if sep else "")}
-        if priors is not None and priors != tree.get("router/priors.yaml"):
-            changes["router/priors.yaml"] = priors
+        if arms is not None and learned is not None and priors != tree.get(PRIORS):
+            changes[PRIORS] = priors
+            changes[LEARNED_FROM] = learned_from_yaml(arms, learned)
+        elif sets_priors and tree.get(LEARNED_FROM, "[]\n") != "[]\n":
+            changes[LEARNED_FROM] = "[]\n"
         merge = self.repo.commit(branch_commit, changes, f"Merge {branch}: {proposal.title} ({version})\n\n{entry}",
                                  parents=(base_commit, branch_commit))
         try:

@@ -8,8 +8,9 @@
    by the golden checks (not by Naestro's own verdict). No metric may regress beyond its tolerance, and the
    proposal's target counter-example must pass under the candidate at least once (else it fixes nothing).
 
-Offline replay of recorded runs is not used here: a changed prompt changes the request, so a recorded reply no
-longer matches and the model is called anyway (naestro/context.py); replay only re-checks what did not change.
+3. Offline replay of this home's recorded runs under the candidate (``replay.py``), for candidates that keep
+   every role prompt: a recorded run that passed must still pass. For a prompt delta the record says why replay
+   does not apply (the recorded replies answered the old prompts) instead of pretending it ran.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ import time
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from naestro.endpoints import Prior
 from naestro.events import Event, read_events
 from naestro.golden import GoldenGoal, check_workspace, spend_of_events
+from naestro.improve.learn import parse_learned_from, parse_priors
 from naestro.llm import ModelProvider
 from naestro.plan import Role
 from naestro.runner import Runner
@@ -36,8 +37,9 @@ from naestro.settings import Settings
 from nodes.roles import RoleSpec
 from policies.decision import ApprovedScope, RunPolicy
 
-__all__ = ["Metrics", "Outcome", "Tolerance", "Validation", "golden_goals", "metrics_of", "outcome_of_events",
-           "regressions", "roles_of", "run_goals", "seed_workspace", "side_runtime", "static_problems", "validate"]
+__all__ = ["Metrics", "Outcome", "ReplayReport", "ReplayRun", "Tolerance", "Validation", "golden_goals", "metrics_of",
+           "outcome_of_events", "regressions", "roles_of", "run_goals", "seed_workspace", "side_runtime",
+           "static_problems", "validate"]
 
 MAX_PROMPT_CHARS = 4000
 # Shadow and validation runs: exec.run in the run's own sandboxed workspace copy and nothing else sensitive
@@ -147,10 +149,11 @@ def static_problems(current: dict[str, str], candidate: dict[str, str]) -> list[
                             f"{sorted(spec.tools)}): a self-PR never changes what a role may call")
         if len(spec.prompt) > MAX_PROMPT_CHARS:
             problems.append(f"roles.yaml: {role.value} prompt is {len(spec.prompt)} chars (cap {MAX_PROMPT_CHARS})")
-    try:
-        TypeAdapter(list[Prior]).validate_python(yaml.safe_load(candidate.get("router/priors.yaml", "[]")) or [])
-    except (ValidationError, yaml.YAMLError) as exc:
-        problems.append(f"router/priors.yaml does not load: {str(exc).splitlines()[0]}")
+    for path, parse in (("router/priors.yaml", parse_priors), ("router/learned_from.yaml", parse_learned_from)):
+        try:
+            parse(candidate.get(path, "[]"))
+        except (ValidationError, yaml.YAMLError) as exc:
+            problems.append(f"{path} does not load: {str(exc).splitlines()[0]}")
     try:
         golden_goals(candidate)
     except ValidationError as exc:
@@ -206,6 +209,49 @@ async def run_goals(runtime: Runtime, goals: list[GoldenGoal], *, k: int, timeou
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+class ReplayRun(BaseModel):
+    """One recorded run replayed offline under the candidate (``replay.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str = Field(description="the recorded run")
+    recorded_passed: bool
+    replay_passed: bool | None = Field(default=None, description="the replay's verdict; None: it diverged before "
+                                       "its end (see detail)")
+    regressed: bool = Field(default=False, description="a task attempt, or the run, that passed when recorded fails")
+    replay_run: str = ""
+    recorded_calls: int = Field(default=0, description="model replies the recording holds")
+    unrecorded_calls: int = Field(default=0, description="calls the recording has no reply for (none was made)")
+    detail: str = ""
+
+
+class ReplayReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    applies: bool
+    note: str
+    runs: list[ReplayRun] = Field(default_factory=list)
+    skipped: dict[str, str] = Field(default_factory=dict, description="recorded run -> why it is not replayable")
+
+    @property
+    def verdicts(self) -> list[ReplayRun]:
+        """Replays that judged something: reached their end, or showed a regression before they diverged."""
+        return [r for r in self.runs if r.replay_passed is not None or r.regressed]
+
+    @property
+    def regressions(self) -> list[str]:
+        broken = [r for r in self.runs if r.regressed]
+        return [f"replay: {len(broken)} recorded run(s) regress under the candidate ("
+                + "; ".join(f"{r.run_id}: {r.detail}" for r in broken) + ")"] if broken else []
+
+    def summary(self) -> str:
+        if not self.applies:
+            return "does not apply (role prompts changed)"
+        return (f"{len(self.verdicts)} recorded run(s) replayed offline to a verdict, "
+                f"{sum(r.regressed for r in self.runs)} regressed; {len(self.runs) - len(self.verdicts)} diverged, "
+                f"{len(self.skipped)} not replayable")
+
+
 class Validation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -218,12 +264,15 @@ class Validation(BaseModel):
     target: str | None = None
     target_fixed: bool | None = None
     regressions: list[str] = []
+    replay: ReplayReport | None = None
 
     @property
     def problems(self) -> list[str]:
-        out = [*self.static, *self.regressions]
-        if not self.goals and not self.static:
-            out.append("no golden goals to validate against (the proposal adds no counter-example)")
+        out = [*self.static, *self.regressions, *(self.replay.regressions if self.replay is not None else [])]
+        replayed = self.replay is not None and bool(self.replay.verdicts)
+        if not self.goals and not self.static and not replayed:
+            out.append("no golden goals to validate against (the proposal adds no counter-example) and no recorded "
+                       "run replayed offline")
         if self.target is not None and self.target_fixed is False:
             out.append(f"no gain: the counter-example {self.target} still fails under the candidate")
         return out
