@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+from pathlib import Path
 
 __all__ = ["alive", "terminate"]
 
@@ -25,7 +26,8 @@ def terminate(proc: subprocess.Popen[bytes], *, grace_s: float = 5.0) -> None:
 
 
 def alive(pid: int) -> bool:
-    """Whether ``pid`` runs. A zombie child of this process runs nothing: it is reaped and counts as gone."""
+    """Whether ``pid`` runs. A zombie runs nothing: this process's own is reaped, any other counts as gone (an
+    orphan adopted by an init that does not reap stays a zombie, and signal 0 still reaches it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -36,4 +38,12 @@ def alive(pid: int) -> bool:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
             return False
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False  # no /proc here: signal 0 reached it, so it counts as running
+    return stat[stat.rfind(")") + 2:][:1] in ("Z", "X")  # the state follows the (command name), which may hold ")"

@@ -21,9 +21,11 @@ from naestro.errors import NaestroError, PolicyDenied, UsageError
 
 if TYPE_CHECKING:
     from naestro.memory import Memory
+    from naestro.memory.falkor import FalkorServer
     from policies.gate import Gate
 
-app = typer.Typer(no_args_is_help=True, help="Memory across runs: search, timeline, forget, ingest, status.")
+app = typer.Typer(no_args_is_help=True,
+                  help="Memory across runs: search, timeline, forget, ingest, status, start, stop.")
 skills_app = typer.Typer(no_args_is_help=True, help="Skills induced from plans that passed again and again.")
 out = Console(emoji=False)  # "[REDACTED:secret:...]" must not become an emoji
 err = Console(stderr=True, soft_wrap=True, emoji=False)
@@ -159,6 +161,43 @@ def status(as_json: JsonOpt = False) -> None:
         print(json.dumps(data, indent=2, default=str))
     else:
         out.print_json(json.dumps(data, default=str))
+
+
+def _embedded_server() -> FalkorServer:
+    from naestro.memory.falkor import FalkorServer
+
+    settings = load_settings()
+    if settings.memory_url:
+        err.print(f"error: memory is the server at NAESTRO_MEMORY_URL ({settings.memory_url}); Naestro neither "
+                  "starts nor stops it", markup=False, highlight=False)
+        raise typer.Exit(2)
+    return FalkorServer(settings.home / "memory")
+
+
+@app.command()
+def start() -> None:
+    """Start the embedded memory server and keep it running without users, until `naestro memory stop`.
+
+    Without this the server runs only while some Naestro process uses it (its keeper stops it after the last one
+    ends, even one killed by a signal)."""
+    try:
+        info = _embedded_server().keep()
+    except NaestroError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(3) from exc
+    out.print(f"memory server on {info.host}:{info.port} (pid {info.pid}); kept until `naestro memory stop`")
+
+
+@app.command()
+def stop() -> None:
+    """Stop keeping the embedded memory server: it stops now if no process uses it, else after the last one."""
+    server = _embedded_server()
+    if server.stop():
+        out.print("memory server stopped (data saved)")
+    elif server.status()["running"]:
+        out.print("memory server no longer kept: it stops when the last process using it ends")
+    else:
+        out.print("no memory server was running")
 
 
 @skills_app.command("list")
