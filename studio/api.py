@@ -4,14 +4,16 @@ the LangGraph server beside its own API (``langgraph.json`` → ``http.app`` →
 Routes (JSON unless noted; errors are ``{"error": ..., "problems"?: [...]}``):
 
   GET  /                                  the UI (studio/static, built from studio/web)
-  GET  /naestro/runs                      runs, newest first: status, cost, tokens, duration, live
+  GET  /naestro/runs                      runs, newest first: status, cost, tokens, duration, live (a run workers
+                                          execute: its status from its lock, ``status_text``, ``worker``)
   POST /naestro/runs                      start a run from a goal and/or plan text (202, ``{"run_id"}``)
   GET  /naestro/runs/{id}                 run view: plan DAG, events, calls, policy decisions, verdicts, report
   GET  /naestro/runs/{id}/report          report.md (text/markdown)
   GET  /naestro/runs/{id}/events          SSE: the run's events as they are written (``?after=N``/Last-Event-ID)
   GET  /naestro/runs/{id}/files           the workspace's files (path, size, text of small files)
   GET  /naestro/runs/{id}/pending         consent requests the run waits on
-  POST /naestro/runs/{id}/consent         approve / deny / edited arguments, then the run resumes
+  POST /naestro/runs/{id}/consent         approve / deny / edited arguments, then the run resumes (queued for
+                                          the workers when they execute it)
   POST /naestro/runs/{id}/resume          continue from the head (after a rollback)
   GET  /naestro/runs/{id}/history         every checkpoint (``naestro runs history``)
   POST /naestro/runs/{id}/rollback        state and files back to a checkpoint (``naestro runs rollback``)
@@ -36,7 +38,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, SecretStr, ValidationError
 from starlette.applications import Starlette
@@ -55,6 +57,9 @@ from studio.memoryview import StudioMemory
 from studio.runview import run_detail, summaries, workspace_files
 from studio.settings import StudioSettings
 from studio.stream import sse_events
+
+if TYPE_CHECKING:
+    from naestro.distributed import ScaleSettings
 
 __all__ = ["STATIC", "app", "build_app"]
 
@@ -88,13 +93,15 @@ async def _body(request: Request, model: type[M]) -> M:
 
 
 def build_app(settings: Settings | None = None, *, runs: StudioRuns | None = None, actions: bool = True,
-              server_url: str | None = None, token: SecretStr | None = None, poll_s: float = 0.25) -> Starlette:
+              server_url: str | None = None, token: SecretStr | None = None, poll_s: float = 0.25,
+              scale: ScaleSettings | None = None) -> Starlette:
     """The app over ``settings``' NAESTRO_HOME. ``runs``: a ``StudioRuns`` to share (tests give one around a
     scripted model); ``actions=False``: read and consent only (the LangGraph server's mount); ``token``: required
-    on every request (studio/auth.py)."""
+    on every request (studio/auth.py); ``scale``: the queue of runs workers execute (default: from the
+    environment, when first needed)."""
     settings = settings or Settings()
     store = RunStore(settings.runs_dir)
-    studio_runs = runs or StudioRuns(settings, server_url=server_url or "http://127.0.0.1:2024")
+    studio_runs = runs or StudioRuns(settings, server_url=server_url or "http://127.0.0.1:2024", scale=scale)
     collector: list[object] = []  # the EventsCollector, built on the first metrics request (it loads OpenTelemetry)
     memory = StudioMemory(settings)  # opens the home's memory on the first memory request (issue 19)
 
@@ -128,13 +135,13 @@ def build_app(settings: Settings | None = None, *, runs: StudioRuns | None = Non
                 run_id = await studio_runs.start(await _body(request, StartBody))
                 return JSONResponse({"run_id": run_id}, status_code=202)
             return await guarded(start, action=True)
-        return JSONResponse(await asyncio.to_thread(summaries, store))
+        return JSONResponse(await asyncio.to_thread(summaries, settings))
 
     async def run(request: Request) -> Response:
         run_id = request.path_params["run_id"]
 
         async def detail() -> Response:
-            body = await asyncio.to_thread(run_detail, store, run_id)
+            body = await asyncio.to_thread(run_detail, settings, run_id)
             body["running_here"] = studio_runs.running(run_id)
             return JSONResponse(body)
         return await guarded(detail)

@@ -3,8 +3,10 @@
 Runs start in the Studio's own process, in the background (as the MCP front door does, naestro/frontdoor.py):
 the request returns as soon as the run exists, and the browser follows it over SSE. Consent goes through the
 same rules and the same resume as ``naestro approve`` (naestro/approval.py, then ``Runner.resume``, or
-``ServedRun.resume`` for a run a LangGraph server executes). Rollback and history are ``TimeTravel``, as in
-``naestro runs rollback``. A Studio that stops loses nothing: ``naestro resume RUN`` continues its runs.
+``ServedRun.resume`` for a run a LangGraph server executes; for a run ``naestro worker``s execute, the answers are
+queued for any worker, as ``naestro approve`` and the scale-out API do, issue 20). Rollback and history are
+``TimeTravel``, as in ``naestro runs rollback``. A Studio that stops loses nothing: ``naestro resume RUN``
+continues its runs.
 
 The runtime (models, policy engine, MCP pool) is built on first use, not at import, so ``langgraph dev`` can
 import studio/api.py without starting anything.
@@ -21,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from naestro.errors import RunError, UsageError
 
 if TYPE_CHECKING:
+    from naestro.distributed import ScaleSettings, Submitter
     from naestro.runner import PendingConsent, Runner, RunResult
     from naestro.runtime import Runtime
     from naestro.settings import Settings
@@ -68,10 +71,13 @@ class StudioRuns:
     """Runs started or resumed by this Studio process, and the runtime they share."""
 
     def __init__(self, settings: Settings, *, runtime: Runtime | None = None,
-                 server_url: str = DEFAULT_SERVER) -> None:
-        self.settings, self.server_url = settings, server_url
+                 server_url: str = DEFAULT_SERVER, scale: ScaleSettings | None = None) -> None:
+        """``scale``: the queue of worker-executed runs (NAESTRO_BROKER_URL ...), read from the environment when
+        the Studio first answers such a run (Celery is imported only then)."""
+        self.settings, self.server_url, self.scale = settings, server_url, scale
         self._runtime = runtime
         self._lock = asyncio.Lock()
+        self._queue: Submitter | None = None
         self.active: dict[str, asyncio.Task[RunResult]] = {}
 
     async def runtime(self) -> Runtime:
@@ -93,6 +99,16 @@ class StudioRuns:
     def running(self, run_id: str) -> bool:
         task = self.active.get(run_id)
         return task is not None and not task.done()
+
+    def _submitter(self) -> Submitter:
+        """The client of the run queue, for runs workers execute: the Studio never drives those itself (it would
+        do so without the run's lock, beside a worker)."""
+        if self._queue is None:
+            from naestro.distributed import ScaleSettings, Submitter, make_app
+
+            scale = self.scale or ScaleSettings()
+            self._queue = Submitter(self.settings, scale, make_app(scale))
+        return self._queue
 
     async def _runner(self) -> Runner:
         from naestro.runner import Runner
@@ -175,7 +191,7 @@ class StudioRuns:
 
     async def answer(self, run_id: str, body: ConsentBody) -> str:
         """Answer consent as ``naestro approve`` does and resume the run; its status ("running" when resumed
-        here in the background)."""
+        here in the background, "queued" when a worker will)."""
         from naestro.approval import choose_answers
         from naestro.runs import RunStore
         from naestro.served import ServedRun
@@ -189,6 +205,9 @@ class StudioRuns:
         record = RunStore(self.settings.runs_dir).load(run_id)
         if record.served:
             return await asyncio.to_thread(ServedRun(record, self.server_url).resume, answers)
+        if record.remote:
+            await asyncio.to_thread(self._submitter().answer, run_id, answers)
+            return "queued"
 
         async def go(runner: Runner) -> RunResult:
             return await runner.resume(run_id, answers)
@@ -197,9 +216,15 @@ class StudioRuns:
         return "running"
 
     async def resume(self, run_id: str) -> str:
-        """Continue a rolled-back, paused or interrupted run from its head, as ``naestro resume``."""
+        """Continue a rolled-back, paused or interrupted run from its head, as ``naestro resume``; a run workers
+        execute is queued for them (``naestro queue kick``)."""
+        from naestro.runs import RunStore
+
         if self.running(run_id):
             raise UsageError(f"run {run_id} is already running")
+        if RunStore(self.settings.runs_dir).load(run_id).remote:
+            await asyncio.to_thread(self._submitter().kick, run_id)
+            return "queued"
 
         async def go(runner: Runner) -> RunResult:
             return await runner.resume(run_id)

@@ -3,21 +3,32 @@
 Everything here is computed from files, so a run executed by another process (``naestro run``, a LangGraph
 server, a worker) looks the same as one the Studio started. Task statuses are not computed here: the browser
 folds the same events with its reducer (studio/web/src/reducer.ts), live over SSE and at load alike.
+
+A run executed by ``naestro worker``s (issue 20) is the exception: run.json names the last process that took it,
+which says nothing about whether a worker drives it now, so its status comes from the run's lock, exactly as in
+``naestro runs show`` and the scale-out API (naestro/distributed/status.py): queued, running on HOST:PID, queued
+again (HOST:PID stopped), waiting for consent.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import JsonValue
 
 from naestro.events import Event, read_events
 from naestro.runs import RunRecord, RunStore
 
-__all__ = ["run_detail", "run_summary", "summaries", "workspace_files"]
+if TYPE_CHECKING:
+    from naestro.distributed.status import RemoteStatus
+    from naestro.settings import Settings
+
+__all__ = ["remote_statuses_of", "run_detail", "run_summary", "summaries", "workspace_files"]
 
 # Events that are a model or tool call, a policy decision or an evaluator verdict: the run view's tables.
 CALLS = ("model_call", "tool_call", "tool_denied", "tool_replayed", "tool_redone")
@@ -36,15 +47,30 @@ def _num(value: JsonValue) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
-def run_summary(record: RunRecord, events: list[Event]) -> dict[str, JsonValue]:
-    """One row of the runs list: status, cost and tokens of its model calls, wall time from first to last event."""
+def remote_statuses_of(settings: Settings, records: Sequence[RunRecord]) -> dict[str, RemoteStatus]:
+    """Where each worker-executed run among ``records`` stands; empty (and Celery not imported) when none is."""
+    if not any(r.remote for r in records):
+        return {}
+    from naestro.distributed.status import remote_statuses
+
+    return remote_statuses(settings, records)
+
+
+def run_summary(record: RunRecord, events: list[Event], remote: RemoteStatus | None = None) -> dict[str, JsonValue]:
+    """One row of the runs list: status, cost and tokens of its model calls, wall time from first to last event.
+
+    ``remote``: the run's status as its lock tells it, for a run workers execute. ``status`` is then the API's
+    (queued / planning / running / waiting / ...), ``status_text`` the line `naestro runs list` prints
+    ("running on HOST:PID", "queued again (HOST:PID stopped)", "waiting for consent"), ``worker`` HOST:PID."""
     calls = [e for e in events if e.get("event") == "model_call"]
     stamps = [t for t in map(_ts, events) if t is not None]
     finished = [e for e in events if e.get("event") == "task_finished"]
-    status = record.display_status
+    status = remote.status if remote is not None else record.display_status
     return {
-        "run_id": record.run_id, "goal": record.goal, "status": status, "created": record.created,
-        "updated": record.updated, "mode": record.policy.mode, "served": record.served,
+        "run_id": record.run_id, "goal": record.goal, "status": status,
+        "status_text": remote.text if remote is not None else status,
+        "worker": remote.worker if remote is not None else None, "remote": record.remote,
+        "created": record.created, "updated": record.updated, "mode": record.policy.mode, "served": record.served,
         "live": status in ("planning", "running"),
         "cost_usd": round(sum(_num(e.get("cost_usd")) for e in calls), 6),
         "tokens": int(sum(_num(e.get("prompt_tokens")) + _num(e.get("completion_tokens")) for e in calls)),
@@ -54,9 +80,13 @@ def run_summary(record: RunRecord, events: list[Event]) -> dict[str, JsonValue]:
     }
 
 
-def summaries(store: RunStore) -> list[dict[str, JsonValue]]:
-    """Every run, newest first."""
-    rows = [run_summary(r, read_events(store.dir(r.run_id) / "events.jsonl")) for r in store.list()]
+def summaries(settings: Settings) -> list[dict[str, JsonValue]]:
+    """Every run in ``settings``' home, newest first."""
+    store = RunStore(settings.runs_dir)
+    records = store.list()
+    remote: Mapping[str, RemoteStatus] = remote_statuses_of(settings, records)
+    rows = [run_summary(r, read_events(store.dir(r.run_id) / "events.jsonl"), remote.get(r.run_id))
+            for r in records]
     return rows[::-1]
 
 
@@ -75,16 +105,18 @@ def _pick(events: list[Event], kinds: tuple[str, ...] | None) -> list[JsonValue]
     return [e for e in events if kinds is None or e.get("event") in kinds]
 
 
-def run_detail(store: RunStore, run_id: str) -> dict[str, JsonValue]:
+def run_detail(settings: Settings, run_id: str) -> dict[str, JsonValue]:
     """The run view: summary, plan DAG, every event, and the calls and policy decisions picked out of them.
 
     Raises ``UnknownRun`` for an id with no run.json."""
+    store = RunStore(settings.runs_dir)
     record = store.load(run_id)
     run_dir = store.dir(run_id)
     events = read_events(run_dir / "events.jsonl")
     report = run_dir / "report.md"
     return {
-        **run_summary(record, events), "workspace": record.workspace, "error": record.error,
+        **run_summary(record, events, remote_statuses_of(settings, [record]).get(run_id)),
+        "workspace": record.workspace, "error": record.error,
         "plan_source": record.plan_source, "phase": max(len(record.plans) - 1, 0), "head": record.head,
         "plan": _plan(run_dir, record), "events": _pick(events, None),
         "calls": _pick(events, CALLS), "policy": _pick(events, POLICY), "verdicts": _pick(events, ("verdict",)),

@@ -5,6 +5,8 @@ import type { RunEvent } from "./reducer";
 export interface RunSummary {
   run_id: string; goal: string; status: string; created: string; mode: string; served: boolean; live: boolean;
   cost_usd: number; tokens: number; duration_s: number; tasks: number; tasks_passed: number;
+  // a run `naestro worker`s execute: "running on HOST:PID", "queued again (HOST:PID stopped)" ... (else = status)
+  status_text: string; worker: string | null; remote: boolean;
 }
 
 export interface PlanTask {

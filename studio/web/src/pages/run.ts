@@ -5,12 +5,14 @@ import { api, ApiError, type Pending, type Plan, type RunDetail } from "../api";
 import { dagSvg } from "../dag";
 import { fmtS, fmtUsd, h, toast } from "../dom";
 import { fold, initial, reduce, type RunEvent, type RunView, type TaskStatus } from "../reducer";
+import { needsPolling, statusLabel } from "../status";
 import { statusBadge } from "./runs";
 
 const REFRESH = new Set(["planned", "replanned", "waiting_for_consent", "consent_given", "consent_refused",
   "task_finished", "run_finished", "report_written", "run_resumed"]);
 const LEGEND: TaskStatus[] = ["pending", "running", "checking", "waiting", "passed", "failed", "skipped"];
 const MAX_EVENTS = 300;
+const POLL_MS = 4000; // a run workers execute: look again this often while it is queued or driven
 
 export function eventLine(ev: RunEvent): string {
   const pick = (k: string): string => (ev[k] === undefined ? "" : ` ${k}=${typeof ev[k] === "object" ?
@@ -47,7 +49,8 @@ function consentCard(runId: string, p: Pending, done: () => void): HTMLElement {
     try {
       const res = await api.consent(runId, { consent_id: p.id, approve, remember,
         ...(edited ? { arguments: argumentsValue } : {}) });
-      toast(`${approve ? "Approved" : "Denied"} ${p.action}; the run is ${res.status}.`);
+      toast(`${approve ? "Approved" : "Denied"} ${p.action}; the run is ${res.status}` +
+        (res.status === "queued" ? " for a worker." : "."));
       done();
     } catch (e) {
       error.textContent = (e as Error).message;
@@ -71,6 +74,7 @@ export function runPage(main: HTMLElement, runId: string): () => void {
   let source: EventSource | null = null;
   let refreshTimer = 0;
   let pendingTimer = 0;
+  let pollTimer = 0;
   let closed = false;
 
   const head = h("div", { class: "run-head" });
@@ -98,7 +102,8 @@ export function runPage(main: HTMLElement, runId: string): () => void {
       } }, "Resume"));
     }
     head.replaceChildren(h("h1", {}, detail.goal || runId),
-      h("p", {}, statusBadge(status, status === "running" || status === "planning"), " ",
+      h("p", {}, statusBadge(status, status === "running" || status === "planning", statusLabel(status, detail)),
+        " ",
         h("span", { class: "muted" }, `${runId} · ${detail.mode} · ${fmtUsd(Math.max(view.costUsd, detail.cost_usd))}` +
           ` · ${Math.max(view.tokens, detail.tokens).toLocaleString()} tokens · ${fmtS(detail.duration_s)}` +
           ` · ${view.modelCalls} model / ${view.toolCalls} tool calls · ${view.denials} denied`)),
@@ -182,6 +187,8 @@ export function runPage(main: HTMLElement, runId: string): () => void {
     drawDag();
     drawDetails();
     if (detail.status === "waiting" || view.status === "waiting") void showPending();
+    window.clearTimeout(pollTimer);
+    if (needsPolling(detail)) pollTimer = window.setTimeout(() => void refresh(), POLL_MS);
   };
 
   function scheduleRefresh(): void {
@@ -218,5 +225,6 @@ export function runPage(main: HTMLElement, runId: string): () => void {
     source?.close();
     window.clearTimeout(refreshTimer);
     window.clearTimeout(pendingTimer);
+    window.clearTimeout(pollTimer);
   };
 }

@@ -2,17 +2,19 @@
 
 import { api, type RunSummary } from "../api";
 import { fmtS, fmtUsd, h } from "../dom";
+import { statusLabel } from "../status";
 
-export function statusBadge(status: string, live = false): HTMLElement {
+/** ``label``: the words shown (e.g. "running on HOST:PID" for a run a worker drives); the color is the status's. */
+export function statusBadge(status: string, live = false, label = status): HTMLElement {
   return h("span", { class: `badge b-${status}` }, live ? h("span", { class: "pulse", "aria-hidden": "true" }) : null,
-    status);
+    label);
 }
 
 function row(r: RunSummary): HTMLTableRowElement {
   return h("tr", {},
     h("td", {}, h("a", { href: `#/runs/${encodeURIComponent(r.run_id)}` }, r.run_id)),
     h("td", { class: "goal" }, r.goal),
-    h("td", {}, statusBadge(r.status, r.live)),
+    h("td", {}, statusBadge(r.status, r.live, statusLabel(r.status, r))),
     h("td", { class: "num" }, `${r.tasks_passed}/${r.tasks}`),
     h("td", { class: "num" }, fmtUsd(r.cost_usd)),
     h("td", { class: "num" }, r.tokens.toLocaleString()),
