@@ -108,6 +108,10 @@ def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127
                              "a token listen on 127.0.0.1 only (or drop --no-auth)")
         if (ssl_certfile is None) != (ssl_keyfile is None):
             raise UsageError("give both --ssl-certfile and --ssl-keyfile, or neither")
+        if ssl_certfile is not None and ssl_keyfile is not None:
+            from naestro.distributed.tls import check_tls
+
+            check_tls(ssl_certfile, ssl_keyfile)
         if not no_auth:
             secret = scale.api_token.get_secret_value() if scale.api_token is not None else None
             token, source = api_token(settings.home, secret)
