@@ -44,6 +44,19 @@ export interface RouterArm {
   win_rate: number | null; posterior_mean: number; usd_per_success: number | null;
 }
 
+/** One remembered episode (naestro/memory/timeline.py) or search hit (naestro/memory/records.py MemoryHit). */
+export interface MemoryEpisode {
+  key: string; run_id: string; kind: string; slice: string; outcome: string; valid_at: string; text: string;
+  score?: number;
+}
+
+export interface MemorySkill { id: string; name: string; support: number; success_rate: number; keywords: string[] }
+
+export interface MemoryTimeline {
+  enabled_for_runs: boolean; episodes: MemoryEpisode[]; counts: Record<string, number>; runs: string[];
+  skills: MemorySkill[];
+}
+
 export class ApiError extends Error {
   constructor(message: string, readonly status: number, readonly problems: Problem[] = []) {
     super(message);
@@ -84,5 +97,8 @@ export const api = {
     post<{ run_id: string }>("naestro/runs", body),
   metrics: () => call<Family[]>("naestro/metrics"),
   router: () => call<RouterArm[]>("naestro/metrics/router"),
+  memoryTimeline: (kind?: string, limit = 200) =>
+    call<MemoryTimeline>(`naestro/memory/timeline?limit=${limit}${kind ? `&kind=${enc(kind)}` : ""}`),
+  memorySearch: (q: string, limit = 10) => call<MemoryEpisode[]>(`naestro/memory/search?q=${enc(q)}&limit=${limit}`),
   eventsUrl: (id: string, after: number) => `naestro/runs/${enc(id)}/events?after=${after}`,
 };

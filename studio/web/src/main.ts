@@ -7,6 +7,7 @@ import { runPage } from "./pages/run";
 import { historyPage } from "./pages/history";
 import { metricsPage } from "./pages/metrics";
 import { newRunPage } from "./pages/newrun";
+import { memoryPage } from "./pages/memory";
 
 type Page = (main: HTMLElement, ...params: string[]) => () => void;
 
@@ -15,6 +16,7 @@ const ROUTES: [RegExp, Page][] = [
   [/^#\/runs\/([^/]+)$/, runPage],
   [/^#\/new$/, newRunPage],
   [/^#\/metrics$/, metricsPage],
+  [/^#\/memory$/, memoryPage],
   [/^(#\/runs)?$/, runsPage],
 ];
 
