@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from naestro.commands._errors import fail as _fail
 from naestro.commands._settings import load_settings
 from naestro.errors import NaestroError, UsageError
 
@@ -34,11 +35,6 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)
 ENDED = ("passed", "failed", "error", "paused")
 EXIT = {"passed": 0, "failed": 1, "waiting": 4}  # anything else (error, paused): 3, as `naestro run`
-
-
-def _fail(exc: NaestroError) -> typer.Exit:
-    err.print(f"error: {exc}", markup=False, highlight=False)
-    return typer.Exit(2 if isinstance(exc, UsageError) else 3)
 
 
 def _scale() -> ScaleSettings:
