@@ -44,8 +44,8 @@ def verdict(evaluator: ev.Evaluator, workspace: Path, **env: object) -> Verdict:
 
 def test_exported_names() -> None:
     assert set(ev.__all__) == {
-        "EVALUATORS", "TIMED_OUT", "CodeEvaluator", "CommandOutcome", "ContractEvaluator", "Cost", "CsvShape", "EvalEnv",
-        "Evaluator", "Evidence", "FactualityEvaluator", "GroupTotals", "ReferenceEvaluator",
+        "EVALUATORS", "TIMED_OUT", "CodeEvaluator", "CommandOutcome", "ContractEvaluator", "Cost", "CsvShape",
+        "EvalEnv", "Evaluator", "Evidence", "FactualityEvaluator", "GroupTotals", "ReferenceEvaluator",
         "SafetyEvaluator", "SandboxEvalEnv", "SloEvaluator", "Source", "Subject", "Usage", "Verdict",
         "build_evaluator", "comparison_for", "differences"}
 
