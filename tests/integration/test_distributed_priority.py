@@ -11,33 +11,23 @@ tested in test_distributed_locks.py and test_distributed.py.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 from celery.contrib.testing.worker import start_worker
 
 from naestro.distributed import AdvanceRequest, ScaleSettings, enqueue, make_app, queue_depth
 from naestro.distributed.queue import ADVANCE
-
-REDIS_URL = "redis://127.0.0.1:6379/5"
+from tests.redis_queue import own_queue
 
 
 @pytest.fixture
 def scale() -> Iterator[ScaleSettings]:
     """A queue of this test's own on the shared Redis index (its keys are deleted, nothing else is)."""
-    queue = f"hb-priority-{os.getpid()}"
-    broker = redis.Redis.from_url(REDIS_URL)
-    keys = [queue, *(f"{queue}:{step}" for step in (3, 6, 9))]
-    broker.delete(*keys)
-    try:
-        yield ScaleSettings(broker_url=REDIS_URL, queue=queue)
-    finally:
-        broker.delete(*keys)
-        broker.close()
+    with own_queue("hb-priority") as settings:
+        yield settings
 
 
 def test_a_worker_takes_an_interactive_run_before_batch_runs_queued_earlier(scale: ScaleSettings) -> None:

@@ -42,18 +42,20 @@ def _node_modules() -> None:
 
 
 @contextlib.contextmanager
-def serving(tmp_path: Path, home: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serving(tmp_path: Path, home: Path, *, drop: tuple[str, ...] = (), **env: str,
+            ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A real `naestro studio` on a free port for the home, until the block ends (then SIGTERM, as a service
-    manager stops it)."""
+    manager stops it). ``drop``: environment variables the Studio must not see (besides its token)."""
     full = {**os.environ, "NAESTRO_HOME": str(home), **env}
-    full.pop("NAESTRO_STUDIO_TOKEN", None)
+    for name in ("NAESTRO_STUDIO_TOKEN", *drop):
+        full.pop(name, None)
     port = free_port()
     log = (tmp_path / "studio.log").open("w")
     proc = subprocess.Popen([str(NAESTRO), "studio", "--port", str(port)], cwd=tmp_path, env=full, stdout=log,
                             stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # generous: start-up on a loaded machine, not a timing check
         while True:
             assert proc.poll() is None, (tmp_path / "studio.log").read_text()
             try:

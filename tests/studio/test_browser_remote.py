@@ -10,16 +10,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from naestro.childproc import terminate
 from naestro.runs import RunStore
-from tests.integration.test_distributed_tls import _port
-from tests.studio.test_browser import ARTIFACTS, CHROMIUM, NAESTRO, WEB, _node_modules
+from tests.studio.test_browser import ARTIFACTS, CHROMIUM, WEB, _node_modules, serving
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Chromium is not installed at {CHROMIUM} "
@@ -37,31 +33,11 @@ def test_remote_runs_read_as_the_cli_says_in_chromium(tmp_path: Path) -> None:
         record.status, record.remote, record.pid, record.host = status, True, int(dead[1]), dead[0]
         store.save(record)
         expect[record.run_id] = words
-    env = {k: v for k, v in os.environ.items() if k not in ("NAESTRO_STUDIO_TOKEN", "NAESTRO_CHECKPOINT_URL")}
-    port = _port()
-    log = (tmp_path / "studio.log").open("w")
-    proc = subprocess.Popen([str(NAESTRO), "studio", "--port", str(port)], cwd=tmp_path,
-                            env={**env, "NAESTRO_HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
     ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            assert proc.poll() is None, (tmp_path / "studio.log").read_text()
-            try:
-                if httpx.get(f"{url}naestro/info", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "naestro studio did not start: " + \
-                (tmp_path / "studio.log").read_text()
-            time.sleep(0.2)
+    with serving(tmp_path, home, drop=("NAESTRO_CHECKPOINT_URL",)) as (url, _):
         done = subprocess.run(["node", str(WEB / "e2e" / "remote.e2e.mjs")], cwd=WEB, capture_output=True,
                               text=True, timeout=900, env={**os.environ, "STUDIO_URL": url,
                                                            "ARTIFACTS": str(ARTIFACTS), "CHROMIUM": str(CHROMIUM),
                                                            "EXPECT": json.dumps(expect)})
-    finally:
-        terminate(proc, grace_s=30)
-        log.close()
     assert done.returncode == 0, done.stdout + done.stderr
     assert (ARTIFACTS / "remote-runs.png").stat().st_size > 10_000

@@ -39,9 +39,9 @@ from studio.api import build_app
 from studio.control import StudioRuns
 from tests.fakes import ScriptedProvider, all_text
 from tests.integration.test_checkpointers import PG_URL
+from tests.redis_queue import REDIS_URL, own_queue
 from tests.studio.scripted import PLAN, reply
 
-REDIS_URL = "redis://127.0.0.1:6379/5"
 ASKS = {"goal": "leave a note", "tasks": [{**PLAN["tasks"][1], "deps": []}]}
 """One direct shell command (``exec.run``), which the Copilot policy asks a person about before it runs."""
 
@@ -53,15 +53,8 @@ def script(messages: list[BaseMessage]) -> dict[str, Any]:
 @pytest.fixture
 def scale() -> Iterator[ScaleSettings]:
     """A queue of this test's own on the shared Redis index (its keys are deleted, nothing else is)."""
-    queue = f"hb-studio-{os.getpid()}"
-    broker = redis.Redis.from_url(REDIS_URL)
-    keys = [queue, *(f"{queue}:{step}" for step in (3, 6, 9))]
-    broker.delete(*keys)
-    try:
-        yield ScaleSettings(broker_url=REDIS_URL, queue=queue)
-    finally:
-        broker.delete(*keys)
-        broker.close()
+    with own_queue("hb-studio") as settings:
+        yield settings
 
 
 def _views(cfg: Settings, scale: ScaleSettings, api_runner: Runner, run_ids: list[str]) -> dict[str, list[Any]]:
