@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from naestro.commands._errors import fail as _fail
 from naestro.commands._settings import load_settings
 from naestro.errors import NaestroError, UsageError
 
@@ -30,11 +31,6 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-
-
-def _fail(exc: NaestroError) -> typer.Exit:
-    err.print(f"error: {exc}", markup=False, highlight=False)
-    return typer.Exit(2 if isinstance(exc, UsageError) else 3)
 
 
 def _records_table(records: list[ProposalRecord]) -> Table:
