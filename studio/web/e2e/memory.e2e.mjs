@@ -3,33 +3,21 @@
 // search puts the episode it asks about first. Run by tests/studio/test_browser.py, which writes the episodes and
 // starts the server; EPISODES is their JSON list ({key, text}), SEARCH the query and HIT the key it must find.
 // Exit 0 when every step passed; otherwise the failing step on stderr and exit 1.
-import { chromium } from "playwright-core";
+import { scenario, studioPage } from "./harness.mjs";
 
 const url = process.env.STUDIO_URL;
 const out = process.env.ARTIFACTS;
 const episodes = JSON.parse(process.env.EPISODES ?? "[]");
 const query = process.env.SEARCH;
 const hit = process.env.HIT;
-const chromePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 if (!url || !out || !episodes.length || !query || !hit) throw new Error("set STUDIO_URL, ARTIFACTS, EPISODES, SEARCH, HIT");
 
-const browser = await chromium.launch({ executablePath: chromePath, headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync"] });
-const page = await browser.newPage({ viewport: { width: 1280, height: 960 } });
-const problems = [];
-page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()} ${m.location().url}`); });
-page.on("response", (r) => { if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.url()}`); });
 // generous: the first memory request starts FalkorDB and the first search loads MiniLM on a shared 2-core machine;
 // not a timing assertion
-page.setDefaultTimeout(300_000);
+const ctx = await studioPage({ out, height: 960, timeoutMs: 300_000 });
+const { page, step, shot } = ctx;
 
-let current = "start";
-const step = (name) => { current = name; console.log(`step: ${name}`); };
-const shot = (name) => page.screenshot({ path: `${out}/${name}.png`, fullPage: true });
-
-try {
+await scenario(ctx, async () => {
   step("open the memory page from the nav");
   await page.goto(`${url}#/runs`);
   await page.getByRole("link", { name: "Memory", exact: true }).click();
@@ -66,12 +54,5 @@ try {
   }
   await shot("memory");
 
-  if (problems.length) throw new Error(problems.join("\n"));
-  console.log(JSON.stringify({ ok: true, first: key }));
-} catch (e) {
-  await shot(`failed-${current.replace(/\W+/g, "-")}`).catch(() => undefined);
-  console.error(`FAILED at step "${current}": ${e instanceof Error ? e.message : e}\n${problems.join("\n")}`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+  return { first: key };
+});

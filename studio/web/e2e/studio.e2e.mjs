@@ -3,30 +3,17 @@
 // approve the consent banner → roll back a step and see the file go → metrics page. Run by
 // tests/studio/test_browser.py, which starts the servers; screenshots go to $ARTIFACTS.
 // Exit 0 when every step passed; otherwise the failing step on stderr and exit 1.
-import { chromium } from "playwright-core";
+import { scenario, studioPage } from "./harness.mjs";
 
 const url = process.env.STUDIO_URL;
 const out = process.env.ARTIFACTS;
 const goal = process.env.GOAL;
-const chromePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 if (!url || !out || !goal) throw new Error("set STUDIO_URL, ARTIFACTS and GOAL");
 
-const browser = await chromium.launch({ executablePath: chromePath, headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync"] });
-const page = await browser.newPage({ viewport: { width: 1280, height: 960 } });
-const problems = [];
-page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()} ${m.location().url}`); });
-page.on("dialog", (d) => void d.accept());
-page.on("response", (r) => { if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.url()}`); });
-page.setDefaultTimeout(240_000); // generous: CI shares a 2-core machine; not a timing assertion
+const ctx = await studioPage({ out, height: 960, timeoutMs: 240_000, acceptDialogs: true });
+const { page, step, shot } = ctx;
 
-let current = "start";
-const step = (name) => { current = name; console.log(`step: ${name}`); };
-const shot = (name) => page.screenshot({ path: `${out}/${name}.png`, fullPage: true });
-
-try {
+await scenario(ctx, async () => {
   step("new run: goal -> plan preview");
   await page.goto(`${url}#/new`);
   await page.getByLabel("Goal").fill(goal);
@@ -88,12 +75,5 @@ try {
     seen.push(await page.evaluate(() => document.activeElement?.textContent ?? ""));
   }
   if (!seen.includes("New run") || !seen.includes(runId)) throw new Error(`Tab order missed links: ${seen}`);
-  if (problems.length) throw new Error(problems.join("\n"));
-  console.log(JSON.stringify({ ok: true, run_id: runId }));
-} catch (e) {
-  await shot(`failed-${current.replace(/\W+/g, "-")}`).catch(() => undefined);
-  console.error(`FAILED at step "${current}": ${e instanceof Error ? e.message : e}\n${problems.join("\n")}`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+  return { run_id: runId };
+});
