@@ -42,10 +42,9 @@ from naestro.errors import NaestroError, PlanInvalid, UsageError
 from naestro.view import LiveRun, plan_tree
 
 if TYPE_CHECKING:
-    from naestro.distributed.status import RemoteStatus
     from naestro.events import Event
     from naestro.runner import RunResult
-    from naestro.runs import RunRecord, RunStore
+    from naestro.runs import RunStore
     from naestro.settings import Settings
     from policies.decision import RunPolicy
     from policies.gate import ConsentAnswer
@@ -354,21 +353,14 @@ def approve(run_id: str,
     _execute(goal=record.goal, as_json=as_json, settings=settings, resume_id=run_id, answers=answers)
 
 
-def _remote_statuses(settings: Settings, records: list[RunRecord]) -> dict[str, RemoteStatus]:
-    """Runs executed by workers: queued / running on HOST:PID / waiting for consent (their lock tells, issue 20)."""
-    if not any(r.remote for r in records):
-        return {}  # no Celery import for local runs
-    from naestro.distributed.status import remote_statuses
-
-    return remote_statuses(settings, records)
-
-
 @runs_app.command("list")
 def runs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List runs in this NAESTRO_HOME."""
+    from naestro.runs import remote_statuses_of
+
     settings = _settings()
     records = _store(settings).list()
-    remote = _remote_statuses(settings, records)
+    remote = remote_statuses_of(settings, records)
     if as_json:
         print(json.dumps([{**r.model_dump(), "status": remote[r.run_id].status if r.run_id in remote else
                            r.display_status, "worker": remote[r.run_id].worker if r.run_id in remote else None}
@@ -385,6 +377,7 @@ def runs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def runs_show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show a run: status, plan, task results, report path."""
     from naestro.events import read_events
+    from naestro.runs import remote_statuses_of
 
     settings = _settings()
     store = _store(settings)
@@ -394,7 +387,7 @@ def runs_show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
         raise _fail(exc) from exc
     events = read_events(store.dir(run_id) / "events.jsonl")
     finished = {str(e["task"]): e for e in events if e.get("event") == "task_finished"}
-    remote = _remote_statuses(settings, [record]).get(run_id)
+    remote = remote_statuses_of(settings, [record]).get(run_id)
     if as_json:
         print(json.dumps({**record.model_dump(), "status": remote.status if remote else record.display_status,
                           "worker": remote.worker if remote else None, "tasks": finished}, indent=2))

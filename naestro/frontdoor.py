@@ -26,7 +26,7 @@ from naestro.errors import NaestroError
 from naestro.events import Event, read_events
 from naestro.plan import Plan
 from naestro.runner import PendingConsent, Runner, RunResult
-from naestro.runs import RunStore
+from naestro.runs import RunStore, remote_statuses_of
 from naestro.runtime import Runtime, build_runtime
 from naestro.settings import Settings
 from nodes.planner import make_plan
@@ -70,6 +70,8 @@ class RunState(BaseModel):
     pending: list[Consent] = Field(description="consent requests waiting for `approve`")
     report: str | None = Field(description="report.md once the run finished")
     error: str = ""
+    worker: str | None = Field(default=None, description="HOST:PID of the worker driving a run executed by "
+                               "workers (naestro run --remote, the HTTP API), while it drives it")
 
 
 def naestro_server(runtime: Runtime) -> FastMCP:
@@ -164,9 +166,14 @@ def naestro_server(runtime: Runtime) -> FastMCP:
         # A node marks the run waiting when it asks; until the driver has stopped (siblings may still be running,
         # the interrupt not yet checkpointed) the run is reported as running.
         status = record.display_status if task is None or task.done() else "running"
-        return RunState(run_id=run_id, goal=record.goal, status=status, workspace=record.workspace,
-                        tasks=list(tasks.values()), pending=pending,
-                        report=report.read_text() if report.exists() else None, error=record.error)
+        # A run workers execute: its pid names a process on a worker, so only its lock tells whether one drives it.
+        remote = None
+        if task is None and record.remote:  # the lock lookup is a database round trip: off the event loop
+            remote = (await asyncio.to_thread(remote_statuses_of, settings, [record])).get(run_id)
+        return RunState(run_id=run_id, goal=record.goal, status=remote.status if remote else status,
+                        workspace=record.workspace, tasks=list(tasks.values()), pending=pending,
+                        report=report.read_text() if report.exists() else None, error=record.error,
+                        worker=remote.worker if remote else None)
 
     @mcp.tool(annotations=ToolAnnotations(title="Answer consent", readOnlyHint=False, destructiveHint=False,
                                           openWorldHint=False))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 from pydantic import JsonValue
 
 from naestro.events import Event, read_events
-from naestro.runs import RunRecord, RunStore
+from naestro.runs import RunRecord, RunStore, remote_statuses_of
 
 if TYPE_CHECKING:
     from naestro.distributed.status import RemoteStatus
     from naestro.settings import Settings
 
-__all__ = ["remote_statuses_of", "run_detail", "run_summary", "summaries", "workspace_files"]
+__all__ = ["run_detail", "run_summary", "summaries", "workspace_files"]
 
 # Events that are a model or tool call, a policy decision or an evaluator verdict: the run view's tables.
 CALLS = ("model_call", "tool_call", "tool_denied", "tool_replayed", "tool_redone")
@@ -45,15 +45,6 @@ def _ts(event: Event) -> float | None:
 
 def _num(value: JsonValue) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
-def remote_statuses_of(settings: Settings, records: Sequence[RunRecord]) -> dict[str, RemoteStatus]:
-    """Where each worker-executed run among ``records`` stands; empty (and Celery not imported) when none is."""
-    if not any(r.remote for r in records):
-        return {}
-    from naestro.distributed.status import remote_statuses
-
-    return remote_statuses(settings, records)
 
 
 def run_summary(record: RunRecord, events: list[Event], remote: RemoteStatus | None = None) -> dict[str, JsonValue]:

@@ -64,6 +64,19 @@ class AdvanceOutcome(BaseModel):
         """The run still needs a delivery that this one could not give it."""
         return self.action in ("busy", "deferred")
 
+    def requeue_delay(self, scale: ScaleSettings) -> float | None:
+        """Seconds before the handed-back run is delivered again, None when it needs no new delivery.
+
+        A run driving past the visibility timeout is delivered again; without a delay the copy would wait
+        ``lock_wait_s`` for the lock, come back at once and keep a second worker waiting on the same lock for the
+        whole run (issue 20). Kept under the visibility timeout: a worker holds a delayed message unacknowledged
+        until it is due, and one held past the timeout is restored as yet another copy."""
+        if self.action == "deferred":
+            return scale.defer_s
+        if self.action == "busy":
+            return min(scale.busy_retry_s, scale.visibility_timeout_s / 2)
+        return None
+
 
 async def advance(runner: Runner, locks: RunLocks, request: AdvanceRequest, *, scale: ScaleSettings) -> AdvanceOutcome:
     run_id = request.run_id

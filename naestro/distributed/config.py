@@ -33,6 +33,10 @@ class ScaleSettings(BaseSettings):
                                "lock, then hands the run back to the queue")
     tenant_limit: int = Field(default=4, ge=1, description="runs of one tenant executing at once, on all workers")
     defer_s: float = Field(default=1.0, ge=0, description="delay before a run deferred by a limit is tried again")
+    busy_retry_s: float = Field(
+        default=20.0, ge=0, description="delay before a delivery that found the run driven by another worker (a "
+        "copy the broker restored after the visibility timeout) is tried again; capped at half the visibility "
+        "timeout. Bounds how soon a killed holder's run resumes and keeps the copy from occupying a worker")
     max_queue_depth: int = Field(default=10_000, ge=1, description="submissions are refused (HTTP 503) past this")
     tenant: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
                         description="the tenant a client (naestro run --remote) submits for")

@@ -5,7 +5,8 @@
 * prefetch 1: a worker holds no message it is not executing (a held one would wait behind a long run);
 * ``visibility_timeout`` + ``unacked_restore_interval``/``_throttle``: how soon live workers put a dead worker's
   message back (FACTS.md: 95 s with kombu's defaults, 16.6 s with 2 s / 1); a run driving longer than the timeout is
-  delivered again meanwhile, which the run lock (naestro/distributed/locks.py) turns into a wait;
+  delivered again meanwhile, which the run lock (naestro/distributed/locks.py) turns into a short wait and a
+  delayed re-delivery (``busy_retry_s``);
 * priorities: one Redis list per step, step 0 (interactive) popped first.
 
 ``make_app`` is what clients need (publish, queue depth); ``serve_tasks`` adds the task for a worker process.
@@ -140,6 +141,7 @@ def serve_tasks(app: Celery, settings: Settings, scale: ScaleSettings, *, warm: 
             return {"run_id": request.run_id, "action": "retry"}
         log.info("run %s: %s -> %s%s", outcome.run_id, outcome.action, outcome.status,
                  f" ({outcome.error})" if outcome.error else "")
-        if outcome.requeue:  # a fresh message before this one is acknowledged: the run is never without one
-            enqueue(app, scale, request, countdown=scale.defer_s if outcome.action == "deferred" else None)
+        # A fresh message before this one is acknowledged: the run is never without one.
+        if (delay := outcome.requeue_delay(scale)) is not None:
+            enqueue(app, scale, request, countdown=delay)
         return outcome.model_dump()

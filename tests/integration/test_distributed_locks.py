@@ -18,15 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp.shared.memory import create_connected_server_and_client_session
 from typer.testing import CliRunner
 
 from naestro.cli import app
 from naestro.distributed import AdvanceRequest, FileLocks, PostgresLocks, RunLocks, ScaleSettings, advance, open_locks
 from naestro.distributed.locks import lock_key, run_keys, tenant_keys
 from naestro.distributed.status import remote_statuses
+from naestro.frontdoor import naestro_server
 from naestro.plan import Plan
 from naestro.runner import Runner
 from naestro.runs import RunStore
+from naestro.runtime import build_runtime
 from naestro.settings import Settings
 from tests.fakes import ScriptedProvider
 from tests.integration.test_checkpointers import PG_URL
@@ -104,6 +107,11 @@ async def test_advance_is_safe_to_deliver_again(settings: Settings) -> None:
     finally:
         await runner.services.aclose()
     assert busy.action == "busy" and busy.requeue and busy.status == "planning"  # created here, not submitted
+    # Handed back with a delay (not at once: the copy would spin on the lock for the whole run), kept under the
+    # visibility timeout so the delayed message is not restored as another copy.
+    assert busy.requeue_delay(scale) == scale.busy_retry_s == 20.0
+    assert busy.requeue_delay(scale.model_copy(update={"visibility_timeout_s": 3})) == 1.5
+    assert done.requeue_delay(scale) is None and again.requeue_delay(scale) is None
     assert (done.action, done.status) == ("started", "passed")
     assert (again.action, again.status, again.requeue) == ("noop", "passed", False)
     events = (cfg.runs_dir / record.run_id / "events.jsonl").read_text()
@@ -147,6 +155,7 @@ async def test_a_remote_run_shows_where_it_stands(kind: str, settings: Settings,
         store.save(running)
         now = remote_statuses(cfg, store.list())
         cli = _runs_list(cfg)
+        door = await _front_door_status(cfg, running.run_id)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     assert {r: (s.status, s.worker, s.text) for r, s in now.items()} == {
         records["queued"].run_id: ("queued", None, "queued"),
@@ -155,8 +164,23 @@ async def test_a_remote_run_shows_where_it_stands(kind: str, settings: Settings,
         records["passed"].run_id: ("passed", None, "passed")}
     assert {r["run_id"]: (r["status"], r["worker"]) for r in cli}[running.run_id] == ("running", worker)
 
+    assert (door["status"], door["worker"]) == ("running", worker)  # the MCP front door's `status` tool too
+
     after = remote_statuses(cfg, [store.load(running.run_id)])[running.run_id]  # its worker is gone
     assert (after.status, after.worker, after.text) == ("queued", None, f"queued again ({worker} stopped)")
+    door = await _front_door_status(cfg, running.run_id)
+    assert (door["status"], door["worker"]) == ("queued", None)  # not "interrupted" from a pid on another host
+
+
+async def _front_door_status(cfg: Settings, run_id: str) -> dict[str, Any]:
+    runtime = build_runtime(cfg, provider=ScriptedProvider(script))
+    try:
+        async with create_connected_server_and_client_session(naestro_server(runtime)) as client:
+            res = await client.call_tool("status", {"run_id": run_id})
+    finally:
+        await runtime.aclose()
+    assert not res.isError and isinstance(res.structuredContent, dict), res.content
+    return res.structuredContent
 
 
 def _runs_list(cfg: Settings) -> list[dict[str, Any]]:
