@@ -38,18 +38,31 @@ def stats_rows(settings: Settings) -> list[dict[str, Any]]:
     """One row per (kind, endpoint) of the bandit store: what `router stats` prints and the Studio charts."""
     # The router package loads langchain and openai: only when a command runs, never for `--help` (issue 15).
     from naestro.endpoints import load_registry
+    from naestro.improve.active import load_active, with_active_priors
     from naestro.router.bandit import ThompsonBandit, open_store
+    from policies.audit_keys import load_public_key
 
-    registry = load_registry(settings.models_file)
+    # The priors the live router uses (build_runtime): the active self-improved release's, verified, in place of
+    # models.yaml's, without counting again the store's outcomes they were learned from (issue 21).
+    improve = settings.home / "improve"
+    active = load_active(improve, load_public_key(settings.keys_dir)) if (improve / "active").exists() else None
+    registry = with_active_priors(load_registry(settings.models_file), active)
+    released = {(p.kind, p.endpoint) for p in active.priors} if active is not None else set()
     store = open_store(registry.router.store or settings.home / "router.sqlite")
-    bandit = ThompsonBandit.from_config(store, registry.router)
+    bandit = ThompsonBandit.from_config(store, registry.router,
+                                        counted=active.learned_from if active is not None else None)
+    configured = {(p.kind, p.endpoint) for p in registry.router.priors}
     arms = store.load()
     rows = []
     for (kind, endpoint), a in sorted(arms.items()):
         alpha, beta = bandit.posterior(kind, endpoint, arms)
+        arm = (kind, endpoint) if (kind, endpoint) in configured else ("*", endpoint)
+        source = (f"release {active.version}" if active is not None and arm in released
+                  else "models.yaml" if arm in configured else "uniform")
         rows.append({"kind": kind, "endpoint": endpoint, "routed": a.routed,
                      "spill_pct": round(100 * a.spilled / a.routed, 1) if a.routed else None,
                      "outcomes": a.pulls, "win_rate": round(a.successes / a.pulls, 3) if a.pulls else None,
+                     "prior": list(bandit.prior(kind, endpoint)), "prior_from": source,
                      "posterior_mean": round(alpha / (alpha + beta), 3),
                      "usd_per_success": round(a.cost_usd / a.successes, 6) if a.successes else None,
                      "latency_s_per_success": round(a.latency_s / a.successes, 2) if a.successes else None})
@@ -58,7 +71,8 @@ def stats_rows(settings: Settings) -> list[dict[str, Any]]:
 
 @app.command()
 def stats(as_json: Annotated[bool, typer.Option("--json", help="machine-readable rows")] = False) -> None:
-    """Per (kind, endpoint): calls routed, spill %, outcomes, win-rate, posterior mean, cost and latency per success."""
+    """Per (kind, endpoint): calls routed, spill %, outcomes, win-rate, the prior the live router starts from (and
+    whether models.yaml or the active self-improved release set it), posterior mean, cost and latency per success."""
     from naestro.endpoints import load_registry
 
     settings = load_settings()
@@ -74,10 +88,16 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="machine-readable
         out.print("no routed calls recorded yet (store: "
                   f"{registry.router.store or settings.home / 'router.sqlite'})")
         return
-    table = Table("kind", "endpoint", "routed", "spill %", "outcomes", "win-rate", "posterior", "$/success",
-                  "s/success")
+    table = Table("kind", "endpoint", "routed", "spill %", "outcomes", "win-rate", "prior", "posterior",
+                  "$/success", "s/success")
     for r in rows:
-        table.add_row(*("—" if v is None else str(v) for v in r.values()))
+        prior = "{:g}/{:g}".format(*r["prior"])
+        table.add_row(*("—" if v is None else prior if k == "prior" else str(v) for k, v in r.items()
+                        if k != "prior_from"))
+    released = sorted({r["prior_from"] for r in rows} - {"models.yaml", "uniform"})
+    if released:  # wins/losses pseudo-counts learned by the self-improvement loop (issue 21)
+        table.caption = f"prior α/β from the active self-improved {', '.join(released)} where it has one, else " \
+                        "models.yaml"
     out.print(table)
 
 

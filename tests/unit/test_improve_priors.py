@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from naestro.commands.router import stats_rows
 from naestro.endpoints import Endpoint, ModelRegistry, Prior, RouterConfig
 from naestro.errors import ConfigError
 from naestro.improve import ActiveConfig, ConfigRepo, Proposal, load_active, with_active_priors
@@ -132,6 +133,8 @@ async def test_merge_learns_priors_that_route_the_next_runtime_and_rollback_take
     assert after.router.bandit.posterior("coder", "big") == (11.0, 1.0)  # the store's 20 wins are in the prior
     assert after.router.decide(request).endpoint.name == "big"  # Thompson sampling: Beta(11, 1) vs Beta(1, 11)
     await after.aclose()
+    # `naestro router stats` (and the Studio's router table) show what the live router starts from
+    assert _stats(home)[("coder", "big")] == ([11.0, 1.0], "release 0.1.1", round(11 / 12, 3))
 
     taken_back = rollback(home, key)  # what `naestro improve rollback` runs
     assert taken_back.version == "0.1.2"
@@ -140,6 +143,7 @@ async def test_merge_learns_priors_that_route_the_next_runtime_and_rollback_take
     assert rolled.router.bandit.prior("coder", "big") == (2.0, 2.0)  # models.yaml's again
     assert rolled.router.bandit.posterior("coder", "big") == (22.0, 2.0)  # and the store's wins count once
     await rolled.aclose()
+    assert _stats(home)[("coder", "big")] == ([2.0, 2.0], "models.yaml", round(22 / 24, 3))
     store.close()
 
 
@@ -154,3 +158,7 @@ def test_an_edited_priors_file_of_the_active_release_refuses_to_load(home: Setti
     (improve / "active" / "router" / "priors.yaml").write_text(priors.replace("9.0", "90.0"))
     with pytest.raises(ConfigError, match=r"router/priors\.yaml differs from the signed release"):
         build_runtime(home)
+
+
+def _stats(home: Settings) -> dict[tuple[str, str], tuple[list[float], str, float]]:
+    return {(r["kind"], r["endpoint"]): (r["prior"], r["prior_from"], r["posterior_mean"]) for r in stats_rows(home)}

@@ -37,7 +37,8 @@ def test_stats_reports_win_rate_spill_and_cost_per_success(home: Path) -> None:
     assert res.exit_code == 0, res.output
     (row,) = json.loads(res.output)
     assert row == {"kind": "coder", "endpoint": "a", "routed": 4, "spill_pct": 25.0, "outcomes": 2,
-                   "win_rate": 0.5, "posterior_mean": round(4 / 6, 3), "usd_per_success": 0.04,
+                   "win_rate": 0.5, "prior": [3.0, 1.0], "prior_from": "models.yaml",
+                   "posterior_mean": round(4 / 6, 3), "usd_per_success": 0.04,
                    "latency_s_per_success": 10.0}
     table = CliRunner().invoke(app, ["router", "stats"])
     assert table.exit_code == 0 and "coder" in table.output and "25.0" in table.output
