@@ -217,7 +217,8 @@ class RunServices:
                           + (f"@{record.replay_epoch}" if record.replay_epoch else ""),
                           run_budget=budget, router=self.runtime.router, vault=live.vault,
                           review=self.runtime.settings.review, set_status=self._saver(live),
-                          snapshotting=live.snapshotting, memory=self.runtime.memory)
+                          snapshotting=live.snapshotting, memory=self.runtime.memory,
+                          tool_adapters=self.runtime.tool_adapters)
 
     def _saver(self, live: LiveRun) -> Callable[[RunStatus], None]:
         def set_status(status: RunStatus) -> None:

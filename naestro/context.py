@@ -13,7 +13,7 @@ import asyncio
 import fnmatch
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +35,7 @@ from naestro.redact import SecretVault
 from naestro.router import Router, complete_json_routed, request_for
 from naestro.runs import RunStatus
 from naestro.telemetry import chat_span, record_reply, record_tool_result, tool_span
+from naestro.tooladapter import ToolAdapter, hint_for, timeout_for
 from naestro.toolbus import ToolBus, ToolResult, ToolSpec
 from nodes.proposal import PROPOSED, guide_proposal, proposal_arguments
 from nodes.roles import RoleSpec
@@ -89,6 +90,7 @@ class RunContext:
     # checkpoint id -> its snapshot being taken; shared by the contexts of one run (RunServices passes one dict)
     snapshotting: dict[str, asyncio.Future[None]] = field(default_factory=dict)
     memory: Memory | None = None  # issue 19: agents recall earlier runs' facts through the gate; None when off
+    tool_adapters: Mapping[str, ToolAdapter] = field(default_factory=dict)  # issue 21: hints and call timeouts
 
     def ask_human(self, request: ConsentRequest) -> ConsentAnswer:
         """Suspend the running node with LangGraph's ``interrupt()``; on resume, the human's answer.
@@ -139,7 +141,20 @@ class RunContext:
     def tools_for(self, role: Role) -> list[ToolSpec]:
         """The tools offered to a role: its allowlist entries are names or globs (``server.*``)."""
         patterns = self.roles[role].tools
-        return [s for s in self.bus.specs() if any(fnmatch.fnmatchcase(s.name, p) for p in patterns)]
+        return [self._adapted(s) for s in self.bus.specs() if any(fnmatch.fnmatchcase(s.name, p) for p in patterns)]
+
+    def _adapted(self, spec: ToolSpec) -> ToolSpec:
+        """The tool as the agents see it: the active release's usage hint after the first line of its description
+        (the line the prompt shows), so the hint reaches the prompt and the rest of the description stays."""
+        hint = hint_for(self.tool_adapters, spec.name)
+        if hint is None:
+            return spec
+        first, _, rest = spec.description.strip().partition("\n")
+        return spec.model_copy(update={"description": f"{first} Hint: {hint}" + (f"\n{rest}" if rest else "")})
+
+    def tool_timeout_s(self, name: str) -> float:
+        """A tool call's timeout: the active release's adapter for the tool or its server, else the default."""
+        return timeout_for(self.tool_adapters, name)
 
     def record_model_call(self, task_id: str, reply: ModelReply, *, purpose: str = "agent") -> None:
         """The one event shape for a model call, whoever made it (agent, evaluator, reporter)."""

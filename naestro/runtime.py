@@ -11,7 +11,8 @@ The runtime also owns the pool of builtin MCP server processes every run of the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,6 +26,7 @@ from naestro.router import Router, build_router
 from naestro.runs import RunStore
 from naestro.settings import Settings
 from naestro.telemetry import Telemetry, TelemetrySettings
+from naestro.tooladapter import ToolAdapter
 from naestro.tools import ToolsConfig, load_tools_config, with_external_roles
 from nodes.roles import RoleSpec, load_roles
 from policies.audit import load_signing_key
@@ -54,6 +56,8 @@ class Runtime:
     store: RunStore
     mcp_pool: McpServerPool  # builtin MCP servers shared by the runs (each run has its own sessions)
     memory: Memory | None = None  # issue 19: None unless NAESTRO_MEMORY is on; its server starts on first use
+    # issue 21: the active release's tool adapters (prompt hints, call timeouts), by tool name or ``server.*``
+    tool_adapters: Mapping[str, ToolAdapter] = field(default_factory=dict)
 
     async def aclose(self) -> None:
         """End what the runtime started: the pooled MCP server processes (they start again if a run follows)."""
@@ -89,7 +93,8 @@ def build_runtime(settings: Settings, *, provider: ModelProvider | None = None, 
         roles=roles, tools_config=tools_config, policy_bundle=bundle,
         engine=configured_engine(bundle, settings.policy_url), switches=KillSwitches(settings.control_db),
         signing_key=signing_key, store=RunStore(settings.runs_dir),
-        mcp_pool=McpServerPool(home=settings.home), memory=_memory(settings, bundle, roles))
+        mcp_pool=McpServerPool(home=settings.home), memory=_memory(settings, bundle, roles),
+        tool_adapters=active.tool_adapters if active is not None else {})
 
 
 def _memory(settings: Settings, bundle: PolicyBundle, roles: dict[Role, RoleSpec]) -> Memory | None:

@@ -169,7 +169,8 @@ async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[
                            "verify the work (e.g. exec.run a test) or call finish.")
         else:
             # Whatever the model names (even a tool it was not offered) goes to the gate: one audited decision.
-            result = await ctx.call_tool(ex, name, args, timeout_s=min(300.0, meter.remaining_s() or 300.0))
+            limit = ctx.tool_timeout_s(name)  # 300 s unless the active release's tool adapter says otherwise
+            result = await ctx.call_tool(ex, name, args, timeout_s=min(limit, meter.remaining_s() or limit))
             status = "OK" if result.ok else "ERROR"
             observation = f"[{name} {status}]\n{result.text[:OBSERVATION_CHARS]}"
         previous = signature

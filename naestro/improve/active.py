@@ -1,6 +1,7 @@
-"""What runs use from the self-improvement loop: the role prompts and router priors of the active, signed release.
+"""What runs use from the self-improvement loop: the role prompts, router priors and tool adapters (usage hints and
+call timeouts, ``tools/*.yaml``: naestro/tooladapter.py) of the active, signed release.
 
-Only prompts and priors are taken (tools, models and budgets stay the packaged ones whatever the file says), and
+Only those are taken (role allowlists, models and budgets stay the packaged ones whatever the file says), and
 only after the release's Sigstore bundle verifies with this home's key and every file read hashes to what the
 manifest signed. A home that never merged a self-PR has no active release and runs on the packaged prompts and
 models.yaml's priors. A tampered release refuses the run (``ConfigError``) rather than running with prompts or
@@ -28,6 +29,7 @@ from naestro.errors import ConfigError
 from naestro.improve.learn import parse_learned_from, parse_priors
 from naestro.improve.release import Release, verify
 from naestro.plan import Role
+from naestro.tooladapter import ToolAdapter, adapters_from_tree
 from nodes.roles import RoleSpec
 
 __all__ = ["ActiveConfig", "load_active", "with_active_priors", "with_active_prompts"]
@@ -44,6 +46,8 @@ class ActiveConfig:
     priors: tuple[Prior, ...] = ()
     # (kind, endpoint) -> the bandit store's (alpha, beta) sums its prior was learned from
     learned_from: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    # tool name (or ``server.*``) -> its adapter, from the release's tools/*.yaml (naestro/tooladapter.py)
+    tool_adapters: dict[str, ToolAdapter] = field(default_factory=dict)
 
 
 def _signed_file(active: Path, release: Release, path: str, *, required: bool) -> bytes | None:
@@ -88,8 +92,10 @@ def load_active(improve_dir: Path, public: Ed25519PublicKey) -> ActiveConfig | N
     except (ValidationError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"the active release's router priors do not load ({str(exc).splitlines()[0]}); run "
                           "`naestro improve rollback`", file=str(active / PRIORS)) from exc
+    tools = {path: (_signed_file(active, release, path, required=True) or b"").decode(errors="replace")
+             for path in release.files if path.startswith("tools/")}
     return ActiveConfig(version=release.version, commit=release.commit, prompts=prompts, priors=tuple(priors),
-                        learned_from=learned)
+                        learned_from=learned, tool_adapters=adapters_from_tree(tools))
 
 
 def with_active_prompts(roles: dict[Role, RoleSpec], active: ActiveConfig | None) -> dict[Role, RoleSpec]:

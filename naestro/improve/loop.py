@@ -37,7 +37,7 @@ from naestro.improve.proposal import Change, Proposal, patch_of, prompt_delta_fo
 from naestro.improve.release import Release, bump, publish, releases
 from naestro.improve.replay import replay_recorded
 from naestro.improve.repo import MAIN, ConfigRepo
-from naestro.improve.validate import Metrics, Tolerance, Validation, roles_of, side_runtime, validate
+from naestro.improve.validate import Metrics, Tolerance, Validation, side_runtime, validate
 from naestro.llm import ModelProvider
 from naestro.router import Router
 from naestro.router.bandit import ArmStats
@@ -269,7 +269,7 @@ class ImproveLoop:
                                 seconds=seconds)
         self.say(f"{proposal.id}: validated ({_fmt(validation.current)} -> {_fmt(validation.candidate)}); canary")
 
-        shadow = side_runtime(self.settings, self.provider, roles_of(candidate["roles.yaml"]), work / "shadow")
+        shadow = side_runtime(self.settings, self.provider, candidate, work / "shadow")
         try:
             history = releases(self.dir)
             canary = await run_canary(self.store, shadow, salt=proposal.id, fraction=self.options.fraction,

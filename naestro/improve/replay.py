@@ -222,7 +222,7 @@ async def replay_recorded(live: RunStore, *, settings: Settings, provider: Model
     offline = RecordedOnly(provider.registry)  # no model: a call the recording does not answer is not made
     # No re-plan in a replay: the planner's replies are not in the recording.
     side = settings.model_copy(update={"max_replans": 0})
-    runtime = side_runtime(side, offline, roles_of(candidate["roles.yaml"]), workdir)
+    runtime = side_runtime(side, offline, candidate, workdir)
     scratch = Path(tempfile.mkdtemp(prefix="naestro-replay-"))
     try:
         runner = Runner.of(runtime)

@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from naestro.errors import ConfigError
 from naestro.events import Event, read_events
 from naestro.golden import GoldenGoal, check_workspace, spend_of_events
 from naestro.improve.learn import parse_learned_from, parse_priors
@@ -34,6 +35,7 @@ from naestro.plan import Role
 from naestro.runner import Runner
 from naestro.runtime import Runtime, build_runtime
 from naestro.settings import Settings
+from naestro.tooladapter import adapters_from_tree
 from nodes.roles import RoleSpec
 from policies.decision import ApprovedScope, RunPolicy
 
@@ -155,6 +157,10 @@ def static_problems(current: dict[str, str], candidate: dict[str, str]) -> list[
         except (ValidationError, yaml.YAMLError) as exc:
             problems.append(f"{path} does not load: {str(exc).splitlines()[0]}")
     try:
+        adapters_from_tree(candidate)
+    except ConfigError as exc:
+        problems.append(str(exc))  # "tools/exec.yaml: tools.run.timeout_s: ..."
+    try:
         golden_goals(candidate)
     except ValidationError as exc:
         problems.append(f"golden: a goal does not load: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
@@ -163,11 +169,12 @@ def static_problems(current: dict[str, str], candidate: dict[str, str]) -> list[
 
 # --- running goals ----------------------------------------------------------------------------------------
 
-def side_runtime(settings: Settings, provider: ModelProvider, roles: dict[Role, RoleSpec], home: Path) -> Runtime:
+def side_runtime(settings: Settings, provider: ModelProvider, tree: dict[str, str], home: Path) -> Runtime:
     """A runtime for validation or shadow runs: its own home (runs, checkpoints, audit, keys), no memory, no
-    router (nothing learned from these runs), the given roles, the live provider."""
+    router (nothing learned from these runs), the roles and tool adapters of a config tree, the live provider."""
     side = settings.model_copy(update={"home": home, "models_dir": settings.models_path, "memory": False})
-    return dataclasses.replace(build_runtime(side, provider=provider), roles=roles)
+    return dataclasses.replace(build_runtime(side, provider=provider), roles=roles_of(tree["roles.yaml"]),
+                               tool_adapters=adapters_from_tree(tree))
 
 
 def outcome_of_events(events: list[Event], *, goal: str, passed: bool, run_id: str, sample: int = 1) -> Outcome:
@@ -295,7 +302,7 @@ async def validate(*, settings: Settings, provider: ModelProvider, current: dict
         return result
     outcomes: dict[str, list[Outcome]] = {}
     for side, tree in (("current", current), ("candidate", candidate)):
-        runtime = side_runtime(settings, provider, roles_of(tree["roles.yaml"]), workdir / side)
+        runtime = side_runtime(settings, provider, tree, workdir / side)
         try:
             outcomes[side] = await run_goals(runtime, goals, k=k, timeout_s=timeout_s)
         finally:
