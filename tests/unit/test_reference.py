@@ -16,7 +16,7 @@ from langchain_core.messages import BaseMessage
 
 from naestro.evaluators import ReferenceEvaluator, SandboxEvalEnv, Subject, build_evaluator, differences
 from naestro.plan import EvaluatorCheck, Plan
-from nodes.reference import deliverables, implausible, reference_checks, with_reference_checks
+from nodes.reference import deliverables, implausible, program_offer, reference_checks, with_reference_checks
 from tests.fakes import ScriptedProvider, all_text
 from tests.sandboxed import people_workspace, sandboxed
 
@@ -151,7 +151,30 @@ async def test_two_agreeing_samples_make_the_check_and_a_wrong_one_is_outvoted(w
     assert check.evaluator == "reference" and check.params["expect"] == EXPECTED
     assert check.params["compare"] == "csv" and check.params["ordered"] is True and check.params["script"] == RIGHT
     assert "The program failed: exit 1" in prompts[2] and "No module named 'pandas'" in prompts[2]
-    assert out.tokens == 4 * 15 and sorted(p.name for p in workspace.rglob("*")) == before  # ran on a copy
+    # 4 programs to the agreement, a 5th that confirms it (the last script, RIGHT_TOO, again)
+    assert out.tokens == 5 * 15 and sorted(p.name for p in workspace.rglob("*")) == before  # ran on a copy
+
+
+async def test_two_agreeing_samples_contested_by_the_next_are_candidates_not_the_answer(workspace: Path) -> None:
+    # Seen on the 1.5B: two programs agreed on a wrong report (both kept the first row per group). A third that
+    # computes something else makes both results candidates: a right deliverable passes, no program is offered.
+    out = await reference_checks(GOAL, programs(WRONG, WRONG, RIGHT), workspace, sandboxed)
+    assert out.notes["adults.csv"] == ("two samples agreed and the next one did not (3 usable); the file must agree "
+                                       "with one of the 2 results")
+    check = out.checks["adults.csv"]
+    assert check.params["expect"] == "name,age\nAdam,17\n" and check.params["alternatives"] == [EXPECTED]
+    assert program_offer(check) is None
+    (workspace / "adults.csv").write_text(EXPECTED)
+    verdict = await build_evaluator("reference", dict(check.params)).evaluate(
+        Subject(task_id="t", description="d"), SandboxEvalEnv(workspace))
+    assert verdict.passed
+
+
+async def test_a_confirming_sample_that_agrees_or_fails_keeps_the_agreement(workspace: Path) -> None:
+    for third in (RIGHT_TOO, "print("):
+        out = await reference_checks(GOAL, programs(RIGHT, RIGHT_TOO, third), workspace, sandboxed)
+        check = out.checks["adults.csv"]
+        assert check.params["expect"] == EXPECTED and "alternatives" not in check.params and program_offer(check)
 
 
 async def test_a_program_that_writes_the_file_is_read_from_its_copy_and_one_liners_are_unfolded(
