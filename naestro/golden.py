@@ -48,7 +48,8 @@ from naestro.runner import Runner
 from naestro.settings import Settings
 from policies.decision import ApprovedScope, RunPolicy
 
-__all__ = ["Attempt", "GoalResult", "GoldenGoal", "SuiteResult", "check_workspace", "history", "load_suite",
+__all__ = ["Attempt", "GoalResult", "GoldenGoal", "SuiteResult", "check_workspace", "counterexample_goals", "history",
+           "load_suite",
            "run_suite"]
 
 System = Literal["naestro", "baseline"]
@@ -63,6 +64,27 @@ class GoldenGoal(BaseModel):
     files: dict[str, str] = Field(default_factory=dict, description="the workspace's starting files")
     facts: str = Field(default="", description="reference facts a factuality check may rely on")
     check: tuple[AcceptanceCheck, ...] = Field(min_length=1)
+
+
+def counterexample_goals(settings: Settings) -> list[GoldenGoal]:
+    """The active self-improved release's counter-examples (issue 21: failed runs the loop turned into golden goals,
+    ``golden/*.json`` of its signed tree), each checked against the release's signature like its prompts."""
+    from naestro.improve.active import load_active
+    from policies.audit_keys import load_public_key
+
+    improve = settings.home / "improve"
+    active = load_active(improve, load_public_key(settings.keys_dir)) if (improve / "active").exists() else None
+    if active is None or not active.counterexamples:
+        raise UsageError("no counter-examples: the active self-improved release has none (`naestro improve run` "
+                         "turns failed runs into counter-examples and merges them with a proposal)")
+    goals = []
+    for path, text in sorted(active.counterexamples.items()):
+        try:
+            goals.append(GoldenGoal.model_validate_json(text))
+        except ValidationError as exc:
+            raise UsageError(f"{improve / 'active' / path}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") \
+                from exc
+    return goals
 
 
 def load_suite(folder: Path) -> list[GoldenGoal]:

@@ -41,6 +41,9 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
                                                  '{...}, "goals": [...]}; passed/total count attempts')] = False,
            baseline: Annotated[bool, typer.Option("--baseline", help="also run the plain-agent baseline")] = False,
            suite: Annotated[Path, typer.Option(help="folder of golden goal files")] = SUITE,
+           counterexamples: Annotated[bool, typer.Option(
+               "--counterexamples", help="also the active self-improved release's counter-examples (failed runs "
+                                         "the improve loop turned into goals; ids ce_...)")] = False,
            only: Annotated[list[str] | None, typer.Option("--goal", help="run only these goal ids (repeatable)")]
            = None,
            attempt_timeout_s: Annotated[float | None, typer.Option(min=1, help="cap one attempt's wall time; a "
@@ -55,7 +58,7 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
     import asyncio
 
     from naestro.endpoints import load_registry
-    from naestro.golden import load_suite, run_suite
+    from naestro.golden import counterexample_goals, load_suite, run_suite
     from naestro.llm import EndpointProvider
 
     settings = load_settings()
@@ -64,7 +67,7 @@ def golden(model: Annotated[str | None, typer.Option(help="endpoint name from mo
         if model is not None:
             registry.get(model)  # unknown names fail here, with the known ones
             registry = registry.model_copy(update={"default": model, "fast": model})
-        goals = load_suite(suite)
+        goals = load_suite(suite) + (counterexample_goals(settings) if counterexamples else [])
         if only:
             unknown = set(only) - {g.id for g in goals}
             if unknown:

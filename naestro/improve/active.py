@@ -48,6 +48,8 @@ class ActiveConfig:
     learned_from: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     # tool name (or ``server.*``) -> its adapter, from the release's tools/*.yaml (naestro/tooladapter.py)
     tool_adapters: dict[str, ToolAdapter] = field(default_factory=dict)
+    # golden/*.json: counter-examples the loop made from failed runs (path -> text), for `eval golden --counterexamples`
+    counterexamples: dict[str, str] = field(default_factory=dict)
 
 
 def _signed_file(active: Path, release: Release, path: str, *, required: bool) -> bytes | None:
@@ -92,10 +94,12 @@ def load_active(improve_dir: Path, public: Ed25519PublicKey) -> ActiveConfig | N
     except (ValidationError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"the active release's router priors do not load ({str(exc).splitlines()[0]}); run "
                           "`naestro improve rollback`", file=str(active / PRIORS)) from exc
-    tools = {path: (_signed_file(active, release, path, required=True) or b"").decode(errors="replace")
-             for path in release.files if path.startswith("tools/")}
+    signed = {path: (_signed_file(active, release, path, required=True) or b"").decode(errors="replace")
+              for path in release.files if path.startswith(("tools/", "golden/"))}
     return ActiveConfig(version=release.version, commit=release.commit, prompts=prompts, priors=tuple(priors),
-                        learned_from=learned, tool_adapters=adapters_from_tree(tools))
+                        learned_from=learned, tool_adapters=adapters_from_tree(signed),
+                        counterexamples={p: t for p, t in signed.items() if p.startswith("golden/")
+                                         and p.endswith(".json")})
 
 
 def with_active_prompts(roles: dict[Role, RoleSpec], active: ActiveConfig | None) -> dict[Role, RoleSpec]:
