@@ -356,7 +356,7 @@ def approve(run_id: str,
 @runs_app.command("list")
 def runs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List runs in this NAESTRO_HOME."""
-    from naestro.runs import remote_statuses_of
+    from naestro.remote_status import remote_statuses_of
 
     settings = _settings()
     records = _store(settings).list()
@@ -377,7 +377,7 @@ def runs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def runs_show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show a run: status, plan, task results, report path."""
     from naestro.events import read_events
-    from naestro.runs import remote_statuses_of
+    from naestro.remote_status import remote_statuses_of
 
     settings = _settings()
     store = _store(settings)

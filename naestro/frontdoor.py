@@ -25,8 +25,9 @@ from mcp_servers.workspace import ServerOptions, new_server, serve
 from naestro.errors import NaestroError
 from naestro.events import Event, read_events
 from naestro.plan import Plan
+from naestro.remote_status import remote_statuses_of
 from naestro.runner import PendingConsent, Runner, RunResult
-from naestro.runs import RunStore, remote_statuses_of
+from naestro.runs import RunStore
 from naestro.runtime import Runtime, build_runtime
 from naestro.settings import Settings
 from nodes.planner import make_plan

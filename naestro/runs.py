@@ -11,19 +11,14 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel
 
 from naestro.errors import UnknownRun, UsageError
 from policies.decision import ApprovedScope, RunPolicy
-
-if TYPE_CHECKING:
-    from naestro.distributed.status import RemoteStatus
-    from naestro.settings import Settings
 
 RunStatus = Literal["queued", "planning", "running", "waiting", "paused", "rolled_back", "passed", "failed", "error"]
 
@@ -141,14 +136,3 @@ class RunStore:
         out = [RunRecord.model_validate_json((d / "run.json").read_text())
                for d in self.runs_dir.iterdir() if (d / "run.json").exists()]
         return sorted(out, key=lambda r: r.created)
-
-
-def remote_statuses_of(settings: Settings, records: Sequence[RunRecord]) -> dict[str, RemoteStatus]:
-    """Where each worker-executed run among ``records`` stands (issue 20: its lock tells, not run.json's pid, which
-    names a process on another machine); empty, and Celery not imported, when none is. The one entry point for
-    `naestro runs`, the Studio and the front door."""
-    if not any(r.remote for r in records):
-        return {}
-    from naestro.distributed.status import remote_statuses
-
-    return remote_statuses(settings, records)

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 from pydantic import JsonValue
 
 from naestro.events import Event, read_events
-from naestro.runs import RunRecord, RunStore, remote_statuses_of
+from naestro.remote_status import remote_statuses_of
+from naestro.runs import RunRecord, RunStore
 
 if TYPE_CHECKING:
     from naestro.distributed.status import RemoteStatus
