@@ -48,9 +48,8 @@ from naestro.runner import Runner
 from naestro.settings import Settings
 from policies.decision import ApprovedScope, RunPolicy
 
-__all__ = ["Attempt", "GoalResult", "GoldenGoal", "SuiteResult", "check_workspace", "counterexample_goals", "history",
-           "load_suite",
-           "run_suite"]
+__all__ = ["Attempt", "GoalResult", "GoldenGoal", "SuiteResult", "check_workspace", "counterexample_goals", "goals_of",
+           "history", "load_suite", "run_suite"]
 
 System = Literal["naestro", "baseline"]
 
@@ -66,34 +65,35 @@ class GoldenGoal(BaseModel):
     check: tuple[AcceptanceCheck, ...] = Field(min_length=1)
 
 
-def counterexample_goals(settings: Settings) -> list[GoldenGoal]:
-    """The active self-improved release's counter-examples (issue 21: failed runs the loop turned into golden goals,
-    ``golden/*.json`` of its signed tree), each checked against the release's signature like its prompts."""
-    from naestro.improve.active import load_active
-    from policies.audit_keys import load_public_key
+def goals_of(texts: dict[str, str]) -> list[GoldenGoal]:
+    """Golden goals from JSON texts by source (a file path, or a release tree's ``golden/x.json``), in source order.
 
-    improve = settings.home / "improve"
-    active = load_active(improve, load_public_key(settings.keys_dir)) if (improve / "active").exists() else None
-    if active is None or not active.counterexamples:
-        raise UsageError("no counter-examples: the active self-improved release has none (`naestro improve run` "
-                         "turns failed runs into counter-examples and merges them with a proposal)")
+    The one parser of the suite folder, the active release's counter-examples and a self-PR's candidate tree:
+    a goal that does not load is a ``UsageError`` naming its source, the field and what is wrong."""
     goals = []
-    for path, text in sorted(active.counterexamples.items()):
+    for source, text in sorted(texts.items()):
         try:
             goals.append(GoldenGoal.model_validate_json(text))
         except ValidationError as exc:
-            raise UsageError(f"{improve / 'active' / path}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") \
-                from exc
+            raise UsageError(f"{source}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
     return goals
 
 
+def counterexample_goals(settings: Settings) -> list[GoldenGoal]:
+    """The active self-improved release's counter-examples (issue 21: failed runs the loop turned into golden goals,
+    ``golden/*.json`` of its signed tree), each checked against the release's signature like its prompts."""
+    from naestro.improve.active import active_release
+
+    active = active_release(settings)
+    if active is None or not active.counterexamples:
+        raise UsageError("no counter-examples: the active self-improved release has none (`naestro improve run` "
+                         "turns failed runs into counter-examples and merges them with a proposal)")
+    active_dir = settings.home / "improve" / "active"
+    return goals_of({str(active_dir / path): text for path, text in active.counterexamples.items()})
+
+
 def load_suite(folder: Path) -> list[GoldenGoal]:
-    goals = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            goals.append(GoldenGoal.model_validate_json(path.read_text()))
-        except ValidationError as exc:
-            raise UsageError(f"{path}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+    goals = goals_of({str(path): path.read_text() for path in folder.glob("*.json")})
     if not goals:
         raise UsageError(f"no golden goals (*.json) in {folder}")
     return goals

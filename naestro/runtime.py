@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from naestro.endpoints import load_registry
-from naestro.improve.active import load_active, with_active_priors, with_active_prompts
+from naestro.improve.active import active_release, with_active_priors, with_active_prompts
 from naestro.llm import EndpointProvider, ModelProvider
 from naestro.mcppool import McpServerPool
 from naestro.plan import Role
@@ -76,7 +76,7 @@ def build_runtime(settings: Settings, *, provider: ModelProvider | None = None, 
     models.yaml's priors). A given router is used as it was built.
     """
     signing_key = load_signing_key(settings.keys_dir)
-    active = load_active(settings.home / "improve", signing_key.public_key())
+    active = active_release(settings, signing_key.public_key())
     if provider is None:
         endpoints = EndpointProvider(with_active_priors(load_registry(settings.models_file), active), settings)
         provider, router = endpoints, router or build_router(

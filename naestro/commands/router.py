@@ -38,14 +38,12 @@ def stats_rows(settings: Settings) -> list[dict[str, Any]]:
     """One row per (kind, endpoint) of the bandit store: what `router stats` prints and the Studio charts."""
     # The router package loads langchain and openai: only when a command runs, never for `--help` (issue 15).
     from naestro.endpoints import load_registry
-    from naestro.improve.active import load_active, with_active_priors
+    from naestro.improve.active import active_release, with_active_priors
     from naestro.router.bandit import ThompsonBandit, open_store
-    from policies.audit_keys import load_public_key
 
     # The priors the live router uses (build_runtime): the active self-improved release's, verified, in place of
     # models.yaml's, without counting again the store's outcomes they were learned from (issue 21).
-    improve = settings.home / "improve"
-    active = load_active(improve, load_public_key(settings.keys_dir)) if (improve / "active").exists() else None
+    active = active_release(settings)
     registry = with_active_priors(load_registry(settings.models_file), active)
     released = {(p.kind, p.endpoint) for p in active.priors} if active is not None else set()
     store = open_store(registry.router.store or settings.home / "router.sqlite")

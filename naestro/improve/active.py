@@ -29,10 +29,12 @@ from naestro.errors import ConfigError
 from naestro.improve.learn import parse_learned_from, parse_priors
 from naestro.improve.release import Release, verify
 from naestro.plan import Role
+from naestro.settings import Settings
 from naestro.tooladapter import ToolAdapter, adapters_from_tree
 from nodes.roles import RoleSpec
+from policies.audit_keys import load_public_key
 
-__all__ = ["ActiveConfig", "load_active", "with_active_priors", "with_active_prompts"]
+__all__ = ["ActiveConfig", "active_release", "load_active", "with_active_priors", "with_active_prompts"]
 
 PRIORS = "router/priors.yaml"
 LEARNED_FROM = "router/learned_from.yaml"
@@ -100,6 +102,15 @@ def load_active(improve_dir: Path, public: Ed25519PublicKey) -> ActiveConfig | N
                         learned_from=learned, tool_adapters=adapters_from_tree(signed),
                         counterexamples={p: t for p, t in signed.items() if p.startswith("golden/")
                                          and p.endswith(".json")})
+
+
+def active_release(settings: Settings, public: Ed25519PublicKey | None = None) -> ActiveConfig | None:
+    """This home's active release, verified (None: it never merged a self-PR), for everything that must see what
+    runs see: the runtime, `router stats`, `eval golden --counterexamples`. ``public``: the key if already loaded."""
+    improve = settings.home / "improve"
+    if not (improve / "active").exists():
+        return None
+    return load_active(improve, public if public is not None else load_public_key(settings.keys_dir))
 
 
 def with_active_prompts(roles: dict[Role, RoleSpec], active: ActiveConfig | None) -> dict[Role, RoleSpec]:

@@ -26,9 +26,9 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from naestro.errors import ConfigError
+from naestro.errors import ConfigError, UsageError
 from naestro.events import Event, read_events
-from naestro.golden import GoldenGoal, check_workspace, spend_of_events
+from naestro.golden import GoldenGoal, check_workspace, goals_of, spend_of_events
 from naestro.improve.learn import parse_learned_from, parse_priors
 from naestro.llm import ModelProvider
 from naestro.plan import Role
@@ -132,8 +132,8 @@ def roles_of(roles_yaml: str) -> dict[Role, RoleSpec]:
 
 
 def golden_goals(tree: dict[str, str]) -> list[GoldenGoal]:
-    return [GoldenGoal.model_validate_json(text) for path, text in sorted(tree.items())
-            if path.startswith("golden/") and path.endswith(".json")]
+    return goals_of({path: text for path, text in tree.items()
+                     if path.startswith("golden/") and path.endswith(".json")})
 
 
 def static_problems(current: dict[str, str], candidate: dict[str, str]) -> list[str]:
@@ -162,8 +162,8 @@ def static_problems(current: dict[str, str], candidate: dict[str, str]) -> list[
         problems.append(str(exc))  # "tools/exec.yaml: tools.run.timeout_s: ..."
     try:
         golden_goals(candidate)
-    except ValidationError as exc:
-        problems.append(f"golden: a goal does not load: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+    except UsageError as exc:
+        problems.append(f"a golden goal does not load: {exc}")  # "golden/x.json: ('checks', 0): ..."
     return problems
 
 

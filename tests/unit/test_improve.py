@@ -138,7 +138,8 @@ def test_static_checks_catch_what_a_policy_might_miss() -> None:
                             "tools: [fs.read, fs.list, fs.write, exec.run, web.fetch]", 1)
     assert "coder tools changed" in static_problems(BASE, {**BASE, "roles.yaml": widened})[0]
     assert static_problems(BASE, {**BASE, "router/priors.yaml": "- {endpoint: x, alpha: -1}\n"})
-    assert static_problems(BASE, {**BASE, "golden/x.json": "{}"})
+    (problem,) = static_problems(BASE, {**BASE, "golden/x.json": "{}"})
+    assert problem.startswith("a golden goal does not load: golden/x.json: ('id',)"), problem  # which file, which field
     assert static_problems(BASE, BASE) == []
 
 
