@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Execution", "RunContext"]
 
+ERROR_CHARS = 200
+"""How much of a failed tool call's error an event keeps (its first line): enough to tell errors apart."""
 
 
 @dataclass
@@ -162,10 +164,18 @@ class RunContext:
                          completion_tokens=reply.completion_tokens, latency_s=reply.latency_s,
                          cost_usd=reply.cost_usd, purpose=purpose)
 
-    def record_tool_call(self, task_id: str, result: ToolResult) -> None:
-        """The tool receipt as an event: what was called, whether it worked, hashes of what went in and out."""
+    def record_tool_call(self, task_id: str, result: ToolResult, *, timeout_s: float | None = None) -> None:
+        """The tool receipt as an event: what was called, whether it worked, hashes of what went in and out.
+
+        A failed call also carries its error's first line (redacted like every event) and a timed-out one the
+        limit it hit: the Introspector turns repeated errors and timeouts into tool adapter proposals (issue 21)."""
+        failure: dict[str, JsonValue] = {}
+        if not result.ok:
+            failure["error"] = (result.text.strip().splitlines() or [""])[0][:ERROR_CHARS]
+        if result.timed_out:
+            failure.update(timed_out=True, timeout_s=timeout_s)
         self.events.emit("tool_call", task=task_id, tool=result.tool, ok=result.ok, duration_s=result.duration_s,
-                         args_sha256=result.args_sha256, result_sha256=result.result_sha256)
+                         args_sha256=result.args_sha256, result_sha256=result.result_sha256, **failure)
 
     async def call_tool(self, ex: Execution, name: str, arguments: dict[str, JsonValue], *,
                         timeout_s: float = 120.0) -> ToolResult:
@@ -220,7 +230,7 @@ class RunContext:
         if isinstance(cap, int) and len(result.text) > cap:
             result = result.model_copy(update={"text": result.text[:cap] + f"\n[... truncated at {cap} chars]"})
         self.journal.done(key, "tool", request, result.model_dump(mode="json"))
-        self.record_tool_call(ex.task_id, result)
+        self.record_tool_call(ex.task_id, result, timeout_s=timeout_s)
         return result
 
     def _note_files(self, name: str, result: ToolResult) -> None:

@@ -11,6 +11,9 @@ Rules are deliberately plain and explainable (no model): a finding must point at
 * ``flaky_check``   a check changed verdict between attempts although nothing was written in between
 * ``router_mistake`` an endpoint needed retries or re-routes, or was routed in degraded mode
 * ``budget``        a task ran out of tokens or time
+* ``tool_timeout``  a tool call hit its time limit (and was cancelled)
+* ``tool_error``    one task called the same tool with the same error twice or more (the error did not teach the
+                    agent how to call it)
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from naestro.events import Event, read_events
 
 __all__ = ["Finding", "FindingKind", "introspect_events", "introspect_run"]
 
-FindingKind = Literal["wrong_tool", "weak_prompt", "flaky_check", "router_mistake", "budget"]
+FindingKind = Literal["wrong_tool", "weak_prompt", "flaky_check", "router_mistake", "budget", "tool_timeout",
+                      "tool_error"]
 WRITES = ("fs.write", "fs.patch", "exec.run", "git.commit")
 
 
@@ -38,6 +42,8 @@ class Finding(BaseModel):
     task: str
     evidence: str
     proposal: str
+    tool: str | None = None  # tool_timeout, tool_error: which tool
+    limit_s: float | None = None  # tool_timeout: the limit the call hit
 
 
 def _num(value: object) -> str:
@@ -62,8 +68,11 @@ def introspect_events(run: str, events: list[Event]) -> list[Finding]:
     checked: dict[str, list[tuple[int, list[str]]]] = defaultdict(list)
     writes_since: dict[str, int] = defaultdict(int)
     last_failed: dict[str, list[str]] = {}
+    errors: dict[tuple[str, str, str], int] = defaultdict(int)  # (task, tool, error) -> failed calls
     for e in events:
         kind, task = e.get("event"), str(e.get("task", ""))
+        if kind == "tool_call":
+            out += _tool_trouble(run, task, e, errors)
         if kind == "tool_call" and e.get("tool") in WRITES:
             writes_since[task] += 1
         elif kind == "tool_denied":
@@ -114,6 +123,26 @@ def introspect_events(run: str, events: list[Event]) -> list[Finding]:
                                proposal="the feedback did not change the result: put the failing check's "
                                "requirement into the task instructions, or make it a direct action"))
     return out
+
+
+def _tool_trouble(run: str, task: str, e: Event, errors: dict[tuple[str, str, str], int]) -> list[Finding]:
+    """A timeout at once; an error on its second occurrence in the task (once is how an agent learns a tool)."""
+    tool, error = str(e.get("tool", "")), str(e.get("error") or "")
+    limit = e.get("timeout_s")
+    if e.get("timed_out"):
+        return [Finding(kind="tool_timeout", run=run, task=task, tool=tool,
+                        limit_s=float(limit) if isinstance(limit, int | float) else None,
+                        evidence=f"{tool} timed out after {_num(limit)} s: {error}",
+                        proposal=f"raise {tool}'s timeout_s in tools/{tool.split('.')[0]}.yaml (a tool adapter), or "
+                        "give the task a smaller input")]
+    if e.get("ok") is not False or not error:
+        return []
+    errors[(task, tool, error)] += 1
+    if errors[(task, tool, error)] != 2:
+        return []
+    return [Finding(kind="tool_error", run=run, task=task, tool=tool,
+                    evidence=f"{tool} failed twice with: {error}",
+                    proposal=f"add a usage hint for {tool} in tools/{tool.split('.')[0]}.yaml (a tool adapter)")]
 
 
 def introspect_run(run_dir: Path) -> list[Finding]:

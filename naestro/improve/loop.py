@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from naestro.errors import UsageError
 from naestro.improve.active import LEARNED_FROM, PRIORS
+from naestro.improve.adapter_rule import tool_adapter_for
 from naestro.improve.allowlist import check_proposal, normalised_path
 from naestro.improve.canary import CanaryReport, default_slo, run_canary
 from naestro.improve.counterexample import counterexample_of
@@ -164,8 +165,12 @@ class ImproveLoop:
         return self.queue.collect(self.store, last=self.options.last)
 
     async def propose(self, item: QueuedFinding) -> Proposal | None:
-        """A rule's prompt delta for the finding (else, with ``model_proposals``, a model's), with the failed run as
-        a new counter-example test."""
+        """A rule's tool adapter delta for a tool finding; else a rule's prompt delta for the finding (else, with
+        ``model_proposals``, a model's); with the failed run as a new counter-example test."""
+        finding = item.finding
+        if finding.tool is not None:  # tool_timeout, tool_error: the tool's adapter, whoever called it
+            delta = tool_adapter_for(finding, self.repo.show(MAIN, f"tools/{finding.tool.split('.')[0]}.yaml"))
+            return None if delta is None else self._with_counterexample(delta)
         roles_yaml = self.repo.show(MAIN, "roles.yaml") or ""
         if item.role is None:
             return None
@@ -173,9 +178,12 @@ class ImproveLoop:
         if delta is None and self.options.model_proposals:
             delta = await model_prompt_delta(item.finding, role=item.role, roles_yaml=roles_yaml,
                                              provider=self.provider, router=self.router)
-        if delta is None:
-            return None
-        goal = counterexample_of(self.store, item.finding.run, item.finding.task)
+        return None if delta is None else self._with_counterexample(delta)
+
+    def _with_counterexample(self, delta: Proposal) -> Proposal:
+        """The proposal with its finding's failed run as a new golden goal it must fix (when the run has one)."""
+        assert delta.finding is not None
+        goal = counterexample_of(self.store, delta.finding.run, delta.finding.task)
         if goal is None:
             return delta
         test = Change(path=f"golden/{goal.id}.json", text=goal.model_dump_json(indent=1, by_alias=True) + "\n")

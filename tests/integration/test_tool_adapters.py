@@ -10,13 +10,15 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
+from naestro.improve.adapter_rule import tool_adapter_for
 from naestro.improve.release import publish
 from naestro.improve.repo import ConfigRepo, seed_files
+from naestro.introspect import introspect_run
 from naestro.plan import Plan
 from naestro.runner import Runner
 from naestro.runtime import build_runtime
 from naestro.settings import Settings
-from naestro.tooladapter import ToolAdapter
+from naestro.tooladapter import ToolAdapter, parse_server_adapter
 from policies.audit import load_signing_key
 from policies.decision import ApprovedScope, RunPolicy
 from tests.fakes import ScriptedProvider, all_text
@@ -65,3 +67,13 @@ async def test_the_active_release_tool_adapter_reaches_the_prompt_and_the_call(s
     assert observations[0].startswith("[exec.run ERROR]") and "timed out after 2s" in observations[0]
     workspace = Path(result.record.workspace)
     assert (workspace / "n.txt").read_text() == "counted\n" and not (workspace / "late.txt").exists()
+
+    # Learn from it: the timed-out call's event carries the limit it hit, the Introspector makes it a finding,
+    # and the loop's rule proposes the next adapter (the hint kept, the timeout doubled).
+    (finding,) = [f for f in introspect_run(settings.runs_dir / result.record.run_id) if f.kind == "tool_timeout"]
+    assert (finding.tool, finding.limit_s) == ("exec.run", 2.0)
+    proposal = tool_adapter_for(finding, adapter)
+    assert proposal is not None and proposal.kind == "tool_adapter"
+    (change,) = proposal.changes
+    assert change.path == "tools/exec.yaml"
+    assert parse_server_adapter(change.path, change.text or "") == {"exec.run": ToolAdapter(hint=HINT, timeout_s=4)}
