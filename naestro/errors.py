@@ -159,6 +159,7 @@ class ToolFeedback(NaestroError):
 class PolicyDenied(ToolFeedback):
     """A gate decision (or a human) denied an action; the agent sees the reasons and must try another way."""
 
-    def __init__(self, *, tool: str, reasons: list[str], by: str = "policy") -> None:
+    def __init__(self, *, tool: str, reasons: list[str], by: str = "policy", rules: list[str] | None = None) -> None:
         self.reasons, self.by = reasons, by
+        self.rules = rules or []  # which policy rules denied (``budget``: the task or run ran out; gate.rego)
         super().__init__(tool=tool, message=f"denied by {by}: " + "; ".join(reasons))

@@ -55,12 +55,12 @@ async def task_node(inp: TaskInput, ctx: RunContext) -> dict[str, Any]:
     task = ctx.plan.task(inp["task"])
     with span(f"naestro.task {task.id}", attributes={"naestro.task.id": task.id, "naestro.role": task.role.value,
                                                       "naestro.direct": task.is_direct}) as sp:
-        record = await _execute(task, inp, ctx)
+        record, spent = await _execute(task, inp, ctx)
         sp.set_attributes({"naestro.attempt": record["attempts"], "naestro.task.status": record["status"],
                            "naestro.tokens": record["tokens"], "naestro.cost_usd": record["cost_usd"]})
-    if record["status"] == "ran":
+    if record["status"] == "ran" or spent:
         with span(f"naestro.check {task.id}", attributes={"naestro.task.id": task.id}) as sp:
-            record = await _check(task, record, ctx, inp["phase"])
+            record = await _check(task, record, ctx, inp["phase"], spent=spent)
             sp.set_attribute("naestro.checks.passed", record["status"] == "passed")
     if record["status"] in FINAL:
         ctx.events.emit("task_finished", task=task.id, status=record["status"], attempts=record["attempts"],
@@ -68,13 +68,17 @@ async def task_node(inp: TaskInput, ctx: RunContext) -> dict[str, Any]:
     return {"tasks": {task.id: record}}
 
 
-async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> TaskRecord:
+async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> tuple[TaskRecord, bool]:
+    """The attempt's record, and whether the agent stopped because the budget ran out (its checks still decide:
+    an agent that did the work and then ran out of tokens, or a verification task whose work earlier tasks had
+    done, passes when the checks pass; found in the issue-22 golden slice, where a Runner task of `pytest` ran out
+    of tokens on tests that passed and its run ended FAILED with every deliverable right)."""
     prev = inp["prev"]
     blocked: list[JsonValue] = [*inp["blocked"]]
     guide = ctx.gate.policy.mode == "guide"  # every task proposes, whatever its dependencies proposed
     if blocked and not guide:
         ctx.events.emit("task_skipped", task=task.id, blocked_by=blocked)
-        return _record(status="skipped", error=f"dependencies did not pass: {blocked}")
+        return _record(status="skipped", error=f"dependencies did not pass: {blocked}"), False
     attempt = (prev["attempts"] if prev else 0) + 1
     reviewing = prev is not None and prev["status"] == "review"
     feedback = prev["feedback"] if prev and prev["status"] in ("retry", "review") else ""
@@ -92,6 +96,7 @@ async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> TaskRecord:
                     direct=task.is_direct, review=reviewing)
     start = time.monotonic()
     record = _record(attempts=attempt, model=model)
+    spent = False
     ex = Execution(node="task", task_id=task.id, role=doer.role, attempt=attempt, meter=meter)
     try:
         if task.is_direct:
@@ -110,8 +115,10 @@ async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> TaskRecord:
             scope=f"task {task.id!r}", resource="wall_s", limit=budget.wall_s or 0, spent=meter.elapsed_s)
         record["status"], record["error"] = "failed", str(err)
         ctx.events.emit("budget_exceeded", task=task.id, resource=err.resource, limit=err.limit, spent=err.spent)
+        spent = not task.is_direct
     except PolicyDenied as exc:  # a model call was denied: the task cannot go on
         record["status"], record["error"] = "failed", str(exc)
+        spent = exc.by == "policy" and bool(exc.rules) and set(exc.rules) == {"budget"}
     if ex.refused:
         record["refused"] = True
     if guide and record["status"] == "ran":  # nothing ran, so nothing to check, retry or review (nodes/proposal.py)
@@ -126,7 +133,7 @@ async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> TaskRecord:
     record["wall_s"] = round(time.monotonic() - start + (prev["wall_s"] if prev else 0.0), 3)
     ctx.events.emit("task_ran", task=task.id, attempt=attempt, status=record["status"], tokens=meter.tokens,
                     wall_s=round(time.monotonic() - start, 3))
-    return record
+    return record, spent and not ex.refused and not guide
 
 
 def _feedback(task: Task, checks: list[CheckResult]) -> str:
@@ -175,19 +182,26 @@ async def _deferred_vacuity(task: Task, checks: list[CheckResult], ctx: RunConte
     return out
 
 
-async def _check(task: Task, record: TaskRecord, ctx: RunContext, phase: int) -> TaskRecord:
-    """Acceptance checks of an attempt that ran; the verdict is the record's next status."""
+async def _check(task: Task, record: TaskRecord, ctx: RunContext, phase: int, *, spent: bool = False) -> TaskRecord:
+    """Acceptance checks of an attempt that ran (or ran out of budget: ``spent``); the verdict is the record's next
+    status. A spent attempt whose checks fail stays failed: no budget is left for another."""
     record = record.copy()
     checks = await run_checks(task, record["outputs"], record["summary"], ctx, attempt=record["attempts"])
     checks = await _deferred_vacuity(task, checks, ctx, phase)
     record["checks"] = checks
     if all(c["passed"] for c in checks):
         record["status"], record["feedback"] = "passed", ""
+        if spent:
+            record["summary"] = (f"{record['summary']} [the agent stopped when its budget ran out "
+                                 f"({record.get('error', '')[:300]}); the acceptance checks pass]").strip()
+            record.pop("error", None)
         if record.get("error", "").startswith(DENIED):  # it found a way within the policy
             del record["error"]
     else:
         record["feedback"] = _feedback(task, checks)
-        if any(VACUOUS in c["detail"] for c in checks):
+        if spent:
+            record["status"] = "failed"  # the budget error stays the record's error
+        elif any(VACUOUS in c["detail"] for c in checks):
             record["status"] = "failed"  # no attempt can fix a check that passes without the work
         elif record["attempts"] < task.max_attempts:
             record["status"] = "retry"

@@ -135,6 +135,7 @@ class Decision(BaseModel):
     ask: bool
     reasons: list[str]
     obligations: dict[str, JsonValue] = Field(default_factory=dict)
+    rules: list[str] = Field(default_factory=list)  # the ids of the rules that fired (budget, role_tools, ...)
 
     @property
     def verdict(self) -> Literal["allow", "ask", "deny"]:

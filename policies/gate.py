@@ -252,9 +252,9 @@ class Gate:
                 decision = self.decide(self.tool_input(task=task, role=role, tool=tool, arguments=arguments,
                                                        meter=meter))
                 if not decision.allow and not decision.ask:  # consent never overrides a deny rule
-                    raise PolicyDenied(tool=tool, reasons=decision.reasons)
+                    raise PolicyDenied(tool=tool, reasons=decision.reasons, rules=decision.rules)
         elif not decision.allow:
-            raise PolicyDenied(tool=tool, reasons=decision.reasons)
+            raise PolicyDenied(tool=tool, reasons=decision.reasons, rules=decision.rules)
         key = (tool if tool in self.rate_limits else "default", role)
         self._windows.add(key, time.monotonic())
         return decision, arguments
@@ -290,6 +290,6 @@ class Gate:
             if not answer.approve:
                 raise PolicyDenied(tool=f"model:{endpoint}", reasons=[f"{answer.by} refused consent"], by="human")
         elif not decision.allow:
-            raise PolicyDenied(tool=f"model:{endpoint}", reasons=decision.reasons)
+            raise PolicyDenied(tool=f"model:{endpoint}", reasons=decision.reasons, rules=decision.rules)
         self._windows.add(("model", role), time.monotonic())
         return decision

@@ -290,5 +290,6 @@ decision := {
 	"allow": count(deny) + count(ask) == 0,
 	"ask": asking,
 	"reasons": [r.message | some r in fired],
+	"rules": [r.rule | some r in fired],
 	"obligations": obligations,
 }

@@ -5,6 +5,7 @@ Real graph, gate, checkpointer and MCP tools; the model's text and its delay are
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -54,6 +55,8 @@ async def test_a_hung_endpoint_still_hits_the_wall_guard(settings: Settings) -> 
                           ScriptedProvider(writer, delay_for=delay, timeout_s=1.5)).start(plan.goal, plan=plan)
     assert not result.passed and result.tasks["a"]["status"] == "failed"
     assert "exceeded its wall_s budget" in result.tasks["a"].get("error", "")
+    # Its checks still ran (they fail: nothing was written) and nothing retried: no budget is left.
+    assert result.tasks["a"]["attempts"] == 1 and not result.tasks["a"]["checks"][0]["passed"]
     events = read_events(result.report_path.parent / "events.jsonl")
     assert {e["resource"] for e in events if e["event"] == "budget_exceeded"} == {"wall_s"}
 
@@ -72,3 +75,34 @@ def test_the_guard_scales_with_the_measured_speed() -> None:
     assert replayed.wall_guard_s() == 10 and replayed.run.speed.per_s() is None
     unbounded = TaskMeter(task_id="w", budget=Budget(wall_s=10), run=run)  # no token budget: wall_s only
     assert unbounded.wall_guard_s() == 10
+
+
+def write_then_dawdle(messages: list[BaseMessage]) -> dict[str, Any]:
+    """Writes a.txt, then reads it again and again with a long thought, never finishing: the budget ends it."""
+    if "Write 2-4 sentences" in all_text(messages):
+        return {"summary": "a.txt was written."}
+    if not any(isinstance(m, AIMessage) for m in messages):
+        return {"thought": "write", "tool": "fs.write", "arguments": {"path": "a.txt", "content": "ok"}}
+    return {"thought": "let me look again " * 200, "tool": "fs.read", "arguments": {"path": "a.txt"}}
+
+
+async def test_a_task_that_ran_out_of_tokens_after_its_work_passes_on_its_checks(settings: Settings) -> None:
+    # The issue-22 golden slice: a Runner task of `pytest` ran out of tokens on tests that passed, and a run whose
+    # every deliverable was right ended FAILED. The gate denies the model call that would overrun the budget; the
+    # acceptance checks then decide, as they would have had the agent called finish.
+    quiet = settings.model_copy(update={"review": False})
+    first = await Runner(quiet, ScriptedProvider(write_then_dawdle)).start("g", plan=one_task({"tokens": 20}))
+    found = re.search(r"estimated (\d+) would exceed", first.tasks["a"].get("error", ""))
+    assert found, first.tasks["a"]  # the first call's own estimate: nothing was written, the checks fail
+    assert first.tasks["a"]["status"] == "failed" and not first.tasks["a"]["checks"][0]["passed"]
+
+    # Room for the first call only: its write lands, the second call (its estimate grown by the long thought) is
+    # denied by the budget rule, and the regex check on a.txt passes.
+    plan = one_task({"tokens": int(found.group(1)) + 100})
+    result = await Runner(quiet, ScriptedProvider(write_then_dawdle)).start("g", plan=plan)
+    record = result.tasks["a"]
+    assert result.passed and record["status"] == "passed" and record["attempts"] == 1, record
+    assert "budget ran out" in record["summary"] and "error" not in record
+    events = read_events(result.report_path.parent / "events.jsonl")
+    assert [e["status"] for e in events if e["event"] == "task_checked"] == ["passed"]
+
