@@ -117,3 +117,44 @@ async def test_a_check_that_passes_without_the_work_never_passes(settings: Setti
         assert result.tasks["write_hello"]["attempts"] == 1  # no retry can fix the check
     else:
         assert [e["tool"] for e in events if e["event"] == "tool_denied" and e["task"] == "write_hello"]
+
+
+async def test_a_replan_check_on_earlier_work_is_not_vacuous_while_the_failed_checks_are_carried(
+        settings: Settings) -> None:
+    """Issue-22 slice: a re-plan's first check (``ls *.py`` of a template) passed on the workspace the re-plan was
+    planned from because the first phase had written the file, failed as vacuous, and every re-plan phase did
+    nothing. With the failed task's check carried into ``verify_carried``, it stays passed (noted), the fix runs,
+    and the carried check on the final workspace decides."""
+    settings = settings.model_copy(update={"reference_checks": False, "review": False, "max_replans": 1})
+    first = {"goal": "g", "tasks": [{"id": "a", "role": "coder", "description": "write a.txt",
+                                     "accept": [{"kind": "regex", "file": "a.txt", "pattern": "^right$"}]}]}
+    replan = {"goal": "g", "tasks": [
+        {"id": "look", "role": "coder", "description": "see that a.txt is there",
+         "accept": [{"kind": "command", "command": "ls a.txt"}]},
+        {"id": "fix", "role": "coder", "description": "write a.txt", "deps": ["look"],
+         "accept": [{"kind": "regex", "file": "a.txt", "pattern": "^right$"}]}]}
+    content = {"a": "wrong", "fix": "right"}
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        if "You are the Planner" in text:
+            return replan
+        if "Write 2-4 sentences" in text:
+            return {"summary": "a.txt says right."}
+        task = next((t for t in content if f"Your task ({t})" in text), None)
+        if task is not None and not any(isinstance(m, AIMessage) for m in messages):
+            return {"thought": "write", "tool": "fs.write", "arguments": {"path": "a.txt", "content": content[task]}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "done", "outputs": {}}}
+
+    runner = Runner(settings, ScriptedProvider(script))
+    result = await runner.start("g", plan=Plan.model_validate(first), policy=RunPolicy(mode="copilot"))
+    for _ in range(10):  # a human approving the check commands (copilot: exec asks)
+        if not result.pending:
+            break
+        answers = {p.id: ConsentAnswer(approve=True, remember=True, by="test") for p in result.pending}
+        result = await runner.resume(result.record.run_id, answers)
+    assert result.passed, {t: (r["status"], r.get("error"), r["checks"]) for t, r in result.tasks.items()}
+    assert "done by an earlier phase" in result.tasks["look"]["checks"][0]["detail"]
+    assert result.tasks["verify_carried"]["status"] == "passed"
+    events = read_events(result.report_path.parent / "events.jsonl")
+    assert [(e["vacuous"], e["phase"]) for e in events if e["event"] == "vacuity_probed"] == [(True, 1)]
