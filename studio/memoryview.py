@@ -47,7 +47,7 @@ class StudioMemory:
         if not self.exists():
             return {"enabled_for_runs": self.settings.memory, "episodes": [], "counts": {}, "runs": [],
                     "skills": []}
-        allowed: tuple[EpisodeKind, ...] = ("run", "task", "verdict", "denial", "consent")
+        allowed: tuple[EpisodeKind, ...] = ("run", "task", "verdict", "denial", "consent", "counterexample")
         wanted = [k for k in allowed if k in kinds]
         if kinds and len(wanted) != len(set(kinds)):
             raise ValueError(f"unknown episode kind in {kinds}; kinds: {', '.join(allowed)}")

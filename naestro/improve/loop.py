@@ -36,6 +36,7 @@ from naestro.improve.learn import learned_from_yaml, priors_from, priors_yaml
 from naestro.improve.model_proposer import model_prompt_delta
 from naestro.improve.proposal import Change, Proposal, patch_of, prompt_delta_for
 from naestro.improve.release import Release, bump, publish, releases
+from naestro.improve.remember import counterexample_episode, remember_counterexample
 from naestro.improve.replay import replay_recorded
 from naestro.improve.repo import MAIN, ConfigRepo
 from naestro.improve.validate import Metrics, Tolerance, Validation, side_runtime, validate
@@ -297,6 +298,14 @@ class ImproveLoop:
                               validation=validation, canary=canary)
         lap("merge")
         self.say(f"{proposal.id}: merged as {release.version} (signed, active)")
+        episode = counterexample_episode(proposal, version=release.version)
+        if episode is not None:
+            try:  # the release stands whatever memory says: a store that is down costs the recall, not the merge
+                if await remember_counterexample(self.settings, episode):
+                    self.say(f"{proposal.id}: counter-example {proposal.target_goal} remembered for the Planner")
+            except Exception as exc:  # noqa: BLE001 - any store failure (driver errors included) is reported, not raised
+                self.say(f"{proposal.id}: counter-example not written to memory: {type(exc).__name__}: {exc}")
+            lap("remember")
         return _append(self.dir, ProposalRecord(id=proposal.id, kind=proposal.kind, title=proposal.title,
                                                 state="merged", branch=branch, version=release.version,
                                                 validation=validation, canary=canary, seconds=seconds))

@@ -128,7 +128,9 @@ class Memory:
         runs = [h for h in hits if h.kind == "run" and h.plan]
         passed = [h for h in runs if h.outcome == "passed"][:limit]
         failed = [h for h in runs if h.outcome == "failed"][:1]
-        if not passed and not failed:
+        # A failed run the self-improvement loop merged a fix for (issue 21): what went wrong, and what changed.
+        counter = [h for h in hits if h.kind == "counterexample"][:1]
+        if not passed and not failed and not counter:
             return "", [], []
         # A skill is a plan shape that passed again and again: shown when one of the similar goals ran it.
         similar = {h.run_id for h in runs if h.outcome == "passed"}
@@ -145,8 +147,10 @@ class Memory:
             lines.append(f"- PASSED goal {plan.get('goal', '')!r}: plan {json.dumps(_compact(plan))}")
         for h in failed:
             lines.append(f"- FAILED: {h.text}")
+        for h in counter:
+            lines.append(f"- COUNTER-EXAMPLE: {h.text}")
         text = "\n".join(lines)
-        return text[:_PLAN_CONTEXT_CHARS], [*passed, *failed], skills
+        return text[:_PLAN_CONTEXT_CHARS], [*passed, *failed, *counter], skills
 
     async def task_context(self, query: str, *, gate: Gate, role: str, task: str, run_id: str,
                            limit: int = 3) -> tuple[str, list[MemoryHit]]:

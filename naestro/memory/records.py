@@ -21,7 +21,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 __all__ = ["SLICES", "Entity", "EntityKind", "Episode", "EpisodeKind", "MemoryHit", "Outcome", "Slice",
            "derived_uuid", "group_id", "slice_of"]
 
-EpisodeKind = Literal["run", "task", "verdict", "denial", "consent"]
+EpisodeKind = Literal["run", "task", "verdict", "denial", "consent", "counterexample"]
+"""``counterexample``: a failed run the self-improvement loop merged a fix for (issue 21, improve/remember.py)."""
 EntityKind = Literal["goal", "file", "tool", "model", "skill"]
 Outcome = Literal["passed", "failed", "denied", "approved", "refused"]
 Slice = Literal["plans", "researcher", "coder", "reviewer", "runner", "dataops", "evaluator", "reporter"]

@@ -18,12 +18,17 @@ import pytest
 from naestro.childproc import alive
 from naestro.errors import PolicyDenied
 from naestro.events import EventLog, read_events
+from naestro.golden import GoldenGoal
+from naestro.improve.proposal import Change, Proposal
+from naestro.improve.remember import counterexample_episode, remember_counterexample
+from naestro.introspect import Finding
 from naestro.memory import Entity, Episode, Memory, Retention
 from naestro.memory.embedder import MiniLM
 from naestro.memory.falkor import FalkorServer, ServerInfo, _command
 from naestro.memory.graph import GraphitiStore
 from naestro.memory.harvest import episodes_of_run
 from naestro.memory.retention import redacted
+from naestro.settings import Settings
 from nodes.roles import load_roles
 from policies.audit import AuditLog, load_signing_key
 from policies.decision import RunPolicy
@@ -238,3 +243,45 @@ def test_one_home_shares_one_server_and_the_last_user_stops_it(tmp_path: Path) -
     finally:
         again.release()
     assert os.path.exists(tmp_path / "memory" / "memory.rdb")
+
+
+async def test_a_merged_counter_example_reaches_the_planner_of_a_similar_goal(store: GraphitiStore,
+                                                                              tmp_path: Path) -> None:
+    """Issue 21 Learn: the counter-example a merged self-PR added to the golden suite is also a memory episode the
+    Planner of a similar goal is shown (typed write, no model)."""
+    goal = GoldenGoal.model_validate({"id": "ce_r7_stats", "kind": "code", "goal": "write stats.py with mean(xs)",
+                                      "check": [{"kind": "command", "command": "python3 -c 'import stats'"}]})
+    finding = Finding(kind="weak_prompt", run="r7", task="write_stats", proposal="p",
+                      evidence="attempts [1, 2] failed the same way: command: `python3 -c 'import stats'` exited 1")
+    proposal = Proposal(kind="prompt_delta", title="coder prompt: code delta for r7/write_stats", rationale="r",
+                        finding=finding, target_goal=goal.id, changes=(
+                            Change(path="roles.yaml", text="coder: {}\n"),
+                            Change(path=f"golden/{goal.id}.json", text=goal.model_dump_json())))
+    episode = counterexample_episode(proposal, version="0.1.1", when=NOW)
+    assert episode is not None and episode.key == "r7/counterexample/0" and episode.slice == "plans"
+    assert counterexample_episode(proposal.model_copy(update={"target_goal": None}), version="0.1.1") is None
+    bundle = load_bundle(roles=ROLES)
+    memory = Memory(store, home=tmp_path, readable=bundle.data["naestro"]["memory"]["readable"], roles=ROLES)
+    gate, _ = _gate(tmp_path)
+    try:
+        assert await store.write([redacted(episode)]) == 1
+        text, recalled, _ = await memory.planner_context("write stats.py with median(xs)", gate=gate)
+        assert [h.key for h in recalled] == ["r7/counterexample/0"]
+        assert "COUNTER-EXAMPLE: Counter-example ce_r7_stats (release 0.1.1)" in text
+        assert "failed at task write_stats" in text and "Fixed by self-improvement: coder prompt" in text
+        timeline = await memory.timeline(kinds=["counterexample"])
+        assert [h.key for h in timeline] == ["r7/counterexample/0"]
+    finally:
+        await store.close()
+
+    # What the loop calls after a merge: nothing when the home's runs do not use memory; else the home's own
+    # embedded FalkorDB (started for the write, stopped after it) holds the episode.
+    home = tmp_path / "home"
+    assert await remember_counterexample(Settings(home=home, memory=False), episode) == 0
+    assert not (home / "memory").exists()
+    assert await remember_counterexample(Settings(home=home, memory=True), episode) == 1
+    embedded = GraphitiStore.embedded(home / "memory", model=store.model)
+    try:
+        assert [h.key for h in await embedded.timeline(slices=["plans"], kinds=["counterexample"])] == [episode.key]
+    finally:
+        await embedded.close()
