@@ -34,7 +34,8 @@ from naestro.tooladapter import ToolAdapter, adapters_from_tree
 from nodes.roles import RoleSpec
 from policies.audit_keys import load_public_key
 
-__all__ = ["ActiveConfig", "active_release", "load_active", "with_active_priors", "with_active_prompts"]
+__all__ = ["ActiveConfig", "active_release", "load_active", "with_active_priors", "with_active_prompts",
+           "with_priors"]
 
 PRIORS = "router/priors.yaml"
 LEARNED_FROM = "router/learned_from.yaml"
@@ -128,9 +129,14 @@ def with_active_priors(registry: ModelRegistry, active: ActiveConfig | None) -> 
     win-rates, not latencies."""
     if active is None or not active.priors:
         return registry
+    return with_priors(registry, active.priors)
+
+
+def with_priors(registry: ModelRegistry, priors: tuple[Prior, ...]) -> ModelRegistry:
+    """``with_active_priors`` for priors from any config tree (a validation's current or candidate side)."""
     names = {e.name for e in registry.endpoints}
     merged = {(p.kind, p.endpoint): p for p in registry.router.priors}
-    for p in active.priors:
+    for p in priors:
         if p.endpoint not in names:
             continue
         old = merged.get((p.kind, p.endpoint))

@@ -249,19 +249,21 @@ class ImproveLoop:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{proposal.id}.patch").write_text(patch)
         (folder / f"{proposal.id}.json").write_text(proposal.model_dump_json(indent=1))
-        candidate = self.repo.files(commit)
+        learned = self._learned(proposal, self.repo.files(commit))
+        candidate = {**self.repo.files(commit), **learned}  # what main will hold: validated and canaried as such
         self.say(f"{proposal.id}: self-PR on {branch} ({len(proposal.changes)} file(s)); validating")
 
         work = self.dir / "work" / proposal.id  # the throwaway homes of validation and shadow runs
         try:
             return await self._guard(proposal, base=base, base_commit=base_commit, branch=branch, commit=commit,
-                                     candidate=candidate, patch=patch, work=work, seconds=seconds, lap=lap)
+                                     candidate=candidate, learned=learned, patch=patch, work=work, seconds=seconds,
+                                     lap=lap)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
     async def _guard(self, proposal: Proposal, *, base: dict[str, str], base_commit: str, branch: str, commit: str,
-                     candidate: dict[str, str], patch: str, work: Path, seconds: dict[str, float],
-                     lap: Callable[[str], None]) -> ProposalRecord:
+                     candidate: dict[str, str], learned: dict[str, str], patch: str, work: Path,
+                     seconds: dict[str, float], lap: Callable[[str], None]) -> ProposalRecord:
         """Validate, canary, merge: the self-PR exists already."""
         validation = await validate(settings=self.settings, provider=self.provider, current=base,
                                     candidate=candidate, target=proposal.target_goal, k=self.options.k,
@@ -295,7 +297,7 @@ class ImproveLoop:
                                 validation=validation, canary=canary, seconds=seconds)
 
         release = self._merge(proposal, branch=branch, branch_commit=commit, base_commit=base_commit, patch=patch,
-                              validation=validation, canary=canary)
+                              validation=validation, canary=canary, learned=learned)
         lap("merge")
         self.say(f"{proposal.id}: merged as {release.version} (signed, active)")
         episode = counterexample_episode(proposal, version=release.version)
@@ -312,27 +314,30 @@ class ImproveLoop:
 
     # --- Merge and Learn -------------------------------------------------------------------------------------
 
+    def _learned(self, proposal: Proposal, tree: dict[str, str]) -> dict[str, str]:
+        """Learn, before validation: router priors from the bandit's win-rates (with the observations they summarise)
+        as files of the candidate tree, so the golden suite and the canary route by them and a merge releases
+        exactly what was validated. Unless the proposal itself sets the priors: what it validates stands, nothing
+        in them was learned from the store, and no observation is subtracted."""
+        if any(normalised_path(c.path)[0] == PRIORS for c in proposal.changes):
+            return {LEARNED_FROM: "[]\n"} if tree.get(LEARNED_FROM, "[]\n") != "[]\n" else {}
+        arms = self.arms() if self.arms is not None else None
+        learned = priors_from(arms) if arms is not None else None
+        if arms is None or learned is None or priors_yaml(learned) == tree.get(PRIORS):
+            return {}
+        return {PRIORS: priors_yaml(learned), LEARNED_FROM: learned_from_yaml(arms, learned)}
+
     def _merge(self, proposal: Proposal, *, branch: str, branch_commit: str, base_commit: str, patch: str,
-               validation: Validation, canary: CanaryReport) -> Release:
+               validation: Validation, canary: CanaryReport, learned: dict[str, str]) -> Release:
         tree = self.repo.files(branch_commit)
         version = bump(tree["VERSION"])
-        # Learn: priors from the bandit's win-rates, unless the proposal itself sets the priors (what was validated
-        # stands); then nothing in them was learned from the store, and no observation is subtracted.
-        sets_priors = any(normalised_path(c.path)[0] == PRIORS for c in proposal.changes)
-        arms = self.arms() if self.arms is not None and not sets_priors else None
-        learned = priors_from(arms) if arms is not None else None
-        priors = priors_yaml(learned) if learned is not None else None
         entry = changelog_entry(version=version, proposal=proposal, patch=patch, validation=validation,
-                                canary=canary, priors=priors)
+                                canary=canary, priors=learned.get(PRIORS))
         log = tree["CHANGELOG.md"]
         head, sep, rest = log.partition("\n## ")
         changes: dict[str, str | None] = {
-            "VERSION": version + "\n", "CHANGELOG.md": f"{head.rstrip()}\n\n{entry}\n" + (f"## {rest}" if sep else "")}
-        if arms is not None and learned is not None and priors != tree.get(PRIORS):
-            changes[PRIORS] = priors
-            changes[LEARNED_FROM] = learned_from_yaml(arms, learned)
-        elif sets_priors and tree.get(LEARNED_FROM, "[]\n") != "[]\n":
-            changes[LEARNED_FROM] = "[]\n"
+            "VERSION": version + "\n", "CHANGELOG.md": f"{head.rstrip()}\n\n{entry}\n" + (f"## {rest}" if sep else ""),
+            **learned}
         merge = self.repo.commit(branch_commit, changes, f"Merge {branch}: {proposal.title} ({version})\n\n{entry}",
                                  parents=(base_commit, branch_commit))
         try:

@@ -29,9 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from naestro.errors import ConfigError, UsageError
 from naestro.events import Event, read_events
 from naestro.golden import GoldenGoal, check_workspace, goals_of, spend_of_events
+from naestro.improve.active import PRIORS, with_priors
 from naestro.improve.learn import parse_learned_from, parse_priors
 from naestro.llm import ModelProvider
 from naestro.plan import Role
+from naestro.router import Router, build_router
 from naestro.runner import Runner
 from naestro.runtime import Runtime, build_runtime
 from naestro.settings import Settings
@@ -40,7 +42,7 @@ from nodes.roles import RoleSpec
 from policies.decision import ApprovedScope, RunPolicy
 
 __all__ = ["Metrics", "Outcome", "ReplayReport", "ReplayRun", "Tolerance", "Validation", "golden_goals", "metrics_of",
-           "outcome_of_events", "regressions", "roles_of", "run_goals", "seed_workspace", "side_runtime",
+           "outcome_of_events", "regressions", "roles_of", "run_goals", "seed_workspace", "side_router", "side_runtime",
            "static_problems", "validate"]
 
 MAX_PROMPT_CHARS = 4000
@@ -169,12 +171,27 @@ def static_problems(current: dict[str, str], candidate: dict[str, str]) -> list[
 
 # --- running goals ----------------------------------------------------------------------------------------
 
+def side_router(provider: ModelProvider, tree: dict[str, str], home: Path) -> Router | None:
+    """The router of a config tree for validation and shadow runs: the provider's endpoints with the tree's
+    ``router/priors.yaml`` in place of models.yaml's for the same arms, and a bandit store of its own in ``home``
+    (what these runs teach it is thrown away with the home; the live store is never written, even when
+    models.yaml names a shared one). None with a single endpoint: nothing to route."""
+    registry = provider.registry
+    if len(registry.endpoints) < 2:
+        return None
+    registry = with_priors(registry, tuple(parse_priors(tree.get(PRIORS) or "[]")))
+    own = registry.model_copy(update={"router": registry.router.model_copy(update={"store": None})})
+    return build_router(own, home=home)
+
+
 def side_runtime(settings: Settings, provider: ModelProvider, tree: dict[str, str], home: Path) -> Runtime:
-    """A runtime for validation or shadow runs: its own home (runs, checkpoints, audit, keys), no memory, no
-    router (nothing learned from these runs), the roles and tool adapters of a config tree, the live provider."""
+    """A runtime for validation or shadow runs: its own home (runs, checkpoints, audit, keys), no memory, the
+    roles, tool adapters and router priors of a config tree (``side_router``: the current and the candidate
+    config route the same live calls each by its own priors), the live provider."""
     side = settings.model_copy(update={"home": home, "models_dir": settings.models_path, "memory": False})
-    return dataclasses.replace(build_runtime(side, provider=provider), roles=roles_of(tree["roles.yaml"]),
-                               tool_adapters=adapters_from_tree(tree))
+    home.mkdir(parents=True, exist_ok=True)
+    return dataclasses.replace(build_runtime(side, provider=provider, router=side_router(provider, tree, home)),
+                               roles=roles_of(tree["roles.yaml"]), tool_adapters=adapters_from_tree(tree))
 
 
 def outcome_of_events(events: list[Event], *, goal: str, passed: bool, run_id: str, sample: int = 1) -> Outcome:

@@ -109,7 +109,9 @@ async def test_replay_keeps_recorded_outcomes_and_counts_a_regression(settings: 
 
     roles = current["roles.yaml"]
     assert roles.count(CODER_BUDGET) == 1
-    starved = await replay({**current, "roles.yaml": roles.replace(CODER_BUDGET, "budget: {tokens: 20, wall_s: 420}")},
+    # Fewer tokens than the Coder's first reply (15): the budget stops it before its write, and the check fails.
+    # (With 20 the write lands and the budget ends the task after it: judged by its checks, it passes; 9fa3add.)
+    starved = await replay({**current, "roles.yaml": roles.replace(CODER_BUDGET, "budget: {tokens: 10, wall_s: 420}")},
                            "starved")
     run = starved.runs[0]
     assert run.regressed and "task hello attempt 1 passed when recorded" in run.detail, run

@@ -4,13 +4,14 @@ observations twice), and a rollback takes them back. Real git, real Ed25519, the
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from naestro.commands.router import stats_rows
-from naestro.endpoints import Endpoint, ModelRegistry, Prior, RouterConfig
+from naestro.endpoints import Endpoint, ModelRegistry, Prior, RouterConfig, load_registry
 from naestro.errors import ConfigError
 from naestro.improve import ActiveConfig, ConfigRepo, Proposal, load_active, with_active_priors
 from naestro.improve.canary import CanaryReport
@@ -18,7 +19,8 @@ from naestro.improve.learn import learned_from_yaml, parse_learned_from, priors_
 from naestro.improve.loop import ImproveLoop, rollback
 from naestro.improve.release import publish
 from naestro.improve.repo import MAIN, seed_files
-from naestro.improve.validate import Validation
+from naestro.improve.validate import Validation, side_router, side_runtime
+from naestro.llm import EndpointProvider
 from naestro.router import RouteRequest, SqliteBanditStore, ThompsonBandit
 from naestro.runtime import build_runtime
 from naestro.settings import Settings
@@ -120,8 +122,12 @@ async def test_merge_learns_priors_that_route_the_next_runtime_and_rollback_take
     proposal = Proposal.model_validate({"kind": "tool_adapter", "title": "t", "rationale": "r",
                                         "changes": [{"path": "tools/fs.yaml", "text": "timeout_s: 30\n"}]}).identified()
     branch = repo.commit(base, {"tools/fs.yaml": "timeout_s: 30\n"}, "t")
+    learned = loop._learned(proposal, repo.files(branch))  # before validation: the candidate tree holds them
+    assert set(learned) == {"router/priors.yaml", "router/learned_from.yaml"}
     release = loop._merge(proposal, branch="improve/t", branch_commit=branch, base_commit=base, patch="",
-                          validation=Validation(static=[]), canary=CanaryReport(fraction=1.0, considered=0))
+                          validation=Validation(static=[]), canary=CanaryReport(fraction=1.0, considered=0),
+                          learned=learned)
+    assert release.files["router/priors.yaml"] == hashlib.sha256(learned["router/priors.yaml"].encode()).hexdigest()
     assert release.version == "0.1.1" and {"router/priors.yaml", "router/learned_from.yaml"} <= set(release.files)
     active = load_active(improve, key.public_key())
     assert active is not None and {(p.kind, p.endpoint): (p.alpha, p.beta) for p in active.priors} == {
@@ -162,3 +168,32 @@ def test_an_edited_priors_file_of_the_active_release_refuses_to_load(home: Setti
 
 def _stats(home: Settings) -> dict[tuple[str, str], tuple[list[float], str, float]]:
     return {(r["kind"], r["endpoint"]): (r["prior"], r["prior_from"], r["posterior_mean"]) for r in stats_rows(home)}
+
+
+async def test_validation_and_shadow_runs_route_by_their_trees_priors(home: Settings, tmp_path: Path) -> None:
+    """Issue 21: a config's router priors were merged unvalidated (validation and canary runs had no router). Now
+    each side routes the same live calls by its own tree's priors, learning into a store of its own."""
+    live = tmp_path / "live-router.sqlite"  # models.yaml may name a shared store: a side run never writes it
+    models = home.models_file.read_text().replace("  strategy: bandit\n", f"  strategy: bandit\n  store: {live}\n")
+    home.models_file.write_text(models)
+    provider = EndpointProvider(load_registry(home.models_file), home)
+    request = RouteRequest(kind="coder", prompt_tokens=100, needs=frozenset({"json_schema"}))
+    priors = ("- {endpoint: small, kind: coder, alpha: 40, beta: 1}\n"
+              "- {endpoint: big, kind: coder, alpha: 1, beta: 40}\n")
+    candidate = side_runtime(home, provider, {**seed_files(), "router/priors.yaml": priors}, tmp_path / "cand")
+    current = side_runtime(home, provider, seed_files(), tmp_path / "cur")
+    try:
+        for runtime, side in ((candidate, "cand"), (current, "cur")):
+            assert runtime.router is not None and runtime.router.bandit is not None
+            assert isinstance(runtime.router.store, SqliteBanditStore)
+            assert runtime.router.store.path == tmp_path / side / "router.sqlite"
+        assert candidate.router is not None and candidate.router.bandit is not None
+        assert candidate.router.bandit.prior("coder", "small") == (40.0, 1.0)
+        assert {candidate.router.decide(request).endpoint.name for _ in range(20)} == {"small"}
+        assert current.router is not None and current.router.bandit is not None
+        assert current.router.bandit.prior("coder", "big") == (2.0, 2.0)  # models.yaml's: the current tree has none
+        assert not live.exists()
+        assert side_router(ScriptedProvider(lambda _m: {}), seed_files(), tmp_path / "one") is None  # one endpoint
+    finally:
+        await candidate.aclose()
+        await current.aclose()
