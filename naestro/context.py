@@ -46,6 +46,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Execution", "RunContext"]
 
+AGENT_MISTAKES = frozenset({"path_invalid", "path_confinement"})
+"""Gate rules whose denial of a read-only tool is an agent's mistake (an absolute path, ``..``), not the policy
+forbidding what the task set out to do: it does not keep the run from being re-planned (issue-22 slice: an
+``fs.list`` of the sandbox's ``/tmp/workspace``, copied from pytest's output, skipped the re-plan of a run that
+failed on its tests). A denied write, command or network call still does."""
+
 ERROR_CHARS = 200
 """How much of a failed tool call's error an event keeps (its first line): enough to tell errors apart."""
 
@@ -215,8 +221,8 @@ class RunContext:
                 self.events.emit("proposed", task=ex.task_id, tool=name, arguments=proposal_arguments(arguments))
             elif exc.by == "human":
                 ex.refused = True
-            else:
-                ex.denied.append(name)
+            elif not (exc.rules and set(exc.rules) <= AGENT_MISTAKES and self._read_only(name)):
+                ex.denied.append(name)  # the policy forbids what the task tried: a re-plan must not route around it
             return denied
         limit = decision.obligations.get("timeout_s")
         if isinstance(limit, int | float):
@@ -232,6 +238,10 @@ class RunContext:
         self.journal.done(key, "tool", request, result.model_dump(mode="json"))
         self.record_tool_call(ex.task_id, result, timeout_s=timeout_s)
         return result
+
+    def _read_only(self, name: str) -> bool:
+        spec = next((s for s in self.bus.specs() if s.name == name), None)
+        return spec is not None and spec.trusted and spec.read_only
 
     def _note_files(self, name: str, result: ToolResult) -> None:
         """Tell the snapshot store which files a tool changed, so the next snapshot need not walk the workspace.

@@ -80,6 +80,27 @@ def graph_problems(raw: Mapping[str, JsonValue]) -> list[PlanProblem]:
     problems.extend(_cycle_problems(deps, index))
     problems.extend(_io_problems(tasks, deps, index))
     problems.extend(_budget_problems(raw, tasks))
+    problems.extend(_target_problems(tasks))
+    return problems
+
+
+def _target_problems(tasks: list[tuple[int, Mapping[str, JsonValue]]]) -> list[PlanProblem]:
+    """A regex or json_schema check that names neither a file nor an output has nothing to read: it could only
+    fail at run time (issue-22 slice: ``{"kind": "regex", "pattern": ".* PASS.*"}`` failed a Runner task whose
+    tests passed). A plan problem instead, so the planner is told, or the salvage drops the check."""
+    problems: list[PlanProblem] = []
+    for i, t in tasks:
+        checks = t.get("accept", [])
+        if not isinstance(checks, Sequence) or isinstance(checks, str):
+            continue
+        for j, check in enumerate(checks):
+            if not isinstance(check, Mapping) or check.get("kind") not in ("regex", "json_schema"):
+                continue
+            body = "pattern" if check.get("kind") == "regex" else "schema"  # missing: its own problem says so
+            if check.get(body) is not None and check.get("file") is None and check.get("output") is None:
+                problems.append(PlanProblem(pointer("tasks", i, "accept", j), (
+                    f"a {check.get('kind')} check needs `file` (a workspace file it reads) or `output` (one of the "
+                    "task's outputs); to check a command's output, use a command check")))
     return problems
 
 

@@ -109,3 +109,37 @@ async def test_a_policy_deny_is_not_a_reason_to_replan(settings: Settings) -> No
     [skipped] = [e["reason"] for e in events if e["event"] == "replan_skipped"]
     assert "route around the policy" in skipped
     assert result.report_path.read_text().startswith("# Naestro report: FAILED")
+
+
+async def test_a_mistaken_read_outside_the_workspace_does_not_stop_the_replan(settings: Settings) -> None:
+    """Issue-22 slice: the Coder listed /tmp/workspace (the sandbox's path, seen in pytest's output); the gate
+    denied that read-only call (path_confinement), and the run that failed on its tests was never re-planned. A
+    denied write still stops the re-plan (the test above)."""
+    settings = settings.model_copy(update={"max_replans": 1, "review": False})
+    plan = Plan.model_validate({"goal": "write notes", "tasks": [
+        {"id": "notes", "role": "coder", "description": "write notes.txt", "max_attempts": 1,
+         "accept": [{"kind": "regex", "file": "notes.txt", "pattern": "^ok$"}]}]})
+    replan = {"goal": "write notes", "tasks": [
+        {"id": "fix", "role": "coder", "description": "write notes.txt saying ok",
+         "accept": [{"kind": "regex", "file": "notes.txt", "pattern": "^ok$"}]}]}
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        if "You are the Planner" in text:
+            return replan
+        if "Write 2-4 sentences" in text:
+            return {"summary": "notes.txt says ok"}
+        turns = sum(isinstance(m, AIMessage) for m in messages)
+        if turns == 0:
+            return {"thought": "where am I", "tool": "fs.list", "arguments": {"path": "/tmp/workspace"}}
+        if turns == 1:
+            content = "ok" if "Your task (fix)" in text else "not ok"
+            return {"thought": "w", "tool": "fs.write", "arguments": {"path": "notes.txt", "content": content}}
+        return {"thought": "f", "tool": "finish", "arguments": {"summary": "s", "outputs": {}}}
+
+    result = await Runner(settings, ScriptedProvider(script)).start(plan.goal, plan=plan)
+    events = read_events(result.report_path.parent / "events.jsonl")
+    assert [e["tool"] for e in events if e["event"] == "tool_denied"] == ["fs.list", "fs.list"]  # both phases
+    assert not [e for e in events if e["event"] == "replan_skipped"]
+    assert [e["phase"] for e in events if e["event"] == "replanning"] == [1]
+    assert result.passed and result.tasks["fix"]["status"] == "passed"

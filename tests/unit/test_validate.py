@@ -66,6 +66,16 @@ def test_check_needs_kind_and_fields() -> None:
     assert out == ["/tasks/0/accept/0: missing required field 'pattern'"]  # the pointer resolves
 
 
+@pytest.mark.parametrize("check", [{"kind": "regex", "pattern": ".* PASS.*"},
+                                   {"kind": "json_schema", "schema": {"type": "object"}}])
+def test_a_check_that_reads_nothing_is_a_plan_problem(check: dict[str, object]) -> None:
+    # issue-22 slice: a Runner task's regex check without file or output failed at run time, on passing tests
+    out = lines({"goal": "g", "tasks": [task("a", accept=[{"kind": "file_exists", "path": "x"}, check])]})
+    assert out == [f"/tasks/0/accept/1: a {check['kind']} check needs `file` (a workspace file it reads) or "
+                   "`output` (one of the task's outputs); to check a command's output, use a command check"]
+    assert lines({"goal": "g", "tasks": [task("a", accept=[{**check, "file": "x.txt"}])]}) == []
+
+
 def test_cli_validate_exit_codes(tmp_path: Path) -> None:
     runner = CliRunner()
     good = tmp_path / "good.json"
