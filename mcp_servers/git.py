@@ -22,7 +22,8 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from mcp_servers.sandbox import SANDBOX_WORKSPACE, Completed, Limits, SandboxUnavailable, run_sandboxed
+from mcp_servers.sandbox import Completed, Limits, SandboxUnavailable, run_sandboxed
+from mcp_servers.sandbox_path import SANDBOX_WORKSPACE
 from mcp_servers.workspace import ServerOptions, confine, new_server, serve
 
 __all__ = ["build", "main"]

@@ -44,10 +44,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_servers.idmap import IDMAP_HELPER
 from mcp_servers.pids_cgroup import kill_tree, make_cgroup, remove_cgroup
+from mcp_servers.sandbox_path import SANDBOX_WORKSPACE
 
 __all__ = ["Completed", "Limits", "SandboxUnavailable", "run_sandboxed", "sandbox_argv"]
 
-SANDBOX_WORKSPACE = "/tmp/workspace"  # inside the sandbox's private /tmp (the root is read-only)
 CLIP_CHARS = 20_000  # per stream, in the returned text; the rest is counted, not returned
 SIGXCPU_EXIT = 128 + signal.SIGXCPU
 SIGXFSZ_EXIT = 128 + signal.SIGXFSZ

@@ -20,6 +20,8 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import LoggingLevel
 from pydantic import BaseModel, ConfigDict, Field
 
+from mcp_servers.sandbox_path import unaliased
+
 __all__ = ["BUILTIN_SERVERS", "ServerOptions", "build_server", "confine", "confine_read",
            "new_server", "serve", "serve_server"]
 
@@ -107,7 +109,7 @@ def confine(root: Path, path: str, *, arg: str = "path") -> Path:
     """Resolve ``path`` (relative to root; ``..`` and symlinks resolved) and refuse anything outside root.
 
     ``arg`` names the tool argument the path came from, so the refusal says which one to fix."""
-    root = root.resolve()
+    root, path = root.resolve(), unaliased(path)
     candidate = _resolve(root / path, path, arg)
     if not _inside(candidate, root):
         raise ToolError(f"{arg} {path!r} resolves outside the workspace ({candidate}); use a path relative to "
@@ -119,6 +121,7 @@ def confine_read(options: ServerOptions, path: str, *, arg: str = "path") -> Pat
     """Like ``confine``, but a path resolving inside one of the read-only ``roots`` is also accepted."""
     if not options.roots:
         return confine(options.workspace, path, arg=arg)
+    path = unaliased(path)
     candidate = _resolve(options.workspace.resolve() / path, path, arg)  # an absolute path replaces the workspace
     if readable(options, candidate):
         return candidate

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import JsonValue
 
+from mcp_servers.sandbox_path import unaliased
 from policies.decision import PathFact, UrlFact
 
 __all__ = ["diff_strip", "diff_targets", "path_facts", "url_facts"]
@@ -187,7 +188,7 @@ def _fact(key: str, raw: str, base: Path) -> PathFact:
     if "\0" in raw:
         return PathFact(arg=key, resolved="", problem="path contains a NUL byte")
     try:
-        return PathFact(arg=key, resolved=_resolve(raw, base))
+        return PathFact(arg=key, resolved=_resolve(unaliased(raw), base))
     except (OSError, RuntimeError) as exc:
         return PathFact(arg=key, resolved="", problem=f"path cannot be resolved ({exc})")
 

@@ -112,9 +112,9 @@ async def test_a_policy_deny_is_not_a_reason_to_replan(settings: Settings) -> No
 
 
 async def test_a_mistaken_read_outside_the_workspace_does_not_stop_the_replan(settings: Settings) -> None:
-    """Issue-22 slice: the Coder listed /tmp/workspace (the sandbox's path, seen in pytest's output); the gate
-    denied that read-only call (path_confinement), and the run that failed on its tests was never re-planned. A
-    denied write still stops the re-plan (the test above)."""
+    """Issue-22 slice: the Coder listed an absolute path outside the workspace; the gate denied that read-only call
+    (path_confinement), and the run that failed on its tests was never re-planned. A denied write still stops the
+    re-plan (the test above)."""
     settings = settings.model_copy(update={"max_replans": 1, "review": False})
     plan = Plan.model_validate({"goal": "write notes", "tasks": [
         {"id": "notes", "role": "coder", "description": "write notes.txt", "max_attempts": 1,
@@ -131,7 +131,7 @@ async def test_a_mistaken_read_outside_the_workspace_does_not_stop_the_replan(se
             return {"summary": "notes.txt says ok"}
         turns = sum(isinstance(m, AIMessage) for m in messages)
         if turns == 0:
-            return {"thought": "where am I", "tool": "fs.list", "arguments": {"path": "/tmp/workspace"}}
+            return {"thought": "where am I", "tool": "fs.list", "arguments": {"path": "/srv/project"}}
         if turns == 1:
             content = "ok" if "Your task (fix)" in text else "not ok"
             return {"thought": "w", "tool": "fs.write", "arguments": {"path": "notes.txt", "content": content}}

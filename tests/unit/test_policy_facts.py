@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from mcp.server.fastmcp.exceptions import ToolError
+
+from mcp_servers.sandbox_path import unaliased
+from mcp_servers.workspace import ServerOptions, confine, confine_read
 from policies.facts import path_facts, url_facts
 
 
@@ -31,3 +36,19 @@ def test_urls_are_classified() -> None:
     assert by_host["10.1.2.3"].ip and by_host["10.1.2.3"].private and by_host["10.1.2.3"].addresses == ["10.1.2.3"]
     assert by_host["::1"].ip and by_host["::1"].loopback
     assert by_host[""].scheme == "file"
+
+
+def test_the_sandbox_path_of_the_workspace_is_the_workspace(tmp_path: Path) -> None:
+    # exec.run mounts the workspace at /tmp/workspace and pytest prints it; an agent copying it reaches the same
+    # files through fs.* and the gate (issue-22 slice), and nothing more: `..` still leaves and is denied.
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    facts = path_facts({"path": "/tmp/workspace/test_calc.py", "paths": ["/tmp/workspace", "/tmp/workspace/../etc",
+                                                                         "/tmp/workspaces/x"]}, ws)
+    assert [f.resolved for f in facts] == [str(ws / "test_calc.py"), str(ws), str(tmp_path / "etc"),
+                                           "/tmp/workspaces/x"]
+    assert confine(ws, "/tmp/workspace/a/b.txt") == ws / "a" / "b.txt"
+    assert confine_read(ServerOptions(workspace=ws, roots=(tmp_path / "docs",)), "/tmp/workspace/") == ws
+    with pytest.raises(ToolError, match="resolves outside the workspace"):
+        confine(ws, "/tmp/workspace/../../etc/passwd")
+    assert unaliased("/tmp/workspace2/x") == "/tmp/workspace2/x" and unaliased("tmp/workspace/x") == "tmp/workspace/x"
