@@ -7,14 +7,18 @@ its valid time and Naestro's typed fields (run, kind, outcome, the plan); ``MENT
 every entity it names. Entity and episode ids are derived from their names and keys, so a second write of the
 same run merges instead of duplicating.
 
-Reads fuse two rankings of the facts by reciprocal rank (k=60): Graphiti's cosine edge search (MiniLM vectors in
-the graph) and BM25 over the same facts in this process (kept per graph state, file and task names split into
-their parts). Not Graphiti's own ``search()``: on the bench's labelled why-questions it ranked the right failure
-first 0.46 of the time against 0.92 for the baseline, for two reasons found there. Its RRF uses k=1, so each
-list's first hit wins whatever the other list says; and its fulltext leg (FalkorDB's RediSearch index, TF-IDF
-scores so coarse that most facts tie, tie order arbitrary, the group filter's terms scored with the words) put
-the right failure in the top 5 only 0.67 of the time, where BM25 over the same texts does 0.96. Fusing those two
-searches with k=60 still gave 0.58. ``bench.memory`` measures each of these beside the baselines.
+Reads fuse two rankings of every fact of the slices by reciprocal rank (k=60): cosine similarity to the fact
+embeddings Graphiti stored (MiniLM vectors) and BM25 over the same facts, both in this process over an index of the
+graph's facts kept per graph state (one count-and-newest-write query tells when another process changed it; file and
+task names split into their parts). Graphiti's cosine edge search (``method="cosine"``) returned the top 50 with
+every fact's embedding in its properties, ~190 ms of CPU per question, and ranked fewer candidates than the
+baseline, which was 0.08 better at recall@1 (BENCHMARKS.md). Not Graphiti's own ``search()``: on the bench's
+labelled why-questions it ranked the right failure first 0.46 of the time against 0.92 for the baseline, for two
+reasons found there. Its RRF uses k=1, so each list's first hit wins whatever the other list says; and its fulltext
+leg (FalkorDB's RediSearch index, TF-IDF scores so coarse that most facts tie, tie order arbitrary, the group
+filter's terms scored with the words) put the right failure in the top 5 only 0.67 of the time, where BM25 over the
+same texts does 0.96. Fusing those two searches with k=60 still gave 0.58. ``bench.memory`` measures each of these
+beside the baselines.
 
 All slices live in one graph (``naestro_memory`` on FalkorDB, the database on Neo4j) and a slice is a group id
 that every query filters on. Graphiti's FalkorDB driver would otherwise put each group id in a graph of its own and
@@ -31,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from rank_bm25 import BM25Okapi
 
 from naestro.errors import MemoryUnavailable
@@ -84,15 +89,17 @@ def _hit(edge_attrs: dict[str, Any], *, fact: str, valid_at: datetime | None, sc
 
 
 class _FactIndex:
-    """BM25 (``rank_bm25``, the baseline's tokens: file and task names split into their parts) over the facts."""
+    """The graph's facts in this process: BM25 (``rank_bm25``, the baseline's tokens: file and task names split
+    into their parts) and their stored embeddings as unit vectors (a fact without one is left out of cosine)."""
 
     def __init__(self, stamp: str, uuids: list[str], groups: list[str], hits: dict[str, MemoryHit],
-                 index: BM25Okapi | None) -> None:
+                 index: BM25Okapi | None, vectors: np.ndarray, embedded: np.ndarray) -> None:
         self.stamp, self.uuids, self.groups, self.hits, self.index = stamp, uuids, groups, hits, index
+        self.vectors, self.embedded = vectors, embedded
 
     @classmethod
     def build(cls, stamp: str, records: list[dict[str, Any]]) -> _FactIndex:
-        uuids, groups, texts, hits = [], [], [], {}
+        uuids, groups, texts, hits, rows = [], [], [], {}, []
         for r in records:
             hit = _hit(r, fact=str(r["fact"]), valid_at=_parse_time(r["valid_at"]), score=0.0)
             if hit is None:
@@ -101,17 +108,36 @@ class _FactIndex:
             groups.append(str(r["group_id"]))
             texts.append(tokens(hit.text) or ["_"])
             hits[uuids[-1]] = hit
-        return cls(stamp, uuids, groups, hits, BM25Okapi(texts) if texts else None)
+            rows.append(r.get("embedding"))
+        width = next((len(v) for v in rows if isinstance(v, list | tuple) and v), 0)
+        vectors = np.zeros((len(rows), width), dtype=np.float32)
+        embedded = np.zeros(len(rows), dtype=bool)
+        for i, v in enumerate(rows):
+            if isinstance(v, list | tuple) and len(v) == width and width:
+                norm = float(np.linalg.norm(v))
+                vectors[i], embedded[i] = (np.asarray(v, dtype=np.float32) / norm if norm else 0.0), norm > 0
+        return cls(stamp, uuids, groups, hits, BM25Okapi(texts) if texts else None, vectors, embedded)
 
-    def bm25(self, query: str, groups: Sequence[str], depth: int) -> list[str]:
+    def _ranked(self, scores: np.ndarray, keep: np.ndarray, groups: Sequence[str]) -> list[str]:
+        allowed = keep & np.array([g in set(groups) for g in self.groups], dtype=bool)
+        order = np.argsort(-np.where(allowed, scores, -np.inf), kind="stable")
+        return [self.uuids[int(i)] for i in order if allowed[i]]
+
+    def bm25(self, query: str, groups: Sequence[str]) -> list[str]:
         """Edge uuids in ``groups`` that share a word with the query, best first."""
         if self.index is None:
             return []
-        scores = self.index.get_scores(tokens(query))
-        allowed = set(groups)
-        ranked = sorted((i for i, g in enumerate(self.groups) if g in allowed and scores[i] > 0),
-                        key=lambda i: -scores[i])
-        return [self.uuids[i] for i in ranked[:depth]]
+        scores = np.asarray(self.index.get_scores(tokens(query)), dtype=np.float64)
+        return self._ranked(scores, scores > 0, groups)
+
+    def cosine(self, vector: Sequence[float], groups: Sequence[str]) -> list[str]:
+        """Every embedded edge in ``groups``, nearest to ``vector`` first."""
+        if not self.uuids or not self.vectors.shape[1]:
+            return []
+        query = np.asarray(vector, dtype=np.float32)
+        norm = float(np.linalg.norm(query))
+        return self._ranked((self.vectors @ (query / norm if norm else query)).astype(np.float64), self.embedded,
+                            groups)
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -246,17 +272,21 @@ class GraphitiStore:
             ranked.append([e.uuid for e in found])
             edges |= {e.uuid: h for e in found if (h := _hit(e.attributes, fact=e.fact, valid_at=e.valid_at,
                                                             score=0.0)) is not None}
-        if method == "fused":
+        if method == "fused":  # every fact of the slices, ranked twice in this process (as the baseline does)
             facts = await self._facts()
-            ranked.append(facts.bm25(query, groups, depth))
+            ranked += [facts.bm25(query, groups), facts.cosine(vector, groups)]
             edges |= facts.hits
-        if method in ("fused", "cosine", "fulltext_k60"):
+        if method in ("cosine", "fulltext_k60"):
             found = await edge_similarity_search(driver, vector, None, None, SearchFilters(), groups, depth,
                                                  _NO_FLOOR)
             ranked.append([e.uuid for e in found])
             edges |= {e.uuid: h for e in found if e.uuid not in edges and (h := _hit(
                 e.attributes, fact=e.fact, valid_at=e.valid_at, score=0.0)) is not None}
         uuids, scores = rrf(ranked, rank_const=_RRF_K + 1)
+        if method == "fused":  # equal sums (A first in one list, B in the other) go to the nearer in meaning
+            nearest = {u: i for i, u in enumerate(ranked[-1])}
+            order = sorted(range(len(uuids)), key=lambda i: (-round(scores[i], 12), nearest.get(uuids[i], len(uuids))))
+            uuids, scores = [uuids[i] for i in order], [scores[i] for i in order]
         hits = [edges[u].model_copy(update={"score": round(score, 6)}) for u, score in zip(uuids, scores, strict=True)
                 if u in edges]
         return hits[:limit]
@@ -272,7 +302,7 @@ class GraphitiStore:
             rows = await driver.execute_query(
                 "MATCH ()-[e:RELATES_TO]->() WHERE e.kind IS NOT NULL RETURN e.uuid AS uuid, e.group_id AS group_id,"
                 " e.fact AS fact, e.valid_at AS valid_at, e.key AS key, e.run_id AS run_id, e.kind AS kind,"
-                " e.slice AS slice, e.outcome AS outcome, e.plan AS plan")
+                " e.slice AS slice, e.outcome AS outcome, e.plan AS plan, e.fact_embedding AS embedding")
             records = [dict(r) for r in rows[0]] if rows else []
             self._fact_index = await asyncio.to_thread(_FactIndex.build, stamp, records)
         return self._fact_index
