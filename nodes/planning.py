@@ -8,6 +8,7 @@ go through the run's gate without an asker (an ask is a deny that says how to pr
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -259,12 +260,16 @@ async def replan_node(state: RunState, services: RunServices, *, run_id: str, pl
         outcome = await make_plan(plan.goal, rt.provider, attempts=rt.settings.planner_attempts,
                                   guard=_guard(gate, rt.provider), probe=_probe(gate, workspace, probed),
                                   context=context)
-    await asyncio.to_thread(DeferredProbe(services.store.dir(record.run_id), phase).keep_unprobed, outcome.plan,
-                            probed, workspace)
     original = await asyncio.to_thread(services.plan_to_run, record, 0)
     new = _toward_the_goal(outcome.plan, goal=record.goal, original=original, existing=files, unmet=unmet,
                            events=events, phase=phase)
     carry = carry_unfinished_checks(plan, failed, new)
+    # Checks of this phase that pass on its starting workspace are work done by an earlier phase (nodes/task.py)
+    # when checks that already failed once decide the run: the failed tasks' carried checks or the goal's unmet
+    # requirements, both re-checked on the final workspace.
+    await asyncio.to_thread(functools.partial(
+        DeferredProbe(services.store.dir(record.run_id), phase).keep_unprobed, outcome.plan, probed, workspace,
+        guarded=bool(carry.carried) or bool(unmet)))
     if carry.carried or carry.dropped:
         events.emit("checks_carried", phase=phase, carried=list(carry.carried), dropped=list(carry.dropped))
     name = f"plan.replan{phase}.json"

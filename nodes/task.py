@@ -20,7 +20,6 @@ from pydantic import JsonValue
 from graphs.state import FINAL, CheckResult, TaskInput, TaskRecord, TaskStatus
 from mcp_servers.sandbox import Completed, Limits, SandboxUnavailable, run_sandboxed
 from naestro.budget import TaskMeter, effective_budget
-from naestro.carryover import VERIFY_PREFIX
 from naestro.context import Execution, RunContext
 from naestro.errors import BudgetExceeded, PolicyDenied
 from naestro.plan import CommandCheck, Role, Task, shown_to_agent
@@ -160,19 +159,19 @@ async def _deferred_vacuity(task: Task, checks: list[CheckResult], ctx: RunConte
     probe is the same command in the same sandbox on a throwaway copy.
 
     In a re-plan (phase > 0) the workspace planned from holds the earlier phases' work, so a check on a file they
-    wrote passes there too: it says the work was done before, not that it cannot be. When the re-plan carries the
-    failed tasks' checks (its ``verify_carried`` task, naestro/carryover.py), such a check stays passed, with that
-    noted: the run's verdict rests on those carried checks and the goal's own requirements, both checked on the
-    final workspace. Without carried checks it fails as in the first phase (issue-22 slice: the re-plan
-    templates' ``ls *.py`` / ``ls *.csv`` failed their first task as vacuous in all three re-plans, so every
-    re-plan phase did nothing)."""
+    wrote passes there too: it says the work was done before, not that it cannot be. When the re-plan is guarded
+    by checks that already failed once (the failed tasks' carried checks in ``verify_carried``, or the goal's
+    unmet requirements; ``DeferredProbe.guarded``), such a check stays passed, with that noted: the run's verdict
+    rests on those, re-checked on the final workspace. Otherwise it fails as in the first phase (issue-22 slice:
+    the re-plan templates' ``ls *.py`` / ``ls *.csv`` failed their first task as vacuous in every re-plan, so
+    every re-plan phase did nothing)."""
     if not any(isinstance(spec, CommandCheck) for spec in task.accept):
         return checks  # nothing to probe: no thread hop for the probe file (issue 16: per-task overhead)
     probe = DeferredProbe(ctx.run_dir, phase)
     pending = await asyncio.to_thread(probe.pending)
     if not pending:
         return checks
-    carried = phase > 0 and any(t.id.startswith(VERIFY_PREFIX) for t in ctx.plan.tasks)
+    guarded = phase > 0 and await asyncio.to_thread(probe.guarded)
     out: list[CheckResult] = []
     for spec, result in zip(task.accept, checks, strict=True):
         if isinstance(spec, CommandCheck) and result["passed"] and redact(spec.command) in pending:
@@ -184,7 +183,7 @@ async def _deferred_vacuity(task: Task, checks: list[CheckResult], ctx: RunConte
             except SandboxUnavailable:
                 vacuous = False  # exec.run uses the same sandbox: the check itself could not have run
             ctx.events.emit("vacuity_probed", task=task.id, command=spec.command, vacuous=vacuous, phase=phase)
-            if vacuous and carried:
+            if vacuous and guarded:
                 result = {**result, "detail": f"{result['detail']} (it passed before this phase's work too: "
                                               "done by an earlier phase)"}
             elif vacuous:

@@ -57,8 +57,9 @@ READS_NO_FILE = ("reads no file, so it passes or fails whatever the task produce
 # Copying a large workspace for every planning attempt costs more than the probe is worth: file checks still run.
 _MAX_COPY_BYTES = 50_000_000
 
-_FILE_TOKEN = re.compile(r"[\w./-]*\w\.(?:py|pyi|txt|csv|tsv|json|jsonl|md|yaml|yml|toml|ini|cfg|html|xml|sh|sql|js|"
-                         r"ts|log|db|sqlite|c|h|cpp|rs|go|java|rb)\b")
+# A file name, or a glob of them (``*.py``, ``report_?.md``): what a task may write.
+_FILE_TOKEN = re.compile(r"[\w./*?-]*[\w*?]\.(?:py|pyi|txt|csv|tsv|json|jsonl|md|yaml|yml|toml|ini|cfg|html|xml|sh|"
+                         r"sql|js|ts|log|db|sqlite|c|h|cpp|rs|go|java|rb)\b")
 _IMPORT = re.compile(r"(?:^|[\s;\"'(])(?:from\s+([A-Za-z_][\w.]*)\s+import|import\s+([A-Za-z_][\w., ]*))")
 _RUN_MODULE = re.compile(r"-m\s+([A-Za-z_][\w.]*)")
 _RELATIVE_PATH = re.compile(r"[\w.-]+/[\w./-]*")
@@ -166,8 +167,11 @@ class DeferredProbe:
         self.folder = run_dir / "baseline" / f"phase{phase}"
         self.listing = run_dir / "baseline" / f"phase{phase}.json"
 
-    def keep(self, workspace: Path, commands: list[str]) -> None:
-        """Blocking (copies the workspace): call it from a worker thread. Nothing is kept with no command."""
+    def keep(self, workspace: Path, commands: list[str], *, guarded: bool = False) -> None:
+        """Blocking (copies the workspace): call it from a worker thread. Nothing is kept with no command.
+
+        ``guarded``: a re-plan whose verdict rests on checks that already failed once (the failed tasks' carried
+        checks, the goal's unmet requirements), re-checked on the final workspace (``guarded()``)."""
         if not commands:
             return
         self.listing.parent.mkdir(parents=True, exist_ok=True)
@@ -176,8 +180,14 @@ class DeferredProbe:
             if self.folder.exists():
                 shutil.rmtree(self.folder)
             shutil.copytree(workspace, self.folder, symlinks=True)
-        self.listing.write_text(json.dumps({"commands": sorted(set(commands)), "baseline": copied}),
-                                encoding="utf-8")
+        self.listing.write_text(json.dumps({"commands": sorted(set(commands)), "baseline": copied,
+                                            "guarded": guarded}), encoding="utf-8")
+
+    def guarded(self) -> bool:
+        try:
+            return bool(json.loads(self.listing.read_text(encoding="utf-8")).get("guarded"))
+        except (OSError, ValueError):
+            return False
 
     def pending(self) -> set[str]:
         """The commands to probe at check time (none when the planner probed everything)."""
@@ -187,13 +197,13 @@ class DeferredProbe:
             return set()
         return {str(c) for c in data.get("commands", [])} if data.get("baseline") and self.folder.is_dir() else set()
 
-    def keep_unprobed(self, plan: Plan, probed: set[str], workspace: Path) -> None:
+    def keep_unprobed(self, plan: Plan, probed: set[str], workspace: Path, *, guarded: bool = False) -> None:
         """Keep the baseline for ``plan``'s command checks the planner's probe did not run (blocking).
 
         Commands are listed as ``naestro.redact`` shows them (a key in a check is not written to disk); the
         check-time side compares the same way."""
         self.keep(workspace, [redact(c.command) for t in plan.tasks for c in t.accept
-                              if isinstance(c, CommandCheck) and c.command not in probed])
+                              if isinstance(c, CommandCheck) and c.command not in probed], guarded=guarded)
 
     async def passes_before(self, command: str, run: Callable[[str, Path], Awaitable[Completed]]) -> bool:
         """Whether ``command`` exits 0 on a copy of the baseline (the workspace before the phase's work)."""

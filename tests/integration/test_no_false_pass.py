@@ -49,9 +49,9 @@ def script_for(command: str, planned: list[str]) -> Any:
     return script
 
 
-async def run_approving(runner: Runner, goal: str, policy: RunPolicy) -> RunResult:
+async def run_approving(runner: Runner, goal: str, policy: RunPolicy, plan: Plan | None = None) -> RunResult:
     """A human who approves every consent request (with --remember), as in the issue's transcript."""
-    result = await runner.start(goal, policy=policy)
+    result = await runner.start(goal, policy=policy, plan=plan)
     for _ in range(10):
         if not result.pending:
             return result
@@ -65,7 +65,8 @@ def test_a_command_that_reads_no_file_is_found_without_running_it(tmp_path: Path
     for command in (PRINTS, "echo ok", "python3 -c \"import math; assert math.sqrt(4) == 2\"", "true"):
         assert reads_no_file(command, tmp_path), command
     for command in ("python3 hello.py", LOOKS, "python3 -c \"from fib import fib; assert fib(10) == 55\"",
-                    "pytest -q", "python3 -m unittest", "test -d data", "bash run.sh", "ls out/"):
+                    "pytest -q", "python3 -m unittest", "test -d data", "bash run.sh", "ls out/", "ls *.py",
+                    "cat report_?.md"):  # a glob names the files a task writes
         assert not reads_no_file(command, tmp_path), command
 
 
@@ -146,15 +147,54 @@ async def test_a_replan_check_on_earlier_work_is_not_vacuous_while_the_failed_ch
             return {"thought": "write", "tool": "fs.write", "arguments": {"path": "a.txt", "content": content[task]}}
         return {"thought": "done", "tool": "finish", "arguments": {"summary": "done", "outputs": {}}}
 
-    runner = Runner(settings, ScriptedProvider(script))
-    result = await runner.start("g", plan=Plan.model_validate(first), policy=RunPolicy(mode="copilot"))
-    for _ in range(10):  # a human approving the check commands (copilot: exec asks)
-        if not result.pending:
-            break
-        answers = {p.id: ConsentAnswer(approve=True, remember=True, by="test") for p in result.pending}
-        result = await runner.resume(result.record.run_id, answers)
+    # copilot: exec asks; a human approves the check commands
+    result = await run_approving(Runner(settings, ScriptedProvider(script)), "g", RunPolicy(mode="copilot"),
+                                 Plan.model_validate(first))
     assert result.passed, {t: (r["status"], r.get("error"), r["checks"]) for t, r in result.tasks.items()}
     assert "done by an earlier phase" in result.tasks["look"]["checks"][0]["detail"]
     assert result.tasks["verify_carried"]["status"] == "passed"
     events = read_events(result.report_path.parent / "events.jsonl")
     assert [(e["vacuous"], e["phase"]) for e in events if e["event"] == "vacuity_probed"] == [(True, 1)]
+
+
+async def test_a_replan_for_an_unmet_goal_requirement_is_guarded_by_it(settings: Settings) -> None:
+    """Issue-22 slice (tests_calc_add at a0f6ea7): every task passed, the goal's own requirement (pytest passes on
+    test_calc.py) did not, and the re-plan's first check (``ls *.py`` there, ``ls calc.py`` here) passed on the
+    workspace the first phase left, so it failed as vacuous and the phase did nothing. The unmet requirement is
+    re-checked on the final workspace, so the earlier work's check stays passed and the fix runs."""
+    settings = settings.model_copy(update={"reference_checks": False, "review": False, "max_replans": 1})
+    goal = "Write calc.py with a function add(a, b), add pytest tests for it in test_calc.py, and make the tests pass."
+    first = {"goal": goal, "tasks": [{"id": "write", "role": "coder", "description": "write calc.py and test_calc.py",
+                                      "accept": [{"kind": "file_exists", "path": "calc.py"},
+                                                 {"kind": "file_exists", "path": "test_calc.py"}]}]}
+    replan = {"goal": goal, "tasks": [
+        {"id": "look", "role": "coder", "description": "see that calc.py is there",
+         "accept": [{"kind": "command", "command": "ls calc.py"}]},
+        {"id": "fix", "role": "coder", "description": "fix test_calc.py", "deps": ["look"],
+         "accept": [{"kind": "command", "command": "python3 -m pytest -q test_calc.py"}]}]}
+    tests = {"write": "def test_add():\n    assert add(2, 3) == 5\n",  # never imports add: NameError
+             "fix": "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"}
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        if "You are the Planner" in text:
+            return replan
+        if "Write 2-4 sentences" in text:
+            return {"summary": "calc.py and its tests pass."}
+        task = next((t for t in ("write", "fix", "look") if f"Your task ({t})" in text), None)
+        turns = sum(isinstance(m, AIMessage) for m in messages)
+        if task == "write" and turns == 0:
+            return {"thought": "w", "tool": "fs.write",
+                    "arguments": {"path": "calc.py", "content": "def add(a, b):\n    return a + b\n"}}
+        if task in ("write", "fix") and turns == (1 if task == "write" else 0):
+            return {"thought": "t", "tool": "fs.write", "arguments": {"path": "test_calc.py", "content": tests[task]}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "done", "outputs": {}}}
+
+    result = await run_approving(Runner(settings, ScriptedProvider(script)), goal, RunPolicy(mode="copilot"),
+                                 Plan.model_validate(first))
+    assert result.passed, {t: (r["status"], r.get("error"), r["checks"]) for t, r in result.tasks.items()}
+    events = read_events(result.report_path.parent / "events.jsonl")
+    assert [e["goal_unmet"] for e in events if e["event"] == "replanning"] == [
+        ["pytest passes on test_calc.py and fails without calc.py"]]
+    assert "done by an earlier phase" in result.tasks["look"]["checks"][0]["detail"]
+    assert [c["passed"] for e in events if e["event"] == "goal_checked" for c in e["checks"]][-3:] == [True] * 3
