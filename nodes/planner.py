@@ -25,6 +25,7 @@ from naestro.errors import PlanInvalid, PlanProblem, UsageError
 from naestro.llm import ModelProvider, complete_json
 from naestro.plan import EvaluatorCheck, FileExistsCheck, Plan, Role, text_problem
 from naestro.validate import parse_plan, plan_problems
+from nodes.producer_deps import with_producer_deps
 from nodes.reference import QUANTITY
 from nodes.vacuity import Probe
 
@@ -89,7 +90,7 @@ class PlanOutcome:
     source: str  # "model" or "template:<name>"
     attempts: list[list[PlanProblem]] = field(default_factory=list)
     tokens: int = 0
-    repairs: list[str] = field(default_factory=list)  # pointers of command checks fixed mechanically
+    repairs: list[str] = field(default_factory=list)  # pointers of command checks / deps fixed mechanically
     dropped: list[str] = field(default_factory=list)  # ids of test tasks the goal did not ask for
 
 
@@ -272,7 +273,8 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
         if isinstance(candidate, dict):
             candidate = {**candidate, "goal": goal}
             candidate, fixed = _with_repaired_commands(candidate)
-            repairs += fixed
+            candidate, ordered = with_producer_deps(candidate)  # a check reading another task's file waits for it
+            repairs += fixed + ordered
         last_plan = candidate
         problems = plan_problems(candidate)
         if not problems and probe is not None:
