@@ -239,8 +239,11 @@ class RunContext:
         self.record_tool_call(ex.task_id, result, timeout_s=timeout_s)
         return result
 
+    def _spec(self, name: str) -> ToolSpec | None:
+        return next((s for s in self.bus.specs() if s.name == name), None)
+
     def _read_only(self, name: str) -> bool:
-        spec = next((s for s in self.bus.specs() if s.name == name), None)
+        spec = self._spec(name)
         return spec is not None and spec.trusted and spec.read_only
 
     def _note_files(self, name: str, result: ToolResult) -> None:
@@ -251,7 +254,7 @@ class RunContext:
         any file. Read before redaction: a path is a path, not a placeholder."""
         if self.snapshots is None:
             return
-        spec = next((s for s in self.bus.specs() if s.name == name), None)
+        spec = self._spec(name)
         trusted = spec is not None and spec.trusted
         data = result.structured if result.ok and isinstance(result.structured, dict) else {}
         written = data.get("files") if name == "fs.patch" else [data.get("path")] if name == "fs.write" else None

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from naestro.evaluators import TIMED_OUT
 from naestro.events import Event, read_events
+from naestro.tooladapter import adapter_path
 
 __all__ = ["Finding", "FindingKind", "introspect_events", "introspect_run"]
 
@@ -133,7 +134,7 @@ def _tool_trouble(run: str, task: str, e: Event, errors: dict[tuple[str, str, st
         return [Finding(kind="tool_timeout", run=run, task=task, tool=tool,
                         limit_s=float(limit) if isinstance(limit, int | float) else None,
                         evidence=f"{tool} timed out after {_num(limit)} s: {error}",
-                        proposal=f"raise {tool}'s timeout_s in tools/{tool.split('.')[0]}.yaml (a tool adapter), or "
+                        proposal=f"raise {tool}'s timeout_s in {adapter_path(tool)} (a tool adapter), or "
                         "give the task a smaller input")]
     if e.get("ok") is not False or not error:
         return []
@@ -142,7 +143,7 @@ def _tool_trouble(run: str, task: str, e: Event, errors: dict[tuple[str, str, st
         return []
     return [Finding(kind="tool_error", run=run, task=task, tool=tool,
                     evidence=f"{tool} failed twice with: {error}",
-                    proposal=f"add a usage hint for {tool} in tools/{tool.split('.')[0]}.yaml (a tool adapter)")]
+                    proposal=f"add a usage hint for {tool} in {adapter_path(tool)} (a tool adapter)")]
 
 
 def introspect_run(run_dir: Path) -> list[Finding]:

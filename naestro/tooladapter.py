@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from naestro.errors import ConfigError
 
-__all__ = ["DEFAULT_TIMEOUT_S", "ServerAdapter", "ToolAdapter", "adapters_from_tree", "hint_for",
+__all__ = ["DEFAULT_TIMEOUT_S", "ServerAdapter", "ToolAdapter", "adapter_path", "adapters_from_tree", "hint_for",
            "parse_server_adapter", "timeout_for"]
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -74,6 +74,11 @@ def adapters_from_tree(files: Mapping[str, str]) -> dict[str, ToolAdapter]:
         if path.startswith("tools/") and path.endswith(".yaml") and path.count("/") == 1:
             out.update(parse_server_adapter(path, text))
     return out
+
+
+def adapter_path(tool: str) -> str:
+    """The config-repository file holding ``server.tool``'s adapter: ``tools/<server>.yaml``."""
+    return f"tools/{tool.partition('.')[0]}.yaml"
 
 
 def hint_for(adapters: Mapping[str, ToolAdapter], tool: str) -> str | None:

@@ -8,7 +8,7 @@ dependency is a fact the plan itself shows, so it is repaired like a ``; with`` 
 in the ``planned`` event's ``repaired_checks``), not sent back to a model that would repeat it.
 
 A task *writes* a file its description names after a verb of making ("Write calc.py", "create report.md"); a
-task *reads* the files its checks name, the modules a ``from m import`` / ``import m`` check imports (``m.py``),
+task *reads* the files its checks name, the modules a check imports (``m.py``; ``nodes.vacuity`` reads both),
 and for a test file ``test_m.py`` also ``m.py``. A dependency is added only where it closes no cycle.
 """
 
@@ -19,13 +19,13 @@ from collections.abc import Mapping
 
 from pydantic import JsonValue
 
+from nodes.vacuity import files_named, imported_modules
+
 __all__ = ["with_producer_deps"]
 
-_FILE = re.compile(r"[\w./-]*\w\.(?:py|txt|csv|tsv|json|jsonl|md|yaml|yml|toml|html|sh|sql)\b")
 _MAKES = re.compile(r"(?i)\b(?:write|writes|create|creates|generate|generates|produce|produces|save|saves|make|"
                     r"makes|implement|implements|add)\b[^.;\n]*?\b([\w./-]*\w\.(?:py|txt|csv|tsv|json|jsonl|md|yaml|"
                     r"yml|toml|html|sh|sql))\b")
-_IMPORT = re.compile(r"\b(?:from\s+([A-Za-z_]\w*)(?:\.\w+)*\s+import|import\s+([A-Za-z_]\w*))")
 _TEST = re.compile(r"(?:^|/)test_(\w+)\.py$")
 
 
@@ -45,8 +45,7 @@ def _reads(task: Mapping[str, JsonValue]) -> set[str]:
                 names.add(str(check[key]))
         command = check.get("command")
         if isinstance(command, str):
-            names |= set(_FILE.findall(command))
-            names |= {f"{a or b}.py" for a, b in _IMPORT.findall(command)}
+            names |= files_named(command) | {f"{m}.py" for m in imported_modules(command)}
     names |= {f"{m.group(1)}.py" for n in list(names) if (m := _TEST.search(n))}
     return names
 

@@ -40,8 +40,8 @@ from naestro.plan_checks import pointer
 from naestro.redact import redact
 from nodes.file_checks import file_check
 
-__all__ = ["READS_NO_FILE", "VACUOUS", "CommandRunner", "DeferredProbe", "Probe", "reads_no_file",
-           "vacuous_checks"]
+__all__ = ["READS_NO_FILE", "VACUOUS", "CommandRunner", "DeferredProbe", "Probe", "files_named", "imported_modules",
+           "reads_no_file", "vacuous_checks"]
 
 CommandRunner = Callable[[str, Path], Awaitable[Completed | None]]
 """Runs a check's command in a workspace (sandboxed); None when it may not run (policy)."""
@@ -66,13 +66,19 @@ _RELATIVE_PATH = re.compile(r"[\w.-]+/[\w./-]*")
 _TEST_RUNNER = re.compile(r"(?:^|[\s;&|])(?:pytest|py\.test)\b|-m\s+(?:pytest|unittest)\b")
 
 
-def _modules(command: str) -> set[str]:
+def imported_modules(command: str) -> set[str]:
+    """Modules outside the standard library a command imports or runs (``from fib import``, ``-m pkg``)."""
     names: set[str] = set()
     for m in _IMPORT.finditer(command):
         spec = m.group(1) or m.group(2) or ""
         names |= {part.strip().split(" ")[0].split(".")[0] for part in spec.split(",") if part.strip()}
     names |= {m.group(1).split(".")[0] for m in _RUN_MODULE.finditer(command)}
     return {n for n in names if n and n not in sys.stdlib_module_names}
+
+
+def files_named(command: str) -> set[str]:
+    """The file names (and globs of them) a command names."""
+    return set(_FILE_TOKEN.findall(command))
 
 
 def _workspace_names(command: str, workspace: Path) -> bool:
@@ -100,7 +106,7 @@ def reads_no_file(command: str, workspace: Path) -> bool:
     library (``from fib import fib``), no test runner (``pytest`` discovers the tests a task writes), no word
     naming something in the workspace. Such a check (``python3 -c "print('Hello')"``, ``echo ok``) shows nothing
     about the work, in any mode, without running it."""
-    return not (_FILE_TOKEN.search(command) or _modules(command) or _TEST_RUNNER.search(command)
+    return not (_FILE_TOKEN.search(command) or imported_modules(command) or _TEST_RUNNER.search(command)
                 or _workspace_names(command, workspace))
 
 

@@ -17,7 +17,7 @@ import yaml
 
 from naestro.improve.proposal import Change, Proposal
 from naestro.introspect import Finding
-from naestro.tooladapter import parse_server_adapter, timeout_for
+from naestro.tooladapter import adapter_path, parse_server_adapter, timeout_for
 
 __all__ = ["MAX_TIMEOUT_S", "hint_for_error", "tool_adapter_for"]
 
@@ -45,11 +45,6 @@ def hint_for_error(tool: str, error: str) -> str | None:
     return None
 
 
-def _server_file(tool: str) -> tuple[str, str]:
-    server, _, name = tool.partition(".")
-    return f"tools/{server}.yaml", name
-
-
 def _with(text: str | None, path: str, name: str, field: str, value: object) -> str:
     data: Any = yaml.safe_load(text) if text else None
     data = data if isinstance(data, dict) else {}
@@ -67,7 +62,7 @@ def tool_adapter_for(finding: Finding, current: str | None) -> Proposal | None:
     tool = finding.tool
     if tool is None or "." not in tool or finding.kind not in ("tool_timeout", "tool_error"):
         return None
-    path, name = _server_file(tool)
+    path, name = adapter_path(tool), tool.partition(".")[2]
     adapters = parse_server_adapter(path, current) if current else {}
     origin = f"Introspector finding {finding.kind} in run {finding.run}, task {finding.task}: {finding.evidence}"
     if finding.kind == "tool_timeout":

@@ -45,6 +45,7 @@ from naestro.router import Router
 from naestro.router.bandit import ArmStats
 from naestro.runs import RunStore
 from naestro.settings import Settings
+from naestro.tooladapter import adapter_path
 from policies.engines import PolicyEngine
 
 __all__ = ["ImproveLoop", "ImproveStatus", "LoopOptions", "ProposalRecord", "ProposalState", "changelog_entry",
@@ -170,7 +171,7 @@ class ImproveLoop:
         ``model_proposals``, a model's); with the failed run as a new counter-example test."""
         finding = item.finding
         if finding.tool is not None:  # tool_timeout, tool_error: the tool's adapter, whoever called it
-            delta = tool_adapter_for(finding, self.repo.show(MAIN, f"tools/{finding.tool.split('.')[0]}.yaml"))
+            delta = tool_adapter_for(finding, self.repo.show(MAIN, adapter_path(finding.tool)))
             return None if delta is None else self._with_counterexample(delta)
         roles_yaml = self.repo.show(MAIN, "roles.yaml") or ""
         if item.role is None:
@@ -249,8 +250,9 @@ class ImproveLoop:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{proposal.id}.patch").write_text(patch)
         (folder / f"{proposal.id}.json").write_text(proposal.model_dump_json(indent=1))
-        learned = self._learned(proposal, self.repo.files(commit))
-        candidate = {**self.repo.files(commit), **learned}  # what main will hold: validated and canaried as such
+        branch_tree = self.repo.files(commit)
+        learned = self._learned(proposal, branch_tree)
+        candidate = {**branch_tree, **learned}  # what main will hold: validated and canaried as such
         self.say(f"{proposal.id}: self-PR on {branch} ({len(proposal.changes)} file(s)); validating")
 
         work = self.dir / "work" / proposal.id  # the throwaway homes of validation and shadow runs
@@ -323,9 +325,10 @@ class ImproveLoop:
             return {LEARNED_FROM: "[]\n"} if tree.get(LEARNED_FROM, "[]\n") != "[]\n" else {}
         arms = self.arms() if self.arms is not None else None
         learned = priors_from(arms) if arms is not None else None
-        if arms is None or learned is None or priors_yaml(learned) == tree.get(PRIORS):
+        if arms is None or learned is None:
             return {}
-        return {PRIORS: priors_yaml(learned), LEARNED_FROM: learned_from_yaml(arms, learned)}
+        priors = priors_yaml(learned)
+        return {} if priors == tree.get(PRIORS) else {PRIORS: priors, LEARNED_FROM: learned_from_yaml(arms, learned)}
 
     def _merge(self, proposal: Proposal, *, branch: str, branch_commit: str, base_commit: str, patch: str,
                validation: Validation, canary: CanaryReport, learned: dict[str, str]) -> Release:

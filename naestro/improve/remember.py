@@ -27,11 +27,11 @@ def counterexample_episode(proposal: Proposal, *, version: str, when: datetime |
     """The episode of the proposal's counter-example; None when it has none (no target goal or finding)."""
     finding = proposal.finding
     path = f"golden/{proposal.target_goal}.json"
-    change = next((c for c in proposal.changes if c.path == path and c.text is not None), None)
-    if finding is None or change is None or change.text is None:
+    golden = next((c.text for c in proposal.changes if c.path == path and c.text is not None), None)
+    if finding is None or golden is None:
         return None
     try:
-        goal = GoldenGoal.model_validate_json(change.text)
+        goal = GoldenGoal.model_validate_json(golden)
     except ValidationError:
         return None  # validation refused such a proposal already; nothing to remember
     text = " ".join(f"Counter-example {goal.id} (release {version}): the goal {goal.goal!r} failed at task "

@@ -119,7 +119,8 @@ class _FactIndex:
         return cls(stamp, uuids, groups, hits, BM25Okapi(texts) if texts else None, vectors, embedded)
 
     def _ranked(self, scores: np.ndarray, keep: np.ndarray, groups: Sequence[str]) -> list[str]:
-        allowed = keep & np.array([g in set(groups) for g in self.groups], dtype=bool)
+        wanted = set(groups)
+        allowed = keep & np.array([g in wanted for g in self.groups], dtype=bool)
         order = np.argsort(-np.where(allowed, scores, -np.inf), kind="stable")
         return [self.uuids[int(i)] for i in order if allowed[i]]
 
