@@ -24,6 +24,7 @@ from mcp_servers.sandbox import Completed, Limits, SandboxUnavailable, run_sandb
 from naestro.carryover import carry_unfinished_checks
 from naestro.errors import PlanProblem, PolicyDenied
 from naestro.events import EventLog
+from naestro.gathered import gathered
 from naestro.llm import ModelProvider
 from naestro.memory.hooks import plan_context
 from naestro.plan import Plan, Role
@@ -32,10 +33,10 @@ from naestro.runs import RunRecord
 from naestro.telemetry import span
 from naestro.validate import parse_plan
 from nodes.goal_checks import goal_failures, in_workspace, planned_goal_checks
-from nodes.goal_helper import helper_requirements
+from nodes.goal_helper import HelperOutcome, helper_requirements
 from nodes.goal_requirements import GoalRequirement, files_named
-from nodes.planner import make_plan
-from nodes.reference import reference_checks, with_reference_checks
+from nodes.planner import PlanOutcome, make_plan
+from nodes.reference import ReferenceOutcome, reference_checks, with_reference_checks
 from nodes.replan_guard import confined_replan
 from nodes.vacuity import CommandRunner, DeferredProbe, Probe, vacuous_checks
 from policies.decision import ApprovedScope, RunPolicy
@@ -165,26 +166,43 @@ async def plan_node(state: RunState, services: RunServices, *, thread: str, serv
                                        registered={"exec.run"}, remember=False)
         probed: set[str] = set()
         recalled = await plan_context(rt.memory, record.goal, gate=gate, events=events)  # issue 19: past plans
-        with span("naestro.plan", attributes={"naestro.planner.attempts": rt.settings.planner_attempts}) as sp:
-            outcome = await make_plan(record.goal, rt.provider, attempts=rt.settings.planner_attempts,
-                                      guard=_guard(gate, rt.provider), context=recalled,
-                                      probe=_probe(gate, Path(record.workspace), probed))
-            sp.set_attributes({"naestro.plan.source": outcome.source, "naestro.plan.tasks": len(outcome.plan.tasks),
-                               "naestro.tokens": outcome.tokens})
+        guard = _guard(gate, rt.provider)
+
+        async def planned() -> PlanOutcome:
+            with span("naestro.plan", attributes={"naestro.planner.attempts": rt.settings.planner_attempts}) as sp:
+                outcome = await make_plan(record.goal, rt.provider, attempts=rt.settings.planner_attempts,
+                                          guard=guard, context=recalled,
+                                          probe=_probe(gate, Path(record.workspace), probed))
+                sp.set_attributes({"naestro.plan.source": outcome.source,
+                                   "naestro.plan.tasks": len(outcome.plan.tasks), "naestro.tokens": outcome.tokens})
+            return outcome
+
+        async def referenced() -> ReferenceOutcome | None:
+            if not rt.settings.reference_checks:
+                return None
+            with span("naestro.plan.reference"):
+                return await reference_checks(record.goal, rt.provider, Path(record.workspace),
+                                              planning_sandbox(gate), guard=guard, redact=gate.vault.redact)
+
+        async def helped_by_model() -> HelperOutcome | None:
+            if not rt.settings.goal_helper:
+                return None
+            return await helper_requirements(record.goal, rt.provider, guard=guard,
+                                             exists=in_workspace(Path(record.workspace)))
+
+        # The plan, the reference results and the helper's requirements depend on the goal and the starting
+        # workspace only: asked at once, the model server's slots serve them side by side (planning a data goal
+        # took 10-16 minutes one after another).
+        outcome, ref, helper = await gathered(planned(), referenced(), helped_by_model())
         await asyncio.to_thread(DeferredProbe(services.store.dir(run_id), 0).keep_unprobed, outcome.plan, probed,
                                 Path(record.workspace))
         plan, record.plan_source, tokens = outcome.plan, outcome.source, outcome.tokens
         rejected = [[str(p) for p in a] for a in outcome.attempts]
         repaired, dropped = [*outcome.repairs], [*outcome.dropped]
-        if rt.settings.reference_checks:
-            with span("naestro.plan.reference"):
-                ref = await reference_checks(record.goal, rt.provider, Path(record.workspace), planning_sandbox(gate),
-                                             guard=_guard(gate, rt.provider), redact=gate.vault.redact)
+        if ref is not None:
             plan, tokens = with_reference_checks(plan, ref.checks), tokens + ref.tokens
             references = {**{f: "checked" for f in ref.checks}, **ref.notes}
-        if rt.settings.goal_helper:
-            helper = await helper_requirements(record.goal, rt.provider, guard=_guard(gate, rt.provider),
-                                               exists=in_workspace(Path(record.workspace)))
+        if helper is not None:
             helped, helper_refused, tokens = helper.kept, [*helper.refused], tokens + helper.tokens
     # What the goal itself asks for, read before any task ran: files already here are its inputs (issue 22).
     goal_checks = await asyncio.to_thread(planned_goal_checks, record.goal, Path(record.workspace), extra=helped)

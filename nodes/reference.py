@@ -35,6 +35,7 @@ from pydantic import JsonValue
 
 from naestro.evaluators import comparison_for, differences
 from naestro.evaluators._factuality import numbers
+from naestro.gathered import each
 from naestro.llm import ModelProvider, complete_json
 from naestro.oneliner import unfolded
 from naestro.plan import EvaluatorCheck, Plan, Role
@@ -287,8 +288,13 @@ async def reference_checks(goal: str, provider: ModelProvider, workspace: Path, 
     preview into what the model may see (the run's vault: secrets and PII as handles); ``run`` runs a program in
     the sandbox and returns its output in the same handle space."""
     outcome = ReferenceOutcome()
-    for file in deliverables(goal, workspace):
-        await _Deriver(goal, file, provider, endpoint, workspace, run, guard, redact or _as_is, outcome).derive()
+    files = deliverables(goal, workspace)
+    # Independent files are derived at once (the model server has slots to spare while one program runs).
+    await each([_Deriver(goal, file, provider, endpoint, workspace, run, guard, redact or _as_is, outcome).derive()
+                for file in files])
+    # In the goal's order whichever finished first: the checks land on the plan's tasks in this order.
+    outcome.checks = {f: outcome.checks[f] for f in files if f in outcome.checks}
+    outcome.notes = {f: outcome.notes[f] for f in files if f in outcome.notes}
     return outcome
 
 

@@ -227,6 +227,45 @@ async def test_an_agreed_reference_program_fixes_a_hand_typed_value(settings: Se
     assert result.passed and json.loads((Path(result.record.workspace) / "totals.json").read_text()) == RIGHT
 
 
+async def test_the_plan_and_the_reference_programs_are_asked_for_at_once(settings: Settings,
+                                                                          tmp_path: Path) -> None:
+    """Both depend on the goal and the starting files only: the reference's first program is asked for while the
+    planner's call is still out (one after the other, planning a data goal took 10-16 minutes on the 1.5B)."""
+    settings = settings.model_copy(update={"review": False})
+    seen: list[tuple[str, str]] = []
+
+    def kind(messages: list[BaseMessage]) -> str:
+        text = all_text(messages)
+        return ("reference" if "You write short, correct Python 3 programs" in text else
+                "planner" if "You are the Planner" in text else "other")
+
+    def started(messages: list[BaseMessage]) -> float:
+        seen.append(("start", kind(messages)))
+        return 0.5 if kind(messages) == "planner" else 0.0
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        seen.append(("end", kind(messages)))
+        if kind(messages) == "reference":
+            return {"script": REFERENCE}
+        if kind(messages) == "planner":
+            return {"tasks": [{"id": "totals", "role": "coder", "description": "Write totals.json from sales.csv",
+                               "deps": [], "accept": [{"kind": "file_exists", "path": "totals.json"}]}]}
+        if "Write 2-4 sentences" in all_text(messages):
+            return {"summary": "totals.json written."}
+        if not any(isinstance(m, AIMessage) for m in messages):
+            return {"thought": "write", "tool": "fs.write",
+                    "arguments": {"path": "totals.json", "content": json.dumps(RIGHT)}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "totals.json", "outputs": {}}}
+
+    result = await Runner(settings, ScriptedProvider(script, delay_for=started)).start(
+        DATA_GOAL, workspace=seed(tmp_path), policy=POLICY)
+    planner_done = seen.index(("end", "planner"))
+    assert ("start", "reference") in seen[:planner_done]  # asked while the planner's call was out
+    events = read_events(result.report_path.parent / "events.jsonl")
+    assert next(e for e in events if e["event"] == "planned")["references"] == {"totals.json": "checked"}
+    assert result.passed
+
+
 async def test_in_copilot_mode_the_goals_tests_ask_and_a_refusal_fails_the_run(settings: Settings) -> None:
     """The goal's pytest is an exec.run like any other: in copilot mode (the default) the report node asks; an
     approval runs it and the run passes, a refusal leaves the goal unverified and the run FAILED."""
