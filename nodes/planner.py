@@ -29,8 +29,11 @@ from nodes.producer_deps import with_producer_deps
 from nodes.reference import QUANTITY
 from nodes.vacuity import Probe
 
-__all__ = ["PlanOutcome", "Template", "load_templates", "make_plan", "match_template"]
+__all__ = ["MAX_PLAN_TOKENS", "PlanOutcome", "Template", "load_templates", "make_plan", "match_template"]
 
+# Plans of 1-4 tasks are 100-420 tokens on the 1.5B; a runaway (a check string repeating) is cut here, not at the
+# client's 2,048 (minutes of decoding), and comes back to the model as "reply cut off" for its next attempt.
+MAX_PLAN_TOKENS = 1024
 _GREET_CHECK = "python3 -c \"from greet import greet; assert greet('Ann') == 'Hello, Ann!'\""
 _EXAMPLE = {
     "goal": "Create greet.py with greet(name) returning 'Hello, <name>!' and write names.txt listing Ann and Bo",
@@ -267,7 +270,8 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
     for _ in range(attempts):
         if guard is not None:
             guard(provider.registry.get(endpoint).name, "\n".join(str(m.content) for m in messages))
-        reply = await complete_json(provider, endpoint, messages, schema=schema, name="plan")
+        reply = await complete_json(provider, endpoint, messages, schema=schema, name="plan",
+                                    sampling={"max_completion_tokens": MAX_PLAN_TOKENS})
         tokens += reply.prompt_tokens + reply.completion_tokens
         candidate = reply.value
         if isinstance(candidate, dict):

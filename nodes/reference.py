@@ -41,8 +41,8 @@ from naestro.oneliner import unfolded
 from naestro.plan import EvaluatorCheck, Plan, Role
 from nodes.vacuity import CommandRunner
 
-__all__ = ["DATA_SUFFIXES", "QUANTITY", "ReferenceOutcome", "deliverables", "implausible", "program_offer",
-           "reference_checks", "with_reference_checks"]
+__all__ = ["DATA_SUFFIXES", "MAX_PROGRAM_TOKENS", "QUANTITY", "ReferenceOutcome", "deliverables", "implausible",
+           "program_offer", "reference_checks", "with_reference_checks"]
 
 DATA_SUFFIXES = ("csv", "json", "txt", "md", "yaml", "yml", "toml", "tsv")
 QUANTITY = re.compile(r"(?i)\b(?:total|sum|count|number of|average|mean|median|how many|percent(?:age)?)\b")
@@ -52,6 +52,9 @@ _FILE = re.compile(r"\b[\w./-]+\.(?:" + "|".join(DATA_SUFFIXES) + r")\b")
 _MAX_EXPECT = 20_000  # a reference larger than this is not something a model can be shown as feedback
 # The endpoint's own temperature first, then independent samples; derivation stops at the first agreement.
 _SAMPLES: tuple[dict[str, float | int], ...] = ({}, *({"temperature": 0.5, "seed": s} for s in (11, 23, 37, 51)))
+# A reference program is 30-420 tokens (measured on the 1.5B); a sample that runs on repeating a line in its JSON
+# string went to the client's 2,048-token cap, 10 minutes of decoding on a shared 2-core machine, for no program.
+MAX_PROGRAM_TOKENS = 768
 _SCHEMA: dict[str, JsonValue] = {"type": "object", "properties": {"script": {"type": "string"}},
                                  "required": ["script"], "additionalProperties": False}
 _MAX_PREVIEW_FILES, _PREVIEW_LINES = 12, 4
@@ -165,7 +168,7 @@ class _Deriver:
         if self.guard is not None:
             self.guard(self.provider.registry.get(self.endpoint).name, "\n".join(str(m.content) for m in messages))
         reply = await complete_json(self.provider, self.endpoint, messages, schema=_SCHEMA, name="reference",
-                                    sampling=sampling or None)
+                                    sampling={**sampling, "max_completion_tokens": MAX_PROGRAM_TOKENS})
         self.outcome.tokens += reply.prompt_tokens + reply.completion_tokens
         script = reply.value.get("script") if isinstance(reply.value, dict) else None
         return script if isinstance(script, str) and script.strip() else None

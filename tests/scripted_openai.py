@@ -17,9 +17,14 @@ from typing import Any
 Script = Callable[[list[dict[str, Any]]], Any]  # the chat messages -> the reply (a dict is sent as JSON text)
 
 
+class Cut(str):
+    """A reply the server cut at the request's token limit (``finish_reason: length``)."""
+
+
 @contextmanager
-def scripted_openai(script: Script) -> Iterator[str]:
-    """Serve ``script`` on a free loopback port; yields the base URL (``http://127.0.0.1:PORT/v1``)."""
+def scripted_openai(script: Script, requests: list[dict[str, Any]] | None = None) -> Iterator[str]:
+    """Serve ``script`` on a free loopback port; yields the base URL (``http://127.0.0.1:PORT/v1``). Each request
+    body is appended to ``requests`` when given (what the client sent: sampling, limits, response format)."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:  # keep test output clean
@@ -38,10 +43,13 @@ def scripted_openai(script: Script) -> Iterator[str]:
 
         def do_POST(self) -> None:
             request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            if requests is not None:
+                requests.append(request)
             value = script(request.get("messages", []))
+            finish = "length" if isinstance(value, Cut) else "stop"
             content = value if isinstance(value, str) else json.dumps(value)
             self._send({"id": "cmpl-1", "object": "chat.completion", "created": int(time.time()), "model": "scripted",
-                        "choices": [{"index": 0, "finish_reason": "stop",
+                        "choices": [{"index": 0, "finish_reason": finish,
                                      "message": {"role": "assistant", "content": content}}],
                         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
 
