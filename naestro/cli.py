@@ -195,7 +195,11 @@ def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | N
     async def go() -> RunResult:
         if resume_id:
             return await runner.resume(resume_id, answers)
-        return await runner.start(goal, plan=given, workspace=workspace, in_place=in_place, policy=policy)
+        from naestro.improve.live_canary import beside_live  # a candidate on live canary shadows new runs
+
+        return await beside_live(runner.start(goal, plan=given, workspace=workspace, in_place=in_place, policy=policy),
+                                 settings=settings, provider=runner.runtime.provider, goal=goal, plan=given,
+                                 workspace=workspace)
 
     interactive = not as_json and sys.stdin.isatty()
     while True:

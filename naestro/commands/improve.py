@@ -24,7 +24,7 @@ from naestro.commands._settings import load_settings
 from naestro.errors import NaestroError, UsageError
 
 if TYPE_CHECKING:
-    from naestro.improve.loop import ProposalRecord
+    from naestro.improve.ledger import ProposalRecord
 
 app = typer.Typer(no_args_is_help=True, help="Self-improvement: propose, validate, canary and merge config changes.")
 out = Console()
@@ -51,6 +51,9 @@ def run(proposal: Annotated[Path | None, typer.Option(help="a hand-written propo
                                              "under a candidate that keeps the role prompts")] = 3,
         model_proposals: Annotated[bool, typer.Option(help="ask a model (through the router) for a prompt "
                                                       "sentence when no rule applies")] = False,
+        live_canary: Annotated[bool, typer.Option(help="put a validated proposal on live canary: the runs started "
+                                                  "from now on are shadowed (--fraction of them); a later `improve "
+                                                  "run` merges it after --min-samples without a breach")] = False,
         as_json: JsonOpt = False) -> None:
     """Collect → propose → validate → canary → merge (signed) → learn; each proposal ends merged, refused,
     rejected or rolled back, with its reasons."""
@@ -71,7 +74,8 @@ def run(proposal: Annotated[Path | None, typer.Option(help="a hand-written propo
     store = runtime.router.store if runtime.router is not None else None
     loop = ImproveLoop(settings=settings, provider=runtime.provider, engine=runtime.engine, key=runtime.signing_key,
                        options=LoopOptions(last=last, k=k, fraction=fraction, min_samples=min_samples,
-                                           model_proposals=model_proposals, replays=replays),
+                                           model_proposals=model_proposals, replays=replays,
+                                           live_canary=live_canary),
                        arms=store.load if store is not None else None, router=runtime.router,
                        say=(lambda _m: None) if as_json else (lambda m: err.print(m, markup=False, highlight=False)))
 
@@ -96,7 +100,7 @@ def run(proposal: Annotated[Path | None, typer.Option(help="a hand-written propo
 @app.command()
 def status(as_json: JsonOpt = False) -> None:
     """The active release, every proposal's latest state, and the findings queue."""
-    from naestro.improve.loop import status as loop_status
+    from naestro.improve.status import status as loop_status
 
     info = loop_status(load_settings())
     if as_json:
@@ -106,6 +110,11 @@ def status(as_json: JsonOpt = False) -> None:
               f"{', '.join(info.releases) or 'none'}")
     out.print(_records_table(info.proposals))
     out.print(f"findings: {info.findings or 'none collected'}")
+    if info.canary is not None:
+        c, r = info.canary, info.canary.report
+        out.print(f"on live canary: {c.proposal} ({c.title}) since {c.since}, {c.fraction:.0%} of new runs shadowed; "
+                  f"{len(r.pairs)} of {c.min_samples} needed paired ({r.considered} shadowed)"
+                  + (f"; breaches: {'; '.join(r.breaches)}" if r.breaches else ""), markup=False, highlight=False)
     for i in info.open:
         out.print(f"open: {i.finding.kind} in {i.finding.run}/{i.finding.task} ({i.role}): {i.finding.evidence}",
                   markup=False, highlight=False)
@@ -116,7 +125,7 @@ def rollback(to: Annotated[str | None, typer.Option("--to", help="a release vers
                                                                  "the active release)")] = None,
              as_json: JsonOpt = False) -> None:
     """Make an earlier release's config active again, as a new signed release (the history stays)."""
-    from naestro.improve.loop import rollback as loop_rollback
+    from naestro.improve.rollback import rollback as loop_rollback
     from policies.audit import load_signing_key
 
     settings = load_settings()

@@ -20,7 +20,7 @@ from naestro.runs import RunStore
 
 __all__ = ["FindingState", "FindingsQueue", "QueuedFinding"]
 
-FindingState = Literal["open", "proposed", "no_rule", "refused", "merged", "rejected", "rolled_back"]
+FindingState = Literal["open", "proposed", "no_rule", "canary", "refused", "merged", "rejected", "rolled_back"]
 _FINISHED = ("passed", "failed", "error")
 
 

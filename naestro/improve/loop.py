@@ -1,12 +1,8 @@
 """The guarded self-improvement loop (issue 21): Collect → Propose → (allowlist) → Validate → Canary → Merge → Learn.
 
-Each proposal ends in exactly one state, recorded in HOME/improve/ledger.jsonl with its reasons and measurements:
-
-* ``refused``      the allowlist policy said no; nothing was written (no branch)
-* ``rejected``     validation failed (static checks, a metric regressed beyond tolerance, or no gain)
-* ``rolled_back``  the canary breached an SLO (or had too few samples): withdrawn automatically, ``main`` untouched;
-                   or a merged release taken back by ``naestro improve rollback``
-* ``merged``       on ``main``, version bumped, changelog written, released signed and made active
+Each proposal ends in exactly one state (``refused``, ``rejected``, ``rolled_back``, ``merged``; ``canary`` while it
+is shadowed live), recorded in HOME/improve/ledger.jsonl (``naestro.improve.ledger``) with its reasons and
+measurements.
 
 The self-PR (branch ``improve/<id>`` in the config repository, the patch and the rationale under
 HOME/improve/proposals/) stays whatever the outcome, for the record.
@@ -18,9 +14,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,12 +27,15 @@ from naestro.improve.canary import CanaryReport, default_slo, run_canary
 from naestro.improve.counterexample import counterexample_of
 from naestro.improve.findings import FindingsQueue, QueuedFinding
 from naestro.improve.learn import learned_from_yaml, priors_from, priors_yaml
+from naestro.improve.ledger import ProposalRecord, ProposalState, append, improve_dir, ledger
+from naestro.improve.live_canary import judge, roll_back
 from naestro.improve.model_proposer import model_prompt_delta
 from naestro.improve.proposal import Change, Proposal, patch_of, prompt_delta_for
 from naestro.improve.release import Release, bump, publish, releases
 from naestro.improve.remember import counterexample_episode, remember_counterexample
 from naestro.improve.replay import replay_recorded
 from naestro.improve.repo import MAIN, ConfigRepo
+from naestro.improve.standing import Standing, stand, standing, withdraw
 from naestro.improve.validate import Metrics, Tolerance, Validation, side_runtime, validate
 from naestro.llm import ModelProvider
 from naestro.router import Router
@@ -48,47 +45,7 @@ from naestro.settings import Settings
 from naestro.tooladapter import adapter_path
 from policies.engines import PolicyEngine
 
-__all__ = ["ImproveLoop", "ImproveStatus", "LoopOptions", "ProposalRecord", "ProposalState", "changelog_entry",
-           "improve_dir", "ledger", "rollback", "status"]
-
-ProposalState = Literal["refused", "rejected", "rolled_back", "merged"]
-
-
-def improve_dir(home: Path) -> Path:
-    return home / "improve"
-
-
-class ProposalRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
-    kind: str
-    title: str
-    state: ProposalState
-    reasons: list[str] = Field(default_factory=list)
-    branch: str | None = None
-    version: str | None = None
-    validation: Validation | None = None
-    canary: CanaryReport | None = None
-    seconds: dict[str, float] = Field(default_factory=dict, description="wall time per phase (allowlist, "
-                                      "validate, canary, merge)")
-    at: str = ""
-
-
-def ledger(improve: Path) -> list[ProposalRecord]:
-    path = improve / "ledger.jsonl"
-    if not path.exists():
-        return []
-    return [ProposalRecord.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _append(improve: Path, record: ProposalRecord) -> ProposalRecord:
-    record = record.model_copy(update={"at": datetime.now(UTC).isoformat(timespec="seconds")})
-    improve.mkdir(parents=True, exist_ok=True)
-    with (improve / "ledger.jsonl").open("a") as fh:
-        fh.write(record.model_dump_json() + "\n")
-    return record
-
+__all__ = ["ImproveLoop", "LoopOptions", "changelog_entry"]
 
 class LoopOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -103,6 +60,8 @@ class LoopOptions(BaseModel):
     model_proposals: bool = Field(default=False, description="ask a model for a prompt sentence when no rule applies")
     replays: int = Field(default=3, ge=0, description="recorded runs (of the newest `last`) replayed offline under a "
                          "candidate that keeps the role prompts")
+    live_canary: bool = Field(default=False, description="put a validated proposal on live canary (shadowing the "
+                              "runs users start from now on) instead of shadowing the newest finished runs")
 
 
 def _fmt(m: Metrics | None) -> str:
@@ -192,10 +151,14 @@ class ImproveLoop:
         return delta.model_copy(update={"changes": (*delta.changes, test), "target_goal": goal.id}).identified()
 
     async def run(self) -> list[ProposalRecord]:
-        """Collect new findings, then propose and process one self-PR per open finding a rule answers."""
+        """Settle the proposal on live canary, if one stands; collect new findings, then (with no canary standing)
+        propose and process one self-PR per open finding a rule answers."""
+        settled = await self.settle()
+        done: list[ProposalRecord] = [settled] if settled is not None else []
         new = self.collect()
         self.say(f"collected {len(new)} new finding(s) from the newest {self.options.last} run(s)")
-        done: list[ProposalRecord] = []
+        if standing(self.dir) is not None:
+            return done  # one candidate at a time: new proposals wait until the standing one is settled
         for item in [i for i in self.queue.items() if i.state == "open"]:
             proposal = await self.propose(item)
             if proposal is None:
@@ -218,7 +181,7 @@ class ImproveLoop:
                 validation: Validation | None = None, canary: CanaryReport | None = None,
                 seconds: dict[str, float]) -> ProposalRecord:
         self.say(f"{proposal.id} {state}: " + "; ".join(reasons))
-        return _append(self.dir, ProposalRecord(id=proposal.id, kind=proposal.kind, title=proposal.title,
+        return append(self.dir, ProposalRecord(id=proposal.id, kind=proposal.kind, title=proposal.title,
                                                 state=state, reasons=reasons, branch=branch, validation=validation,
                                                 canary=canary, seconds=seconds))
 
@@ -282,6 +245,9 @@ class ImproveLoop:
                                 seconds=seconds)
         self.say(f"{proposal.id}: validated ({_fmt(validation.current)} -> {_fmt(validation.candidate)}); canary")
 
+        if self.options.live_canary:
+            return self._stand(proposal, branch=branch, commit=commit, base_commit=base_commit, candidate=candidate,
+                               learned=learned, patch=patch, validation=validation, seconds=seconds)
         shadow = side_runtime(self.settings, self.provider, candidate, work / "shadow")
         try:
             history = releases(self.dir)
@@ -297,7 +263,13 @@ class ImproveLoop:
                                           f"{canary.min_samples} needed"]
             return self._refuse(proposal, "rolled_back", ["canary: " + r for r in reasons], branch=branch,
                                 validation=validation, canary=canary, seconds=seconds)
+        return await self._merged(proposal, branch=branch, commit=commit, base_commit=base_commit, patch=patch,
+                                  validation=validation, canary=canary, learned=learned, seconds=seconds, lap=lap)
 
+    async def _merged(self, proposal: Proposal, *, branch: str, commit: str, base_commit: str, patch: str,
+                      validation: Validation, canary: CanaryReport, learned: dict[str, str],
+                      seconds: dict[str, float], lap: Callable[[str], None]) -> ProposalRecord:
+        """Merge (signed, active), remember the counter-example, record it."""
         release = self._merge(proposal, branch=branch, branch_commit=commit, base_commit=base_commit, patch=patch,
                               validation=validation, canary=canary, learned=learned)
         lap("merge")
@@ -310,9 +282,58 @@ class ImproveLoop:
             except Exception as exc:  # noqa: BLE001 - any store failure (driver errors included) is reported, not raised
                 self.say(f"{proposal.id}: counter-example not written to memory: {type(exc).__name__}: {exc}")
             lap("remember")
-        return _append(self.dir, ProposalRecord(id=proposal.id, kind=proposal.kind, title=proposal.title,
-                                                state="merged", branch=branch, version=release.version,
-                                                validation=validation, canary=canary, seconds=seconds))
+        return append(self.dir, ProposalRecord(id=proposal.id, kind=proposal.kind, title=proposal.title,
+                                               state="merged", branch=branch, version=release.version,
+                                               validation=validation, canary=canary, seconds=seconds))
+
+    # --- Live canary -----------------------------------------------------------------------------------------
+
+    def _stand(self, proposal: Proposal, *, branch: str, commit: str, base_commit: str, candidate: dict[str, str],
+               learned: dict[str, str], patch: str, validation: Validation,
+               seconds: dict[str, float]) -> ProposalRecord:
+        stand(self.dir, Standing(
+            proposal=proposal.id, kind=proposal.kind, title=proposal.title, branch=branch, commit=commit,
+            base=base_commit, candidate=candidate, learned=learned, patch=patch, validation=validation,
+            fraction=self.options.fraction, min_samples=max(1, self.options.min_samples), slo=self.options.slo,
+            timeout_s=self.options.attempt_timeout_s))
+        self.say(f"{proposal.id}: on live canary: {self.options.fraction:.0%} of the runs started from now on are "
+                 f"shadowed; `naestro improve run` merges it after {max(1, self.options.min_samples)} without a "
+                 "breach, a breach rolls it back at once")
+        return append(self.dir, ProposalRecord(id=proposal.id, kind=proposal.kind, title=proposal.title,
+                                               state="canary", branch=branch, validation=validation,
+                                               seconds=seconds))
+
+    async def settle(self) -> ProposalRecord | None:
+        """Judge the proposal on live canary: merged after ``min_samples`` paired runs without a breach, rolled back
+        on one; None while it waits for more shadowed runs (or when none stands)."""
+        canary = standing(self.dir)
+        if canary is None:
+            return None
+        report = judge(self.dir, canary, self.store)
+        if report.breaches:
+            record = roll_back(self.dir, canary, report)
+            self.say(f"{canary.proposal} rolled_back: " + "; ".join(report.breaches))
+            return record
+        if report.inconclusive:
+            self.say(f"{canary.proposal}: on live canary, {len(report.pairs)} of {canary.min_samples} shadowed "
+                     f"run(s) paired; waiting for more live runs")
+            return None
+        proposal = Proposal.model_validate_json((self.dir / "proposals" / f"{canary.proposal}.json").read_text())
+        if not withdraw(self.dir, canary.proposal):
+            return None  # another process settled it
+        seconds: dict[str, float] = {}
+        started = time.monotonic()
+
+        def lap(phase: str) -> None:
+            seconds[phase] = round(time.monotonic() - started, 3)
+
+        try:
+            return await self._merged(proposal, branch=canary.branch, commit=canary.commit, base_commit=canary.base,
+                                      patch=canary.patch, validation=canary.validation, canary=report,
+                                      learned=canary.learned, seconds=seconds, lap=lap)
+        except UsageError as exc:  # main moved (a rollback) while it stood: what was validated is not main's base
+            return self._refuse(proposal, "rolled_back", [f"canary: {exc}"], branch=canary.branch,
+                                validation=canary.validation, canary=report, seconds=seconds)
 
     # --- Merge and Learn -------------------------------------------------------------------------------------
 
@@ -350,70 +371,3 @@ class ImproveLoop:
                              "to propose on the new main") from exc
         self.repo.tag(f"v{version}", merge)
         return publish(self.repo, self.dir, self.key, proposal=proposal.id)
-
-
-def rollback(settings: Settings, key: Ed25519PrivateKey, *, to: str | None = None) -> Release:
-    """Take back the active release: ``main`` gets the tree of ``to`` (default: the release before the active
-    one) as a new version, released signed and made active. The proposals merged since are marked rolled back."""
-    improve = improve_dir(settings.home)
-    history = releases(improve)
-    if not history:
-        raise UsageError("nothing to roll back: no release yet (see `naestro improve status`)")
-    current = history[-1]
-    target = next((r for r in history if r.version == to), None) if to is not None else \
-        next((r for r in history if r.version == current.previous), None)
-    if target is None:
-        versions = ", ".join(r.version for r in history)
-        raise UsageError(f"no release {to or current.previous!r} to roll back to (releases: {versions})"
-                         if to or current.previous else "the active release is the first: nothing before it")
-    repo = ConfigRepo.open(improve / "config.git")
-    head = repo.rev(MAIN)
-    assert head is not None
-    now, then = repo.files(head), repo.files(target.commit)
-    version = bump(now["VERSION"])
-    undone = [r for r in history if _newer(r.version, target.version) and r.proposal]
-    entry = (f"## {version}\n\n- rollback of {current.version} to the tree of {target.version} (undoes "
-             f"{', '.join(r.proposal or '' for r in undone) or 'nothing merged'})\n")
-    head_log, sep, rest = now["CHANGELOG.md"].partition("\n## ")
-    changes: dict[str, str | None] = {p: None for p in now if p not in then}
-    changes.update({p: t for p, t in then.items() if now.get(p) != t})
-    changes["VERSION"] = version + "\n"
-    changes["CHANGELOG.md"] = f"{head_log.rstrip()}\n\n{entry}\n" + (f"## {rest}" if sep else "")
-    commit = repo.commit(head, changes, f"Rollback to {target.version} ({version})\n\n{entry}")
-    repo.update_ref(MAIN, commit, head)
-    repo.tag(f"v{version}", commit)
-    release = publish(repo, improve, key, proposal=None)
-    queue = FindingsQueue(improve / "findings.json")
-    for r in undone:
-        if r.proposal:
-            queue.mark_proposal(r.proposal, "rolled_back", note=f"rolled back with {version}")
-        _append(improve, ProposalRecord(id=r.proposal or "", kind="rollback", title=f"rolled back with {version}",
-                                        state="rolled_back", version=version,
-                                        reasons=[f"naestro improve rollback to {target.version}"]))
-    return release
-
-
-def _newer(a: str, b: str) -> bool:
-    return tuple(int(x) for x in a.split(".")) > tuple(int(x) for x in b.split("."))
-
-
-class ImproveStatus(BaseModel):
-    active: str | None
-    releases: list[str]
-    proposals: list[ProposalRecord]
-    findings: dict[str, int]
-    open: list[QueuedFinding]
-
-
-def status(settings: Settings) -> ImproveStatus:
-    """What ``naestro improve status`` shows: the active release, each proposal's latest state, the findings."""
-    improve = improve_dir(settings.home)
-    queue = FindingsQueue(improve / "findings.json").items()
-    latest: dict[str, ProposalRecord] = {}
-    for r in ledger(improve):
-        latest[r.id] = r.model_copy(update={"validation": None, "canary": None})
-    states = sorted({i.state for i in queue})
-    return ImproveStatus(active=(improve / "active").resolve().name if (improve / "active").exists() else None,
-                         releases=[r.version for r in releases(improve)], proposals=list(latest.values()),
-                         findings={s: sum(i.state == s for i in queue) for s in states},
-                         open=[i for i in queue if i.state == "open"])

@@ -32,7 +32,8 @@ from naestro.commands.improve import app as improve_app
 from naestro.errors import ConfigError
 from naestro.improve import ConfigRepo, Proposal, load_active
 from naestro.improve.canary import default_slo
-from naestro.improve.loop import ImproveLoop, LoopOptions, ledger
+from naestro.improve.ledger import ledger
+from naestro.improve.loop import ImproveLoop, LoopOptions
 from naestro.improve.release import publish
 from naestro.improve.repo import MAIN, seed_files
 from naestro.improve.validate import Tolerance

@@ -16,9 +16,10 @@ from naestro.errors import ConfigError
 from naestro.improve import ActiveConfig, ConfigRepo, Proposal, load_active, with_active_priors
 from naestro.improve.canary import CanaryReport
 from naestro.improve.learn import learned_from_yaml, parse_learned_from, priors_from
-from naestro.improve.loop import ImproveLoop, rollback
+from naestro.improve.loop import ImproveLoop
 from naestro.improve.release import publish
 from naestro.improve.repo import MAIN, seed_files
+from naestro.improve.rollback import rollback
 from naestro.improve.validate import Validation, side_router, side_runtime
 from naestro.llm import EndpointProvider
 from naestro.router import RouteRequest, SqliteBanditStore, ThompsonBandit
