@@ -93,13 +93,35 @@ class PlanOutcome:
     source: str  # "model" or "template:<name>"
     attempts: list[list[PlanProblem]] = field(default_factory=list)
     tokens: int = 0
-    repairs: list[str] = field(default_factory=list)  # pointers of command checks / deps fixed mechanically
+    repairs: list[str] = field(default_factory=list)  # pointers of checks / deps repaired, budgets dropped
     dropped: list[str] = field(default_factory=list)  # ids of test tasks the goal did not ask for
 
 
 def _plan_schema() -> dict[str, JsonValue]:
-    schema: dict[str, JsonValue] = Plan.model_json_schema(by_alias=True)
+    """The Plan's schema without budgets: the model does not choose what it may spend (below)."""
+    schema = Plan.model_json_schema(by_alias=True)
+    schema["properties"].pop("budget", None)
+    schema["$defs"]["Task"]["properties"].pop("budget", None)
+    schema["$defs"].pop("Budget", None)
     return schema
+
+
+def _without_model_budgets(candidate: dict[str, JsonValue]) -> tuple[dict[str, JsonValue], list[str]]:
+    """``candidate`` without the budgets the model wrote, and their pointers. Budgets are the operator's (the roles'
+    defaults, a plan file, the run's policy), not the model's: seen in the issue-22 slice, the 1.5B gave its plan
+    ``tokens: 100``, the gate denied the task's first model call (383 tokens estimated), and the task failed in
+    6 ms without the agent having run. An endpoint that does not enforce the schema can still send them."""
+    dropped = ["/budget"] if "budget" in candidate else []
+    tasks = candidate.get("tasks")
+    if isinstance(tasks, list):
+        kept: list[JsonValue] = []
+        for i, task in enumerate(tasks):
+            if isinstance(task, dict) and "budget" in task:
+                dropped.append(f"/tasks/{i}/budget")
+                task = {k: v for k, v in task.items() if k != "budget"}
+            kept.append(task)
+        candidate = {**candidate, "tasks": kept}
+    return {k: v for k, v in candidate.items() if k != "budget"}, dropped
 
 
 # A check the validator cannot use (its command) or the probe found vacuous (the whole check).
@@ -275,7 +297,8 @@ async def make_plan(goal: str, provider: ModelProvider, *, attempts: int = 3, en
         tokens += reply.prompt_tokens + reply.completion_tokens
         candidate = reply.value
         if isinstance(candidate, dict):
-            candidate = {**candidate, "goal": goal}
+            candidate, budgets = _without_model_budgets({**candidate, "goal": goal})
+            repairs += budgets
             candidate, fixed = _with_repaired_commands(candidate)
             candidate, ordered = with_producer_deps(candidate)  # a check reading another task's file waits for it
             repairs += fixed + ordered

@@ -105,3 +105,21 @@ async def test_tests_stay_when_the_goal_asks_for_them_or_the_task_is_the_deliver
             "accept": [FIB_CHECK]}
     outcome = await make_plan(goal, ScriptedProvider(lambda m: {"goal": goal, "tasks": [only]}), attempts=1)
     assert outcome.dropped == [] and [t.id for t in outcome.plan.tasks] == ["fib_and_test"]
+
+
+async def test_the_models_budgets_are_not_the_runs_budgets() -> None:
+    """Seen on the 1.5B: a plan with ``budget: {tokens: 100}`` denied its only task's first model call. Budgets
+    are not in the schema the model gets, and any it sends anyway are dropped (the roles' defaults apply)."""
+    from naestro.limits import Budget
+    from nodes.planner import _plan_schema
+
+    schema = _plan_schema()
+    assert "budget" not in schema["properties"] and "Budget" not in schema["$defs"]
+    assert "budget" not in schema["$defs"]["Task"]["properties"]
+    task = {"id": "hello", "role": "coder", "description": "Write hello.py printing hello", "deps": [],
+            "budget": {"tokens": 100, "wall_s": 5}, "accept": [{"kind": "file_exists", "path": "hello.py"}]}
+    outcome = await make_plan("write hello.py printing hello",
+                              ScriptedProvider(lambda m: {"tasks": [task], "budget": {"tokens": 100}}), attempts=1)
+    assert outcome.source == "model" and outcome.plan.budget == Budget()
+    assert outcome.plan.tasks[0].budget == Budget()
+    assert outcome.repairs == ["/budget", "/tasks/0/budget"]
