@@ -199,7 +199,7 @@ def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | N
 
         return await beside_live(runner.start(goal, plan=given, workspace=workspace, in_place=in_place, policy=policy),
                                  settings=settings, provider=runner.runtime.provider, goal=goal, plan=given,
-                                 workspace=workspace)
+                                 workspace=workspace, mode=policy.mode if policy is not None else "copilot")
 
     interactive = not as_json and sys.stdin.isatty()
     while True:

@@ -138,7 +138,8 @@ def naestro_server(runtime: Runtime) -> FastMCP:
             from naestro.improve.live_canary import beside_live  # a candidate on live canary shadows new runs
 
             return await beside_live(runner.start(goal, plan=given, workspace=source, policy=policy),
-                                     settings=settings, provider=provider, goal=goal, plan=given, workspace=source)
+                                     settings=settings, provider=provider, goal=goal, plan=given, workspace=source,
+                                     mode=mode)
 
         run_id = await launch(start)
         return Started(run_id=run_id, status="running", hint=f"call status with run_id={run_id!r}")

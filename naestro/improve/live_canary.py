@@ -94,10 +94,14 @@ async def _shadow(settings: Settings, provider: ModelProvider, canary: Standing,
 
 
 async def beside_live(live: Awaitable[RunResult], *, settings: Settings, provider: ModelProvider, goal: str,
-                      plan: Plan | None, workspace: Path | None, draw: float | None = None) -> RunResult:
+                      plan: Plan | None, workspace: Path | None, mode: str = "copilot",
+                      draw: float | None = None) -> RunResult:
     """Await the live run; when a candidate stands and the draw (default: random) falls under its fraction, shadow
     it at the same time, record the pair and roll the candidate back on a breach. The live result is returned as
-    the live run made it, whatever the shadow did."""
+    the live run made it, whatever the shadow did. A guide-mode run is not shadowed: it proposes and runs nothing,
+    so there is no outcome to compare with."""
+    if mode == "guide":
+        return await live
     improve = improve_dir(settings.home)
     try:
         canary = standing(improve)

@@ -50,11 +50,13 @@ def _prompt_delta(title: str, old: str, new: str, roles: str) -> Proposal:
                                                 {"path": "golden/stats_mean.json", "text": GOLDEN}]})
 
 
-async def _live(settings: Settings, provider: ScriptedProvider, seed: Path, *, draw: float) -> RunResult:
+async def _live(settings: Settings, provider: ScriptedProvider, seed: Path, *, draw: float,
+                policy: RunPolicy = POLICY) -> RunResult:
     runner = Runner(settings, provider)
     try:
-        return await beside_live(runner.start(HELLO_GOAL, workspace=seed, policy=POLICY), settings=settings,
-                                 provider=provider, goal=HELLO_GOAL, plan=None, workspace=seed, draw=draw)
+        return await beside_live(runner.start(HELLO_GOAL, workspace=seed, policy=policy), settings=settings,
+                                 provider=provider, goal=HELLO_GOAL, plan=None, workspace=seed, mode=policy.mode,
+                                 draw=draw)
     finally:
         await runner.runtime.aclose()
 
@@ -85,6 +87,8 @@ async def test_a_breaking_candidate_is_rolled_back_by_the_live_run_it_shadowed_a
     assert standing(improve).fraction == 0.5  # type: ignore[union-attr]
     unshadowed = await _live(settings, provider, seed, draw=0.9)  # above the fraction: not shadowed
     assert unshadowed.passed and shadow_lines(improve, shout.id) == []
+    proposed = await _live(settings, provider, seed, draw=0.0, policy=RunPolicy(mode="guide"))
+    assert not proposed.passed and shadow_lines(improve, shout.id) == []  # guide mode runs nothing to compare
     live = await _live(settings, provider, seed, draw=0.1)
     assert live.passed  # the user's run is the live config's, whatever the shadow did
     assert (Path(live.record.workspace) / "hello.txt").read_text() == "Hello, Naestro!\n"
@@ -97,7 +101,8 @@ async def test_a_breaking_candidate_is_rolled_back_by_the_live_run_it_shadowed_a
     assert repo.files(MAIN)["VERSION"] == "0.1.0\n"
     assert load_active(improve, key.public_key()).version == "0.1.0"  # type: ignore[union-attr]
     # the shadow ran in a throwaway home: the live store holds the user's runs only
-    assert sorted(r.run_id for r in store.list()) == sorted([unshadowed.record.run_id, live.record.run_id])
+    assert sorted(r.run_id for r in store.list()) == sorted(
+        [unshadowed.record.run_id, proposed.record.run_id, live.record.run_id])
 
     # 2. a harmless candidate: waits for its samples (and holds new proposals back), then merges
     brief = await loop.process(_prompt_delta("brief", "Write the whole file with fs.write",
