@@ -123,3 +123,18 @@ async def test_the_models_budgets_are_not_the_runs_budgets() -> None:
     assert outcome.source == "model" and outcome.plan.budget == Budget()
     assert outcome.plan.tasks[0].budget == Budget()
     assert outcome.repairs == ["/budget", "/tasks/0/budget"]
+
+
+async def test_the_same_plan_twice_ends_the_attempts() -> None:
+    """A model that returns the plan it was just told is invalid would return it a third time: the fallbacks
+    come one call sooner. A changed plan keeps its attempts."""
+    same = planner([BROKEN, FILE], [FILE])
+    outcome = await make_plan(GOAL, same, attempts=3)
+    assert same.model.calls == 2 and len(outcome.attempts) == 2
+    assert outcome.source == "model:unusable-checks-dropped"
+    n = iter(range(100))
+    changing = ScriptedProvider(lambda m: {"tasks": [{"id": f"t{next(n)}", "role": "coder", "description": "write",
+                                                      "deps": [], "accept": [BROKEN]}]})
+    with pytest.raises(PlanInvalid):  # no plan validates, no file is named, no template matches
+        await make_plan(GOAL, changing, attempts=3)
+    assert changing.model.calls == 3
