@@ -22,7 +22,7 @@ from naestro.engines.llama_server import LocalServer
 from naestro.errors import EndpointUnavailable
 from naestro.settings import Settings
 
-__all__ = ["EndpointProvider", "ModelProvider", "ModelReply", "complete_json"]
+__all__ = ["EndpointProvider", "ModelProvider", "ModelReply", "complete_json", "complete_text"]
 
 
 class ModelProvider(Protocol):
@@ -120,4 +120,24 @@ async def complete_json(provider: ModelProvider, endpoint: str | None, messages:
     usage = msg.usage_metadata or {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     pt, ct = int(usage["input_tokens"]), int(usage["output_tokens"])
     return ModelReply(value=value, prompt_tokens=pt, completion_tokens=ct,
+                      latency_s=round(time.monotonic() - start, 3), cost_usd=ep.cost_usd(pt, ct), endpoint=ep.name)
+
+
+async def complete_text(provider: ModelProvider, endpoint: str | None, messages: list[BaseMessage], *,
+                        sampling: dict[str, float | int] | None = None) -> ModelReply:
+    """One free-text call (no response format): ``value`` is the reply's text. For code, which small models write
+    better in a Markdown block than escaped inside a JSON string (``nodes.reference``)."""
+    import openai
+
+    ep, model = provider.chat(endpoint)
+    start = time.monotonic()
+    try:
+        msg = await model.bind(**(sampling or {})).ainvoke(messages)
+    except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError) as exc:
+        raise EndpointUnavailable(endpoint=ep.name, reason=str(exc)) from exc
+    assert isinstance(msg, AIMessage)
+    text = msg.content if isinstance(msg.content, str) else json.dumps(msg.content)
+    usage = msg.usage_metadata or {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    pt, ct = int(usage["input_tokens"]), int(usage["output_tokens"])
+    return ModelReply(value=text, prompt_tokens=pt, completion_tokens=ct,
                       latency_s=round(time.monotonic() - start, 3), cost_usd=ep.cost_usd(pt, ct), endpoint=ep.name)

@@ -26,7 +26,7 @@ PLAN = {"tasks": [{"id": "totals", "role": "coder", "description": "Write totals
 
 def _reply(messages: list[dict[str, Any]]) -> Any:
     text = "\n".join(str(m.get("content")) for m in messages)
-    return {"script": PROGRAM} if "You write short, correct Python 3 programs" in text else PLAN
+    return f"```python\n{PROGRAM}```" if "You write short, correct Python 3 programs" in text else PLAN
 
 
 async def test_the_plan_and_the_reference_programs_ask_for_short_replies(settings: Settings, tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ async def test_the_plan_and_the_reference_programs_ask_for_short_replies(setting
         outcome = await make_plan(GOAL, provider)
         refs = await reference_checks(GOAL, provider, ws, sandboxed)
     assert outcome.source == "model" and list(refs.checks) == ["totals.json"]
-    limits = {("plan" if r["response_format"]["json_schema"]["name"] == "plan" else "reference"):
+    limits = {("reference" if "You write short, correct Python 3 programs" in r["messages"][0]["content"] else "plan"):
               r.get("max_completion_tokens") for r in requests}
     assert limits == {"plan": MAX_PLAN_TOKENS, "reference": MAX_PROGRAM_TOKENS}
     assert MAX_PLAN_TOKENS < 2048 and MAX_PROGRAM_TOKENS < 2048

@@ -16,7 +16,14 @@ from langchain_core.messages import BaseMessage
 
 from naestro.evaluators import ReferenceEvaluator, SandboxEvalEnv, Subject, build_evaluator, differences
 from naestro.plan import EvaluatorCheck, Plan
-from nodes.reference import deliverables, implausible, program_offer, reference_checks, with_reference_checks
+from nodes.reference import (
+    deliverables,
+    fenced_program,
+    implausible,
+    program_offer,
+    reference_checks,
+    with_reference_checks,
+)
 from tests.fakes import ScriptedProvider, all_text
 from tests.sandboxed import people_workspace, sandboxed
 
@@ -202,6 +209,15 @@ async def test_without_agreement_the_file_must_agree_with_one_of_the_results(wor
         "closest one follow", "line 3 is Zoe,35; expected Zoe,34"]
 
 
+async def test_a_lone_usable_result_is_not_offered_as_agreed(workspace: Path) -> None:
+    """One usable sample of five: the check holds it (with no alternatives), but it was never confirmed by a
+    second program, so a failed attempt is not told to run it as an agreed reference."""
+    out = await reference_checks(GOAL, programs(RIGHT, "print(", "print(", "print(", "print("), workspace, sandboxed)
+    check = out.checks["adults.csv"]
+    assert check.params["expect"] == EXPECTED and check.params["alternatives"] == []
+    assert program_offer(check) is None
+
+
 async def test_nothing_usable_means_no_check_and_says_why(workspace: Path) -> None:
     out = await reference_checks(GOAL, programs("print("), workspace, sandboxed)
     assert out.checks == {} and out.notes["adults.csv"] == "no two of 5 samples agreed (0 usable; " + "; ".join(
@@ -233,3 +249,32 @@ def test_results_of_the_wrong_shape_are_refused() -> None:
     assert implausible(per_sale, "t.csv", "every sale") is None
     assert implausible("{'a': 1}", "c.json") is not None and implausible('{"a": 1}', "c.json") is None
     assert implausible("total: about right", "r.md") == "no number printed" and implausible("", "x.txt")
+
+
+# --- programs as Markdown code blocks ---------------------------------------------------------------------------
+
+def test_a_fenced_program_is_the_first_code_block_or_the_whole_reply() -> None:
+    assert fenced_program("Here it is:\n```python\nprint(1)\n```\nIt prints 1.\n```python\nprint(2)\n```") == \
+        "print(1)"
+    assert fenced_program("```py\nx = 1\nprint(x)\n```") == "x = 1\nprint(x)"
+    assert fenced_program("```\nprint('plain fence')\n```") == "print('plain fence')"
+    assert fenced_program("```python\nrows = []\nfor r in rows:\n    print(r") == \
+        "rows = []\nfor r in rows:\n    print(r"  # cut at the token limit: what came, to fail and be debugged
+    assert fenced_program("print('no fence')") == "print('no fence')"
+    assert fenced_program("") is None and fenced_program("```python\n```") is None
+    assert fenced_program('{"script": "print(3)"}') == "print(3)"  # the JSON format's reply, taken as such
+
+
+async def test_fenced_programs_make_the_same_check_as_json_ones(workspace: Path) -> None:
+    """Asked for a code block, the model's text is the program: the same derivation, agreement and check."""
+    asked: list[str] = []
+    replies = iter([f"```python\n{RIGHT}\n```", f"Sure:\n```python\n{RIGHT_TOO}\n```\n"])
+
+    def script(messages: list[BaseMessage]) -> str:
+        asked.append(str(messages[0].content))
+        return next(replies, f"```python\n{RIGHT}\n```")
+
+    out = await reference_checks(GOAL, ScriptedProvider(script), workspace, sandboxed, program_format="fenced")
+    check = out.checks["adults.csv"]
+    assert check.params["expect"] == EXPECTED and check.params["script"] == RIGHT
+    assert all("in one ```python code block" in a and "Reply as JSON" not in a for a in asked)
