@@ -12,8 +12,8 @@ of the wrong shape) is shown its error once (self-debugging); one-line programs 
 (``naestro.oneliner``). Programs are asked for as a Markdown code block, not inside a JSON string: on the 1.5B
 the JSON form gave a usable program in 4 of 18 samples (unterminated strings from escaped newlines, 3.12-only
 f-strings, replies running on to the token limit) where the code block gave 17 of 18, at 0.62x the median time
-per sample (``bench/reference_format.py``, BENCHMARKS.md). The ``reference`` evaluator then compares the deliverable with it, and its evidence
-(missing rows, wrong totals) is the feedback the next attempt gets.
+per sample (``bench/reference_format.py``, BENCHMARKS.md). The ``reference`` evaluator then compares the
+deliverable with it, and its evidence (missing rows, wrong totals) is the feedback the next attempt gets.
 
 Deliverables are the files the goal names that do not exist yet and hold data (not code: ``.py`` files are
 checked by running them). A Markdown report is checked for the quantities the goal asks it to state, and only
