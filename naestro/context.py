@@ -264,21 +264,29 @@ class RunContext:
                                  paths=paths if trusted else None)
 
     async def complete(self, ex: Execution, endpoint: str, messages: list[BaseMessage], *,
-                       schema: dict[str, JsonValue], name: str, purpose: str = "agent") -> ModelReply:
+                       schema: dict[str, JsonValue], name: str, purpose: str = "agent",
+                       sampling: dict[str, float | int] | None = None) -> ModelReply:
         """Journal → gate → model in a ``chat`` span (tokens, cost); charges the execution's meter.
 
+        ``sampling`` overrides the endpoint's request options for this call (``temperature``, ``seed``).
         ``PolicyDenied`` propagates (no model)."""
         registry = self.provider.registry
         with chat_span(registry.get(endpoint), task=ex.task_id, purpose=purpose, conversation=self.thread) as span:
-            reply = await self._complete(ex, endpoint, messages, schema=schema, name=name, purpose=purpose)
+            reply = await self._complete(ex, endpoint, messages, schema=schema, name=name, purpose=purpose,
+                                         sampling=sampling)
             record_reply(span, reply, registry=registry)
             return reply
 
     async def _complete(self, ex: Execution, endpoint: str, messages: list[BaseMessage], *,
-                        schema: dict[str, JsonValue], name: str, purpose: str) -> ModelReply:
+                        schema: dict[str, JsonValue], name: str, purpose: str,
+                        sampling: dict[str, float | int] | None) -> ModelReply:
         key = ex.next_key(self.thread, "model")
         text = "\n".join(str(m.content) for m in messages)
-        request = request_hash([endpoint, text, schema])
+        # The sampling is part of the request only when set, so the journal's earlier entries keep their hashes.
+        asked: list[JsonValue] = [endpoint, text, schema]
+        if sampling:
+            asked.append({k: v for k, v in sampling.items()})
+        request = request_hash(asked)
         entry = self.journal.lookup(key, "model", request)
         if entry is None and self.replay_thread is not None:
             # Deterministic offline replay: the same call at the same point of the recorded run (same prompt,
@@ -297,7 +305,8 @@ class RunContext:
                 self.gate.authorize_model, task=ex.task_id, role=ex.role.value, endpoint=ep.name,
                 locality=ep.locality, estimate=estimate, text=text, meter=ex.meter, ask=self.ask_human))
             if self.router is None:
-                reply = await complete_json(self.provider, ep.name, messages, schema=schema, name=name)
+                reply = await complete_json(self.provider, ep.name, messages, schema=schema, name=name,
+                                            sampling=sampling)
             else:  # the router may spill or re-route to another endpoint: the gate sees that one too
                 def authorize(other: Endpoint) -> None:
                     if other.name != ep.name:
@@ -307,7 +316,7 @@ class RunContext:
                 req = request_for(messages, kind=ex.role.value, requested=ep.name, meter=ex.meter,
                                   task=f"{self.run_id}/{ex.task_id}")  # the cascade escalates per task
                 reply, _ = await complete_json_routed(self.router, self.provider, req, messages, schema=schema,
-                                                      name=name, authorize=authorize,
+                                                      name=name, authorize=authorize, sampling=sampling,
                                                       emit=functools.partial(self.events.emit, task=ex.task_id))
             self.journal.done(key, "model", request, dict(reply.__dict__))
             self.record_model_call(ex.task_id, reply, purpose=purpose)

@@ -22,7 +22,7 @@ from naestro.engines.llama_server import LocalServer
 from naestro.errors import EndpointUnavailable
 from naestro.settings import Settings
 
-__all__ = ["EndpointProvider", "ModelProvider", "ModelReply", "complete_json", "complete_text"]
+__all__ = ["CUT_OFF", "EndpointProvider", "ModelProvider", "ModelReply", "complete_json", "complete_text"]
 
 
 class ModelProvider(Protocol):
@@ -78,6 +78,9 @@ class EndpointProvider:
         return "up" if r.status_code < 500 else f"down: HTTP {r.status_code}"
 
 
+CUT_OFF = "reply cut off at the token limit"  # how a reply cut at the request's token limit comes back
+
+
 @dataclass(frozen=True)
 class ModelReply:
     value: JsonValue
@@ -108,7 +111,7 @@ async def complete_json(provider: ModelProvider, endpoint: str | None, messages:
         # The model ran away to the token limit: not a run failure, feedback for its next attempt.
         cut = exc.completion.usage
         pt, ct = (cut.prompt_tokens, cut.completion_tokens) if cut else (0, 0)
-        return ModelReply(value={"__unparsed__": "reply cut off at the token limit; reply with a shorter action"},
+        return ModelReply(value={"__unparsed__": f"{CUT_OFF}; reply with a shorter action"},
                           prompt_tokens=pt, completion_tokens=ct, latency_s=round(time.monotonic() - start, 3),
                           cost_usd=ep.cost_usd(pt, ct), endpoint=ep.name)
     assert isinstance(msg, AIMessage)

@@ -15,6 +15,7 @@ from pydantic import JsonValue
 
 from naestro.context import Execution, RunContext
 from naestro.journal import request_hash
+from naestro.llm import CUT_OFF
 from naestro.memory.hooks import task_context
 from naestro.plan import OutputSpec, Task, shown_to_agent
 from naestro.toolbus import ToolSpec
@@ -22,6 +23,7 @@ from naestro.toolbus import ToolSpec
 __all__ = ["AgentOutcome", "action_schema", "run_agent"]
 
 OBSERVATION_CHARS = 2500
+RESAMPLE_TEMPERATURE = 0.8  # the one reply after a cut-off one (the endpoint's own is 0.2)
 
 
 @dataclass
@@ -132,14 +134,21 @@ async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[
     # Guide mode runs nothing (its actions are proposals), so there is nothing to verify by running it.
     must_verify = role.verify_with is not None and any(t.name == role.verify_with for t in tools) \
         and ctx.gate.policy.mode != "guide"
+    sampling: dict[str, float | int] | None = None
     for step in range(1, role.max_steps + 1):
         meter.check_time()
-        reply = await ctx.complete(ex, endpoint, messages, schema=schema, name="action")
+        reply = await ctx.complete(ex, endpoint, messages, schema=schema, name="action", sampling=sampling)
         outcome.steps = step
         action = reply.value
+        sampling = None
         messages.append(AIMessage(json.dumps(action)))
         if not isinstance(action, dict) or not isinstance(action.get("tool"), str):
             problem = action.get("__unparsed__") if isinstance(action, dict) else None
+            if isinstance(problem, str) and problem.startswith(CUT_OFF):
+                # Near-greedy decoding ran on to the token cap, and from the same context it runs on again (seen:
+                # three 2,048-token replies in a row, 5-8 minutes each on the loaded 1.5B): the next reply is
+                # sampled differently, once.
+                sampling = {"temperature": RESAMPLE_TEMPERATURE, "seed": step}
             messages.append(HumanMessage(f"That was not a valid action ({problem or 'not an action object'}). "
                                          "Reply with one short JSON action."))
             continue

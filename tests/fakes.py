@@ -11,6 +11,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field
 
 from naestro.endpoints import Endpoint, ModelRegistry
 
@@ -24,6 +25,7 @@ class ScriptedChatModel(BaseChatModel):
     delay_s: float = 0.0
     delay_for: Callable[[list[BaseMessage]], float] | None = None  # a per-call delay (a slow or hung endpoint)
     calls: int = 0
+    options: list[dict[str, Any]] = Field(default_factory=list)  # per call: the options bound (temperature...)
 
     @property
     def _llm_type(self) -> str:
@@ -42,6 +44,7 @@ class ScriptedChatModel(BaseChatModel):
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        self.options.append({k: v for k, v in kwargs.items() if k != "response_format"})
         await asyncio.sleep(self.delay_for(messages) if self.delay_for is not None else self.delay_s)
         return self._reply(messages)
 

@@ -38,15 +38,15 @@ def request_for(messages: list[BaseMessage], *, kind: str, requested: str | None
 
 async def complete_json_routed(router: Router, provider: ModelProvider, req: RouteRequest,
                                messages: list[BaseMessage], *, schema: dict[str, JsonValue], name: str,
-                               emit: Emit | None = None, authorize: Callable[[Endpoint], object] | None = None
-                               ) -> tuple[ModelReply, RouteDecision]:
+                               emit: Emit | None = None, authorize: Callable[[Endpoint], object] | None = None,
+                               sampling: dict[str, float | int] | None = None) -> tuple[ModelReply, RouteDecision]:
     """``authorize(endpoint)`` runs before each attempt on the endpoint actually chosen (the policy gate: it
     raises ``PolicyDenied``, which is not a routing failure and propagates)."""
 
     async def invoke(ep: Endpoint) -> ModelReply:
         if authorize is not None:
             authorize(ep)
-        return await complete_json(provider, ep.name, messages, schema=schema, name=name)
+        return await complete_json(provider, ep.name, messages, schema=schema, name=name, sampling=sampling)
 
     def forget(ep: Endpoint) -> None:
         if isinstance(provider, EndpointProvider):

@@ -1,0 +1,42 @@
+"""After a reply cut off at the token limit, the agent's next reply is sampled differently, once (the real graph,
+gate, MCP tools and journal; only the model's text is scripted). Seen on the 1.5B: near-greedy decoding ran on to
+the 2,048-token cap three times in a row from the same context, 5-8 minutes each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage
+
+from naestro.llm import CUT_OFF
+from naestro.plan import Plan
+from naestro.runner import Runner
+from naestro.settings import Settings
+from nodes.agent import RESAMPLE_TEMPERATURE
+from tests.fakes import ScriptedProvider, all_text
+
+PLAN = Plan.model_validate({"goal": "write hello.txt", "tasks": [{
+    "id": "hello", "role": "coder", "description": "Write hello.txt saying hi",
+    "accept": [{"kind": "regex", "file": "hello.txt", "pattern": "hi"}]}]})
+
+
+async def test_the_reply_after_a_cut_off_one_is_sampled_differently_once(settings: Settings) -> None:
+    settings = settings.model_copy(update={"review": False})
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        if "Write 2-4 sentences" in all_text(messages):
+            return {"summary": "hello.txt written"}
+        n = sum(isinstance(m, AIMessage) for m in messages)
+        if n == 0:  # what complete_json makes of a reply the server cut at the limit
+            return {"__unparsed__": f"{CUT_OFF}; reply with a shorter action"}
+        if n == 1:
+            return {"thought": "w", "tool": "fs.write", "arguments": {"path": "hello.txt", "content": "hi\n"}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "done", "outputs": {}}}
+
+    provider = ScriptedProvider(script)
+    result = await Runner(settings, provider).start("write hello.txt", plan=PLAN)
+    assert result.passed
+    agent = provider.model.options[:3]  # the Coder's three calls (the Reporter's comes after)
+    assert "temperature" not in agent[0] and "seed" not in agent[0]
+    assert agent[1] == {"temperature": RESAMPLE_TEMPERATURE, "seed": 1}
+    assert "temperature" not in agent[2] and "seed" not in agent[2]
