@@ -135,6 +135,7 @@ async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[
     must_verify = role.verify_with is not None and any(t.name == role.verify_with for t in tools) \
         and ctx.gate.policy.mode != "guide"
     sampling: dict[str, float | int] | None = None
+    written: set[str] = set()  # fs.write calls of this attempt (name and arguments)
     for step in range(1, role.max_steps + 1):
         meter.check_time()
         reply = await ctx.complete(ex, endpoint, messages, schema=schema, name="action", sampling=sampling)
@@ -182,6 +183,14 @@ async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[
             result = await ctx.call_tool(ex, name, args, timeout_s=min(limit, meter.remaining_s() or limit))
             status = "OK" if result.ok else "ERROR"
             observation = f"[{name} {status}]\n{result.text[:OBSERVATION_CHARS]}"
+            if name == "fs.write" and result.ok:
+                if signature in written:
+                    # Seen in the issue-22 slice: write test_calc.py, run pytest (NameError), write the very same
+                    # text again, run pytest again ... until the token budget ran out.
+                    observation += (f"\nYou already wrote exactly this content to {args.get('path')} earlier in "
+                                    "this attempt: writing it again changes nothing. If what you ran after it "
+                                    "failed, change what the error points at; if it passed, call finish.")
+                written.add(signature)
         previous = signature
         outcome.transcript.append(f"{name}: {observation[:200]}")
         messages.append(HumanMessage(observation))

@@ -13,6 +13,7 @@ from naestro.plan import Plan
 from naestro.runner import Runner
 from naestro.settings import Settings
 from nodes.agent import RESAMPLE_TEMPERATURE
+from policies.decision import ApprovedScope, RunPolicy
 from tests.fakes import ScriptedProvider, all_text
 
 PLAN = Plan.model_validate({"goal": "write hello.txt", "tasks": [{
@@ -40,3 +41,29 @@ async def test_the_reply_after_a_cut_off_one_is_sampled_differently_once(setting
     assert "temperature" not in agent[0] and "seed" not in agent[0]
     assert agent[1] == {"temperature": RESAMPLE_TEMPERATURE, "seed": 1}
     assert "temperature" not in agent[2] and "seed" not in agent[2]
+
+
+async def test_writing_the_same_content_again_is_pointed_out(settings: Settings) -> None:
+    """Seen in the issue-22 slice: write, run (fails), the very same write, run ... until the budget ran out. The
+    second identical write still runs, and its result says it changes nothing."""
+    settings = settings.model_copy(update={"review": False})
+    seen: list[str] = []
+    ho, hi = {"path": "hello.txt", "content": "ho\n"}, {"path": "hello.txt", "content": "hi\n"}
+    steps = [("fs.write", ho), ("exec.run", {"command": "cat hello.txt"}), ("fs.write", ho), ("fs.write", hi)]
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        if "Write 2-4 sentences" in all_text(messages):
+            return {"summary": "hello.txt written"}
+        n = sum(isinstance(m, AIMessage) for m in messages)
+        seen.append(str(messages[-1].content))
+        if n < len(steps):
+            return {"thought": "step", "tool": steps[n][0], "arguments": steps[n][1]}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "done", "outputs": {}}}
+
+    result = await Runner(settings, ScriptedProvider(script)).start(
+        "write hello.txt", plan=PLAN, policy=RunPolicy(approve=[ApprovedScope(tool="exec.run")]))
+    assert result.passed
+    observations = seen[1:5]  # what the 1st..4th tool calls returned
+    assert "already wrote exactly this content to hello.txt" not in observations[0]
+    assert "already wrote exactly this content to hello.txt" in observations[2]
+    assert "already wrote exactly this content" not in observations[3]  # new content
