@@ -13,7 +13,7 @@ import asyncio
 import functools
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import JsonValue
 
@@ -31,6 +31,10 @@ from nodes.proposal import DENIED
 from nodes.vacuity import VACUOUS, DeferredProbe
 
 __all__ = ["task_node"]
+
+# How the budget ended an attempt: "" it did not; "final" nothing is left to try with (the run's budget, the wall
+# guard, a first call that alone exceeds the budget); "again" the attempt's own token budget, after some work.
+Spent = Literal["", "final", "again"]
 
 
 def _record(*, status: TaskStatus = "ran", attempts: int = 0, model: str = "", error: str | None = None) -> TaskRecord:
@@ -68,7 +72,7 @@ async def task_node(inp: TaskInput, ctx: RunContext) -> dict[str, Any]:
     return {"tasks": {task.id: record}}
 
 
-async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> tuple[TaskRecord, bool]:
+async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> tuple[TaskRecord, Spent]:
     """The attempt's record, and whether the agent stopped because the budget ran out (its checks still decide:
     an agent that did the work and then ran out of tokens, or a verification task whose work earlier tasks had
     done, passes when the checks pass; found in the issue-22 golden slice, where a Runner task of `pytest` ran out
@@ -78,7 +82,7 @@ async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> tuple[TaskRec
     guide = ctx.gate.policy.mode == "guide"  # every task proposes, whatever its dependencies proposed
     if blocked and not guide:
         ctx.events.emit("task_skipped", task=task.id, blocked_by=blocked)
-        return _record(status="skipped", error=f"dependencies did not pass: {blocked}"), False
+        return _record(status="skipped", error=f"dependencies did not pass: {blocked}"), ""
     attempt = (prev["attempts"] if prev else 0) + 1
     reviewing = prev is not None and prev["status"] == "review"
     feedback = prev["feedback"] if prev and prev["status"] in ("retry", "review") else ""
@@ -96,7 +100,7 @@ async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> tuple[TaskRec
                     direct=task.is_direct, review=reviewing)
     start = time.monotonic()
     record = _record(attempts=attempt, model=model)
-    spent = False
+    spent = again = False  # the budget ended the attempt; ``again``: only the attempt's own, after some work
     ex = Execution(node="task", task_id=task.id, role=doer.role, attempt=attempt, meter=meter)
     try:
         if task.is_direct:
@@ -116,9 +120,11 @@ async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> tuple[TaskRec
         record["status"], record["error"] = "failed", str(err)
         ctx.events.emit("budget_exceeded", task=task.id, resource=err.resource, limit=err.limit, spent=err.spent)
         spent = not task.is_direct
+        again = err.scope != "run" and err.resource != "wall_s" and meter.tokens > 0
     except PolicyDenied as exc:  # a model call was denied: the task cannot go on
         record["status"], record["error"] = "failed", str(exc)
         spent = exc.by == "policy" and bool(exc.rules) and set(exc.rules) == {"budget"}
+        again = spent and meter.tokens > 0 and not any(r.startswith("run budget") for r in exc.reasons)
     if ex.refused:
         record["refused"] = True
     if guide and record["status"] == "ran":  # nothing ran, so nothing to check, retry or review (nodes/proposal.py)
@@ -133,7 +139,9 @@ async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> tuple[TaskRec
     record["wall_s"] = round(time.monotonic() - start + (prev["wall_s"] if prev else 0.0), 3)
     ctx.events.emit("task_ran", task=task.id, attempt=attempt, status=record["status"], tokens=meter.tokens,
                     wall_s=round(time.monotonic() - start, 3))
-    return record, spent and not ex.refused and not guide
+    if not spent or ex.refused or guide:
+        return record, ""
+    return record, "again" if again else "final"
 
 
 def _feedback(task: Task, checks: list[CheckResult]) -> str:
@@ -194,9 +202,10 @@ async def _deferred_vacuity(task: Task, checks: list[CheckResult], ctx: RunConte
     return out
 
 
-async def _check(task: Task, record: TaskRecord, ctx: RunContext, phase: int, *, spent: bool = False) -> TaskRecord:
+async def _check(task: Task, record: TaskRecord, ctx: RunContext, phase: int, *, spent: Spent = "") -> TaskRecord:
     """Acceptance checks of an attempt that ran (or ran out of budget: ``spent``); the verdict is the record's next
-    status. A spent attempt whose checks fail stays failed: no budget is left for another."""
+    status. A spent attempt whose checks fail stays failed, unless only its own token budget ran out after some
+    work (``again``): then the next attempt, told so."""
     record = record.copy()
     checks = await run_checks(task, record["outputs"], record["summary"], ctx, attempt=record["attempts"])
     checks = await _deferred_vacuity(task, checks, ctx, phase)
@@ -211,7 +220,15 @@ async def _check(task: Task, record: TaskRecord, ctx: RunContext, phase: int, *,
             del record["error"]
     else:
         record["feedback"] = _feedback(task, checks)
-        if spent:
+        if spent == "again" and record["attempts"] < task.max_attempts:
+            # The attempt's own token budget ran out after it had worked (seen twice in the issue-22 slice: a
+            # write/run loop, a Coder that typed rows by hand): the next attempt has a budget of its own and the
+            # checks' evidence. The run's budget, the wall guard (a hung endpoint would hang again) or a first
+            # call that alone exceeds the budget leave nothing to try again.
+            record["status"] = "retry"
+            record["feedback"] = (f"The previous attempt ran out of its token budget before finishing "
+                                  f"({record.pop('error', '')[:200]}): be direct.\n{record['feedback']}")
+        elif spent:
             record["status"] = "failed"  # the budget error stays the record's error
         elif any(VACUOUS in c["detail"] for c in checks):
             record["status"] = "failed"  # no attempt can fix a check that passes without the work

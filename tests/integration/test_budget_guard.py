@@ -106,3 +106,33 @@ async def test_a_task_that_ran_out_of_tokens_after_its_work_passes_on_its_checks
     events = read_events(result.report_path.parent / "events.jsonl")
     assert [e["status"] for e in events if e["event"] == "task_checked"] == ["passed"]
 
+
+
+async def test_an_attempt_that_spent_its_own_tokens_is_followed_by_the_next(settings: Settings) -> None:
+    """Seen twice in the issue-22 slice: an attempt wrote the wrong thing, then looped until its token budget ran
+    out, and the task failed with attempts to spare. A budget is per attempt, so the next attempt gets its own and
+    the checks' evidence; it writes the right content and the task passes."""
+    told: list[bool] = []
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        if "Write 2-4 sentences" in all_text(messages):
+            return {"summary": "a.txt was written."}
+        second = "ran out of its token budget" in all_text(messages)
+        if not any(isinstance(m, AIMessage) for m in messages):
+            told.append(second)
+            return {"thought": "write", "tool": "fs.write",
+                    "arguments": {"path": "a.txt", "content": "ok" if second else "no"}}
+        if second:
+            return {"thought": "done", "tool": "finish", "arguments": {"summary": "wrote a.txt", "outputs": {}}}
+        return {"thought": "let me look again " * 200, "tool": "fs.read", "arguments": {"path": "a.txt"}}
+
+    quiet = settings.model_copy(update={"review": False})
+    first = await Runner(quiet, ScriptedProvider(write_then_dawdle)).start("g", plan=one_task({"tokens": 20}))
+    found = re.search(r"estimated (\d+) would exceed", first.tasks["a"].get("error", ""))
+    assert found, first.tasks["a"]
+    plan = one_task({"tokens": int(found.group(1)) + 100})  # room for the first call only, as above
+    result = await Runner(quiet, ScriptedProvider(script)).start("g", plan=plan)
+    record = result.tasks["a"]
+    assert result.passed and record["attempts"] == 2 and told == [False, True], record
+    events = read_events(result.report_path.parent / "events.jsonl")
+    assert [e["status"] for e in events if e["event"] == "task_checked"] == ["retry", "passed"]
