@@ -81,14 +81,15 @@ _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:\n[ \t]*```|\Z)",
 
 def fenced_program(text: str) -> str | None:
     """The first fenced code block of a reply (to its end when the reply was cut); a reply with no fence is taken
-    as the program itself, unless it is the JSON reply of the other format (``{"script": ...}``), whose script is
-    taken (a model may answer in the form it has seen before)."""
+    as the program itself, unless it is JSON: then only the other format's reply (``{"script": ...}``) gives one
+    (a model may answer in the form it has seen before)."""
     try:
         given = json.loads(text)
     except ValueError:
-        given = None
-    if isinstance(given, dict) and isinstance(given.get("script"), str):
-        return given["script"] if given["script"].strip() else None
+        pass
+    else:  # a JSON reply is a program only in the other format's shape (``{"thought": ...}`` would run as Python)
+        script = given.get("script") if isinstance(given, dict) else None
+        return script if isinstance(script, str) and script.strip() else None
     found = _FENCE.search(text)
     program = found.group(1) if found is not None else text
     return program if program.strip() and not program.lstrip().startswith("```") else None

@@ -263,6 +263,7 @@ def test_a_fenced_program_is_the_first_code_block_or_the_whole_reply() -> None:
     assert fenced_program("print('no fence')") == "print('no fence')"
     assert fenced_program("") is None and fenced_program("```python\n```") is None
     assert fenced_program('{"script": "print(3)"}') == "print(3)"  # the JSON format's reply, taken as such
+    assert fenced_program('{"thought": "stop", "tool": "finish"}') is None  # other JSON is no program
 
 
 async def test_fenced_programs_make_the_same_check_as_json_ones(workspace: Path) -> None:
