@@ -31,11 +31,13 @@ from naestro.improve.validate import (
     regressions,
     seed_workspace,
 )
+from naestro.plan import Plan
 from naestro.runner import Runner
 from naestro.runs import RunRecord, RunStore
 from naestro.runtime import Runtime
 
-__all__ = ["CanaryReport", "ShadowPair", "default_slo", "paired_breaches", "run_canary", "sampled"]
+__all__ = ["CanaryReport", "ShadowPair", "default_slo", "judged", "live_outcome", "paired_breaches", "run_canary",
+           "sampled", "shadow_outcome"]
 
 
 def default_slo() -> Tolerance:
@@ -77,20 +79,33 @@ def sampled(run_id: str, salt: str, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-def _live_outcome(store: RunStore, record: RunRecord) -> Outcome:
+def live_outcome(store: RunStore, record: RunRecord) -> Outcome:
+    """A finished live run's outcome, from its events (the live side of a pair)."""
     events = read_events(store.dir(record.run_id) / "events.jsonl")
     return outcome_of_events(events, goal=record.run_id, passed=record.status == "passed", run_id=record.run_id)
 
 
-async def _shadow(runner: Runner, record: RunRecord, files: dict[str, str], scratch: Path,
-                  timeout_s: float | None) -> Outcome:
-    seed = seed_workspace(files, scratch / record.run_id)
+async def shadow_outcome(runner: Runner, goal: str, *, seed: Path, label: str, timeout_s: float | None,
+                         plan: Plan | None = None) -> Outcome:
+    """The candidate's run of ``goal`` (or ``plan``) from ``seed`` under the side policy; one that crashes or
+    times out is a failed shadow, recorded with why. ``label`` names the pair (the live run it shadows)."""
     try:
-        result = await asyncio.wait_for(runner.start(record.goal, workspace=seed, policy=SIDE_POLICY), timeout_s)
+        result = await asyncio.wait_for(runner.start(goal, plan=plan, workspace=seed, policy=SIDE_POLICY), timeout_s)
+        events = read_events(runner.store.dir(result.record.run_id) / "events.jsonl")
     except Exception as exc:  # noqa: BLE001 - a shadow that crashes is a failed shadow, recorded with why
-        return Outcome(goal=record.run_id, passed=False, error=f"{exc.__class__.__name__}: {exc}"[:300])
-    events = read_events(runner.store.dir(result.record.run_id) / "events.jsonl")
-    return outcome_of_events(events, goal=record.run_id, passed=result.passed, run_id=result.record.run_id)
+        return Outcome(goal=label, passed=False, error=f"{exc.__class__.__name__}: {exc}"[:300])
+    return outcome_of_events(events, goal=label, passed=result.passed, run_id=result.record.run_id)
+
+
+def judged(report: CanaryReport, slo: Tolerance, *, totals: bool = True) -> CanaryReport:
+    """``report`` with its metrics and breaches: a lost paired run always, the totals when ``totals``."""
+    if report.pairs:
+        report.live = metrics_of([p.live for p in report.pairs])
+        report.shadow = metrics_of([p.shadow for p in report.pairs])
+        report.breaches = paired_breaches(report.pairs)
+        if totals:
+            report.breaches += regressions(report.live, report.shadow, slo)
+    return report
 
 
 def paired_breaches(pairs: list[ShadowPair]) -> list[str]:
@@ -116,12 +131,9 @@ async def run_canary(live: RunStore, candidate: Runtime, *, salt: str, fraction:
             files = starting_files(live, record.run_id)
             if files is None:
                 continue  # pruned: nothing to start the shadow from
-            report.pairs.append(ShadowPair(live=_live_outcome(live, record),
-                                           shadow=await _shadow(runner, record, files, scratch, timeout_s)))
+            seed = seed_workspace(files, scratch / record.run_id)
+            report.pairs.append(ShadowPair(live=live_outcome(live, record), shadow=await shadow_outcome(
+                runner, record.goal, seed=seed, label=record.run_id, timeout_s=timeout_s)))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    if report.pairs:
-        report.live = metrics_of([p.live for p in report.pairs])
-        report.shadow = metrics_of([p.shadow for p in report.pairs])
-        report.breaches = [*paired_breaches(report.pairs), *regressions(report.live, report.shadow, slo)]
-    return report
+    return judged(report, slo)

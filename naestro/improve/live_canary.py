@@ -18,7 +18,6 @@ A shadow never changes what the user's run does or reports: its errors are recor
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import shutil
@@ -28,20 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from naestro.errors import UsageError
-from naestro.events import read_events
 from naestro.gathered import gathered
-from naestro.improve.canary import CanaryReport, ShadowPair, paired_breaches
+from naestro.improve.canary import CanaryReport, ShadowPair, judged, live_outcome, shadow_outcome
 from naestro.improve.findings import FindingsQueue
 from naestro.improve.ledger import ProposalRecord, append, improve_dir
 from naestro.improve.standing import ShadowLine, Standing, record_shadow, shadow_lines, standing, withdraw
-from naestro.improve.validate import (
-    SIDE_POLICY,
-    Outcome,
-    metrics_of,
-    outcome_of_events,
-    regressions,
-    side_runtime,
-)
+from naestro.improve.validate import Outcome, side_runtime
 from naestro.llm import ModelProvider
 from naestro.plan import Plan
 from naestro.runner import Runner, RunResult
@@ -54,7 +45,8 @@ _log = logging.getLogger(__name__)
 
 
 def judge(improve: Path, canary: Standing, live: RunStore) -> CanaryReport:
-    """The canary so far: each shadow paired with its live run once that run has ended, against the SLOs."""
+    """The canary so far: each shadow paired with its live run once that run has ended, against the SLOs (a lost
+    paired run at once; the totals once there are ``min_samples`` pairs)."""
     lines = shadow_lines(improve, canary.proposal)
     report = CanaryReport(fraction=canary.fraction, considered=len(lines), min_samples=canary.min_samples)
     for line in lines:
@@ -62,33 +54,17 @@ def judge(improve: Path, canary: Standing, live: RunStore) -> CanaryReport:
             record = live.load(line.live_run)
         except UsageError:
             continue  # the live run was deleted: nothing to compare with
-        if record.status not in ("passed", "failed"):
-            continue  # still running or waiting for consent: paired when it ends
-        events = read_events(live.dir(record.run_id) / "events.jsonl")
-        outcome = outcome_of_events(events, goal=record.run_id, passed=record.status == "passed",
-                                    run_id=record.run_id)
-        report.pairs.append(ShadowPair(live=outcome, shadow=line.shadow))
-    if report.pairs:
-        report.live = metrics_of([p.live for p in report.pairs])
-        report.shadow = metrics_of([p.shadow for p in report.pairs])
-        # A lost paired run is a breach at once; the totals are judged once there are enough of them.
-        report.breaches = paired_breaches(report.pairs)
-        if len(report.pairs) >= canary.min_samples:
-            report.breaches += regressions(report.live, report.shadow, canary.slo)
-    return report
+        if record.status in ("passed", "failed"):  # else still running or waiting for consent: paired when it ends
+            report.pairs.append(ShadowPair(live=live_outcome(live, record), shadow=line.shadow))
+    return judged(report, canary.slo, totals=len(report.pairs) >= canary.min_samples)
 
 
 async def _shadow(settings: Settings, provider: ModelProvider, canary: Standing, *, goal: str, plan: Plan | None,
                   seed: Path, scratch: Path) -> Outcome:
     runtime = side_runtime(settings, provider, canary.candidate, scratch / "home")
-    runner = Runner.of(runtime)
     try:
-        result = await asyncio.wait_for(runner.start(goal, plan=plan, workspace=seed, policy=SIDE_POLICY),
-                                        canary.timeout_s)
-        events = read_events(runner.store.dir(result.record.run_id) / "events.jsonl")
-        return outcome_of_events(events, goal=goal[:80], passed=result.passed, run_id=result.record.run_id)
-    except Exception as exc:  # noqa: BLE001 - a shadow that crashes is a failed shadow, recorded with why
-        return Outcome(goal=goal[:80], passed=False, error=f"{exc.__class__.__name__}: {exc}"[:300])
+        return await shadow_outcome(Runner.of(runtime), goal, plan=plan, seed=seed, label=goal[:80],
+                                    timeout_s=canary.timeout_s)
     finally:
         await runtime.aclose()
 
