@@ -37,17 +37,15 @@ from naestro.commands import trace as trace_commands
 from naestro.commands._errors import err
 from naestro.commands._errors import fail as _fail
 from naestro.commands._settings import load_settings, provider
-from naestro.commands.consent import current_user, describe, prompt_answers
+from naestro.commands.consent import current_user
+from naestro.commands.drive import EXIT_WAITING, drive
 from naestro.errors import NaestroError, PlanInvalid, UsageError
-from naestro.view import LiveRun, plan_tree
+from naestro.view import plan_tree
 
 if TYPE_CHECKING:
-    from naestro.events import Event
-    from naestro.runner import RunResult
     from naestro.runs import RunStore
     from naestro.settings import Settings
     from policies.decision import RunPolicy
-    from policies.gate import ConsentAnswer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Naestro: governed autonomous agents.")
 runs_app = typer.Typer(no_args_is_help=True, help="Inspect runs.")
@@ -78,8 +76,6 @@ runs_app.command("history")(history_commands.history)
 runs_app.command("rollback")(history_commands.rollback)
 runs_app.command("fork")(history_commands.fork)
 runs_app.command("prune")(history_commands.prune)
-
-EXIT_WAITING = 4  # a gate asked; answer with `naestro approve`
 
 out = Console()
 
@@ -146,90 +142,6 @@ def plan(goal: str, out_file: Annotated[Path | None, typer.Option("--out", help=
         out.print(f"written to {out_file}")
 
 
-def _summary_json(result: RunResult) -> str:
-    return json.dumps({
-        "run_id": result.record.run_id, "status": result.record.status, "passed": result.passed,
-        "plan_source": result.record.plan_source, "report": str(result.report_path),
-        "workspace": result.record.workspace,
-        "tasks": {tid: {"status": r["status"], "attempts": r["attempts"], "tokens": r["tokens"],
-                        "wall_s": r["wall_s"], "checks": r["checks"]} for tid, r in result.tasks.items()},
-    }, indent=2)
-
-
-def _pending_json(result: RunResult) -> list[dict[str, object]]:
-    return [{"id": p.id, **p.request} for p in result.pending]
-
-
-def _execute(*, goal: str, as_json: bool, settings: Settings, resume_id: str | None = None,
-             plan_file: Path | None = None, workspace: Path | None = None, in_place: bool = False,
-             policy: RunPolicy | None = None, answers: dict[str, ConsentAnswer] | None = None) -> None:
-    """Start or resume a run; when a gate asks, prompt (interactive terminal) or print how to answer."""
-    import asyncio
-
-    from rich.live import Live
-
-    from naestro.events import read_events
-    from naestro.runner import Runner
-    from naestro.runtime import build_runtime
-
-    live_state = LiveRun(goal=goal)
-    store = _store(settings)
-
-    def on_event(ev: Event) -> None:
-        if ev.get("event") in ("planned", "replanned", "run_resumed"):
-            rec = store.load(str(ev["run"]))
-            live_state.set_plan(runner.plan_of(rec, len(rec.plans) - 1))
-            if ev.get("event") == "run_resumed":
-                for e in read_events(store.dir(rec.run_id) / "events.jsonl"):
-                    live_state.apply(e)
-        live_state.apply(ev)
-
-    try:  # every input is read and checked here, before the run directory exists
-        runner = Runner.of(build_runtime(settings), on_event=None if as_json else on_event)
-        from naestro.validate import load_plan_file
-
-        given = load_plan_file(plan_file) if plan_file else None
-    except NaestroError as exc:
-        raise _fail(exc) from exc
-
-    async def go() -> RunResult:
-        if resume_id:
-            return await runner.resume(resume_id, answers)
-        from naestro.improve.live_canary import beside_live  # a candidate on live canary shadows new runs
-
-        return await beside_live(runner.start(goal, plan=given, workspace=workspace, in_place=in_place, policy=policy),
-                                 settings=settings, provider=runner.runtime.provider, goal=goal, plan=given,
-                                 workspace=workspace, mode=policy.mode if policy is not None else "copilot")
-
-    interactive = not as_json and sys.stdin.isatty()
-    while True:
-        try:
-            if as_json:
-                result = asyncio.run(go())
-            else:
-                with Live(live_state.render(), console=out, refresh_per_second=4, get_renderable=live_state.render):
-                    result = asyncio.run(go())
-        except NaestroError as exc:
-            raise _fail(exc) from exc
-        if not result.pending or not interactive:
-            break
-        resume_id, answers = result.record.run_id, prompt_answers(result.pending, out)
-    if as_json:
-        print(_summary_json(result) if not result.pending else
-              json.dumps({"run_id": result.record.run_id, "status": "waiting",
-                          "pending": _pending_json(result)}, indent=2))
-    elif result.pending:
-        out.print(f"\nrun [bold]{result.record.run_id}[/bold] is [yellow]waiting for consent[/yellow]:")
-        for p in result.pending:
-            out.print(f"  {p.id}: {describe(p)}")
-        out.print(f"answer with `naestro approve {result.record.run_id} [ID] [--deny] [--remember] [--args JSON]`")
-    else:
-        verdict = ("[green]PASSED[/green]" if result.passed else "[yellow]PROPOSED[/yellow] (guide mode: nothing ran)"
-                   if result.record.policy.mode == "guide" else "[red]FAILED[/red]")
-        out.print(f"\nrun [bold]{result.record.run_id}[/bold]: {verdict}  report: {result.report_path}")
-    raise typer.Exit(EXIT_WAITING if result.pending else 0 if result.passed else 1)
-
-
 def _policy(mode: str, approve: list[str] | None, allow_domain: list[str] | None, root: list[Path] | None,
             scope: list[str] | None) -> RunPolicy:
     from pydantic import ValidationError
@@ -281,7 +193,7 @@ def run(goal: Annotated[str, typer.Argument(help="what you want done")] = "",
             raise _fail(exc) from exc
         scale_commands.run_remote(goal=goal, plan=given, workspace=workspace, in_place=in_place, as_json=as_json,
                                   policy=_policy(mode, approve, allow_domain, root, scope), settings=_settings())
-    _execute(goal=goal, as_json=as_json, settings=_settings(), plan_file=plan_file, workspace=workspace,
+    drive(goal=goal, as_json=as_json, settings=_settings(), plan_file=plan_file, workspace=workspace,
              in_place=in_place, policy=_policy(mode, approve, allow_domain, root, scope))
 
 
@@ -293,7 +205,7 @@ def resume(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False
         record = _store(settings).load(run_id)
     except UsageError as exc:
         raise _fail(exc) from exc
-    _execute(goal=record.goal, as_json=as_json, settings=settings, resume_id=run_id)
+    drive(goal=record.goal, as_json=as_json, settings=settings, resume_id=run_id)
 
 
 @runs_app.command("replay")
@@ -354,7 +266,7 @@ def approve(run_id: str,
 
     if remote_run(settings, run_id) is not None:  # executed by workers: the continuation is queued (issue 20)
         scale_commands.approve_remote(settings, run_id, answers, as_json=as_json)
-    _execute(goal=record.goal, as_json=as_json, settings=settings, resume_id=run_id, answers=answers)
+    drive(goal=record.goal, as_json=as_json, settings=settings, resume_id=run_id, answers=answers)
 
 
 @runs_app.command("list")
