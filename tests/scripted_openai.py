@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 Script = Callable[[list[dict[str, Any]]], Any]  # the chat messages -> the reply (a dict is sent as JSON text)
@@ -68,3 +69,14 @@ def models_yaml(base_url: str) -> str:
     return (f"default: scripted\nfast: scripted\nendpoints:\n  - name: scripted\n    kind: openai\n"
             f"    model: scripted\n    base_url: {base_url}\n    context: 8192\n    capabilities: [json_schema]\n"
             f"    locality: local\n    timeout_s: 30\n")
+
+
+@contextmanager
+def scripted_models(script: Script, directory: Path,
+                    requests: list[dict[str, Any]] | None = None) -> Iterator[Path]:
+    """``scripted_openai`` plus ``directory/models.yaml`` naming it: the file a registry, CLI or server under test
+    reads (``NAESTRO_MODELS_FILE``). Yields the file's path."""
+    with scripted_openai(script, requests) as base_url:
+        models = directory / "models.yaml"
+        models.write_text(models_yaml(base_url))
+        yield models

@@ -37,7 +37,7 @@ from naestro.settings import Settings
 from policies.decision import ApprovedScope, RunPolicy
 from policies.gate import ConsentAnswer
 from tests.conftest import REPO
-from tests.scripted_openai import models_yaml, scripted_openai
+from tests.scripted_openai import scripted_models
 
 VENV_BIN = Path(sys.executable).parent
 PG_HOST = "postgresql://postgres@127.0.0.1:5432"
@@ -134,9 +134,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     scale = ScaleSettings(broker_url=REDIS_URL, queue="naestro-test", visibility_timeout_s=3, restore_interval_s=1,
                           lock_wait_s=1)
     try:
-        with scripted_openai(script) as base_url:
-            models = tmp / "models.yaml"
-            models.write_text(models_yaml(base_url))
+        with scripted_models(script, tmp) as models:
             env = {**os.environ, "NAESTRO_HOME": str(cfg.home), "NAESTRO_MODELS_FILE": str(models),
                    "NAESTRO_MODELS_DIR": str(cfg.models_path), "NAESTRO_MAX_REPLANS": "0",
                    "NAESTRO_CHECKPOINT_URL": str(cfg.checkpoint_url), "NAESTRO_BROKER_URL": REDIS_URL,

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from naestro.cli import app
 from naestro.settings import Settings
-from tests.scripted_openai import models_yaml, scripted_openai
+from tests.scripted_openai import scripted_models
 
 PLAN = {"goal": "Write hello.py printing hello", "tasks": [
     {"id": "write_hello", "role": "coder", "description": "Write hello.py that prints hello",
@@ -41,9 +41,7 @@ def test_guide_mode_json_lists_the_users_tasks(settings: Settings, tmp_path: Pat
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(PLAN))
-    with scripted_openai(script) as base_url:
-        models = tmp_path / "models.yaml"
-        models.write_text(models_yaml(base_url))
+    with scripted_models(script, tmp_path) as models:
         monkeypatch.setenv("NAESTRO_HOME", str(settings.home))
         monkeypatch.setenv("NAESTRO_MODELS_FILE", str(models))
         monkeypatch.setenv("NAESTRO_MAX_REPLANS", "2")

@@ -30,7 +30,7 @@ from policies.audit import load_signing_key
 from policies.decision import ApprovedScope, RunPolicy
 from tests.fakes import ScriptedProvider
 from tests.integration.test_improve_loop import HELLO_GOAL, HELLO_PLAN, STATS_GOAL, script
-from tests.scripted_openai import models_yaml, scripted_openai
+from tests.scripted_openai import scripted_models
 
 POLICY = RunPolicy(approve=[ApprovedScope(tool="exec.run")])
 UNTIMED = {"wall_ratio": 1e6, "wall_slack_s": 1e6}  # wall time is recorded, not judged, on a shared CI machine
@@ -156,9 +156,7 @@ def test_naestro_run_is_shadowed_by_the_standing_candidate(settings: Settings, t
                             slo=default_slo().model_copy(update=UNTIMED), timeout_s=600))
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(HELLO_PLAN))
-    with scripted_openai(_http_script) as base_url:
-        models = tmp_path / "models.yaml"
-        models.write_text(models_yaml(base_url))
+    with scripted_models(_http_script, tmp_path) as models:
         monkeypatch.setenv("NAESTRO_HOME", str(settings.home))
         monkeypatch.setenv("NAESTRO_MODELS_FILE", str(models))
         out = CliRunner().invoke(app, ["run", "--plan", str(plan_file), "--mode", "auto", "--json"])

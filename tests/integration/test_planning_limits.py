@@ -15,7 +15,7 @@ from naestro.settings import Settings
 from nodes.planner import MAX_PLAN_TOKENS, make_plan
 from nodes.reference import MAX_PROGRAM_TOKENS, reference_checks
 from tests.sandboxed import sandboxed
-from tests.scripted_openai import Cut, models_yaml, scripted_openai
+from tests.scripted_openai import Cut, scripted_models
 
 GOAL = "sales.csv has columns region,amount. Write totals.json mapping each region to the sum of its amounts."
 PROGRAM = ("import csv, json\nt = {}\nfor r in csv.DictReader(open('sales.csv')):\n"
@@ -34,9 +34,7 @@ async def test_the_plan_and_the_reference_programs_ask_for_short_replies(setting
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "sales.csv").write_text("region,amount\neast,4\neast,3\nwest,1\n")
-    with scripted_openai(_reply, requests) as url:
-        models = tmp_path / "models.yaml"
-        models.write_text(models_yaml(url))
+    with scripted_models(_reply, tmp_path, requests) as models:
         provider = EndpointProvider(load_registry(models), settings)
         outcome = await make_plan(GOAL, provider)
         refs = await reference_checks(GOAL, provider, ws, sandboxed)
@@ -55,9 +53,7 @@ async def test_a_plan_cut_off_at_its_limit_is_fed_back_and_the_next_attempt_coun
         # the first plan runs on until the server cuts it at the request's limit
         return Cut('{"tasks": [{"id": "totals", "description": "' + "x" * 50) if len(messages) == 2 else PLAN
 
-    with scripted_openai(reply, requests) as url:
-        models = tmp_path / "models.yaml"
-        models.write_text(models_yaml(url))
+    with scripted_models(reply, tmp_path, requests) as models:
         outcome = await make_plan(GOAL, EndpointProvider(load_registry(models), settings))
     assert outcome.source == "model" and [t.id for t in outcome.plan.tasks] == ["totals"]
     assert len(outcome.attempts) == 1 and len(requests) == 2

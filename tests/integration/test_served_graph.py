@@ -21,7 +21,7 @@ from langgraph_sdk import get_client
 
 from naestro.childproc import terminate
 from tests.mcp_http import free_port
-from tests.scripted_openai import models_yaml, scripted_openai
+from tests.scripted_openai import scripted_models
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -48,9 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     """``langgraph dev`` on a free port, with its own NAESTRO_HOME and the scripted model (one per module:
     it takes ~30 s to start)."""
     tmp_path = tmp_path_factory.mktemp("served")
-    with scripted_openai(script) as base_url:
-        models = tmp_path / "models.yaml"
-        models.write_text(models_yaml(base_url))
+    with scripted_models(script, tmp_path) as models:
         env = {**os.environ, "NAESTRO_HOME": str(tmp_path / "home"), "NAESTRO_MODELS_FILE": str(models),
                "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
         port = free_port()

@@ -26,7 +26,7 @@ import pytest
 
 from naestro.childproc import alive, terminate
 from tests.mcp_http import free_port
-from tests.scripted_openai import models_yaml, scripted_openai
+from tests.scripted_openai import scripted_models
 from tests.studio.scripted import GOAL, http_script
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,9 +74,7 @@ def serving(tmp_path: Path, home: Path, *, drop: tuple[str, ...] = (), **env: st
 
 @pytest.fixture
 def studio(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    with scripted_openai(http_script) as base_url:
-        models = tmp_path / "models.yaml"
-        models.write_text(models_yaml(base_url))
+    with scripted_models(http_script, tmp_path) as models:
         home = tmp_path / "home"
         with serving(tmp_path, home, NAESTRO_MODELS_FILE=str(models)) as (url, _):
             yield url, home
