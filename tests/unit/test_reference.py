@@ -177,6 +177,18 @@ async def test_two_agreeing_samples_contested_by_the_next_are_candidates_not_the
     assert verdict.passed
 
 
+async def test_a_contesting_result_that_holds_the_agreed_numbers_leaves_one_result(workspace: Path) -> None:
+    # A report is compared by its numbers: a third result with one number more holds the agreed one, so there is
+    # one result to agree with (the note said "one of the 1 results" before).
+    goal = "people.json lists people. Write count.md stating the number of adults (aged 18 or older)."
+    out = await reference_checks(goal, programs("print('2 adults')", "print('Adults: 2')",
+                                                "print('2 adults of 3 people')"), workspace, sandboxed)
+    assert out.notes["count.md"] == ("two samples agreed and the next one did not (3 usable); the other results "
+                                     "hold this one, so the file must agree with it")
+    check = out.checks["count.md"]
+    assert check.params["compare"] == "numbers" and check.params["alternatives"] == []
+
+
 async def test_a_confirming_sample_that_agrees_or_fails_keeps_the_agreement(workspace: Path) -> None:
     for third in (RIGHT_TOO, "print("):
         out = await reference_checks(GOAL, programs(RIGHT, RIGHT_TOO, third), workspace, sandboxed)
