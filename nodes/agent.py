@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import JsonValue
@@ -18,6 +19,7 @@ from naestro.journal import request_hash
 from naestro.llm import CUT_OFF
 from naestro.memory.hooks import task_context
 from naestro.plan import OutputSpec, Task, shown_to_agent
+from naestro.program_repair import Repair, repaired_code, repaired_python_command
 from naestro.toolbus import ToolSpec
 
 __all__ = ["AgentOutcome", "action_schema", "run_agent"]
@@ -118,6 +120,19 @@ async def _recall(task: Task, ctx: RunContext, ex: Execution) -> str:
     return text
 
 
+def _repaired(name: str, args: dict[str, Any]) -> tuple[dict[str, Any], Repair | None]:
+    """The action's Python with the JSON-typing slips of small models repaired (``naestro.program_repair``):
+    a ``python3 -c`` command of exec.run, a ``.py`` file's content in fs.write. Seen in the issue-22 slice: a
+    correct filter program failed three times on a line break in an f-string and r['amount'] in '...'."""
+    command, path, content = args.get("command"), args.get("path"), args.get("content")
+    if name == "exec.run" and isinstance(command, str) and (repair := repaired_python_command(command)):
+        return {**args, "command": repair.text}, repair
+    if name == "fs.write" and isinstance(path, str) and path.endswith(".py") and isinstance(content, str) \
+            and (repair := repaired_code(content)):
+        return {**args, "content": repair.text}, repair
+    return args, None
+
+
 async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[str, JsonValue],
                     feedback: str) -> AgentOutcome:
     role = ctx.roles[task.role]
@@ -180,9 +195,12 @@ async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[
         else:
             # Whatever the model names (even a tool it was not offered) goes to the gate: one audited decision.
             limit = ctx.tool_timeout_s(name)  # 300 s unless the active release's tool adapter says otherwise
+            args, repair = _repaired(name, args)  # the gate decides on what will run, and the agent is told
             result = await ctx.call_tool(ex, name, args, timeout_s=min(limit, meter.remaining_s() or limit))
             status = "OK" if result.ok else "ERROR"
             observation = f"[{name} {status}]\n{result.text[:OBSERVATION_CHARS]}"
+            if repair is not None:
+                observation += "\nNaestro repaired your program before it ran: " + "; ".join(repair.notes) + "."
             if name == "fs.write" and result.ok:
                 if signature in written:
                     # Seen in the issue-22 slice: write test_calc.py, run pytest (NameError), write the very same
