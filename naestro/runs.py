@@ -11,6 +11,7 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -75,6 +76,22 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _without_home(source: Path, runs_dir: Path) -> Callable[[str, list[str]], list[str]] | None:
+    """A ``copytree`` filter leaving out Naestro's own data folder (HOME = the runs folder's parent) when it lies
+    inside the folder copied: ``naestro run --workspace .`` with the default home ``./.naestro``. Copied, it would
+    recurse into the copy (the run's workspace is inside it; the copy failed on a file name too long) and put the
+    audit signing key, the checkpoints and every other run in the agent's workspace."""
+    src, runs = source.resolve(), runs_dir.resolve()
+    skip = {p for p in (runs, runs.parent) if p != src and p.is_relative_to(src)}
+    if not skip:
+        return None
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        here = Path(folder).resolve()
+        return [n for n in names if here / n in skip]
+    return ignore
+
+
 class RunStore:
     def __init__(self, runs_dir: Path) -> None:
         self.runs_dir = runs_dir
@@ -91,7 +108,8 @@ class RunStore:
             workspace = source_workspace.resolve()
         elif source_workspace is not None:
             workspace = run_dir / "workspace"
-            shutil.copytree(source_workspace, workspace, symlinks=True)
+            shutil.copytree(source_workspace, workspace, symlinks=True,
+                            ignore=_without_home(source_workspace, self.runs_dir))
         else:
             workspace = run_dir / "workspace"
             workspace.mkdir()
