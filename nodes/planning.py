@@ -37,7 +37,7 @@ from nodes.goal_helper import HelperOutcome, helper_requirements
 from nodes.goal_requirements import GoalRequirement, files_named
 from nodes.planner import PlanOutcome, make_plan
 from nodes.reference import ReferenceOutcome, reference_checks, with_reference_checks
-from nodes.replan_guard import confined_replan
+from nodes.replan_guard import Confined, confined_replan
 from nodes.vacuity import CommandRunner, DeferredProbe, Probe, vacuous_checks
 from policies.decision import ApprovedScope, RunPolicy
 from policies.gate import Gate
@@ -234,12 +234,19 @@ def _unfinished(plan: Plan, tasks: dict[str, TaskRecord]) -> dict[str, str]:
     return failed
 
 
-def _toward_the_goal(new: Plan, *, goal: str, original: Plan, existing: list[str], unmet: dict[str, str],
-                     events: EventLog, phase: int) -> Plan:
+def _toward_the_goal(new: Plan, *, source: str, goal: str, original: Plan, existing: list[str],
+                     unmet: dict[str, str], events: EventLog, phase: int) -> Plan:
     """The re-plan without deliverables the goal did not ask for (``nodes.replan_guard``); when nothing of it is
     left, one Coder task toward what the goal still lacks, accepted when the goal's files exist (the carried checks
-    and the goal's own checks hold the real bar)."""
-    confined = confined_replan(new, goal=goal, original=original, existing=existing)
+    and the goal's own checks hold the real bar).
+
+    A keyword template (the planner's last fallback) is never a re-plan: it solves another goal, and what the guard
+    leaves of it does none of this one's work. Seen in the issue-22 slice: csv-data-summary's ``prepare_data``
+    spent 4 minutes writing an invented data.csv while big_orders.csv stayed wrong, and the run ended on it."""
+    if source.startswith("template:"):
+        confined = Confined(plan=None, dropped_tasks=tuple(t.id for t in new.tasks))
+    else:
+        confined = confined_replan(new, goal=goal, original=original, existing=existing)
     if confined.dropped_tasks or confined.dropped_checks:
         events.emit("replan_confined", phase=phase, dropped_tasks=list(confined.dropped_tasks),
                     dropped_checks=list(confined.dropped_checks))
@@ -279,8 +286,8 @@ async def replan_node(state: RunState, services: RunServices, *, run_id: str, pl
                                   guard=_guard(gate, rt.provider), probe=_probe(gate, workspace, probed),
                                   context=context)
     original = await asyncio.to_thread(services.plan_to_run, record, 0)
-    new = _toward_the_goal(outcome.plan, goal=record.goal, original=original, existing=files, unmet=unmet,
-                           events=events, phase=phase)
+    new = _toward_the_goal(outcome.plan, source=outcome.source, goal=record.goal, original=original,
+                           existing=files, unmet=unmet, events=events, phase=phase)
     carry = carry_unfinished_checks(plan, failed, new)
     # Checks of this phase that pass on its starting workspace are work done by an earlier phase (nodes/task.py)
     # when checks that already failed once decide the run: the failed tasks' carried checks or the goal's unmet

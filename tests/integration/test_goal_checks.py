@@ -176,6 +176,43 @@ async def test_a_replan_adds_no_deliverable_the_goal_did_not_name(settings: Sett
     assert not (Path(result.record.workspace) / "summary.json").exists()
 
 
+async def test_a_replan_that_falls_back_to_a_keyword_template_becomes_a_task_toward_the_goal(
+        settings: Settings, tmp_path: Path) -> None:
+    """Seen in the issue-22 slice: the re-planner's plans were invalid, the planner fell back to the csv-data-summary
+    template, and all that was left of it (prepare_data: write an invented data.csv) did none of the goal's work.
+    A template is never a re-plan: the phase gets one Coder task toward what the goal still lacks."""
+    settings = settings.model_copy(update={"max_replans": 1, "review": False, "reference_checks": False,
+                                           "planner_attempts": 2})
+    first = {"tasks": [{"id": "totals", "role": "coder", "description": "Write totals.json from sales.csv",
+                        "deps": [], "accept": [{"kind": "regex", "file": "totals.json", "pattern": '"east": 7\\.0'}]}]}
+    tasks_seen: list[str] = []
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        if "You are the Planner" in text:  # the re-planner only writes invalid plans
+            return {"tasks": [{"id": "x"}]} if "Unfinished, with the reason it failed" in text else first
+        if "Write 2-4 sentences" in text:
+            return {"summary": "totals.json written."}
+        task = re.search(r"Your task \((\w+)\)", text)
+        tasks_seen.append(task[1] if task else "?")
+        n = sum(isinstance(m, AIMessage) for m in messages)
+        if n == 0:
+            body = json.dumps(RIGHT if task and task[1] != "totals" else WRONG)
+            return {"thought": "write", "tool": "fs.write", "arguments": {"path": "totals.json", "content": body}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "totals.json", "outputs": {}}}
+
+    result = await Runner(settings, ScriptedProvider(script)).start(DATA_GOAL + " Give a summary of the data.",
+                                                                    workspace=seed(tmp_path), policy=POLICY)
+    events = read_events(result.report_path.parent / "events.jsonl")
+    replanned = next(e for e in events if e["event"] == "replanned")
+    assert replanned["source"].startswith("template:"), replanned  # the planner's own fallback, as seen
+    confined = next(e for e in events if e["event"] == "replan_confined")
+    assert "prepare_data" in confined["dropped_tasks"]
+    assert "finish_goal" in result.tasks and "prepare_data" not in result.tasks
+    assert result.passed and json.loads((Path(result.record.workspace) / "totals.json").read_text()) == RIGHT
+    assert not (Path(result.record.workspace) / "data.csv").exists()
+
+
 REFERENCE = ("import csv, json\nt = {}\nfor r in csv.DictReader(open('sales.csv')):\n"
              "    t[r['region']] = round(t.get(r['region'], 0) + float(r['amount']), 2)\n"
              "json.dump(t, open('totals.json', 'w'))\n")
