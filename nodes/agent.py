@@ -151,6 +151,7 @@ async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[
         and ctx.gate.policy.mode != "guide"
     sampling: dict[str, float | int] | None = None
     written: set[str] = set()  # fs.write calls of this attempt (name and arguments)
+    repeats = 0  # calls that repeated an earlier one (the same call again, or an fs.write of the same content)
     for step in range(1, role.max_steps + 1):
         meter.check_time()
         reply = await ctx.complete(ex, endpoint, messages, schema=schema, name="action", sampling=sampling)
@@ -188,8 +189,19 @@ async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[
             outcome.finished = True
             return outcome
         signature = json.dumps([name, args], sort_keys=True)
+        if signature == previous or (name == "fs.write" and signature in written):
+            # Small models loop on the same call (seen in the issue-22 slice: the same 480-token fs.write of
+            # invented rows five times in a row, 200-300 s each, until the attempt's wall guard): told once and the
+            # next reply sampled differently, a further repeat ends the attempt, whose checks and feedback then go
+            # to the next attempt instead of the same call again.
+            repeats += 1
+            if repeats > 1:
+                outcome.summary = (f"stopped: repeated the same {name} call again after being told it changes "
+                                   "nothing")
+                outcome.transcript.append(f"{name}: repeated, attempt ended")
+                return outcome
+            sampling = {"temperature": RESAMPLE_TEMPERATURE, "seed": step}
         if signature == previous:
-            # Small models loop on the same call; say so instead of repeating the effect.
             observation = (f"You just made exactly this {name} call and saw its result. Do something else: "
                            "verify the work (e.g. exec.run a test) or call finish.")
         else:

@@ -67,3 +67,29 @@ async def test_writing_the_same_content_again_is_pointed_out(settings: Settings)
     assert "already wrote exactly this content to hello.txt" not in observations[0]
     assert "already wrote exactly this content to hello.txt" in observations[2]
     assert "already wrote exactly this content" not in observations[3]  # new content
+
+
+async def test_a_call_repeated_after_being_told_ends_the_attempt(settings: Settings) -> None:
+    """Seen in the issue-22 slice: the same 480-token fs.write five times in a row (200-300 s each) until the wall
+    guard. The first repeat is pointed out and the next reply sampled differently; a second repeat ends the
+    attempt, and the next attempt (with the checks' feedback) gets to do it right."""
+    settings = settings.model_copy(update={"review": False})
+    calls: list[list[BaseMessage]] = []
+    ho = {"thought": "w", "tool": "fs.write", "arguments": {"path": "hello.txt", "content": "ho\n"}}
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        if "Write 2-4 sentences" in all_text(messages):
+            return {"summary": "hello.txt written"}
+        calls.append(messages)
+        if len(calls) <= 3:
+            return ho
+        if len(calls) == 4:
+            return {"thought": "w", "tool": "fs.write", "arguments": {"path": "hello.txt", "content": "hi\n"}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "done", "outputs": {}}}
+
+    provider = ScriptedProvider(script)
+    result = await Runner(settings, provider).start("write hello.txt", plan=PLAN)
+    assert result.passed and result.tasks["hello"]["attempts"] == 2
+    assert sum(isinstance(m, AIMessage) for m in calls[3]) == 0  # the 4th call opened attempt 2
+    assert "You just made exactly this fs.write call" in str(calls[2][-1].content)  # pointed out ...
+    assert provider.model.options[2] == {"temperature": RESAMPLE_TEMPERATURE, "seed": 2}  # ... and resampled
