@@ -391,9 +391,12 @@ def program_offer(check: EvaluatorCheck) -> str | None:
     script, file = check.params.get("script"), check.params.get("file")
     if not isinstance(script, str) or not script.strip() or not isinstance(file, str):
         return None
-    command = f"python3 -c {shlex.quote(unfolded(script) or script)}"
+    # As an argv list, not a shell string: shlex quoting turns each ' of the code into '"'"', and the 1.5B copying
+    # the command stopped at the first one (issue-22 slice at 2e86d65: "python3 -c 'import csv ... with open('").
+    # A JSON string is what the model writes anyway.
+    arguments = json.dumps({"command": ["python3", "-c", unfolded(script) or script]})
     what = (f"It prints the quantities {file} must state: run it, then write them into {file}."
             if comparison_for(file) == "numbers" else f"It writes {file}: run it instead of typing the file by hand.")
     return (f"Two independent reference programs agreed on what {file} must contain. {what}\n"
-            f"Run it with exec.run, command: {command}\n"
+            f"Run it with exec.run, arguments: {arguments}\n"
             f"{file} is still compared with the agreed result afterwards.")

@@ -216,7 +216,7 @@ async def test_a_replan_that_falls_back_to_a_keyword_template_becomes_a_task_tow
 REFERENCE = ("import csv, json\nt = {}\nfor r in csv.DictReader(open('sales.csv')):\n"
              "    t[r['region']] = round(t.get(r['region'], 0) + float(r['amount']), 2)\n"
              "json.dump(t, open('totals.json', 'w'))\n")
-OFFER = re.compile(r"Run it with exec\.run, command: (.+?)\n(?:totals\.json is still compared)", re.S)
+OFFER = re.compile(r"Run it with exec\.run, arguments: (\{.+?\})\n(?:totals\.json is still compared)", re.S)
 
 
 async def test_an_agreed_reference_program_fixes_a_hand_typed_value(settings: Settings, tmp_path: Path) -> None:
@@ -241,8 +241,9 @@ async def test_an_agreed_reference_program_fixes_a_hand_typed_value(settings: Se
             prompts.append(str(messages[1].content))
         if offer is not None:  # the program-aided attempt: run the offered program, then finish
             if n == 0:
-                ran.append(offer.group(1))
-                return {"thought": "run it", "tool": "exec.run", "arguments": {"command": offer.group(1)}}
+                arguments = json.loads(offer.group(1))  # copied as offered: an argv list, no shell quoting
+                ran.append(arguments["command"][2])
+                return {"thought": "run it", "tool": "exec.run", "arguments": arguments}
         elif n == 0:
             return {"thought": "type it", "tool": "fs.write",
                     "arguments": {"path": "totals.json", "content": json.dumps(WRONG)}}
@@ -260,7 +261,7 @@ async def test_an_agreed_reference_program_fixes_a_hand_typed_value(settings: Se
     # the program is not shown before a failure; after one, with the evidence of the wrong value
     assert "Two independent reference programs agreed" not in prompts[0] and "json.dump" not in prompts[0]
     assert "Two independent reference programs agreed on what totals.json must contain" in prompts[1]
-    assert "8.5" in prompts[1] and len(ran) == 1 and ran[0].startswith("python3 -c ")
+    assert "8.5" in prompts[1] and len(ran) == 1 and "json.dump" in ran[0] and "'\"'\"'" not in prompts[1]
     assert result.passed and json.loads((Path(result.record.workspace) / "totals.json").read_text()) == RIGHT
 
 
