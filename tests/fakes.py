@@ -69,3 +69,18 @@ def last_text(messages: list[BaseMessage]) -> str:
 
 def all_text(messages: list[BaseMessage]) -> str:
     return "\n".join(str(m.content) for m in messages)
+
+
+def stepped_agent(steps: list[tuple[str, dict[str, Any]]], seen: list[str], *, summary: str = "done") -> Script:
+    """An agent whose n-th action in an attempt is ``steps[n]`` (tool, arguments), then ``finish``; the Reporter's
+    call gets ``summary``. ``seen`` collects each agent call's last message: what the previous tool returned."""
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        if "Write 2-4 sentences" in all_text(messages):
+            return {"summary": summary}
+        n = sum(isinstance(m, AIMessage) for m in messages)
+        seen.append(str(messages[-1].content))
+        if n < len(steps):
+            return {"thought": "step", "tool": steps[n][0], "arguments": steps[n][1]}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "done", "outputs": {}}}
+    return script

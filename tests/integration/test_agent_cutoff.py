@@ -14,7 +14,7 @@ from naestro.runner import Runner
 from naestro.settings import Settings
 from nodes.agent import RESAMPLE_TEMPERATURE
 from policies.decision import ApprovedScope, RunPolicy
-from tests.fakes import ScriptedProvider, all_text
+from tests.fakes import ScriptedProvider, all_text, stepped_agent
 
 PLAN = Plan.model_validate({"goal": "write hello.txt", "tasks": [{
     "id": "hello", "role": "coder", "description": "Write hello.txt saying hi",
@@ -51,16 +51,7 @@ async def test_writing_the_same_content_again_is_pointed_out(settings: Settings)
     ho, hi = {"path": "hello.txt", "content": "ho\n"}, {"path": "hello.txt", "content": "hi\n"}
     steps = [("fs.write", ho), ("exec.run", {"command": "cat hello.txt"}), ("fs.write", ho), ("fs.write", hi)]
 
-    def script(messages: list[BaseMessage]) -> dict[str, Any]:
-        if "Write 2-4 sentences" in all_text(messages):
-            return {"summary": "hello.txt written"}
-        n = sum(isinstance(m, AIMessage) for m in messages)
-        seen.append(str(messages[-1].content))
-        if n < len(steps):
-            return {"thought": "step", "tool": steps[n][0], "arguments": steps[n][1]}
-        return {"thought": "done", "tool": "finish", "arguments": {"summary": "done", "outputs": {}}}
-
-    result = await Runner(settings, ScriptedProvider(script)).start(
+    result = await Runner(settings, ScriptedProvider(stepped_agent(steps, seen))).start(
         "write hello.txt", plan=PLAN, policy=RunPolicy(approve=[ApprovedScope(tool="exec.run")]))
     assert result.passed
     observations = seen[1:5]  # what the 1st..4th tool calls returned

@@ -4,16 +4,13 @@ gate, MCP exec/fs servers and bubblewrap sandbox; only the model's text is scrip
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from langchain_core.messages import AIMessage, BaseMessage
 
 from naestro.plan import Plan
 from naestro.program_repair import NEWLINES, QUOTES
 from naestro.runner import Runner
 from naestro.settings import Settings
 from policies.decision import ApprovedScope, RunPolicy
-from tests.fakes import ScriptedProvider, all_text
+from tests.fakes import ScriptedProvider, stepped_agent
 from tests.unit.test_program_repair import ORDERS, SEEN
 
 PLAN = Plan.model_validate({"goal": "filter orders", "tasks": [{
@@ -34,16 +31,7 @@ async def test_the_slices_failing_command_and_a_broken_py_file_run_as_meant(sett
     steps = [("exec.run", {"command": SEEN}), ("fs.write", {"path": "check.py", "content": "print('a\nb')\n"}),
              ("exec.run", {"command": "python3 check.py"})]
 
-    def script(messages: list[BaseMessage]) -> dict[str, Any]:
-        if "Write 2-4 sentences" in all_text(messages):
-            return {"summary": "filtered"}
-        n = sum(isinstance(m, AIMessage) for m in messages)
-        seen.append(str(messages[-1].content))
-        if n < len(steps):
-            return {"thought": "step", "tool": steps[n][0], "arguments": steps[n][1]}
-        return {"thought": "done", "tool": "finish", "arguments": {"summary": "done", "outputs": {}}}
-
-    result = await Runner(settings, ScriptedProvider(script)).start(
+    result = await Runner(settings, ScriptedProvider(stepped_agent(steps, seen))).start(
         "filter orders", plan=PLAN, workspace=seed,
         policy=RunPolicy(approve=[ApprovedScope(tool="exec.run")]))
     assert result.passed, result.tasks
