@@ -16,7 +16,7 @@ import os
 import re
 import shlex
 
-from naestro.oneliner import unfolded
+from naestro.program_repair import repaired_python_command
 
 __all__ = ["command_problem", "repaired_command"]
 
@@ -113,21 +113,16 @@ _COMPOUND_AFTER_SEMICOLON = re.compile(r";[ \t]*(?=(?:with|for|if|while|try)\b)"
 
 
 def repaired_command(command: str) -> str | None:
-    """``command`` with each ``; with`` / ``; for`` / ``; if`` ... put on a new line, when that is all that kept its
-    ``python -c`` code from compiling; else None. The mechanical fix of the 1.5B's commonest check error
-    (``import csv; with open('a.csv') as f: ...``), which it repeats through every re-plan although told how to
-    fix it. What follows the colon stays on that line, the statement's body, as Python reads it."""
-    problem = command_problem(command)
-    if problem is None or "does not compile" not in problem:
+    """``command`` repaired so it passes ``command_problem``, or None. Two mechanical fixes: each ``; with`` /
+    ``; for`` / ``; if`` ... put on a new line (the 1.5B's commonest check error, ``import csv; with open('a.csv')
+    as f: ...``, which it repeats through every re-plan although told how to fix it; what follows the colon stays on
+    that line, the statement's body, as Python reads it), and for a lone ``python3 -c CODE`` the agents' program
+    repairs (``naestro.program_repair``: nested one-liners unfolded, JSON line breaks in string literals, ``'``
+    inside a single-quoted shell word)."""
+    if command_problem(command) is None:
         return None
     fixed = _COMPOUND_AFTER_SEMICOLON.sub("\n", command)
     if fixed != command and command_problem(fixed) is None:
         return fixed
-    # Nested one-liners ("with ...: x = 1; for ...: if ...: ...") need indentation, not just newlines.
-    words = _words(command)
-    if len(words) == 3 and _PYTHON.match(os.path.basename(words[0])) and words[1] == "-c":
-        code = unfolded(words[2])
-        if code is not None:
-            candidate = f"{words[0]} -c {shlex.quote(code)}"
-            return candidate if command_problem(candidate) is None else None
-    return None
+    repair = repaired_python_command(command)
+    return repair.text if repair is not None and command_problem(repair.text) is None else None
