@@ -36,6 +36,7 @@ from typing import Any
 from checkpoints.manifestlog import ManifestLog
 from checkpoints.objectpack import ObjectPack
 from naestro.errors import UsageError
+from naestro.homes import home_of, walk
 
 __all__ = ["FileEntry", "SnapshotStore", "WorkspaceChanged"]
 
@@ -84,6 +85,9 @@ class SnapshotStore:
         self.objects, self.manifests = ObjectPack(root), ManifestLog(root)
         self._index_path = root / "index.jsonl"
         self._lock = threading.Lock()
+        # RUN/snapshots → the home: inside the workspace in an --in-place run, and never part of a snapshot (a
+        # rollback would rewrite the open checkpoint database and delete other runs).
+        self._leave_out = (home_of(root.parent),)
         self._index: dict[str, str] = {}
         if self._index_path.exists():
             for line in self._index_path.read_text().splitlines():
@@ -128,7 +132,7 @@ class SnapshotStore:
     def scan(self, workspace: Path) -> dict[str, FileEntry]:
         """The workspace as a manifest; files unchanged since the last scan are not re-hashed."""
         entries: dict[str, FileEntry] = {}
-        for dirpath, dirnames, filenames in os.walk(workspace):
+        for dirpath, dirnames, filenames in walk(workspace, self._leave_out):
             base = Path(dirpath)
             for name in [*filenames, *(d for d in dirnames if (base / d).is_symlink())]:
                 path = base / name
@@ -310,7 +314,7 @@ class SnapshotStore:
             else:
                 self.objects.copy_to(entry.sha256, target)
                 target.chmod(entry.mode)
-        for dirpath, _dirs, _files in sorted(os.walk(workspace, topdown=False), key=lambda w: -len(w[0])):
+        for dirpath, _dirs, _files in sorted(walk(workspace, self._leave_out), key=lambda w: -len(w[0])):
             d = Path(dirpath)
             if d != workspace and not any(d.iterdir()) and not any(k.startswith(f"{d.relative_to(workspace)}/")
                                                                     for k in want):

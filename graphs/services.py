@@ -24,6 +24,7 @@ from checkpoints.snapshots import SnapshotStore
 from naestro.budget import RunBudget
 from naestro.context import RunContext
 from naestro.events import Event, EventLog
+from naestro.homes import left_out
 from naestro.journal import Journal
 from naestro.plan import Plan
 from naestro.redact import SecretVault
@@ -161,7 +162,9 @@ class RunServices:
             record = live.record
             servers, untrusted = await pooled_run_servers(  # the runtime's shared servers, this run's sessions
                 self.runtime.mcp_pool, Path(record.workspace), self.runtime.tools_config,
-                allow_domains=record.policy.allow_domains, roots=record.policy.roots)
+                allow_domains=record.policy.allow_domains, roots=record.policy.roots,
+                # the home, when it lies inside the workspace (an --in-place run; otherwise the workspace is in it)
+                hidden=tuple(left_out(Path(record.workspace), (self.store.runs_dir.parent,))))
             async with self._bus_opening():
                 live.bus = await live.stack.enter_async_context(
                     McpToolBus(servers, untrusted=untrusted, catalog=self.runtime.mcp_pool.catalog))

@@ -173,7 +173,7 @@ def build(options: ServerOptions, *, query_timeout_s: float = DEFAULT_QUERY_TIME
                             "(in the workspace) or --database postgresql://...")
         if _is_postgres(database):
             return await _postgres_query(database, sql, params, max_rows, timeout_s=query_timeout_s)
-        path = confine(options.workspace, database)
+        path = confine(options.workspace, database, hidden=options.hidden)
         if not path.is_file():
             raise ToolError(f"SQLite database {database!r} does not exist in the workspace")
         return await asyncio.to_thread(_sqlite_query, str(path), sql, params, max_rows, timeout_s=query_timeout_s)

@@ -46,7 +46,7 @@ def _homes_to_hide(settings: Settings, workspace: Path) -> tuple[Path, ...]:
 def build(options: ServerOptions, *, settings: Settings | None = None) -> FastMCP:
     """``settings``: where NAESTRO_HOME is (default: from the environment, as the CLI resolves it)."""
     workspace = options.workspace
-    hide = _homes_to_hide(settings or Settings(), workspace)
+    hide = (*_homes_to_hide(settings or Settings(), workspace), *options.hidden)
     mcp = new_server("exec", instructions="Runs commands in the workspace (mounted at /tmp/workspace), sandboxed: "
                                           "no network, read-only system, CPU/memory/time/output limits.")
 

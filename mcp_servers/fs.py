@@ -52,7 +52,7 @@ class Patched(BaseModel):
 _LINK_MODE = re.compile(r"^(?:new file mode|deleted file mode|old mode|new mode|index \S+) (1[26]0000)\s*$", re.M)
 
 
-async def apply_patch(workspace: Path, diff: str) -> Patched:
+async def apply_patch(workspace: Path, diff: str, *, hidden: tuple[Path, ...] = ()) -> Patched:
     """Check, then apply, a unified diff with ``git apply`` (all-or-nothing: a failed hunk changes nothing).
 
     Every name git may take from the diff (---/+++, ``diff --git``, rename/copy headers: ``diff_targets``, the
@@ -70,7 +70,7 @@ async def apply_patch(workspace: Path, diff: str) -> Patched:
         raise ToolError(f"diff has a {kind} (mode {link.group(1)}); fs.patch writes regular files only: "
                         f"give the file's content as a regular file (mode 100644) or use fs.write")
     for p in paths:
-        confine(workspace, p, arg="diff")
+        confine(workspace, p, arg="diff", hidden=hidden)
     git = shutil.which("git")
     if git is None:
         raise ToolError("git is not installed; fs.patch applies diffs with `git apply` (apt-get install git)")
@@ -130,7 +130,7 @@ def build(options: ServerOptions) -> FastMCP:
                                           idempotentHint=True, openWorldHint=False))
     async def write(path: str, content: str) -> Written:
         """Create or overwrite a text file in the workspace (parent folders are created)."""
-        target = confine(workspace, path)
+        target = confine(workspace, path, hidden=options.hidden)
         if target.is_dir():
             raise ToolError(f"{path!r} is a directory; give a file path")
         try:
@@ -197,7 +197,7 @@ def build(options: ServerOptions) -> FastMCP:
     async def patch(diff: str) -> Patched:
         """Apply a unified diff (`diff -u` / `git diff` format, paths relative to the workspace) to workspace
         files. All or nothing: if any hunk does not apply, no file changes."""
-        return await apply_patch(workspace, diff)
+        return await apply_patch(workspace, diff, hidden=options.hidden)
 
     return mcp
 

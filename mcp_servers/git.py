@@ -155,7 +155,8 @@ def build(options: ServerOptions) -> FastMCP:
         if any("\0" in a for a in args):
             raise ToolError("an argument contains a NUL byte; give plain text without control characters")
         try:
-            done = await run_sandboxed(workspace, _git_argv(workspace, args), Limits(wall_s=60, cpu_s=60))
+            done = await run_sandboxed(workspace, _git_argv(workspace, args), Limits(wall_s=60, cpu_s=60),
+                                       hide=options.hidden)
         except SandboxUnavailable as exc:
             raise ToolError(str(exc)) from exc
         if check and done.exit_code != 0:
@@ -201,7 +202,7 @@ def build(options: ServerOptions) -> FastMCP:
                    ) -> Diff:
         """Unified diff of unstaged changes (or staged ones with staged=true, or against a commit)."""
         for p in paths or []:
-            confine(workspace, p, arg="paths")
+            confine(workspace, p, arg="paths", hidden=options.hidden)
         if against is not None and (against.startswith("-") or not against.strip()):
             raise ToolError(f"invalid revision {against!r}; give a commit such as HEAD~1 or a sha")
         rev = [against] if against else []
@@ -216,7 +217,7 @@ def build(options: ServerOptions) -> FastMCP:
     async def log(max_count: Annotated[int, Field(ge=1, le=200)] = 20, path: str | None = None) -> Log:
         """Recent commits, newest first (optionally only those touching `path`)."""
         if path is not None:
-            confine(workspace, path, arg="path")
+            confine(workspace, path, arg="path", hidden=options.hidden)
         head = await git("rev-parse", "--verify", "-q", "HEAD", check=False)
         if head.exit_code != 0:
             return Log(commits=[])
@@ -239,7 +240,7 @@ def build(options: ServerOptions) -> FastMCP:
         if "\0" in message:  # refused before `git add` stages anything
             raise ToolError("commit message contains a NUL byte; give plain text")
         for p in paths or []:
-            confine(workspace, p, arg="paths")
+            confine(workspace, p, arg="paths", hidden=options.hidden)
         if paths:
             await git("add", "--", *paths)
         elif kind == "all":

@@ -143,13 +143,14 @@ def build(options: ServerOptions) -> FastMCP:
         target, rel = locate(path)
         result = await asyncio.to_thread(_tables, target, rel, pages, format)
         if out_dir is not None:
-            folder = confine(workspace, out_dir, arg="out_dir")
+            folder = confine(workspace, out_dir, arg="out_dir", hidden=options.hidden)
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:  # out_dir names a file, or the file system refuses
                 raise ToolError(f"cannot create out_dir {out_dir!r}: {exc.strerror}") from exc
             for t in result.tables:
-                name = confine(workspace, str(folder / f"{target.stem}-p{t.page}-t{t.index}.{format}"), arg="out_dir")
+                file = str(folder / f"{target.stem}-p{t.page}-t{t.index}.{format}")
+                name = confine(workspace, file, arg="out_dir", hidden=options.hidden)
                 name.write_text(t.csv if t.csv is not None else json.dumps(t.rows, ensure_ascii=False))
                 t.written = str(name.relative_to(workspace.resolve()))
         return result

@@ -11,7 +11,7 @@ import argparse
 import functools
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -40,6 +40,9 @@ class ServerOptions(BaseModel):
     database: str | None = Field(default=None, description="db: SQLite path in the workspace, or postgresql:// DSN")
     search_url: str | None = Field(default=None, description="web: a SearXNG instance for web.search")
     roots: tuple[Path, ...] = Field(default=(), description="fs/pdf: extra folders readable by absolute path")
+    hidden: tuple[Path, ...] = Field(default=(), description=(
+        "folders no tool reads, writes, lists or runs against, even inside the workspace: Naestro's home in an "
+        "--in-place run (naestro/homes.py)"))
 
     def argv(self) -> list[str]:
         """The command-line form of these options, for starting the server as a child process."""
@@ -52,6 +55,8 @@ class ServerOptions(BaseModel):
             args += ["--search-url", self.search_url]
         for root in self.roots:
             args += ["--root", str(root)]
+        for folder in self.hidden:
+            args += ["--hide", str(folder)]
         return args
 
 
@@ -105,8 +110,15 @@ def _resolve(joined: Path, path: str, arg: str) -> Path:
         raise ToolError(f"{arg} {path!r} cannot be resolved ({exc}); give a path without a symlink loop") from exc
 
 
-def confine(root: Path, path: str, *, arg: str = "path") -> Path:
-    """Resolve ``path`` (relative to root; ``..`` and symlinks resolved) and refuse anything outside root.
+def _refuse_hidden(candidate: Path, path: str, arg: str, hidden: Collection[Path]) -> None:
+    if any(_inside(candidate, h.resolve()) for h in hidden):
+        raise ToolError(f"{arg} {path!r} is in Naestro's own data folder, which no tool may read or change; use "
+                        f"the project's files")
+
+
+def confine(root: Path, path: str, *, arg: str = "path", hidden: Collection[Path] = ()) -> Path:
+    """Resolve ``path`` (relative to root; ``..`` and symlinks resolved) and refuse anything outside root or in
+    one of the ``hidden`` folders (``ServerOptions.hidden``).
 
     ``arg`` names the tool argument the path came from, so the refusal says which one to fix."""
     root, path = root.resolve(), unaliased(path)
@@ -114,15 +126,17 @@ def confine(root: Path, path: str, *, arg: str = "path") -> Path:
     if not _inside(candidate, root):
         raise ToolError(f"{arg} {path!r} resolves outside the workspace ({candidate}); use a path relative to "
                         f"the workspace root")
+    _refuse_hidden(candidate, path, arg, hidden)
     return candidate
 
 
 def confine_read(options: ServerOptions, path: str, *, arg: str = "path") -> Path:
     """Like ``confine``, but a path resolving inside one of the read-only ``roots`` is also accepted."""
     if not options.roots:
-        return confine(options.workspace, path, arg=arg)
+        return confine(options.workspace, path, arg=arg, hidden=options.hidden)
     path = unaliased(path)
     candidate = _resolve(options.workspace.resolve() / path, path, arg)  # an absolute path replaces the workspace
+    _refuse_hidden(candidate, path, arg, options.hidden)
     if readable(options, candidate):
         return candidate
     roots = ", ".join(str(r) for r in options.roots)
@@ -131,8 +145,10 @@ def confine_read(options: ServerOptions, path: str, *, arg: str = "path") -> Pat
 
 
 def readable(options: ServerOptions, resolved: Path) -> bool:
-    """Whether an already resolved path lies in the workspace or a read-only root (for what a walk finds)."""
-    return any(_inside(resolved, root.resolve()) for root in (options.workspace, *options.roots))
+    """Whether an already resolved path lies in the workspace or a read-only root, and in no hidden folder (for
+    what a walk finds)."""
+    return any(_inside(resolved, root.resolve()) for root in (options.workspace, *options.roots)) \
+        and not any(_inside(resolved, h.resolve()) for h in options.hidden)
 
 
 def build_server(name: str, options: ServerOptions) -> FastMCP:
@@ -162,6 +178,8 @@ def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     p.add_argument("--database", default=None, help="db: SQLite file (relative to the workspace) or postgresql:// DSN")
     p.add_argument("--search-url", default=None, help="web: base URL of a SearXNG instance for web.search")
     p.add_argument("--root", action="append", default=[], type=Path, help="fs/pdf: an extra read-only folder")
+    p.add_argument("--hide", action="append", default=[], type=Path,
+                   help="a folder no tool may reach, even inside the workspace (Naestro's home)")
     return p
 
 
@@ -171,5 +189,5 @@ def serve(build: Callable[[ServerOptions], FastMCP], *, prog: str, description: 
     args = parser(prog, description).parse_args(argv)
     args.workspace.mkdir(parents=True, exist_ok=True)
     options = ServerOptions(workspace=args.workspace, allow_domains=tuple(args.allow_domain), database=args.database,
-                            search_url=args.search_url, roots=tuple(args.root))
+                            search_url=args.search_url, roots=tuple(args.root), hidden=tuple(args.hide))
     serve_server(build(options), http_port=args.http)

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -19,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from naestro.errors import UnknownRun, UsageError
+from naestro.homes import copy_workspace
 from policies.decision import ApprovedScope, RunPolicy
 
 RunStatus = Literal["queued", "planning", "running", "waiting", "paused", "rolled_back", "passed", "failed", "error"]
@@ -76,22 +75,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _without_home(source: Path, runs_dir: Path) -> Callable[[str, list[str]], list[str]] | None:
-    """A ``copytree`` filter leaving out Naestro's own data folder (HOME = the runs folder's parent) when it lies
-    inside the folder copied: ``naestro run --workspace .`` with the default home ``./.naestro``. Copied, it would
-    recurse into the copy (the run's workspace is inside it; the copy failed on a file name too long) and put the
-    audit signing key, the checkpoints and every other run in the agent's workspace."""
-    src, runs = source.resolve(), runs_dir.resolve()
-    skip = {p for p in (runs, runs.parent) if p != src and p.is_relative_to(src)}
-    if not skip:
-        return None
-
-    def ignore(folder: str, names: list[str]) -> list[str]:
-        here = Path(folder).resolve()
-        return [n for n in names if here / n in skip]
-    return ignore
-
-
 class RunStore:
     def __init__(self, runs_dir: Path) -> None:
         self.runs_dir = runs_dir
@@ -108,8 +91,9 @@ class RunStore:
             workspace = source_workspace.resolve()
         elif source_workspace is not None:
             workspace = run_dir / "workspace"
-            shutil.copytree(source_workspace, workspace, symlinks=True,
-                            ignore=_without_home(source_workspace, self.runs_dir))
+            # The home and its runs folder left out when they lie inside the source (``--workspace .`` with the
+            # default home ./.naestro): copied, the copy recursed into itself ("File name too long").
+            copy_workspace(source_workspace, workspace, leave_out=(self.runs_dir, self.runs_dir.parent))
         else:
             workspace = run_dir / "workspace"
             workspace.mkdir()

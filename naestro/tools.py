@@ -121,12 +121,13 @@ def load_tools_config(path: Path | None) -> ToolsConfig:
 
 
 def builtin_options(workspace: Path, config: ToolsConfig, *, allow_domains: Sequence[str] = (),
-                    roots: Sequence[str] = ()) -> ServerOptions:
+                    roots: Sequence[str] = (), hidden: Sequence[Path] = ()) -> ServerOptions:
     """What a run's builtin servers are confined to. ``allow_domains`` (e.g. the run policy's) is added to the
-    configured web allowlist."""
+    configured web allowlist; ``hidden``: Naestro's home, never reachable by a tool even inside the workspace."""
     domains = tuple(dict.fromkeys([*config.builtin.allow_domains, *allow_domains]))
     return ServerOptions(workspace=workspace, allow_domains=domains, database=config.builtin.database,
-                         search_url=config.builtin.search_url, roots=tuple(Path(r) for r in roots))
+                         search_url=config.builtin.search_url, roots=tuple(Path(r) for r in roots),
+                         hidden=tuple(hidden))
 
 
 def run_servers(workspace: Path, config: ToolsConfig, *, allow_domains: Sequence[str] = (),
@@ -141,11 +142,12 @@ def run_servers(workspace: Path, config: ToolsConfig, *, allow_domains: Sequence
 
 async def pooled_run_servers(pool: McpServerPool, workspace: Path, config: ToolsConfig, *,
                              allow_domains: Sequence[str] = (),
-                             roots: Sequence[str] = ()) -> tuple[dict[str, Connection], set[str]]:
+                             roots: Sequence[str] = (),
+                             hidden: Sequence[Path] = ()) -> tuple[dict[str, Connection], set[str]]:
     """Like ``run_servers``, with the builtin servers from the runtime's shared pool (the run's own sessions,
     its confinement sent with them). External servers stay the run's own connections: they are not ours to
     share."""
-    options = builtin_options(workspace, config, allow_domains=allow_domains, roots=roots)
+    options = builtin_options(workspace, config, allow_domains=allow_domains, roots=roots, hidden=hidden)
     return {**await pool.connections(options), **external_servers(config)}, set(config.servers)
 
 

@@ -24,7 +24,7 @@ from naestro.plan import (
 from nodes.evaluation import emit_verdict, evaluate_check
 from nodes.file_checks import file_check
 from nodes.judge import judge
-from nodes.reference import program_offer
+from nodes.reference_use import program_offer
 
 __all__ = ["run_checks"]
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from graphs.state import GoalCheck
 from mcp_servers.sandbox import Limits, SandboxUnavailable, run_sandboxed
 from naestro.context import Execution, RunContext
+from naestro.homes import copy_workspace, home_of
 from naestro.plan import Role
 from nodes.file_checks import inside
 from nodes.goal_requirements import GoalRequirement, derive_requirements
@@ -178,14 +179,15 @@ async def _exercised(req: GoalRequirement, ctx: RunContext, command: str) -> Ver
     present = [f for f in req.exercises if (path := inside(ctx.workspace, f)) is not None and path.is_file()]
     if not present:
         return True, f"`{command}` exited 0"
-    if not await asyncio.to_thread(fits_throwaway_copy, ctx.workspace):
+    home = (home_of(ctx.run_dir),)  # in the workspace in an --in-place run: never copied
+    if not await asyncio.to_thread(functools.partial(fits_throwaway_copy, ctx.workspace, leave_out=home)):
         # Unverified is not passed: a run never says PASSED on tests nobody showed to test the goal's code.
         return False, (f"`{command}` exited 0, but whether it tests {', '.join(present)} could not be checked: the "
                        "workspace is too large to copy for the probe (50 MB); run the tests without those files "
                        "to see that they fail")
     with tempfile.TemporaryDirectory(prefix="naestro-exercised-") as tmp:
         copy = Path(tmp) / "workspace"
-        await asyncio.to_thread(shutil.copytree, ctx.workspace, copy, symlinks=True,
+        await asyncio.to_thread(copy_workspace, ctx.workspace, copy, leave_out=home,
                                 ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
         for name in present:
             (copy / name).unlink()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -9,6 +10,7 @@ from pydantic import JsonValue
 
 from naestro.context import Execution, RunContext
 from naestro.errors import UsageError
+from naestro.homes import home_of, workspace_files
 from naestro.plan import EvaluatorCheck, Role, Task
 
 EVALUATORS = ("llm_judge",)
@@ -22,7 +24,7 @@ async def judge(check: EvaluatorCheck, task: Task, outputs: dict[str, JsonValue]
                 ctx: RunContext, ex: Execution) -> tuple[float, str]:
     if check.evaluator not in EVALUATORS:
         raise UsageError(f"unknown evaluator {check.evaluator!r} (known: {', '.join(EVALUATORS)})")
-    files = sorted(str(p.relative_to(ctx.workspace)) for p in ctx.workspace.rglob("*") if p.is_file())[:50]
+    files = (await asyncio.to_thread(workspace_files, ctx.workspace, leave_out=(home_of(ctx.run_dir),)))[:50]
     prompt = (f"Task: {task.description}\nRubric: {check.rubric or 'Does the result complete the task?'}\n"
               f"Agent summary: {summary}\nOutputs: {json.dumps(outputs)[:3000]}\nWorkspace files: {files}\n"
               "Score from 0 (fails the rubric) to 1 (fully meets it), with a one-sentence reason.")

@@ -25,6 +25,7 @@ from naestro.carryover import carry_unfinished_checks
 from naestro.errors import PlanProblem, PolicyDenied
 from naestro.events import EventLog
 from naestro.gathered import gathered
+from naestro.homes import workspace_files
 from naestro.llm import ModelProvider
 from naestro.memory.hooks import plan_context
 from naestro.plan import Plan, Role
@@ -36,7 +37,8 @@ from nodes.goal_checks import goal_failures, in_workspace, planned_goal_checks
 from nodes.goal_helper import HelperOutcome, helper_requirements
 from nodes.goal_requirements import GoalRequirement, files_named
 from nodes.planner import PlanOutcome, make_plan
-from nodes.reference import ReferenceOutcome, reference_checks, with_reference_checks
+from nodes.reference import ReferenceOutcome, reference_checks
+from nodes.reference_use import with_reference_checks
 from nodes.replan_guard import Confined, confined_replan
 from nodes.vacuity import CommandRunner, DeferredProbe, Probe, vacuous_checks
 from policies.decision import ApprovedScope, RunPolicy
@@ -74,9 +76,9 @@ def planning_sandbox(gate: Gate) -> CommandRunner:
     return run
 
 
-def _probe(gate: Gate, workspace: Path, probed: set[str] | None = None) -> Probe:
-    """Finds a candidate plan's vacuous checks (``nodes.vacuity``); ``probed`` collects the commands it ran (the
-    others are probed at check time, ``DeferredProbe``)."""
+def _probe(gate: Gate, workspace: Path, home: Path, probed: set[str] | None = None) -> Probe:
+    """Finds a candidate plan's vacuous checks (``nodes.vacuity``) on a copy of ``workspace`` without ``home``;
+    ``probed`` collects the commands it ran (the others are probed at check time, ``DeferredProbe``)."""
     run = planning_sandbox(gate)
 
     async def counted(command: str, where: Path) -> Completed | None:
@@ -86,7 +88,7 @@ def _probe(gate: Gate, workspace: Path, probed: set[str] | None = None) -> Probe
         return done
 
     async def probe(plan: Plan) -> list[PlanProblem]:
-        return await vacuous_checks(plan, workspace, counted)
+        return await vacuous_checks(plan, workspace, counted, leave_out=(home,))
     return probe
 
 
@@ -165,6 +167,7 @@ async def plan_node(state: RunState, services: RunServices, *, thread: str, serv
         gate = await asyncio.to_thread(services.gate, record=record, bus=None, events=events, audit=audit,
                                        registered={"exec.run"}, remember=False)
         probed: set[str] = set()
+        home = services.store.runs_dir.parent  # inside the workspace in an --in-place run: never copied
         recalled = await plan_context(rt.memory, record.goal, gate=gate, events=events)  # issue 19: past plans
         guard = _guard(gate, rt.provider)
 
@@ -172,7 +175,7 @@ async def plan_node(state: RunState, services: RunServices, *, thread: str, serv
             with span("naestro.plan", attributes={"naestro.planner.attempts": rt.settings.planner_attempts}) as sp:
                 outcome = await make_plan(record.goal, rt.provider, attempts=rt.settings.planner_attempts,
                                           guard=guard, context=recalled,
-                                          probe=_probe(gate, Path(record.workspace), probed))
+                                          probe=_probe(gate, Path(record.workspace), home, probed))
                 sp.set_attributes({"naestro.plan.source": outcome.source,
                                    "naestro.plan.tasks": len(outcome.plan.tasks), "naestro.tokens": outcome.tokens})
             return outcome
@@ -182,7 +185,8 @@ async def plan_node(state: RunState, services: RunServices, *, thread: str, serv
                 return None
             with span("naestro.plan.reference"):
                 return await reference_checks(record.goal, rt.provider, Path(record.workspace),
-                                              planning_sandbox(gate), guard=guard, redact=gate.vault.redact)
+                                              planning_sandbox(gate), guard=guard, redact=gate.vault.redact,
+                                              leave_out=(home,))
 
         async def helped_by_model() -> HelperOutcome | None:
             if not rt.settings.goal_helper:
@@ -269,8 +273,7 @@ async def replan_node(state: RunState, services: RunServices, *, run_id: str, pl
     failed = _unfinished(plan, tasks)
     unmet = goal_failures(state.get("goal_checks"))
     workspace = Path(record.workspace)
-    files = await asyncio.to_thread(lambda: sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*")
-                                                   if p.is_file()))
+    files = await asyncio.to_thread(workspace_files, workspace, leave_out=(services.store.runs_dir.parent,))
     context = (f"Already done (do NOT plan again): {json.dumps(done)}\nFiles in the workspace: {files[:50]}\n"
                f"Unfinished, with the reason it failed: {json.dumps(failed)[:2000]}\n"
                + (f"The goal's own requirements not met yet: {json.dumps(unmet)[:2000]}\n" if unmet else "")
@@ -283,7 +286,8 @@ async def replan_node(state: RunState, services: RunServices, *, run_id: str, pl
     probed: set[str] = set()
     with span("naestro.replan", attributes={"naestro.phase": phase}):
         outcome = await make_plan(plan.goal, rt.provider, attempts=rt.settings.planner_attempts,
-                                  guard=_guard(gate, rt.provider), probe=_probe(gate, workspace, probed),
+                                  guard=_guard(gate, rt.provider),
+                                  probe=_probe(gate, workspace, services.store.runs_dir.parent, probed),
                                   context=context)
     original = await asyncio.to_thread(services.plan_to_run, record, 0)
     new = _toward_the_goal(outcome.plan, source=outcome.source, goal=record.goal, original=original,

@@ -17,19 +17,19 @@ deliverable with it, and its evidence (missing rows, wrong totals) is the feedba
 
 Deliverables are the files the goal names that do not exist yet and hold data (not code: ``.py`` files are
 checked by running them). A Markdown report is checked for the quantities the goal asks it to state, and only
-when the goal asks for one (total, count, average...).
+when the goal asks for one (total, count, average...). Where the agreed results are used: ``nodes.reference_use``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 import re
 import shlex
-import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -40,14 +40,14 @@ from pydantic import JsonValue
 from naestro.evaluators import comparison_for, differences
 from naestro.evaluators._factuality import numbers
 from naestro.gathered import each
+from naestro.homes import copy_workspace
 from naestro.llm import ModelProvider, complete_json, complete_text
 from naestro.oneliner import unfolded
-from naestro.plan import EvaluatorCheck, Plan, Role
+from naestro.plan import EvaluatorCheck
 from nodes.vacuity import CommandRunner
 
 __all__ = ["DATA_SUFFIXES", "MAX_PROGRAM_TOKENS", "QUANTITY", "ProgramFormat", "ReferenceOutcome", "deliverables",
-           "fenced_program", "implausible", "program_offer", "reference_checks", "sample_program",
-           "with_reference_checks"]
+           "fenced_program", "implausible", "reference_checks", "sample_program"]
 
 DATA_SUFFIXES = ("csv", "json", "txt", "md", "yaml", "yml", "toml", "tsv")
 QUANTITY = re.compile(r"(?i)\b(?:total|sum|count|number of|average|mean|median|how many|percent(?:age)?)\b")
@@ -197,6 +197,7 @@ class _Deriver:
     redact: Callable[[str], str]
     outcome: ReferenceOutcome
     fmt: ProgramFormat = "fenced"
+    leave_out: Collection[Path] = ()  # the home, when it lies in the workspace (``naestro.homes``)
 
     async def _program(self, messages: list[BaseMessage], sampling: dict[str, float | int]) -> str | None:
         if self.guard is not None:
@@ -218,7 +219,7 @@ class _Deriver:
         command = f"python3 -c {shlex.quote(unfolded(script) or script)}"
         with tempfile.TemporaryDirectory(prefix="naestro-reference-") as tmp:
             copy = Path(tmp) / "workspace"
-            shutil.copytree(self.workspace, copy, symlinks=True)
+            await asyncio.to_thread(copy_workspace, self.workspace, copy, leave_out=self.leave_out)
             done = await self.run(command, copy)
             written = copy / self.file
             # The file the program wrote, read here, goes through ``redact`` as its printed output did.
@@ -339,17 +340,19 @@ async def reference_checks(goal: str, provider: ModelProvider, workspace: Path, 
                            endpoint: str | None = None,
                            guard: Callable[[str, str], None] | None = None,
                            redact: Callable[[str], str] | None = None,
-                           program_format: ProgramFormat = "fenced") -> ReferenceOutcome:
+                           program_format: ProgramFormat = "fenced",
+                           leave_out: Collection[Path] = ()) -> ReferenceOutcome:
     """A ``reference`` check for each deliverable whose expected content independent samples agree on.
 
     ``guard(endpoint, prompt)`` is the run's policy gate for the model calls; ``redact`` turns the input files'
     preview into what the model may see (the run's vault: secrets and PII as handles); ``run`` runs a program in
-    the sandbox and returns its output in the same handle space."""
+    the sandbox and returns its output in the same handle space; ``leave_out``: folders in the workspace the
+    programs' copies leave out (Naestro's home in an --in-place run)."""
     outcome = ReferenceOutcome()
     files = deliverables(goal, workspace)
     # Independent files are derived at once (the model server has slots to spare while one program runs).
     await each([_Deriver(goal, file, provider, endpoint, workspace, run, guard, redact or _as_is, outcome,
-                         program_format).derive() for file in files])
+                         program_format, leave_out).derive() for file in files])
     # In the goal's order whichever finished first: the checks land on the plan's tasks in this order.
     outcome.checks = {f: outcome.checks[f] for f in files if f in outcome.checks}
     outcome.notes = {f: outcome.notes[f] for f in files if f in outcome.notes}
@@ -358,45 +361,3 @@ async def reference_checks(goal: str, provider: ModelProvider, workspace: Path, 
 
 def _as_is(text: str) -> str:
     return text
-
-
-def _mentions(task_text: str, file: str) -> bool:
-    return re.search(r"(?<![\w./-])" + re.escape(file) + r"(?![\w/-])", task_text) is not None
-
-
-def with_reference_checks(plan: Plan, checks: dict[str, EvaluatorCheck]) -> Plan:
-    """``plan`` with each reference check on the task that produces the file: the last task naming it whose role
-    produces files (not a Reviewer, Runner or Evaluator); else the last task naming it; else the plan's last task."""
-    producers = (Role.coder, Role.dataops, Role.researcher, Role.reporter)
-    accept = {t.id: list(t.accept) for t in plan.tasks}
-    for file, check in checks.items():
-        naming = [t for t in plan.tasks if _mentions(t.model_dump_json(), file)]
-        owner = next((t for t in reversed(naming) if t.role in producers), naming[-1] if naming else plan.tasks[-1])
-        accept[owner.id].append(check)
-    return plan.model_copy(update={"tasks": tuple(t.model_copy(update={"accept": tuple(accept[t.id])})
-                                                  for t in plan.tasks)})
-
-
-def program_offer(check: EvaluatorCheck) -> str | None:
-    """What a failed attempt is told about an *agreed* reference: the program itself, to run (program-aided).
-
-    Seen on the 1.5B: told three times "/east is 8.5; expected 7.0", it typed 8.5 again each time; running a
-    program is what such a model does reliably. Offered only after a failure (the first attempt does the work
-    itself) and only when two programs agreed (a lone candidate may be wrong). The file the program writes is still
-    compared with the agreed result, so a program the agent changes proves nothing by being run."""
-    if check.evaluator != "reference" or "alternatives" in check.params:
-        # Any ``alternatives`` key, even empty, marks a result no second program agreed with: a lone usable sample
-        # (seen in the slice at 6813c51) was offered as "two independent reference programs agreed".
-        return None
-    script, file = check.params.get("script"), check.params.get("file")
-    if not isinstance(script, str) or not script.strip() or not isinstance(file, str):
-        return None
-    # As an argv list, not a shell string: shlex quoting turns each ' of the code into '"'"', and the 1.5B copying
-    # the command stopped at the first one (issue-22 slice at 2e86d65: "python3 -c 'import csv ... with open('").
-    # A JSON string is what the model writes anyway.
-    arguments = json.dumps({"command": ["python3", "-c", unfolded(script) or script]})
-    what = (f"It prints the quantities {file} must state: run it, then write them into {file}."
-            if comparison_for(file) == "numbers" else f"It writes {file}: run it instead of typing the file by hand.")
-    return (f"Two independent reference programs agreed on what {file} must contain. {what}\n"
-            f"Run it with exec.run, arguments: {arguments}\n"
-            f"{file} is still compared with the agreed result afterwards.")

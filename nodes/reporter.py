@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from graphs.state import GoalCheck, RunState, TaskRecord, status_of
 from naestro.context import Execution, RunContext
 from naestro.errors import PolicyDenied, RunError, RunPaused
 from naestro.events import Event, read_events
+from naestro.homes import home_of, workspace_files
 from naestro.plan import Plan, Role
 from nodes.goal_checks import check_goal, goal_failures, goal_passed
 from nodes.phases import with_earlier_phases
@@ -34,9 +36,11 @@ def run_passed(plan: Plan, tasks: dict[str, TaskRecord]) -> bool:
     return all(status_of(tasks, t.id) == "passed" for t in plan.tasks)
 
 
-def artifacts(workspace: Path) -> list[tuple[str, int]]:
-    return sorted((str(p.relative_to(workspace)), p.stat().st_size) for p in workspace.rglob("*")
-                  if p.is_file() and ".git" not in p.parts)[:200]
+def artifacts(workspace: Path, *, leave_out: Collection[Path | None] = ()) -> list[tuple[str, int]]:
+    """The workspace's files and sizes, without ``.git`` and the ``leave_out`` folders (the home in an --in-place
+    run)."""
+    return [(name, (workspace / name).stat().st_size) for name in workspace_files(workspace, leave_out=leave_out)
+            if ".git" not in Path(name).parts][:200]
 
 
 POLICY_EVENTS = ("tool_denied", "consent_given", "consent_refused")
@@ -77,7 +81,7 @@ def _goal_lines(checks: list[GoalCheck]) -> list[str]:
 
 def render_report(plan: Plan, tasks: dict[str, TaskRecord], workspace: Path, *, summary: str,
                   policy: list[Event] | None = None, verdicts: list[Event] | None = None,
-                  goal_checks: list[GoalCheck] | None = None) -> str:
+                  goal_checks: list[GoalCheck] | None = None, leave_out: Collection[Path | None] = ()) -> str:
     """The report; PASSED only when every task passed and every requirement the goal states was met."""
     ok = run_passed(plan, tasks) and goal_passed(goal_checks)
     total_tokens = sum(r["tokens"] for r in tasks.values())
@@ -106,7 +110,7 @@ def render_report(plan: Plan, tasks: dict[str, TaskRecord], workspace: Path, *, 
     if verdicts:
         lines += ["", "## Evaluator evidence", "", *_verdict_lines(verdicts)]
     lines += ["", "## Artifacts", ""]
-    lines += [f"- `{name}` ({size} bytes)" for name, size in artifacts(workspace)] or ["_(none)_"]
+    lines += [f"- `{name}` ({size} bytes)" for name, size in artifacts(workspace, leave_out=leave_out)] or ["_(none)_"]
     lines += ["", "## Policy decisions", ""]
     lines += _policy_lines(policy or []) or ["_(no action was denied or needed consent)_"]
     lines += ["", "## Cost", "", f"- tokens: {total_tokens}", f"- cost: ${total_cost:.4f}"]
@@ -147,7 +151,8 @@ async def report_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     tasks_passed = run_passed(ctx.plan, state["tasks"])
     goal_checks = await check_goal(state.get("goal_checks") or [], ctx, run_commands=tasks_passed)
     passed = tasks_passed and goal_passed(goal_checks)
-    files = await asyncio.to_thread(artifacts, ctx.workspace)  # a walk of the workspace: off the event loop
+    home = (home_of(ctx.run_dir),)  # in the workspace in an --in-place run; not an artifact
+    files = await asyncio.to_thread(artifacts, ctx.workspace, leave_out=home)  # a walk: off the event loop
     summary = await _summary(ctx.plan, state["tasks"], ctx, [n for n, _ in files], goal_checks)
 
     def write() -> str:
@@ -156,7 +161,7 @@ async def report_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
         plan_tasks = {t.id for t in ctx.plan.tasks}
         verdicts = [e for e in events if e.get("event") == "verdict" and e.get("task") in plan_tasks]
         text = render_report(ctx.plan, state["tasks"], ctx.workspace, summary=summary, policy=policy,
-                             verdicts=verdicts, goal_checks=goal_checks)
+                             verdicts=verdicts, goal_checks=goal_checks, leave_out=home)
         text = with_earlier_phases(text, events)  # a re-planned run says what failed before (issue 18)
         if ctx.gate.policy.mode == "guide":  # guide mode ran nothing: its report is the proposal (issue 18)
             text = render_proposal(ctx.plan, state["tasks"], events, ctx.workspace)

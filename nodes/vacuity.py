@@ -30,11 +30,12 @@ import shlex
 import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 
 from mcp_servers.sandbox import Completed, missing_module
 from naestro.errors import PlanProblem
+from naestro.homes import copy_workspace, home_of, workspace_bytes
 from naestro.plan import CommandCheck, FileExistsCheck, JsonSchemaCheck, Plan, RegexCheck
 from naestro.plan_checks import pointer
 from naestro.redact import redact
@@ -110,13 +111,10 @@ def reads_no_file(command: str, workspace: Path) -> bool:
                 or _workspace_names(command, workspace))
 
 
-def _size(root: Path) -> int:
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
-
-
-def fits_throwaway_copy(workspace: Path) -> bool:
-    """Whether a probe may copy this workspace (at most ``_MAX_COPY_BYTES``). Blocking: walks the tree."""
-    return _size(workspace) <= _MAX_COPY_BYTES
+def fits_throwaway_copy(workspace: Path, *, leave_out: Collection[Path | None] = ()) -> bool:
+    """Whether a probe may copy this workspace without ``leave_out`` (at most ``_MAX_COPY_BYTES``). Blocking:
+    walks the tree."""
+    return workspace_bytes(workspace, leave_out=leave_out) <= _MAX_COPY_BYTES
 
 
 def _command_problem(done: Completed, plan: Plan) -> str | None:
@@ -133,8 +131,10 @@ def _command_problem(done: Completed, plan: Plan) -> str | None:
             "pass; use the standard library (csv, json, re) or a module a task writes")
 
 
-async def vacuous_checks(plan: Plan, workspace: Path, run_command: CommandRunner) -> list[PlanProblem]:
-    """A problem for every check of ``plan`` that passes on ``workspace`` as it is now (nothing is changed)."""
+async def vacuous_checks(plan: Plan, workspace: Path, run_command: CommandRunner, *,
+                         leave_out: Collection[Path | None] = ()) -> list[PlanProblem]:
+    """A problem for every check of ``plan`` that passes on ``workspace`` as it is now (nothing is changed), run
+    on a copy without ``leave_out`` (Naestro's home in an --in-place run)."""
     problems: list[tuple[int, int, PlanProblem]] = []
     commands: list[tuple[int, int, str]] = []
     for i, task in enumerate(plan.tasks):
@@ -148,10 +148,10 @@ async def vacuous_checks(plan: Plan, workspace: Path, run_command: CommandRunner
                     and file_check(check, {}, workspace)[0]:
                 problems.append((i, j, PlanProblem(pointer("tasks", i, "accept", j),
                                                    f"this {check.kind} check {VACUOUS}")))
-    if commands and fits_throwaway_copy(workspace):
+    if commands and fits_throwaway_copy(workspace, leave_out=leave_out):
         with tempfile.TemporaryDirectory(prefix="naestro-probe-") as tmp:
             copy = Path(tmp) / "workspace"
-            shutil.copytree(workspace, copy, symlinks=True)
+            copy_workspace(workspace, copy, leave_out=leave_out)
             for i, j, command in commands:
                 done = await run_command(command, copy)
                 problem = None if done is None else _command_problem(done, plan)
@@ -171,6 +171,7 @@ class DeferredProbe:
 
     def __init__(self, run_dir: Path, phase: int) -> None:
         self.folder = run_dir / "baseline" / f"phase{phase}"
+        self.leave_out = (home_of(run_dir),)  # in an --in-place run the home (and this folder) is in the workspace
         self.listing = run_dir / "baseline" / f"phase{phase}.json"
 
     def keep(self, workspace: Path, commands: list[str], *, guarded: bool = False) -> None:
@@ -181,11 +182,11 @@ class DeferredProbe:
         if not commands:
             return
         self.listing.parent.mkdir(parents=True, exist_ok=True)
-        copied = fits_throwaway_copy(workspace)
+        copied = fits_throwaway_copy(workspace, leave_out=self.leave_out)
         if copied:
             if self.folder.exists():
                 shutil.rmtree(self.folder)
-            shutil.copytree(workspace, self.folder, symlinks=True)
+            copy_workspace(workspace, self.folder, leave_out=self.leave_out)
         self.listing.write_text(json.dumps({"commands": sorted(set(commands)), "baseline": copied,
                                             "guarded": guarded}), encoding="utf-8")
 
@@ -215,6 +216,6 @@ class DeferredProbe:
         """Whether ``command`` exits 0 on a copy of the baseline (the workspace before the phase's work)."""
         with tempfile.TemporaryDirectory(prefix="naestro-probe-") as tmp:
             copy = Path(tmp) / "workspace"
-            await asyncio.to_thread(shutil.copytree, self.folder, copy, symlinks=True)
+            await asyncio.to_thread(copy_workspace, self.folder, copy, leave_out=())
             done = await run(command, copy)
         return done.exit_code == 0

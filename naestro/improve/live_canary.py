@@ -28,6 +28,7 @@ from pathlib import Path
 
 from naestro.errors import UsageError
 from naestro.gathered import gathered
+from naestro.homes import copy_workspace
 from naestro.improve.canary import CanaryReport, ShadowPair, judged, live_outcome, shadow_outcome
 from naestro.improve.findings import FindingsQueue
 from naestro.improve.ledger import ProposalRecord, append, improve_dir
@@ -89,7 +90,7 @@ async def beside_live(live: Awaitable[RunResult], *, settings: Settings, provide
     try:
         seed = scratch / "seed"  # copied before the live run starts: --in-place changes the source itself
         if workspace is not None:
-            shutil.copytree(workspace, seed, symlinks=True)
+            copy_workspace(workspace, seed, leave_out=(settings.home,))
         else:
             seed.mkdir()
         result, shadow = await gathered(live, _shadow(settings, provider, canary, goal=goal, plan=plan, seed=seed,

@@ -16,14 +16,9 @@ from langchain_core.messages import BaseMessage
 
 from naestro.evaluators import ReferenceEvaluator, SandboxEvalEnv, Subject, build_evaluator, differences
 from naestro.plan import EvaluatorCheck, Plan
-from nodes.reference import (
-    deliverables,
-    fenced_program,
-    implausible,
-    program_offer,
-    reference_checks,
-    with_reference_checks,
-)
+from naestro.runs import RunStore
+from nodes.reference import deliverables, fenced_program, implausible, reference_checks
+from nodes.reference_use import program_offer, with_reference_checks
 from tests.fakes import ScriptedProvider, all_text
 from tests.sandboxed import people_workspace, sandboxed
 
@@ -291,3 +286,17 @@ async def test_fenced_programs_make_the_same_check_as_json_ones(workspace: Path)
     check = out.checks["adults.csv"]
     assert check.params["expect"] == EXPECTED and check.params["script"] == RIGHT
     assert all("in one ```python code block" in a and "Reply as JSON" not in a for a in asked)
+
+
+async def test_reference_programs_of_an_in_place_run_do_not_see_its_home(workspace: Path) -> None:
+    """`naestro run --in-place` in a folder holding the default home ./.naestro: the reference programs ran on a
+    copy of the whole folder, so the model's program could read the audit signing key there (the sandbox hides the
+    home at its own path, not at the copy's)."""
+    home = workspace / ".naestro"
+    RunStore(home / "runs").create("g", source_workspace=workspace, in_place=True)
+    (home / "keys").mkdir()
+    (workspace / ".naestro" / "keys" / "audit_ed25519").write_text("PRIVATE")
+    peek = ("import os\nprint('name,age')\n"
+            "print('Zoe,' + str(int(os.path.exists('.naestro/keys/audit_ed25519') or os.path.exists('.naestro'))))")
+    out = await reference_checks(GOAL, programs(peek), workspace, sandboxed, leave_out=(home,))
+    assert out.checks["adults.csv"].params["expect"] == "name,age\nZoe,0\n"

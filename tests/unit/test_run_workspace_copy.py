@@ -1,4 +1,5 @@
-"""A run started from a folder that holds Naestro's own data folder copies the user's files, not the home."""
+"""Copies of a folder that holds Naestro's own data folder (a run's workspace, the probes') copy the user's files, not
+the home."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from naestro.homes import copy_workspace, home_of, workspace_bytes, workspace_files
 from naestro.runs import RunStore
+from nodes.vacuity import fits_throwaway_copy
 
 
 def test_workspace_dot_with_the_default_home_inside_copies_the_users_files_only(
@@ -35,3 +38,24 @@ def test_a_home_outside_the_folder_changes_nothing(tmp_path: Path) -> None:
     (source / ".naestro" / "notes.txt").write_text("x")
     record = RunStore(tmp_path / "home" / "runs").create("g", source_workspace=source, in_place=False)
     assert (Path(record.workspace) / ".naestro" / "notes.txt").read_text() == "x"
+
+
+def test_copies_and_walks_of_an_in_place_workspace_leave_its_home_out(tmp_path: Path) -> None:
+    """Probes copy the workspace (reference programs, vacuity, goal checks, the canary's seed); in an --in-place
+    run that is the user's folder, holding the home: the copies, their size limit and the file lists skip it."""
+    project = tmp_path / "project"
+    (project / "sub").mkdir(parents=True)
+    (project / "app.py").write_text("print(1)\n")
+    home = project / "sub" / ".naestro"
+    record = RunStore(home / "runs").create("g", source_workspace=project, in_place=True)
+    assert home_of(RunStore(home / "runs").dir(record.run_id)) == home
+    with (home / "checkpoints.sqlite").open("wb") as big:
+        big.truncate(60_000_000)  # sparse: the size the walk sees, without writing it
+    (project / ".naestro").mkdir()  # a folder of that name that is not this runtime's home: the user's
+    (project / ".naestro" / "notes.txt").write_text("x")
+    copy_workspace(project, tmp_path / "copy", leave_out=(home,))
+    assert sorted(str(p.relative_to(tmp_path / "copy")) for p in (tmp_path / "copy").rglob("*")) == [
+        ".naestro", ".naestro/notes.txt", "app.py", "sub"]
+    assert workspace_files(project, leave_out=(home,)) == [".naestro/notes.txt", "app.py"]
+    assert workspace_bytes(project, leave_out=(home,)) == len("print(1)\n") + 1
+    assert fits_throwaway_copy(project, leave_out=(home,)) and not fits_throwaway_copy(project)
