@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from naestro.plan import AcceptanceCheck, DirectAction, EvaluatorCheck, JsonSchemaCheck, Plan, RegexCheck, Role, Task
 
-__all__ = ["CarryOver", "carry_unfinished_checks"]
+__all__ = ["CarryOver", "carry_unfinished_checks", "portable_checks"]
 
 VERIFY_PREFIX = "verify_carried"
 
@@ -49,8 +49,8 @@ def _sinks(tasks: Iterable[Task]) -> list[str]:
     return [t.id for t in tasks if t.id not in used]
 
 
-def carry_unfinished_checks(old: Plan, unfinished: Iterable[str], new: Plan) -> CarryOver:
-    """The new plan plus a final verify task holding the unfinished tasks' portable checks (deduplicated)."""
+def _sorted_out(old: Plan, unfinished: Iterable[str]) -> tuple[list[AcceptanceCheck], list[str], list[str]]:
+    """The unfinished tasks' portable checks (deduplicated), their descriptions, and the dropped ones'."""
     carried: list[AcceptanceCheck] = []
     carried_names: list[str] = []
     dropped: list[str] = []
@@ -61,6 +61,18 @@ def carry_unfinished_checks(old: Plan, unfinished: Iterable[str], new: Plan) -> 
             elif check not in carried:
                 carried.append(check)
                 carried_names.append(_describe(task_id, check))
+    return carried, carried_names, dropped
+
+
+def portable_checks(old: Plan, unfinished: Iterable[str]) -> list[AcceptanceCheck]:
+    """The unfinished tasks' checks that mean the same after a re-plan (deduplicated): what a task toward the
+    goal must pass (``nodes.planning``) besides the final re-check."""
+    return _sorted_out(old, unfinished)[0]
+
+
+def carry_unfinished_checks(old: Plan, unfinished: Iterable[str], new: Plan) -> CarryOver:
+    """The new plan plus a final verify task holding the unfinished tasks' portable checks (deduplicated)."""
+    carried, carried_names, dropped = _sorted_out(old, unfinished)
     if not carried:
         return CarryOver(plan=new, dropped=tuple(dropped))
     ids = {t.id for t in new.tasks}

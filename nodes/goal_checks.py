@@ -38,7 +38,7 @@ __all__ = ["GoalCheck", "as_goal_check", "check_goal", "goal_failures", "goal_pa
            "planned_goal_checks"]
 
 PYTEST = "python3 -m pytest -q -p no:cacheprovider"
-_TEST_TIMEOUT_S = 120.0
+TEST_TIMEOUT_S = 120.0
 _NO_TESTS = 5  # pytest's exit code when it collected nothing
 
 
@@ -157,8 +157,8 @@ def _states(req: GoalRequirement, text: str) -> Verdict:
 
 async def _tests(req: GoalRequirement, ctx: RunContext, ex: Execution) -> tuple[bool, str]:
     command = " ".join([PYTEST, *map(shlex.quote, req.items)])
-    res = await ctx.call_tool(ex, "exec.run", {"command": command, "timeout_s": _TEST_TIMEOUT_S},
-                              timeout_s=_TEST_TIMEOUT_S + 10)
+    res = await ctx.call_tool(ex, "exec.run", {"command": command, "timeout_s": TEST_TIMEOUT_S},
+                              timeout_s=TEST_TIMEOUT_S + 10)
     data = res.structured if isinstance(res.structured, dict) else {}
     code = data.get("exit_code")
     if not res.ok or not isinstance(code, int):
@@ -192,7 +192,7 @@ async def _exercised(req: GoalRequirement, ctx: RunContext, command: str) -> Ver
         for name in present:
             (copy / name).unlink()
         try:
-            done = await run_sandboxed(copy, command, Limits(wall_s=_TEST_TIMEOUT_S, cpu_s=int(_TEST_TIMEOUT_S)))
+            done = await run_sandboxed(copy, command, Limits(wall_s=TEST_TIMEOUT_S, cpu_s=int(TEST_TIMEOUT_S)))
         except SandboxUnavailable as exc:
             return False, f"`{command}` exited 0, but whether it tests {', '.join(present)} could not be checked: {exc}"
     if done.exit_code == 0:

@@ -19,16 +19,16 @@ from langgraph.types import Overwrite
 from pydantic import JsonValue
 
 from graphs.services import RunServices
-from graphs.state import RunState, TaskRecord
+from graphs.state import GoalCheck, RunState, TaskRecord
 from mcp_servers.sandbox import Completed, Limits, SandboxUnavailable, run_sandboxed
-from naestro.carryover import carry_unfinished_checks
+from naestro.carryover import carry_unfinished_checks, portable_checks
 from naestro.errors import PlanProblem, PolicyDenied
 from naestro.events import EventLog
 from naestro.gathered import gathered
 from naestro.homes import workspace_files
 from naestro.llm import ModelProvider
 from naestro.memory.hooks import plan_context
-from naestro.plan import Plan, Role
+from naestro.plan import AcceptanceCheck, FileExistsCheck, Plan, Role
 from naestro.redact import SecretVault, redact_plan
 from naestro.runs import RunRecord
 from naestro.telemetry import span
@@ -36,6 +36,7 @@ from naestro.validate import parse_plan
 from nodes.goal_checks import goal_failures, in_workspace, planned_goal_checks
 from nodes.goal_helper import HelperOutcome, helper_requirements
 from nodes.goal_requirements import GoalRequirement, files_named
+from nodes.goal_task_checks import task_checks, unmet_requirements
 from nodes.planner import PlanOutcome, make_plan
 from nodes.reference import ReferenceOutcome, reference_checks
 from nodes.reference_use import with_reference_checks
@@ -239,10 +240,14 @@ def _unfinished(plan: Plan, tasks: dict[str, TaskRecord]) -> dict[str, str]:
 
 
 def _toward_the_goal(new: Plan, *, source: str, goal: str, original: Plan, existing: list[str],
-                     unmet: dict[str, str], events: EventLog, phase: int) -> Plan:
+                     unmet: list[GoalCheck], carried: list[AcceptanceCheck], events: EventLog, phase: int) -> Plan:
     """The re-plan without deliverables the goal did not ask for (``nodes.replan_guard``); when nothing of it is
-    left, one Coder task toward what the goal still lacks, accepted when the goal's files exist (the carried checks
-    and the goal's own checks hold the real bar).
+    left, one Coder task toward what the goal still lacks, accepted when the goal's files exist, the failed tasks'
+    ``carried`` checks pass and so do its unmet requirements' task checks (``nodes.goal_task_checks``). Its
+    attempts are told what fails, as the failed tasks' were (an agreed reference program is offered again); with
+    file_exists checks alone it passed at once, and in the issue-22 slice at fda50b7 it overwrote a correct
+    big_orders.csv with an empty one that only the final re-check caught. The goal's own checks on the final
+    workspace still decide the run.
 
     A keyword template (the planner's last fallback) is never a re-plan: it solves another goal, and what the guard
     leaves of it does none of this one's work. Seen in the issue-22 slice: csv-data-summary's ``prepare_data``
@@ -256,11 +261,14 @@ def _toward_the_goal(new: Plan, *, source: str, goal: str, original: Plan, exist
                     dropped_checks=list(confined.dropped_checks))
     if confined.plan is not None:
         return confined.plan
-    wanted = files_named(goal)
-    reasons = "; ".join(f"{k}: {v[:300]}" for k, v in unmet.items())
+    checks: list[AcceptanceCheck] = [FileExistsCheck(kind="file_exists", path=f) for f in files_named(goal)]
+    checks += [c for c in carried if c not in checks]
+    for req in unmet_requirements(unmet):
+        checks += [c for c in task_checks(req) if c not in checks]
+    reasons = "; ".join(f"{k}: {v[:300]}" for k, v in goal_failures(unmet).items())
     return Plan.model_validate({"goal": new.goal, "tasks": [{
         "id": "finish_goal", "role": "coder", "description": f"Finish what the goal still lacks. {reasons}"[:2000],
-        "accept": [{"kind": "file_exists", "path": f} for f in wanted]}]})
+        "accept": [c.model_dump(mode="json") for c in checks]}]})
 
 
 async def replan_node(state: RunState, services: RunServices, *, run_id: str, plan: Plan,
@@ -291,7 +299,8 @@ async def replan_node(state: RunState, services: RunServices, *, run_id: str, pl
                                   context=context)
     original = await asyncio.to_thread(services.plan_to_run, record, 0)
     new = _toward_the_goal(outcome.plan, source=outcome.source, goal=record.goal, original=original,
-                           existing=files, unmet=unmet, events=events, phase=phase)
+                           existing=files, unmet=state.get("goal_checks") or [],
+                           carried=portable_checks(plan, failed), events=events, phase=phase)
     carry = carry_unfinished_checks(plan, failed, new)
     # Checks of this phase that pass on its starting workspace are work done by an earlier phase (nodes/task.py)
     # when checks that already failed once decide the run: the failed tasks' carried checks or the goal's unmet
