@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from graphs.compile import RunGraph, compile_graph
 from graphs.services import RunServices
+from naestro.improve.live_canary import shadow_served_runs
 from naestro.runtime import build_runtime
 from naestro.settings import Settings
 
@@ -20,7 +21,9 @@ __all__ = ["graph", "make_graph"]
 
 
 def make_graph(settings: Settings | None = None) -> RunGraph:
-    return compile_graph(RunServices(build_runtime(settings or Settings())))
+    """The served graph; the runs it creates are the live canary's traffic as ``naestro run``'s are."""
+    runtime = build_runtime(settings or Settings())
+    return compile_graph(RunServices(runtime, on_created=shadow_served_runs(runtime)))
 
 
 graph = make_graph()

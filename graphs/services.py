@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,9 +68,13 @@ class LiveRun:
 
 
 class RunServices:
-    def __init__(self, runtime: Runtime, *, on_event: Callable[[Event], None] | None = None) -> None:
+    def __init__(self, runtime: Runtime, *, on_event: Callable[[Event], None] | None = None,
+                 on_created: Callable[[RunRecord, Plan | None], Awaitable[None]] | None = None) -> None:
+        """``on_created``: called when the graph itself creates a run (LangGraph server, SDK) before it plans:
+        the server's live canary (``naestro.improve.live_canary.shadow_served_runs``)."""
         self.runtime = runtime
         self.on_event = on_event
+        self.on_created = on_created
         self.store = runtime.store
         self.vaults: dict[str, SecretVault] = {}  # per run: scoped secret handles (memory only)
         self._live: dict[str, LiveRun] = {}

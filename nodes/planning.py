@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from langgraph.types import Overwrite
-from pydantic import JsonValue
+from pydantic import JsonValue, ValidationError
 
 from graphs.services import RunServices
 from graphs.state import GoalCheck, RunState, TaskRecord
@@ -143,6 +143,12 @@ async def plan_node(state: RunState, services: RunServices, *, thread: str, serv
         record = await asyncio.to_thread(services.store.load, state["run_id"])
     else:
         record = await asyncio.to_thread(create_run, services, state)
+        if services.on_created is not None:  # before any work: a shadow copies the starting files
+            try:
+                raw = state.get("plan")
+                await services.on_created(record, None if raw is None else Plan.model_validate(raw))
+            except ValidationError:
+                pass  # a malformed plan fails below with the validator's message; nothing to shadow
     run_id = record.run_id
     events = services.events(record)
     audit = services.audit_log(run_id)

@@ -15,9 +15,12 @@ effect and its receipt is redone and reported (``tool_redone``), as on one machi
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from naestro.distributed.config import Priority, ScaleSettings
 from naestro.distributed.locks import RunLocks, run_keys, tenant_keys
@@ -104,7 +107,7 @@ async def advance(runner: Runner, locks: RunLocks, request: AdvanceRequest, *, s
             try:
                 if not started:
                     action: Action = "started"
-                    result = await runner.begin(run_id, plan=request.plan)
+                    result = await _begun(runner, run_id, request.plan)
                 elif answers:
                     action, result = "resumed", await runner.resume(run_id, answers)
                 else:
@@ -112,6 +115,24 @@ async def advance(runner: Runner, locks: RunLocks, request: AdvanceRequest, *, s
             except NaestroError as exc:
                 return _outcome(runner, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
     return _finished(result, action)
+
+
+async def _begun(runner: Runner, run_id: str, plan: dict[str, JsonValue] | None) -> RunResult:
+    """Start the run, beside its live-canary shadow when one is drawn: the runs ``naestro run --remote`` and the
+    HTTP API submit are the canary's traffic as ``naestro run``'s are (issue 21). The worker holds the run until
+    both end; the user's result is the live run's, whatever the shadow did."""
+    from naestro.improve.live_canary import pending_shadow, shadowed  # the worker's import stays light
+    from naestro.plan import Plan
+
+    record = runner.store.load(run_id)
+    try:
+        given = None if plan is None else Plan.model_validate(plan)
+    except ValidationError:
+        return await runner.begin(run_id, plan=plan)  # refused there with the validator's message; no shadow
+    pending = await asyncio.to_thread(functools.partial(
+        pending_shadow, runner.settings, runner.provider, goal=record.goal, plan=given,
+        workspace=Path(record.workspace), mode=record.policy.mode))
+    return await shadowed(runner.begin(run_id, plan=plan), pending)
 
 
 def _finished(result: RunResult, action: Action) -> AdvanceOutcome:

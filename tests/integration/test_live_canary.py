@@ -12,12 +12,16 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from graphs.app import make_graph
 from naestro.cli import app
 from naestro.commands.improve import app as improve_app
+from naestro.distributed.advance import AdvanceRequest, advance
+from naestro.distributed.config import ScaleSettings
+from naestro.distributed.locks import open_locks
 from naestro.improve import ConfigRepo, Proposal, load_active
 from naestro.improve.canary import default_slo
 from naestro.improve.ledger import ledger
-from naestro.improve.live_canary import beside_live
+from naestro.improve.live_canary import beside_live, settled_shadows
 from naestro.improve.loop import ImproveLoop, LoopOptions
 from naestro.improve.release import publish
 from naestro.improve.repo import MAIN, seed_files
@@ -142,11 +146,8 @@ def _http_script(messages: list[dict[str, Any]]) -> dict[str, Any]:
         "path": "hello.txt", "content": body.upper() if "upper case" in first.split("\n\nTools:")[0] else body}}
 
 
-def test_naestro_run_is_shadowed_by_the_standing_candidate(settings: Settings, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI's live runs are the canary's traffic: `naestro run` with a candidate standing (fraction 1) runs its
-    shadow beside it, and the breach it finds rolls the candidate back from the user's process."""
-    improve = settings.home / "improve"
+def _stand_shouting(improve: Path) -> None:
+    """A candidate on canary for every run (fraction 1) whose Coder writes hello.txt in upper case: it fails."""
     tree = seed_files()
     shouting = tree["roles.yaml"].replace("Write the whole file with fs.write",
                                           "Write every text file in upper case. Write the whole file with fs.write", 1)
@@ -154,6 +155,19 @@ def test_naestro_run_is_shadowed_by_the_standing_candidate(settings: Settings, t
                             commit="0" * 40, base="0" * 40, candidate={**tree, "roles.yaml": shouting}, patch="",
                             validation=Validation(static=[]), fraction=1.0, min_samples=1,
                             slo=default_slo().model_copy(update=UNTIMED), timeout_s=600))
+
+
+def _rolled_back_by(improve: Path, run_id: str) -> None:
+    assert [(ln.live_run, ln.shadow.passed) for ln in shadow_lines(improve, "p_shout")] == [(run_id, False)]
+    assert standing(improve) is None and [(r.id, r.state) for r in ledger(improve)] == [("p_shout", "rolled_back")]
+
+
+def test_naestro_run_is_shadowed_by_the_standing_candidate(settings: Settings, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's live runs are the canary's traffic: `naestro run` with a candidate standing (fraction 1) runs its
+    shadow beside it, and the breach it finds rolls the candidate back from the user's process."""
+    improve = settings.home / "improve"
+    _stand_shouting(improve)
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(HELLO_PLAN))
     with scripted_models(_http_script, tmp_path) as models:
@@ -161,6 +175,36 @@ def test_naestro_run_is_shadowed_by_the_standing_candidate(settings: Settings, t
         monkeypatch.setenv("NAESTRO_MODELS_FILE", str(models))
         out = CliRunner().invoke(app, ["run", "--plan", str(plan_file), "--mode", "auto", "--json"])
     assert out.exit_code == 0, out.output
-    run_id = json.loads(out.stdout)["run_id"]
-    assert [(ln.live_run, ln.shadow.passed) for ln in shadow_lines(improve, "p_shout")] == [(run_id, False)]
-    assert standing(improve) is None and [(r.id, r.state) for r in ledger(improve)] == [("p_shout", "rolled_back")]
+    _rolled_back_by(improve, json.loads(out.stdout)["run_id"])
+
+
+async def test_runs_the_served_graph_creates_are_shadowed_in_the_background(settings: Settings,
+                                                                           tmp_path: Path) -> None:
+    """The LangGraph server's runs (Studio, the SDK) are the canary's traffic too: the graph ``langgraph.json``
+    serves starts the shadow when it creates the run and does not wait for it; the pair is recorded when it ends."""
+    improve = settings.home / "improve"
+    _stand_shouting(improve)
+    with scripted_models(_http_script, tmp_path) as models:
+        graph = make_graph(settings.model_copy(update={"models_file": models}))
+        out = await graph.ainvoke({"goal": HELLO_GOAL, "plan": HELLO_PLAN, "mode": "auto"},
+                                  {"configurable": {"thread_id": "served-1"}})
+        await settled_shadows()
+    assert out["status"] == "passed"  # the user's run is the live config's
+    _rolled_back_by(improve, out["run_id"])
+
+
+async def test_runs_a_worker_starts_are_shadowed(settings: Settings, tmp_path: Path) -> None:
+    """`naestro run --remote` / the HTTP API: the worker that starts the run runs its shadow beside it."""
+    improve = settings.home / "improve"
+    _stand_shouting(improve)
+    with scripted_models(_http_script, tmp_path) as models:
+        runner = Runner(settings.model_copy(update={"models_file": models}))
+        try:
+            record = runner.store.create(HELLO_GOAL, source_workspace=None, in_place=False,
+                                         policy=RunPolicy(mode="auto"))
+            done = await advance(runner, open_locks(None, settings.home),
+                                 AdvanceRequest(run_id=record.run_id, plan=HELLO_PLAN), scale=ScaleSettings())
+        finally:
+            await runner.runtime.aclose()
+    assert (done.action, done.status) == ("started", "passed")
+    _rolled_back_by(improve, record.run_id)
