@@ -21,23 +21,32 @@ SOURCE_TOOLS = ("fs.read", "fs.search", "web.fetch", "web.search", "db.query", "
 
 
 def journal_sources(journal: Path) -> list[Source]:
-    """Every successful reading tool result the run journalled (all tasks, attempts and phases)."""
+    """Every successful reading tool result the run journalled (all tasks, attempts and phases), with the
+    arguments the agent's call gave it (``Source.about``) when the model's reply just before asked for it."""
     out: list[Source] = []
     if not journal.exists():
         return out
+    asked: dict[str, tuple[str, str]] = {}  # attempt's key prefix -> the tool and arguments its last reply asked
     for line in journal.read_text().splitlines():
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue
         value = entry.get("value") if isinstance(entry, dict) else None
-        if entry.get("kind") != "tool" or entry.get("state") != "done" or not isinstance(value, dict):
+        if entry.get("state") != "done" or not isinstance(value, dict):
+            continue
+        attempt = str(entry.get("key", "")).rsplit("/", 2)[0]
+        if entry.get("kind") == "model" and isinstance(reply := value.get("value"), dict):
+            asked[attempt] = (str(reply.get("tool", "")), json.dumps(reply.get("arguments"), ensure_ascii=False))
+            continue
+        if entry.get("kind") != "tool":
             continue
         if value.get("tool") in SOURCE_TOOLS and value.get("ok"):
             structured = value.get("structured")
             text = str(structured.get("stdout", "")) if value["tool"] == "exec.run" and isinstance(structured, dict) \
                 else str(value.get("text", ""))
-            out.append(Source(tool=str(value["tool"]), text=text))
+            tool, arguments = asked.pop(attempt, ("", ""))
+            out.append(Source(tool=str(value["tool"]), text=text, about=arguments if tool == value["tool"] else ""))
     return out
 
 

@@ -3,7 +3,13 @@
 A claim is a sentence (or table row, or bullet) that states at least one number. It is supported when
 every number in it occurs in a source: the text of the run's fs.read / web.fetch / db.query / pdf.* results,
 or the output of a command the run ran (a total computed with exec.run is an observation, not a guess).
-A source that contains the claim itself (the agent reading its own report back) supports nothing.
+A source that contains the claim itself (the agent reading its own report back) supports nothing, unless it is
+known not to be the report: a call whose arguments do not name the report file (the agreed reference program the
+checks' feedback offers prints the line the report must state; copied verbatim, it was UNSUPPORTED), or a
+``reference`` source: what Naestro computed from the inputs before any task (agreed reference programs, a golden
+goal's facts) is independent of the report, so a report that copied its line verbatim is supported by it (issue-22
+slice at fda50b7: report_big_orders #2 stated the agreed "Average amount of orders over 100: 157.16666666666666"
+as given in its feedback, was failed as UNSUPPORTED, and the re-plan then broke the correct report).
 Numbers are compared as values (``1,234.50`` = ``1234.5``); a claim rounded to fewer decimals than the
 source is supported (``12.3`` by ``12.34``). Claims without numbers are not checked: this evaluator does
 not pretend to understand prose.
@@ -69,9 +75,18 @@ def _matches(claim: Decimal, source: Decimal) -> bool:
     return source.quantize(quantum, rounding=ROUND_HALF_UP) == claim
 
 
-def supported(claim: str, sources: list[Source]) -> tuple[bool, list[Decimal]]:
-    """(every number of the claim occurs in some source that is not the claim itself, the missing numbers)."""
-    pool = [n for s in sources if claim not in s.text for n in numbers(s.text)]
+def _independent(source: Source, claim: str, own: str | None) -> bool:
+    """Whether ``source`` may support ``claim`` of the report ``own``: it does not contain the claim, or it is
+    known not to be the report read back (computed references; a call whose arguments do not name the report)."""
+    if claim not in source.text or source.tool == "reference":
+        return True
+    return bool(source.about) and (own is None or own not in source.about)
+
+
+def supported(claim: str, sources: list[Source], *, own: str | None = None) -> tuple[bool, list[Decimal]]:
+    """(every number of the claim occurs in some source that is not the claim itself, the missing numbers).
+    ``own``: the report's file name, to tell a read of it from other calls."""
+    pool = [n for s in sources if _independent(s, claim, own) for n in numbers(s.text)]
     values = set(pool)
     missing = [c for c in numbers(claim) if c not in values and not any(_matches(c, s) for s in pool)]
     return not missing, missing
@@ -101,7 +116,7 @@ class FactualityEvaluator(Target):
                                      f"expected at least {self.min_claims}"))
         unsupported = 0
         for i, claim in enumerate(found, start=1):
-            ok, missing = supported(claim, sources)
+            ok, missing = supported(claim, sources, own=self.file)
             if not ok:
                 unsupported += 1
             shown = claim if len(claim) <= 160 else claim[:157] + "..."

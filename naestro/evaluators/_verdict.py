@@ -112,6 +112,7 @@ class Source(_Frozen):
 
     tool: str
     text: str
+    about: str = ""  # the call's arguments (a path, a command) when known: what it read or ran
 
 
 class Usage(_Frozen):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import random
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from naestro.evaluators import (
 from naestro.evaluators._contract import csv_evidence
 from naestro.evaluators._factuality import claims, numbers, placeholders, supported
 from naestro.limits import SLO, Budget
+from nodes.evaluation import journal_sources
 
 SUBJECT = Subject(task_id="t")
 
@@ -216,6 +218,41 @@ def test_factuality_a_report_cannot_support_itself(tmp_path: Path) -> None:
     read_back = [Source(tool="fs.read", text="Revenue was 999.\n")]
     assert not verdict(FactualityEvaluator(file="report.md"), tmp_path, sources=read_back).passed
     assert not verdict(FactualityEvaluator(file="report.md"), tmp_path).passed  # no sources at all
+
+
+def test_factuality_a_report_copying_the_computed_reference_is_supported(tmp_path: Path) -> None:
+    """The agreed reference programs' output is computed from the inputs, not read back from the report: a report
+    that states its line verbatim (as the checks' feedback showed it) is supported by it."""
+    line = "Average amount of orders over 100: 157.16666666666666"
+    (tmp_path / "report.md").write_text(line + "\n")
+    computed = [Source(tool="reference", text="Total orders over 100: 3\n" + line)]
+    assert verdict(FactualityEvaluator(file="report.md"), tmp_path, sources=computed).passed
+    printed = "Total orders over 100: 3\n" + line
+    unknown = [Source(tool="exec.run", text=printed)]  # whatever ran: it may have printed the report back
+    assert not verdict(FactualityEvaluator(file="report.md"), tmp_path, sources=unknown).passed
+    read_back = [Source(tool="exec.run", text=printed, about='{"command": "cat report.md"}')]
+    assert not verdict(FactualityEvaluator(file="report.md"), tmp_path, sources=read_back).passed
+    # the offered program, run as offered: it prints what the report must state; copied verbatim, it is supported
+    offered = [Source(tool="exec.run", text=printed, about='{"command": ["python3", "-c", "import csv ..."]}')]
+    assert verdict(FactualityEvaluator(file="report.md"), tmp_path, sources=offered).passed
+
+
+def test_journal_sources_know_the_call_that_produced_them(tmp_path: Path) -> None:
+    """The arguments come from the model reply just before the tool result, in the same attempt (the journal's
+    own format: ``RUN/task/T/N/model/K`` then ``.../tool/K+1``); a result no reply asked for has none."""
+    def entry(key: str, kind: str, value: dict[str, object]) -> str:
+        return json.dumps({"key": key, "kind": kind, "request": "x", "state": "done", "value": value})
+    journal = tmp_path / "journal.jsonl"
+    journal.write_text("\n".join([
+        entry("r/task/t/1/model/1", "model", {"value": {"thought": "", "tool": "exec.run",
+                                                          "arguments": {"command": ["python3", "-c", "print(3)"]}}}),
+        entry("r/task/t/1/tool/2", "tool", {"tool": "exec.run", "ok": True, "text": "",
+                                            "structured": {"exit_code": 0, "stdout": "3\n"}}),
+        entry("r/task/t/check/tool/1", "tool", {"tool": "fs.read", "ok": True, "text": "a,b"}),
+    ]) + "\n")
+    assert journal_sources(journal) == [
+        Source(tool="exec.run", text="3\n", about='{"command": ["python3", "-c", "print(3)"]}'),
+        Source(tool="fs.read", text="a,b")]
 
 
 @settings(max_examples=80, deadline=None)
