@@ -120,7 +120,7 @@ async def _verdict(check: AcceptanceCheck, env: SandboxEvalEnv) -> Verdict:
 
 async def check_workspace(goal: GoldenGoal, workspace: Path) -> list[Verdict]:
     """The goal's machine checks on a finished workspace; sources are its starting files and reference facts."""
-    sources = [Source(tool="fs.read", text=t) for t in goal.files.values()]
+    sources = [Source(tool="fs.read", text=t) for t in goal.files.values()] + [Source(tool="goal", text=goal.goal)]
     if goal.facts:
         sources.append(Source(tool="reference", text=goal.facts))
     env = SandboxEvalEnv(workspace, sources=sources)

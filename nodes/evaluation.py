@@ -87,13 +87,16 @@ class RunEvalEnv:
                               note="" if res.ok else res.text[:500], timed_out=data.get("timed_out") is True)
 
     def sources(self) -> list[Source]:
-        """What the run read or computed: its journalled tool results, and the output of the planner's reference
-        programs (run in the sandbox on the inputs before any task: ``nodes.reference``)."""
+        """What the run read or computed: its journalled tool results, the output of the planner's reference
+        programs (run in the sandbox on the inputs before any task: ``nodes.reference``), and the goal itself: a
+        number the user's own words state is not one the run made up (issue-22 slice at fda50b7,
+        report_big_orders #3: "Number of orders with amount over 100: 3" was UNSUPPORTED for its "100")."""
         computed = [Source(tool="reference", text=str(c.params.get("expect", "")) + "\n" +
                            "\n".join(map(str, alts if isinstance(alts := c.params.get("alternatives"), list) else [])))
                     for t in self.ctx.plan.tasks for c in t.accept
                     if isinstance(c, EvaluatorCheck) and c.evaluator == "reference"]
-        return journal_sources(self.ctx.run_dir / "journal.jsonl") + computed
+        return [*journal_sources(self.ctx.run_dir / "journal.jsonl"), *computed,
+                Source(tool="goal", text=self.ctx.plan.goal)]
 
     def usage(self, task_id: str) -> Usage:
         return usage_from_events(self.ctx.events.path, task_id)

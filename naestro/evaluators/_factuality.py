@@ -2,7 +2,8 @@
 
 A claim is a sentence (or table row, or bullet) that states at least one number. It is supported when
 every number in it occurs in a source: the text of the run's fs.read / web.fetch / db.query / pdf.* results,
-or the output of a command the run ran (a total computed with exec.run is an observation, not a guess).
+or the output of a command the run ran (a total computed with exec.run is an observation, not a guess), and the
+goal's own words (``goal``: "the orders over 100" makes 100 no invention).
 A source that contains the claim itself (the agent reading its own report back) supports nothing, unless it is
 known not to be the report: a call whose arguments do not name the report file (the agreed reference program the
 checks' feedback offers prints the line the report must state; copied verbatim, it was UNSUPPORTED), or a
@@ -78,7 +79,7 @@ def _matches(claim: Decimal, source: Decimal) -> bool:
 def _independent(source: Source, claim: str, own: str | None) -> bool:
     """Whether ``source`` may support ``claim`` of the report ``own``: it does not contain the claim, or it is
     known not to be the report read back (computed references; a call whose arguments do not name the report)."""
-    if claim not in source.text or source.tool == "reference":
+    if claim not in source.text or source.tool in ("reference", "goal"):
         return True
     return bool(source.about) and (own is None or own not in source.about)
 

@@ -19,7 +19,7 @@ from naestro.settings import Settings
 from nodes import vacuity
 from policies.decision import ApprovedScope, RunPolicy
 from policies.gate import ConsentAnswer
-from tests.fakes import ScriptedProvider, all_text
+from tests.fakes import ScriptedProvider, all_text, stepped_agent
 
 POLICY = RunPolicy(approve=[ApprovedScope(tool="exec.run")])
 
@@ -433,3 +433,25 @@ async def test_the_task_toward_unmet_tests_is_checked_by_them_and_retried_with_t
     assert any(kind == "regex" and "from\\s+a\\s+import" in str(what) for kind, what in kinds)
     assert finish_bodies == [BROKEN_TESTS, GOOD_TESTS] and result.tasks["finish_goal"]["attempts"] == 2
     assert result.passed, result.report_path.read_text()
+
+
+async def test_a_report_restating_the_goals_numbers_is_not_unsupported(settings: Settings, tmp_path: Path) -> None:
+    """Issue-22 slice at fda50b7, report_big_orders #3: "Number of orders with amount over 100: 3" failed
+    factuality for its "100" (only the goal says it), with big_orders.csv and the count right; the phase failed.
+    The goal's own words are a source: the run computed 3 with exec.run, and 100 is the user's."""
+    src = tmp_path / "seed"
+    src.mkdir()
+    (src / "orders.csv").write_text("id,amount\n1,50\n2,150.5\n3,220\n4,101\n")
+    goal = "orders.csv has columns id,amount. Write report.md stating how many orders have an amount over 100."
+    plan = Plan.model_validate({"goal": goal, "tasks": [{
+        "id": "report", "role": "coder", "description": "count the orders over 100 and write report.md",
+        "max_attempts": 1, "accept": [{"kind": "evaluator", "evaluator": "factuality", "threshold": 1,
+                                       "params": {"file": "report.md"}}]}]})
+    count = "import csv; print(sum(float(r['amount']) > 100 for r in csv.DictReader(open('orders.csv'))))"
+    seen: list[str] = []
+    line = "Number of orders with amount over 100: 3\n"
+    agent = stepped_agent([("exec.run", {"command": ["python3", "-c", count]}),
+                           ("fs.write", {"path": "report.md", "content": line})], seen)
+    result = await Runner(settings, ScriptedProvider(agent)).start(goal, plan=plan, workspace=src, policy=POLICY)
+    assert seen[1].startswith("[exec.run OK]") and '"stdout": "3\\n"' in seen[1], seen[1]
+    assert result.tasks["report"]["status"] == "passed", result.tasks["report"]
