@@ -23,6 +23,7 @@ MAX_SEARCH_FILE_BYTES = 2_000_000  # larger files are skipped by search (logs, d
 class Written(BaseModel):
     path: str
     bytes: int
+    unchanged: bool = Field(default=False, description="the file already held exactly this content")
 
 
 class Listing(BaseModel):
@@ -139,6 +140,11 @@ def build(options: ServerOptions) -> FastMCP:
             raise ToolError(f"cannot create the folder of {path!r}: {exc.strerror}; a part of it is a file") \
                 from exc
         data = content.encode()
+        try:
+            unchanged = target.is_file() and not target.is_symlink() and target.stat().st_size == len(data) \
+                and target.read_bytes() == data
+        except OSError:
+            unchanged = False
         # The path was resolved above; O_NOFOLLOW keeps a symlink put there since (by exec.run, say) from
         # redirecting the write out of the workspace.
         try:
@@ -148,7 +154,7 @@ def build(options: ServerOptions) -> FastMCP:
                 from exc
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-        return Written(path=str(target.relative_to(workspace.resolve())), bytes=len(data))
+        return Written(path=str(target.relative_to(workspace.resolve())), bytes=len(data), unchanged=unchanged)
 
     @mcp.tool(name="list", annotations=ToolAnnotations(title="List files", readOnlyHint=True, openWorldHint=False))
     async def list_(path: str = ".") -> Listing:

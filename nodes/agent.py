@@ -214,7 +214,21 @@ async def run_agent(task: Task, ctx: RunContext, ex: Execution, *, inputs: dict[
             if repair is not None:
                 observation += "\nNaestro repaired your program before it ran: " + "; ".join(repair.notes) + "."
             if name == "fs.write" and result.ok:
-                if signature in written:
+                if signature not in written and isinstance(result.structured, dict) \
+                        and result.structured.get("unchanged") is True:
+                    # A write of what the file already held (the server says so, so a replay sees the same). Seen
+                    # in the issue-22 slice at fda50b7 (tests_fix_median): the Coder read stats.py, "fixed" it by
+                    # writing the same buggy text back and listed it, three times per attempt, each time saying
+                    # the median was now right. Told, and counted as a repeat (a second one ends the attempt).
+                    observation += (f"\n{args.get('path')} already held exactly this content: this write changed "
+                                    "nothing. If the task is to change the file, write different content.")
+                    repeats += 1
+                    if repeats > 1:
+                        outcome.summary = "stopped: wrote a file's own content back again after being told"
+                        outcome.transcript.append(f"{name}: unchanged again, attempt ended")
+                        return outcome
+                    sampling = {"temperature": RESAMPLE_TEMPERATURE, "seed": step}
+                elif signature in written:
                     # Seen in the issue-22 slice: write test_calc.py, run pytest (NameError), write the very same
                     # text again, run pytest again ... until the token budget ran out.
                     observation += (f"\nYou already wrote exactly this content to {args.get('path')} earlier in "

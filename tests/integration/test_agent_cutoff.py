@@ -4,6 +4,7 @@ the 2,048-token cap three times in a row from the same context, 5-8 minutes each
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -84,3 +85,37 @@ async def test_a_call_repeated_after_being_told_ends_the_attempt(settings: Setti
     assert sum(isinstance(m, AIMessage) for m in calls[3]) == 0  # the 4th call opened attempt 2
     assert "You just made exactly this fs.write call" in str(calls[2][-1].content)  # pointed out ...
     assert provider.model.options[2] == {"temperature": RESAMPLE_TEMPERATURE, "seed": 2}  # ... and resampled
+
+
+async def test_writing_back_what_a_file_holds_is_told_and_a_repeat_ends_the_attempt(settings: Settings,
+                                                                                    tmp_path: Path) -> None:
+    """Issue-22 slice at fda50b7 (tests_fix_median): read stats.py, write the same buggy text back ("fixed"), list
+    it, three times per attempt. The fs server says the write changed nothing (journalled, so a replay agrees);
+    the agent is told, and the next repeat ends the attempt: attempt 2, with the failed check, fixes it."""
+    settings = settings.model_copy(update={"review": False})
+    src = tmp_path / "seed"
+    src.mkdir()
+    (src / "stats.py").write_text(BUGGY)
+    plan = Plan.model_validate({"goal": "fix median in stats.py", "tasks": [{
+        "id": "fix", "role": "coder", "description": "Fix median in stats.py",
+        "accept": [{"kind": "regex", "file": "stats.py", "pattern": "% 2"}]}]})
+    seen: list[str] = []
+    same = {"path": "stats.py", "content": BUGGY}
+    loop = stepped_agent([("fs.read", {"path": "stats.py"}), ("fs.write", same), ("fs.list", {"path": "."}),
+                          ("fs.write", same), ("fs.write", {"path": "stats.py", "content": "never written"})], seen)
+    fixed = stepped_agent([("fs.write", {"path": "stats.py", "content": FIXED})], seen)
+
+    def script(messages: list[BaseMessage]) -> Any:
+        return (fixed if "previous attempt FAILED" in all_text(messages) else loop)(messages)
+
+    result = await Runner(settings, ScriptedProvider(script)).start("fix median", plan=plan, workspace=src)
+    assert result.passed and result.tasks["fix"]["attempts"] == 2
+    told = [o for o in seen if "already held exactly this content" in o]
+    assert len(told) == 1 and told[0].startswith("[fs.write OK]") and '"unchanged": true' in told[0]
+    assert (Path(result.record.workspace) / "stats.py").read_text() == FIXED
+    assert not any("never written" in o for o in seen)
+
+
+BUGGY = "def median(xs):\n    xs = sorted(xs)\n    return xs[len(xs) // 2 - 1]\n"
+FIXED = ("def median(xs):\n    xs = sorted(xs)\n    n = len(xs)\n"
+         "    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2\n")

@@ -139,7 +139,7 @@ async def test_fs_over_streamable_http(tmp_path: Path) -> None:
     with http_server("fs", ServerOptions(workspace=tmp_path)) as url:
         async with McpToolBus({"fs": {"transport": "streamable_http", "url": url}}) as bus:
             w = await bus.call("fs.write", {"path": "h.txt", "content": "over http"})
-            assert w.ok and w.structured == {"path": "h.txt", "bytes": 9}
+            assert w.ok and w.structured == {"path": "h.txt", "bytes": 9, "unchanged": False}
             r = await bus.call("fs.read", {"path": "h.txt"})
             assert r.ok and r.text == "over http" and r.result_bytes == 9
             esc = await bus.call("fs.read", {"path": "/etc/passwd"})

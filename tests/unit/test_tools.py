@@ -13,7 +13,7 @@ async def test_fs_and_exec_over_stdio(tmp_path: Path) -> None:
         names = {s.name for s in bus.specs()}
         assert {"fs.read", "fs.write", "fs.list", "exec.run"} <= names
         w = await bus.call("fs.write", {"path": "a/b.txt", "content": "hello"})
-        assert w.ok and w.structured == {"path": "a/b.txt", "bytes": 5}
+        assert w.ok and w.structured == {"path": "a/b.txt", "bytes": 5, "unchanged": False}
         r = await bus.call("fs.read", {"path": "a/b.txt"})
         assert r.ok and r.text == "hello"
         listing = await bus.call("fs.list", {})
