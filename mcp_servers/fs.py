@@ -158,10 +158,14 @@ def build(options: ServerOptions) -> FastMCP:
 
     @mcp.tool(name="list", annotations=ToolAnnotations(title="List files", readOnlyHint=True, openWorldHint=False))
     async def list_(path: str = ".") -> Listing:
-        """List a workspace folder recursively (files only, relative paths, at most 500)."""
+        """List a workspace folder recursively (files only, relative paths, at most 500); a file lists itself."""
         target = confine_read(options, path)
+        if target.is_file():
+            # As `ls FILE` does. Agents list the file they just wrote to see it is there (seen in every issue-22
+            # slice: "'stats.py' is not a folder", then the same call again).
+            return Listing(path=path, entries=[shown(target)])
         if not target.is_dir():
-            raise ToolError(f"{path!r} is not a folder")
+            raise ToolError(f"{path!r} does not exist; call fs.list on a folder (\".\" for the workspace)")
         files = sorted(shown(p) for p in target.rglob("*") if reachable_file(p))
         return Listing(path=path, entries=files[:500])
 

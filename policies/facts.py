@@ -71,10 +71,25 @@ def _unquote(text: str) -> tuple[str, str]:
     return out.decode(errors="replace"), text[i + 1:]
 
 
+def _closed(text: str) -> bool:
+    """Whether the C-quoted name at the start of ``text`` has its closing quote."""
+    i = 1
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+        elif text[i] == '"':
+            return True
+        else:
+            i += 1
+    return False
+
+
 def _name(text: str) -> str:
-    """A ---/+++ or rename/copy header's file name: unquoted, without a trailing tab and timestamp."""
+    """A ---/+++ or rename/copy header's file name: unquoted, without a trailing tab and timestamp. A quote that
+    is never closed is part of the name, as git reads it (``+++ "`` writes a file named ``"``: found by the
+    containment fuzz test)."""
     text = text.rstrip("\n")
-    return _unquote(text)[0] if text.startswith('"') else text.split("\t")[0].rstrip()
+    return _unquote(text)[0] if text.startswith('"') and _closed(text) else text.split("\t")[0].rstrip()
 
 
 def _strip(name: str, level: int) -> str:

@@ -687,6 +687,14 @@ def test_the_gate_resolves_the_names_git_applies(world: World, data: st.DataObje
 NEW, EDIT = "\n@@ -0,0 +1 @@\n+y\n", "\n@@ -1 +1 @@\n-x\n+y\n"
 
 
+@pytest.mark.parametrize("name", ['"', '"ab', '"a\\"b'])
+def test_a_quote_never_closed_is_part_of_the_name(tmp_path: Path, name: str) -> None:
+    """Found by the test above: ``+++ "`` makes git write a file named ``"``; the gate took the quote for the start
+    of a C-quoted name and saw no file at all."""
+    diff = f"--- /dev/null\n+++ {name}" + NEW
+    assert git_names(diff, 0, tmp_path) == diff_targets(diff) == [name]
+
+
 @pytest.mark.parametrize("diff", ["--- /dev/null\n+++ b/{out}/new.txt" + NEW,
                                   "--- a/{out}/secret.txt\n+++ b/{out}/secret.txt" + EDIT,
                                   "diff --git a/{out}/new.txt b/{out}/new.txt\nnew file mode 100644\n"

@@ -144,6 +144,12 @@ async def test_fs_over_streamable_http(tmp_path: Path) -> None:
             assert r.ok and r.text == "over http" and r.result_bytes == 9
             esc = await bus.call("fs.read", {"path": "/etc/passwd"})
             assert not esc.ok and "outside the workspace" in esc.text
+            again = await bus.call("fs.write", {"path": "h.txt", "content": "over http"})
+            assert again.ok and again.structured == {"path": "h.txt", "bytes": 9, "unchanged": True}
+            one = await bus.call("fs.list", {"path": "h.txt"})  # a file lists itself, as `ls FILE` does
+            assert one.ok and one.structured == {"path": "h.txt", "entries": ["h.txt"]}
+            gone = await bus.call("fs.list", {"path": "nope"})
+            assert not gone.ok and "'nope' does not exist" in gone.text
 
 
 def test_cli_lists_and_rejects_unknown_server() -> None:
