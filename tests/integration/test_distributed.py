@@ -104,8 +104,9 @@ class Cluster:
         return {p.pid: p for p in self.procs if p.poll() is None}
 
     def kill(self, pid: int) -> None:
+        proc = next(p for p in self.procs if p.pid == pid)  # found first: once killed, alive() may not list it
         os.killpg(pid, signal.SIGKILL)  # the worker and the MCP servers it started
-        self.alive()[pid].wait()
+        proc.wait()
 
     def stop(self) -> None:
         for pid in self.alive():  # the runs are over (or the test failed): no warm shutdown to wait for
