@@ -15,9 +15,6 @@ effect and its receipt is redone and reported (``tool_redone``), as on one machi
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
@@ -121,7 +118,7 @@ async def _begun(runner: Runner, run_id: str, plan: dict[str, JsonValue] | None)
     """Start the run, beside its live-canary shadow when one is drawn: the runs ``naestro run --remote`` and the
     HTTP API submit are the canary's traffic as ``naestro run``'s are (issue 21). The worker holds the run until
     both end; the user's result is the live run's, whatever the shadow did."""
-    from naestro.improve.live_canary import pending_shadow, shadowed  # the worker's import stays light
+    from naestro.improve.live_canary import shadow_of_record, shadowed  # the worker's import stays light
     from naestro.plan import Plan
 
     record = runner.store.load(run_id)
@@ -129,9 +126,7 @@ async def _begun(runner: Runner, run_id: str, plan: dict[str, JsonValue] | None)
         given = None if plan is None else Plan.model_validate(plan)
     except ValidationError:
         return await runner.begin(run_id, plan=plan)  # refused there with the validator's message; no shadow
-    pending = await asyncio.to_thread(functools.partial(
-        pending_shadow, runner.settings, runner.provider, goal=record.goal, plan=given,
-        workspace=Path(record.workspace), mode=record.policy.mode))
+    pending = await shadow_of_record(runner.settings, runner.provider, record, given)
     return await shadowed(runner.begin(run_id, plan=plan), pending)
 
 

@@ -50,7 +50,7 @@ from naestro.runtime import Runtime
 from naestro.settings import Settings
 
 __all__ = ["PendingShadow", "beside_live", "judge", "pending_shadow", "roll_back", "settled_shadows",
-           "shadow_served_runs", "shadowed"]
+           "shadow_of_record", "shadow_served_runs", "shadowed"]
 
 _log = logging.getLogger(__name__)
 
@@ -158,6 +158,14 @@ async def beside_live(live: Awaitable[RunResult], *, settings: Settings, provide
     return await shadowed(live, pending)
 
 
+async def shadow_of_record(settings: Settings, provider: ModelProvider, record: RunRecord,
+                           plan: Plan | None) -> PendingShadow | None:
+    """``pending_shadow`` for a run whose record exists (served and worker-started runs), off the event loop."""
+    return await asyncio.to_thread(functools.partial(
+        pending_shadow, settings, provider, goal=record.goal, plan=plan, workspace=Path(record.workspace),
+        mode=record.policy.mode))
+
+
 _BACKGROUND: set[asyncio.Task[None]] = set()  # shadows of served runs: referenced until done
 
 
@@ -167,9 +175,7 @@ def shadow_served_runs(runtime: Runtime) -> Callable[[RunRecord, Plan | None], A
     the shadow's half is recorded when it ends, and the pair is judged once the live run has ended too
     (``judge``). A server stopped first loses that pair, never the user's run."""
     async def on_created(record: RunRecord, plan: Plan | None) -> None:
-        pending = await asyncio.to_thread(functools.partial(
-            pending_shadow, runtime.settings, runtime.provider, goal=record.goal, plan=plan,
-            workspace=Path(record.workspace), mode=record.policy.mode))
+        pending = await shadow_of_record(runtime.settings, runtime.provider, record, plan)
         if pending is None:
             return
 
@@ -182,7 +188,7 @@ def shadow_served_runs(runtime: Runtime) -> Callable[[RunRecord, Plan | None], A
 
 
 async def settled_shadows() -> None:
-    """Wait for the background shadows this process started (tests; a server's orderly shutdown)."""
+    """Wait for the background shadows this process started (tests use it; nothing calls it at server shutdown)."""
     while _BACKGROUND:
         await asyncio.gather(*list(_BACKGROUND), return_exceptions=True)
 
