@@ -67,6 +67,10 @@ class CascadeConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     small: str | None = Field(default=None, description="tried first; default: the registry's `fast` endpoint")
     large: str | None = Field(default=None, description="after a failed check; default: the `default` endpoint")
+    small_attempts: int = Field(default=1, ge=1, description=(
+        "attempts with failed checks on the small endpoint before a task escalates; 2 = one repair attempt "
+        "there first (the retry gets the checks' failures as feedback): on HumanEval it fixed part of the "
+        "small model's answers without the large model, see BENCHMARKS.md"))
 
 
 class RouterConfig(BaseModel):

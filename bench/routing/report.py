@@ -56,6 +56,15 @@ def main(argv: list[str] | None = None) -> None:
               f"{result.train + result.test} items): quality {cv.quality:.3f} = {100 * cv.quality / anchor:.1f}% of "
               f"always-large ({anchor:.3f}), {100 * cv.large_share:.1f}% large calls, mean cost {cv.cost:.1f} s.\n")
 
+    if result.untuned:
+        anchor = next(r for r in result.untuned if r.name == "always-large").quality
+        print(f"The routers with nothing tuned, over all {result.train + result.test} replayed items:\n")
+        print("| router | quality | % of large quality | mean cost (s) | large share |\n|---|---|---|---|---|")
+        for r in result.untuned:
+            print(f"| {r.name} | {r.quality:.3f} | {100 * r.quality / anchor:.1f}% | {r.cost:.1f} | "
+                  f"{100 * r.large_share:.1f}% |")
+        print()
+
     by = {(o.id, o.model): o for o in rows}
     small_rows = [by[(i, result.small)] for i in sorted(used)]
     print("What the docstring-examples signal says about the small model's answers (all replayed items):\n")
@@ -70,6 +79,15 @@ def main(argv: list[str] | None = None) -> None:
     rescued = sum(1 for o in small_rows if o.signals is not None and escalation(o.signals, fixed) is not None
                   and not o.passed and by[(o.id, result.large)].passed)
     print(f"\nEscalated on a failed example and fixed by the large model: {rescued}.\n")
+    repaired = [o for o in small_rows if o.repair is not None]
+    if repaired:
+        print("The small model's repair turn on its answers that failed an example (told the failures):\n")
+        print("| repaired answer | passes the tests | fails the tests |\n|---|---|---|")
+        for ok in (True, False):
+            mine = [o.repair for o in repaired if o.repair is not None and o.repair.examples_ok is ok]
+            print(f"| {'passes every example' if ok else 'still fails an example'} | "
+                  f"{sum(r.passed for r in mine)} | {sum(not r.passed for r in mine)} |")
+        print()
 
     print("Bandit reward weight sweep (same split):\n")
     print("| latency_weight | bandit quality (% of large) | bandit large share | bandit-role quality | "

@@ -123,11 +123,17 @@ class Cascade:
 
     The task's acceptance checks are the signal in a run: the first attempt of a task is routed to the small
     endpoint; a failed check (an evaluator verdict from the ``OutcomeFeed``) escalates the task's later calls.
+    With ``small_attempts`` > 1 the small endpoint keeps the task for that many failed attempts first: a retry
+    gets the checks' failures as feedback, the live form of the replay's repair turn (``cascade-repair``).
     """
 
-    def __init__(self, *, small: str, large: str, remember: int = 10_000) -> None:
+    def __init__(self, *, small: str, large: str, remember: int = 10_000, small_attempts: int = 1) -> None:
+        if small_attempts < 1:
+            raise ValueError("small_attempts must be at least 1")
         self.small, self.large = small, large
+        self.small_attempts = small_attempts
         self._failed: dict[str, str] = {}  # insertion-ordered: the oldest escalations are forgotten first
+        self._misses: dict[str, int] = {}  # failed attempts on the small endpoint, per task not yet escalated
         self._remember = remember
         self._lock = threading.Lock()
 
@@ -144,8 +150,16 @@ class Cascade:
         if passed or endpoint != self.small:
             return False
         with self._lock:
-            first = task not in self._failed
-            self._failed.setdefault(task, f"its checks failed on {self.small}")
+            if task in self._failed:
+                return False
+            misses = self._misses.pop(task, 0) + 1
+            if misses < self.small_attempts:
+                self._misses[task] = misses
+                while len(self._misses) > self._remember:
+                    del self._misses[next(iter(self._misses))]
+                return False
+            self._failed[task] = (f"its checks failed on {self.small}" if misses == 1
+                                  else f"its checks failed {misses} times on {self.small}")
             while len(self._failed) > self._remember:  # a long-lived server routes many runs' tasks
                 del self._failed[next(iter(self._failed))]
-        return first
+        return True

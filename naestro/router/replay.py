@@ -22,6 +22,11 @@ every router is scored on the test part only:
   (mean large cost); mean over ``seeds`` runs;
 * ``cascade-examples`` — when the outcomes carry signals: the small model first, the large one when the small
   model's answer fails one of the docstring's examples (a fixed rule, nothing tuned);
+* ``cascade-repair`` — when the small model's rows carry a ``repair`` (``bench.routing.record --repair``): the
+  examples rule with one repair turn first: an answer that fails an example goes back to the small model with the
+  failures (call, what it returned, what the docstring expects); the large model is called only when the repaired
+  answer still fails one. Cost: the small call, the repair, and the large call when it escalates. A live run's
+  retry with its failed checks as feedback is the same step (``router.cascade.small_attempts``);
 * ``cascade`` — the same with thresholds over every recorded signal (examples, no examples, mean / min token
   logprob, vote) tuned on the training part for the best quality with at most ``max_large_share`` of its calls
   escalated; its cost is the small call plus the large call when it escalates. ``cascade_cv`` in the result
@@ -50,7 +55,23 @@ from naestro.router.items import load_items
 from naestro.router.route import NoRoute, Router, RouteRequest
 from naestro.router.signals import Signals
 
-__all__ = ["Outcome", "ReplayResult", "Row", "load_items", "load_outcomes", "replay"]
+__all__ = ["Outcome", "Repair", "ReplayResult", "Row", "load_items", "load_outcomes", "replay"]
+
+
+class Repair(BaseModel):
+    """The small model's second answer after it was told which docstring examples its first answer failed."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    passed: bool
+    examples_passed: int = Field(ge=0)
+    examples_total: int = Field(ge=1)
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    latency_s: float = Field(ge=0)
+
+    @property
+    def examples_ok(self) -> bool:
+        return self.examples_passed == self.examples_total
 
 
 class Outcome(BaseModel):
@@ -63,6 +84,7 @@ class Outcome(BaseModel):
     latency_s: float = Field(ge=0)
     completion: str | None = None
     signals: Signals | None = None
+    repair: Repair | None = None
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
@@ -119,6 +141,7 @@ class ReplayResult:
     cascade: Thresholds | None = None
     cascade_cv: Row | None = None
     cv_large: Row | None = None  # always-large over all items: the anchor of ``cascade_cv``
+    untuned: tuple[Row, ...] = ()  # the routers with nothing learned (anchors, fixed cascades, oracle), all items
 
     def row(self, name: str) -> Row:
         return next(r for r in self.rows if r.name == name)
@@ -161,10 +184,10 @@ def replay(items: dict[str, str], outcomes: Sequence[Outcome], *, test_share: fl
     train, test = _split(ids, test_share, seed)
     tokens = {i: table[i][large].prompt_tokens for i in ids}
 
-    def score(name: str, choose: Callable[[str], str]) -> Row:
-        picks = [choose(i) for i in test]
-        return Row(name, statistics.fmean(table[i][m].passed for i, m in zip(test, picks, strict=True)),
-                   statistics.fmean(cost(table[i][m]) for i, m in zip(test, picks, strict=True)),
+    def score(name: str, choose: Callable[[str], str], on: Sequence[str] = test) -> Row:
+        picks = [choose(i) for i in on]
+        return Row(name, statistics.fmean(table[i][m].passed for i, m in zip(on, picks, strict=True)),
+                   statistics.fmean(cost(table[i][m]) for i, m in zip(on, picks, strict=True)),
                    picks.count(large) / len(picks))
 
     rows = [score("always-small", lambda i: small), score("always-large", lambda i: large)]
@@ -204,6 +227,7 @@ def replay(items: dict[str, str], outcomes: Sequence[Outcome], *, test_share: fl
     note = (f"length-rule threshold: {threshold} prompt tokens; bandit kinds: prompt-length terciles "
             f"{cuts}; latency_weight {latency_weight}; {seeds} seeds")
     tuned: Thresholds | None = None
+    untuned = [score("always-small", lambda i: small, ids), score("always-large", lambda i: large, ids)]
     cv: Row | None = None
     cv_large: Row | None = None
     unsignalled = [i for i in ids if table[i][small].signals is None]
@@ -223,6 +247,18 @@ def replay(items: dict[str, str], outcomes: Sequence[Outcome], *, test_share: fl
                     for i in on]
 
         rows.append(cascade_score("cascade-examples", Thresholds(), test))
+        untuned.append(cascade_score("cascade-examples", Thresholds(), ids))
+        unrepaired = [i for i in ids
+                      if _signals(table[i][small]).examples_ok is False and table[i][small].repair is None]
+        if unrepaired:
+            note += f"; no cascade-repair: {len(unrepaired)} answer(s) failing an example have no recorded repair"
+        else:
+            def repair_score(on: Sequence[str]) -> Row:
+                picks = [_repaired(table[i], small, large, cost) for i in on]
+                return Row("cascade-repair", statistics.fmean(ok for ok, _, _ in picks),
+                           statistics.fmean(c for _, c, _ in picks), statistics.fmean(up for _, _, up in picks))
+            rows.append(repair_score(test))
+            untuned.append(repair_score(ids))
         tuned = tune(cases(train), max_large_share=max_large_share)
         rows.append(cascade_score("cascade", tuned, test))
         folds = [cascade_score("cv", tune(cases(fit), max_large_share=max_large_share), held)
@@ -235,7 +271,24 @@ def replay(items: dict[str, str], outcomes: Sequence[Outcome], *, test_share: fl
                        statistics.fmean(cost(table[i][large]) for i in everything), 1.0)
         note += f"; cascade tuned on the training part: {tuned.describe()}"
     rows.append(score("oracle", oracle))
-    return ReplayResult(small, large, len(train), len(test), tuple(rows), note, tuned, cv, cv_large)
+    untuned.append(score("oracle", oracle, ids))
+    return ReplayResult(small, large, len(train), len(test), tuple(rows), note, tuned, cv, cv_large, tuple(untuned))
+
+
+def _repaired(row: dict[str, Outcome], small: str, large: str, cost: Callable[[Outcome], float]
+              ) -> tuple[bool, float, bool]:
+    """(passed, cost, escalated) of the examples cascade with one repair turn on the small model."""
+    first = row[small]
+    if _signals(first).examples_ok is not False:
+        return first.passed, cost(first), False
+    fix = first.repair
+    assert fix is not None  # checked for every such item before this router is scored
+    # priced like any call of the small model (tokens with prices, else latency)
+    spent = cost(first) + cost(first.model_copy(update={
+        "prompt_tokens": fix.prompt_tokens, "completion_tokens": fix.completion_tokens, "latency_s": fix.latency_s}))
+    if fix.examples_ok:
+        return fix.passed, spent, False
+    return row[large].passed, spent + cost(row[large]), True
 
 
 def _signals(o: Outcome) -> Signals:

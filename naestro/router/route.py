@@ -138,7 +138,8 @@ class Router:
         cfg = registry.router
         self.registry, self.config = registry, cfg
         small, large = cfg.cascade.small or registry.fast, cfg.cascade.large or registry.default
-        self.cascade = Cascade(small=small, large=large) if cfg.mode == "cascade" and small is not None else None
+        self.cascade = Cascade(small=small, large=large, small_attempts=cfg.cascade.small_attempts) \
+            if cfg.mode == "cascade" and small is not None else None
         self.health = health or HealthBoard(window=cfg.latency_window, cooldown_s=cfg.down_cooldown_s)
         self.store = store if store is not None else (bandit.store if bandit else None)
         self.bandit = bandit

@@ -142,6 +142,18 @@ def test_a_passed_check_or_a_failure_on_the_large_model_does_not_escalate(tmp_pa
     assert router.record_verdict("r/t", "small", passed=False) is False  # escalated once
 
 
+def test_small_attempts_keep_a_task_on_the_small_model_for_a_repair_attempt(tmp_path: Path) -> None:
+    router = Router(cascade_registry(cascade={"small_attempts": 2}))
+    assert router.record_verdict("r/t", "small", passed=False) is False  # the retry, with feedback, stays small
+    assert router.decide(req("r/t")).endpoint.name == "small"
+    assert router.record_verdict("r/t", "small", passed=False) is True
+    escalated = router.decide(req("r/t"))
+    assert escalated.endpoint.name == "big" and "failed 2 times on small" in escalated.reason
+    assert router.record_verdict("r/u", "small", passed=False) is False  # counted per task
+    assert router.record_verdict("r/u", "small", passed=True) is False
+    assert router.decide(req("r/u")).endpoint.name == "small"
+
+
 def test_pinned_calls_and_calls_without_a_task_follow_the_rules() -> None:
     router = Router(cascade_registry())
     assert router.decide(req("r/t", pinned=True)).endpoint.name == "big"

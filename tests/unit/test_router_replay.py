@@ -111,6 +111,38 @@ def test_cascade_rows_are_computed_from_the_recorded_signals(tmp_path: Path) -> 
     assert [r.name for r in result.rows][-3:] == ["cascade-examples", "cascade", "oracle"]
 
 
+def test_cascade_repair_keeps_the_small_model_when_its_repair_passes_the_examples(tmp_path: Path) -> None:
+    # Every 4th small answer fails the tests and an example; its repair (told the failures) passes the examples
+    # for every 8th item (and then passes the tests on every 16th). The large model passes everything.
+    rows = [(f"p{n}", n % 4 != 0, True, n % 4 != 0, -0.05) for n in range(80)]
+    items, outcomes = write_signalled(tmp_path, rows)
+    repaired = []
+    for line in outcomes.read_text().splitlines():
+        o = json.loads(line)
+        n = int(o["id"][1:])
+        if o["model"] == "tiny" and n % 4 == 0:
+            o["repair"] = {"passed": n % 16 == 0, "examples_passed": 2 if n % 8 == 0 else 0, "examples_total": 2,
+                           "prompt_tokens": 20, "completion_tokens": 5, "latency_s": 0.5}
+        repaired.append(json.dumps(o) + "\n")
+    outcomes.write_text("".join(repaired))
+    result = replay(load_items(items), load_outcomes(outcomes), seeds=2)
+    everything = {r.name: r for r in result.untuned}
+    kept = [n for n in range(80) if n % 8 == 0]  # repaired to pass the examples: not escalated
+    up = [n for n in range(80) if n % 4 == 0 and n % 8 != 0]
+    row = everything["cascade-repair"]
+    assert row.large_share == pytest.approx(len(up) / 80)
+    assert row.quality == pytest.approx((60 + len(up) + sum(n % 16 == 0 for n in kept)) / 80)
+    assert row.cost == pytest.approx((80 * 1.0 + 20 * 0.5 + 3.0 * len(up)) / 80)
+    assert everything["cascade-examples"].large_share == pytest.approx(20 / 80)
+    assert "cascade-repair" in {r.name for r in result.rows}
+    # without a repair for every answer that fails an example, the row is left out and the note says why
+    rows_without = [{k: v for k, v in json.loads(line).items() if not (k == "repair" and '"p0"' in line)}
+                    for line in repaired]
+    outcomes.write_text("".join(json.dumps(o) + "\n" for o in rows_without))
+    partial = replay(load_items(items), load_outcomes(outcomes), seeds=2)
+    assert "cascade-repair" not in {r.name for r in partial.rows} and "have no recorded repair" in partial.note
+
+
 def test_signalled_only_replays_the_re_recorded_items(tmp_path: Path) -> None:
     rows = [(f"p{n}", n % 4 != 0, True, n % 4 != 0, -0.05) for n in range(12)]
     items, outcomes = write_signalled(tmp_path, rows)
