@@ -8,6 +8,7 @@ rest; each returns ``PlanProblem``s with RFC 6901 pointers into the document. No
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from typing import cast
 
@@ -354,6 +355,15 @@ def action_problems(raw: Mapping[str, JsonValue], external_servers: Collection[s
     return problems
 
 
+@functools.cache
+def _builtin_validator(tool: str) -> Draft202012Validator:
+    """One validator per builtin tool for the life of the process (the schemas are ``builtin_input_schemas``,
+    cached too): building it per action was most of a given plan's validation time (issue 16)."""
+    from naestro.tools import builtin_input_schemas
+
+    return Draft202012Validator(dict(builtin_input_schemas()[tool]))
+
+
 def _argument_problems(tool: str, schema: Mapping[str, JsonValue], args: Mapping[str, JsonValue],
                        where: str) -> list[PlanProblem]:
     props = schema.get("properties")
@@ -363,7 +373,7 @@ def _argument_problems(tool: str, schema: Mapping[str, JsonValue], args: Mapping
                 for name in args if name not in names]
     problems += [PlanProblem(where, f"missing required argument {name!r}")
                  for name in (required if isinstance(required, list) else []) if name not in args]
-    for err in Draft202012Validator(dict(schema)).iter_errors(dict(args)):
+    for err in _builtin_validator(tool).iter_errors(dict(args)):
         if not err.absolute_path and err.validator in ("required", "additionalProperties"):
             continue  # reported above, by name
         problems.append(PlanProblem(where + pointer(*err.absolute_path), err.message))
