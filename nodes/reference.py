@@ -44,6 +44,7 @@ from naestro.homes import copy_workspace
 from naestro.llm import ModelProvider, complete_json, complete_text
 from naestro.oneliner import unfolded
 from naestro.plan import EvaluatorCheck
+from nodes.report_quantities import asked_lines
 from nodes.vacuity import CommandRunner
 
 __all__ = ["DATA_SUFFIXES", "MAX_PROGRAM_TOKENS", "QUANTITY", "ProgramFormat", "ReferenceOutcome", "deliverables",
@@ -276,7 +277,7 @@ class _Deriver:
                     break
                 self.outcome.checks[self.file] = EvaluatorCheck(
                     kind="evaluator", evaluator="reference", threshold=1.0,
-                    params={"file": self.file, "expect": expect.strip() + "\n", "compare": comparison_for(self.file),
+                    params={"file": self.file, "expect": self._expected(expect), "compare": comparison_for(self.file),
                             "ordered": ordered, "script": scripts[expect]})
                 return
         distinct: list[str] = []
@@ -293,15 +294,22 @@ class _Deriver:
             # No agreement, but results: the deliverable must agree with one of them (it is the next sample).
             self.outcome.checks[self.file] = EvaluatorCheck(
                 kind="evaluator", evaluator="reference", threshold=1.0,
-                params={"file": self.file, "expect": distinct[0].strip() + "\n", "compare": comparison_for(self.file),
+                params={"file": self.file, "expect": self._expected(distinct[0]), "compare": comparison_for(self.file),
                         "ordered": ordered, "script": scripts[distinct[0]],
-                        "alternatives": [d.strip() + "\n" for d in distinct[1:]]})
+                        "alternatives": [self._expected(d) for d in distinct[1:]]})
             # One distinct result when the others hold it (a report comparison asks for the expected numbers, so a
             # result with extra ones agrees with it): say so instead of "one of the 1 results".
             self.outcome.notes[self.file] += (f"; the file must agree with one of the {len(distinct)} results"
                                               if len(distinct) > 1 else
                                               "; the other results hold this one, so the file must agree with it")
 
+
+    def _expected(self, result: str) -> str:
+        """A result as the check's expected content: for a report, only the quantities the goal names when it names
+        some of the printed ones (``nodes.report_quantities``)."""
+        if comparison_for(self.file) == "numbers":
+            result = asked_lines(self.goal, self.file, result)
+        return result.strip() + "\n"
 
     async def _contested(self, ask: str, expect: str, ordered: bool,
                          sampling: dict[str, float | int] | None) -> str | None:

@@ -300,3 +300,19 @@ async def test_reference_programs_of_an_in_place_run_do_not_see_its_home(workspa
             "print('Zoe,' + str(int(os.path.exists('.naestro/keys/audit_ed25519') or os.path.exists('.naestro'))))")
     out = await reference_checks(GOAL, programs(peek), workspace, sandboxed, leave_out=(home,))
     assert out.checks["adults.csv"].params["expect"] == "name,age\nZoe,0\n"
+
+
+async def test_a_report_is_checked_only_for_the_printed_quantities_the_goal_names(workspace: Path) -> None:
+    # issue-22 slice at 6dd829b (a false FAILED): asked for the grand total, both programs also printed each
+    # group's total; a report stating exactly the grand total failed. Only the named line is expected now.
+    goal = ("people.json lists people with name and age. Write adults.csv with header name,age (the people aged 18 "
+            "or older) and write report.md stating the total age of all people.")
+    both = ("import json\npeople = json.load(open('people.json'))\nfor p in people:\n    print(f\"{p['name']}: "
+            "{p['age']}\")\nprint('Total age:', sum(p['age'] for p in people))")
+    out = await reference_checks(goal, programs(both), workspace, sandboxed)
+    check = out.checks["report.md"]
+    assert check.params["compare"] == "numbers" and check.params["expect"] == "Total age: 69\n"
+    (workspace / "report.md").write_text("The total age of all people is 69.\n")
+    verdict = await build_evaluator("reference", dict(check.params)).evaluate(
+        Subject(task_id="t", description="d"), SandboxEvalEnv(workspace))
+    assert verdict.passed, verdict.evidence
