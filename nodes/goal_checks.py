@@ -110,9 +110,9 @@ def _file(req: GoalRequirement, text: str) -> Verdict:
 def _unchanged(req: GoalRequirement, workspace: Path) -> Verdict:
     now = _digest(workspace, req.file)
     if now is None:
-        return False, f"{req.file} was removed; the goal says not to change it"
+        return False, f"{req.file} was removed; the goal keeps it as it is"
     if now != req.items[0]:
-        return False, (f"{req.file} was changed; the goal says not to change it: put back its original content "
+        return False, (f"{req.file} was changed; the goal keeps it as it is: put back its original content "
                        "and change only what the goal asks for")
     return True, f"{req.file} is as it was when the run started"
 

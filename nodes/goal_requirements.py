@@ -30,7 +30,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["GoalRequirement", "derive_requirements", "files_named", "is_test_file", "kept_unchanged", "validated"]
+__all__ = ["GoalRequirement", "derive_requirements", "described_inputs", "files_named", "is_test_file",
+           "kept_unchanged", "validated"]
 
 _EXT = "py|txt|csv|tsv|json|jsonl|md|yaml|yml|toml|html|sh|sql|xml|ini|cfg|js|ts"
 _FILE = re.compile(rf"(?<![\w./-])(?:\./)?((?:[\w-]+/)*[\w-]+\.(?:{_EXT}))(?![\w/-])(?!\.\w)")
@@ -55,6 +56,12 @@ _UNCHANGED = [
     re.compile(r"(?i)((?:[\w./-]+\.\w+[\s,]*(?:and\s+)?)+)\s*(?:must|should|has\s+to|have\s+to)\s+"
                r"(?:stay|remain|be\s+left)\s+(?:unchanged|the\s+same|untouched|as\s+it\s+is)"),
 ]
+# "orders.csv has columns id,amount", "people.json is a list of people", "Read sales.csv (columns ...)": the goal
+# describes the file as the data it works from.
+_INPUT = [re.compile(r"(?i)(?<![\w./-])(?:\./)?([\w./-]+\.\w+)\s+"
+                     r"(?:has|have|holds|lists|contains|is\s+a\s+(?:list|table))\b"),
+          re.compile(r"(?i)\b(?:read|reads|reading|load|loads|loading|from)\s+(?:the\s+)?(?:file\s+)?"
+                     r"(?:\./)?([\w./-]+\.\w+)")]
 _CHANGE = re.compile(r"(?i)\b(?:fix|change|modify|edit|update|write|implement|create|refactor|rewrite|correct|"
                      r"repair|patch)(?:es|s|ed|ing)?\b((?:[^.;!?\n]|\.(?=\w))*)")
 _NEGATED = re.compile(r"(?i)\b(?:not|n't|never|without)\s*$")
@@ -164,8 +171,8 @@ def _targets(goal: str) -> set[str]:
 
 
 def kept_unchanged(goal: str) -> list[str]:
-    """The files ``goal`` says must not be changed ("do not change test_x.py", "leave a.csv untouched"), unless it
-    also asks to change them."""
+    """The files ``goal`` keeps as they are: those it says must not be changed ("do not change test_x.py", "leave
+    a.csv untouched"), unless it also asks to change them, and its described inputs (``described_inputs``)."""
     out: dict[str, None] = {}
     targets = _targets(goal)
     for sentence in _SENTENCE.split(goal):
@@ -176,6 +183,26 @@ def kept_unchanged(goal: str) -> list[str]:
                 for name in files_named(clause):
                     if name not in targets:
                         out.setdefault(name, None)
+    for name in described_inputs(goal):
+        out.setdefault(name, None)
+    return list(out)
+
+
+def described_inputs(goal: str) -> list[str]:
+    """The data files ``goal`` describes as what it works from ("scores.csv has columns student,score", "Read
+    sales.csv") and names nowhere else, so it asks nothing of them but to be read.
+
+    Seen in the issue-22 golden slice at 6dd829b: a re-planned Coder task wrote invented rows over scores.csv (the
+    goal's input) and computed its statistics from them. A file the goal mentions again ("stats.py has a bug. Fix
+    stats.py") may be meant to change, so it is not counted."""
+    named = [m.group(1) for m in _FILE.finditer(goal)]
+    targets = _targets(goal)
+    out: dict[str, None] = {}
+    for pattern in _INPUT:
+        for m in pattern.finditer(goal):
+            name = m.group(1).removeprefix("./")
+            if named.count(name) == 1 and name not in targets and not is_test_file(name):
+                out.setdefault(name, None)
     return list(out)
 
 

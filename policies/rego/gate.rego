@@ -127,10 +127,12 @@ deny contains {"rule": "path_confinement", "message": sprintf("%s: path resolves
 	not confined(p.resolved)
 }
 
-# A file the goal says not to change ("fix stats.py; do not change test_stats.py") is not written by a tool that
-# only writes: the agent is told to change the code instead of the file that checks it (issue 22). A shell
-# command can still change it; the run's goal check (the file's digest at planning) catches that.
-deny contains {"rule": "goal_protected", "message": sprintf("%s: the goal says not to change %s; leave it as it is and change the other files instead", [p.arg, p.resolved])} if {
+# A file the goal keeps as it is is not written by a tool that only writes: one it says not to change ("fix
+# stats.py; do not change test_stats.py": the agent is told to change the code instead of the file that checks it,
+# issue 22) or the input data it describes ("scores.csv has columns student,score": a re-planned task wrote invented
+# rows over it). A shell command can still change it; the run's goal check (the file's digest at planning) catches
+# that.
+deny contains {"rule": "goal_protected", "message": sprintf("%s: the goal keeps %s as it is (a file it says not to change, or the input it reads); leave it and change the other files instead", [p.arg, p.resolved])} if {
 	is_tool
 	"write" in effects
 	not "read" in effects

@@ -242,7 +242,7 @@ test_goal_protected_file_is_not_written if {
 	d := decide(inp)
 	not d.allow
 	some r in d.reasons
-	contains(r, "the goal says not to change /runs/r1/workspace/test_stats.py")
+	contains(r, "the goal keeps /runs/r1/workspace/test_stats.py as it is")
 }
 
 test_goal_protected_file_is_still_read_and_others_written if {

@@ -112,11 +112,30 @@ async def test_a_file_the_goal_says_not_to_change_is_not_written(settings: Setti
     events = read_events(result.report_path.parent / "events.jsonl")
     [denied] = [e for e in events if e["event"] == "tool_denied"]
     assert denied["tool"] == "fs.write"
-    assert "the goal says not to change" in " ".join(denied["reasons"]) and "test_stats.py" in " ".join(
+    assert "the goal keeps" in " ".join(denied["reasons"]) and "test_stats.py" in " ".join(
         denied["reasons"])
     workspace = Path(result.record.workspace)
     assert "assert median([3, 1, 2]) == 2" in (workspace / "test_stats.py").read_text()
     assert (workspace / "stats.py").exists()
+
+
+async def test_the_input_data_the_goal_describes_is_not_written(settings: Settings, tmp_path: Path) -> None:
+    """Issue-22 slice at 6dd829b (report_score_stats): a re-planned Coder task wrote invented rows over scores.csv,
+    the goal's input. The write is denied with a reason that says what to do; the input is as it was."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "scores.csv").write_text("student,score\nalice,80\nbob,90\n")
+    provider = ScriptedProvider(steps_script([
+        {"tool": "fs.write", "arguments": {"path": "scores.csv", "content": "```csv\nstudent,score\nAlice,85\n```"}},
+        {"tool": "fs.write", "arguments": {"path": "stats.json", "content": '{"mean": 85, "max": 90, "count": 2}'}},
+    ]))
+    goal = "scores.csv has columns student,score. Write stats.json with the keys mean, max and count."
+    result = await Runner(settings, provider).start(goal, plan=one_task(accept_file="stats.json"), workspace=src)
+    assert result.passed, result.tasks
+    events = read_events(result.report_path.parent / "events.jsonl")
+    [denied] = [e for e in events if e["event"] == "tool_denied"]
+    assert "the goal keeps" in " ".join(denied["reasons"]) and "scores.csv" in " ".join(denied["reasons"])
+    assert (Path(result.record.workspace) / "scores.csv").read_text() == "student,score\nalice,80\nbob,90\n"
 
 
 async def test_copilot_shell_command_waits_for_consent_then_resumes(settings: Settings) -> None:

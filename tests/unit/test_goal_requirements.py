@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from nodes.goal_checks import _unchanged, planned_goal_checks
 from nodes.goal_helper import helper_requirements
-from nodes.goal_requirements import GoalRequirement, derive_requirements, files_named, kept_unchanged, validated
+from nodes.goal_requirements import (
+    GoalRequirement,
+    derive_requirements,
+    described_inputs,
+    files_named,
+    kept_unchanged,
+    validated,
+)
 from tests.fakes import ScriptedProvider
 
 INPUTS = {"sales.csv", "people.json", "calc.py", "test_calc.py"}
@@ -154,6 +161,24 @@ def test_files_the_goal_says_not_to_change_are_read_from_its_words() -> None:
     }
     for goal, files in cases.items():
         assert kept_unchanged(goal) == files, goal
+
+
+def test_the_input_data_a_goal_describes_is_kept_as_it_is() -> None:
+    """Issue-22 slice at 6dd829b (report_score_stats): a re-planned Coder task wrote invented rows over scores.csv,
+    the goal's input, and computed its statistics from them."""
+    cases = {
+        "scores.csv has columns student,score. Write stats.json with the keys mean, max and count.": ["scores.csv"],
+        "people.json is a list of people with name and age. Write adults.csv with the adults.": ["people.json"],
+        "Read sales.csv (columns region,amount) and write report.md stating the total.": ["sales.csv"],
+        "Write totals.csv from ./data/sales.csv.": ["data/sales.csv"],
+        # named again, so maybe to change: not kept
+        "stats.py has a bug in median(xs). Fix stats.py so that the tests pass.": [],
+        "data.csv has columns a,b. Add a column c to data.csv.": [],
+        "Write report.md stating the total.": [],
+    }
+    for goal, files in cases.items():
+        assert described_inputs(goal) == files, goal
+        assert set(files) <= set(kept_unchanged(goal)), goal
 
 
 def test_an_unchanged_requirement_holds_the_content_the_run_started_with(tmp_path: Path) -> None:
