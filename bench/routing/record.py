@@ -69,23 +69,21 @@ def problems() -> Iterator[dict[str, str]]:
             yield json.loads(line)
 
 
-def chat_prompt(prompt: str) -> str:
-    user = f"Complete the following Python function.\n```python\n{prompt}```"
+def chat_prompt(prompt: str, *, hint: str = "") -> str:
+    """``hint``: said after the function, e.g. the failed examples of a repair turn (``repair_hint``)."""
+    user = f"Complete the following Python function.\n```python\n{prompt}```{hint}"
     return (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
             f"<|im_start|>assistant\n```python\n{prompt}")
 
 
-def repair_prompt(prompt: str, failures: list[tuple[Example, str]]) -> str:
-    """The task again with the failed examples as a hint (the call, what the first answer returned, what the
-    docstring expects); the answer is pre-filled as before, so the model again writes only the body.
-
-    The first answer itself is not shown: shown its own code and the failures, the 0.5B model at temperature 0
-    wrote the same code back on all 64 answers that failed an example (recorded 2026-12-08, see BENCHMARKS.md)."""
+def repair_hint(failures: list[tuple[Example, str]]) -> str:
+    """A repair turn's hint: the failed examples (the call, what the first answer returned, what the docstring
+    expects). The first answer itself is not shown: shown its own code and the failures, the 0.5B model at
+    temperature 0 wrote the same code back on all 64 answers that failed an example (recorded 2026-12-08, see
+    BENCHMARKS.md)."""
     told = "\n".join(f"- {e.call} returned {got}, expected {e.expected}" for e, got in failures)
-    user = (f"Complete the following Python function.\n```python\n{prompt}```\nA previous attempt was wrong on "
-            f"these examples from the docstring:\n{told}\nMake sure the function returns the expected values.")
-    return (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
-            f"<|im_start|>assistant\n```python\n{prompt}")
+    return (f"\nA previous attempt was wrong on these examples from the docstring:\n{told}\nMake sure the function "
+            "returns the expected values.")
 
 
 def _sandboxed(program: str, *, timeout_s: float) -> tuple[int | None, str]:
@@ -123,13 +121,11 @@ class Completion:
 
 
 def complete(server: str, prompt: str, *, max_tokens: int, temperature: float = 0.0, seed: int = 0,
-             raw: str | None = None) -> Completion:
-    """llama-server's native /completion: the text plus each generated token's log-probability (``n_probs``).
-
-    ``raw``: the whole templated text to continue (a repair turn) instead of ``chat_prompt(prompt)``."""
+             hint: str = "") -> Completion:
+    """llama-server's native /completion: the text plus each generated token's log-probability (``n_probs``)."""
     start = time.monotonic()
     r = httpx.post(f"{server}/completion", timeout=900, json={
-        "prompt": raw if raw is not None else chat_prompt(prompt), "n_predict": max_tokens,
+        "prompt": chat_prompt(prompt, hint=hint), "n_predict": max_tokens,
         "temperature": temperature, "top_p": 0.95, "seed": seed, "stop": STOP, "n_probs": 1, "cache_prompt": True})
     r.raise_for_status()
     body = r.json()
@@ -186,8 +182,7 @@ def repair_one(problem: dict[str, str], server: str, row: dict[str, object], *, 
     failures = [(e, got) for e, (ok, got) in zip(examples, results, strict=True) if not ok]
     if not failures:
         return None
-    fixed = complete(server, problem["prompt"], max_tokens=max_tokens,
-                     raw=repair_prompt(problem["prompt"], failures))
+    fixed = complete(server, problem["prompt"], max_tokens=max_tokens, hint=repair_hint(failures))
     again = run_examples(problem, fixed.text, examples)
     return {"passed": passes(problem, fixed.text), "examples_passed": sum(ok for ok, _ in again),
             "examples_total": len(examples), "prompt_tokens": fixed.prompt_tokens,
