@@ -18,12 +18,15 @@ import statistics
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from naestro.router.signals import Signals
 
 __all__ = ["Cascade", "CascadeCase", "Thresholds", "escalation", "tune"]
+
+_V = TypeVar("_V")
 
 
 class Thresholds(BaseModel):
@@ -155,11 +158,15 @@ class Cascade:
             misses = self._misses.pop(task, 0) + 1
             if misses < self.small_attempts:
                 self._misses[task] = misses
-                while len(self._misses) > self._remember:
-                    del self._misses[next(iter(self._misses))]
+                _forget_oldest(self._misses, keep=self._remember)
                 return False
             self._failed[task] = (f"its checks failed on {self.small}" if misses == 1
                                   else f"its checks failed {misses} times on {self.small}")
-            while len(self._failed) > self._remember:  # a long-lived server routes many runs' tasks
-                del self._failed[next(iter(self._failed))]
+            _forget_oldest(self._failed, keep=self._remember)
         return True
+
+
+def _forget_oldest(entries: dict[str, _V], *, keep: int) -> None:
+    """Drop the oldest entries (insertion order) beyond ``keep``: a long-lived server routes many runs' tasks."""
+    while len(entries) > keep:
+        del entries[next(iter(entries))]
