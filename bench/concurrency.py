@@ -35,228 +35,28 @@ measured memory exceeds what is available (``--force`` overrides).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import multiprocessing as mp
-import operator
 import os
-import secrets
 import statistics
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Any
 
-Kind = Literal["naestro", "bare"]
+from bench import procstat
+from bench.concurrency_worker import PLAN, Batch, Kind, Spec, script, worker_main
+
+__all__ = ["PLAN", "main", "script"]
+
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/naestro_bench"
 APP_NAME = "naestro-bench-concurrency"  # marks the workers' Postgres connections, whose backends' CPU is counted
-
-PLAN: dict[str, Any] = {"goal": "concurrency bench", "tasks": [
-    {"id": "a", "role": "dataops", "description": "write a.txt",
-     "action": {"tool": "fs.write", "arguments": {"path": "a.txt", "content": "alpha\n"}},
-     "accept": [{"kind": "file_exists", "path": "a.txt"}]},
-    {"id": "b", "role": "researcher", "description": "write b.txt saying beta", "deps": ["a"],
-     "accept": [{"kind": "regex", "file": "b.txt", "pattern": "beta"}]},
-    {"id": "c", "role": "dataops", "description": "write c.txt", "deps": ["a"],
-     "action": {"tool": "fs.write", "arguments": {"path": "c.txt", "content": "gamma\n"}},
-     "accept": [{"kind": "file_exists", "path": "c.txt"}]}]}
-
-
-def script(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The model's replies: the Reporter's summary; task b writes b.txt, then finishes."""
-    text = "\n".join(str(m.get("content", "")) for m in messages)
-    if "Write 2-4 sentences" in text:
-        return {"summary": "Three files were written and every check passed."}
-    if not any(m.get("role") == "assistant" for m in messages):
-        return {"thought": "write it", "tool": "fs.write", "arguments": {"path": "b.txt", "content": "beta\n"}}
-    return {"thought": "done", "tool": "finish", "arguments": {"summary": "wrote b.txt", "outputs": {}}}
-
-
-# --- the worker side ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Spec:
-    home: str
-    models_file: str
-    base_url: str
-    checkpoint_url: str | None
-
-
-@dataclass
-class Batch:
-    """What a worker reports for one batch of concurrent runs."""
-
-    errors: list[str] = field(default_factory=list)
-    walls: list[float] = field(default_factory=list)
-
-
-class Bare(TypedDict, total=False):
-    run: str
-    done: Annotated[list[str], operator.add]
-
-
-class Worker:
-    """One process: a Naestro runtime (one Runner, as the CLI or the server has) and the anchor graph."""
-
-    def __init__(self, spec: Spec) -> None:
-        import httpx
-
-        from naestro.runner import Runner
-        from naestro.settings import Settings
-
-        self.spec = spec
-        settings = Settings(home=Path(spec.home), models_file=Path(spec.models_file), max_replans=0,
-                            checkpoint_url=spec.checkpoint_url)
-        self.settings = settings
-        self.runner = Runner(settings)
-        self.http = httpx.AsyncClient(base_url=spec.base_url, timeout=60)
-        self.bare_dir = Path(spec.home) / "bare"
-
-    async def naestro(self) -> None:
-        from naestro.plan import Plan
-
-        result = await self.runner.start(PLAN["goal"], plan=Plan.model_validate(PLAN))
-        if not result.passed:
-            bad = {t: f"{r['status']}: {r.get('error') or r['feedback']}"[:160]
-                   for t, r in result.tasks.items() if r["status"] not in ("passed", "skipped")}
-            raise RuntimeError(f"run did not pass: {result.record.status} {bad}")
-
-    async def _chat(self, messages: list[dict[str, str]]) -> str:
-        reply = await self.http.post("/chat/completions", json={"model": "scripted", "messages": messages})
-        reply.raise_for_status()
-        content: str = reply.json()["choices"][0]["message"]["content"]
-        return content
-
-    async def bare(self) -> None:
-        """The anchor: the same DAG, files and model calls, in a hand-written LangGraph graph."""
-        import json
-
-        from langgraph.graph import END, START, StateGraph
-
-        from checkpoints import open_saver
-
-        ws = self.bare_dir / secrets.token_hex(6)
-        ws.mkdir(parents=True)
-
-        def write(name: str, text: str) -> Any:
-            def node(state: Bare) -> dict[str, Any]:
-                (ws / name).write_text(text)
-                return {"done": [name]}
-            return node
-
-        async def agent(state: Bare) -> dict[str, Any]:
-            messages = [{"role": "user", "content": "Your task (b): write b.txt saying beta"}]
-            step = json.loads(await self._chat(messages))
-            (ws / step["arguments"]["path"]).write_text(step["arguments"]["content"])
-            messages.append({"role": "assistant", "content": json.dumps(step)})
-            await self._chat(messages)
-            return {"done": ["b.txt"]}
-
-        async def report(state: Bare) -> dict[str, Any]:
-            await self._chat([{"role": "user", "content": "Write 2-4 sentences about: " + ", ".join(state["done"])}])
-            return {}
-
-        g: StateGraph[Bare] = StateGraph(Bare)
-        g.add_node("a", write("a.txt", "alpha\n"))
-        g.add_node("b", agent)
-        g.add_node("c", write("c.txt", "gamma\n"))
-        g.add_node("report", report)
-        g.add_edge(START, "a")
-        g.add_edge("a", "b")
-        g.add_edge("a", "c")
-        g.add_edge(["b", "c"], "report")
-        g.add_edge("report", END)
-        async with open_saver(self.settings.checkpoint_url, self.settings.checkpoint_db) as saver:
-            graph = g.compile(checkpointer=saver)
-            await graph.ainvoke({"run": ws.name}, {"configurable": {"thread_id": f"bare-{ws.name}"}})
-        if not all((ws / f).exists() for f in ("a.txt", "b.txt", "c.txt")):
-            raise RuntimeError(f"bare run {ws.name} did not write its files")
-
-    async def batch(self, kind: Kind, k: int) -> Batch:
-        async def one() -> float:
-            t = time.perf_counter()
-            await (self.naestro() if kind == "naestro" else self.bare())
-            return time.perf_counter() - t
-
-        outcomes = await asyncio.gather(*(one() for _ in range(k)), return_exceptions=True)
-        out = Batch()
-        for o in outcomes:
-            if isinstance(o, BaseException):
-                first = (str(o).strip().splitlines() or [""])[0]
-                out.errors.append(f"{type(o).__name__}: {first[:200]}")
-            else:
-                out.walls.append(o)
-        return out
-
-
-def _worker_main(spec: Spec, conn: Connection) -> None:
-    async def serve() -> None:
-        worker = Worker(spec)
-        warm = [await worker.batch("naestro", 1), await worker.batch("bare", 1)]
-        conn.send(("ready", [e for b in warm for e in b.errors]))
-        while True:
-            try:
-                msg = await asyncio.to_thread(conn.recv)
-            except EOFError:  # the parent is gone
-                break
-            if msg[0] == "stop":
-                break
-            conn.send(("done", await worker.batch(msg[0], msg[1])))
-        await worker.http.aclose()
-        await worker.runner.services.aclose()
-
-    asyncio.run(serve())
-
-
-# --- the parent side: CPU and memory from /proc, rounds, the report -------------------------------------------
-
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass(frozen=True)
-class Proc:
-    ppid: int
-    cpu: float  # seconds: its own, plus its reaped children's
-    own_cpu: float
-    rss: int  # bytes
-
-
-def _processes() -> dict[int, Proc]:
-    """Every process's parent, CPU and RSS (processes may vanish while this reads)."""
-    out: dict[int, Proc] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        f = stat[stat.rfind(b")") + 2:].split()
-        own = (int(f[11]) + int(f[12])) / _TICK
-        out[int(entry.name)] = Proc(ppid=int(f[1]), cpu=own + (int(f[13]) + int(f[14])) / _TICK, own_cpu=own,
-                                    rss=int(f[21]) * _PAGE)
-    return out
-
-
-def _tree(procs: dict[int, Proc], roots: list[int]) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for pid, p in procs.items():
-        children.setdefault(p.ppid, []).append(pid)
-    found, todo = [], [r for r in roots if r in procs]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
 
 
 @dataclass
@@ -272,13 +72,13 @@ class Meter:
     """Reads the workers' process trees (plus ``extra()`` pids, e.g. their Postgres backends) from /proc, and
     samples the trees' RSS every 0.2 s in a thread while a round runs."""
 
-    def __init__(self, roots: list[int], extra: Any) -> None:
+    def __init__(self, roots: list[int], extra: Callable[[], list[int]]) -> None:
         self.roots, self.extra = roots, extra
         self.peak, self._stop = 0, threading.Event()
 
     def usage(self) -> Usage:
-        procs = _processes()
-        trees = _tree(procs, self.roots)
+        procs = procstat.processes()
+        trees = procstat.tree(procs, self.roots)
         others = [p for p in self.extra() if p in procs]
         me = os.times()
         return Usage(cpu=sum(procs[p].cpu for p in trees + others) + me.user + me.system,
@@ -298,16 +98,8 @@ class Meter:
 
     def _loop(self) -> None:
         while not self._stop.wait(0.2):
-            procs = _processes()
-            self.peak = max(self.peak, sum(procs[p].rss for p in _tree(procs, self.roots)))
-
-
-def _mem_available() -> int:
-    with open("/proc/meminfo") as fh:
-        for line in fh:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return 0
+            procs = procstat.processes()
+            self.peak = max(self.peak, sum(procs[p].rss for p in procstat.tree(procs, self.roots)))
 
 
 @dataclass
@@ -320,13 +112,13 @@ class Round:
 
 
 class Pool:
-    def __init__(self, spec: Spec, processes: int, extra: Any) -> None:
+    def __init__(self, spec: Spec, processes: int, extra: Callable[[], list[int]]) -> None:
         ctx = mp.get_context("spawn")
         self.conns: list[Connection] = []
         self.procs: list[Any] = []
         for _ in range(processes):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(spec, child), daemon=False)
+            proc = ctx.Process(target=worker_main, args=(spec, child), daemon=False)
             proc.start()
             self.conns.append(parent)
             self.procs.append(proc)
@@ -359,7 +151,7 @@ class Pool:
             proc.join(timeout=60)
 
 
-def _pg_backends(url: str) -> Any:
+def _pg_backends(url: str) -> Callable[[], list[int]]:
     """The pids of the Postgres backends serving the bench (its connections carry application_name)."""
     import psycopg
 
@@ -408,7 +200,7 @@ def main(runs: int, processes: int, checkpointer: str, rounds: int, pg_url: str,
             for kind in ("naestro", "bare"):
                 solo[kind].append(pool.run(kind, 1, workers=1))
             per_run = max(solo["naestro"][0].peak_rss - pool.idle_rss, 1)
-            need, have = per_run * runs, _mem_available()
+            need, have = per_run * runs, procstat.mem_available()
             if need > 0.8 * have and not force:
                 raise SystemExit(f"{runs} runs need ~{need / 2**30:.1f} GiB ({per_run / 2**20:.0f} MiB each, one "
                                  f"run measured alone) but {have / 2**30:.1f} GiB is available: use fewer --runs "

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.procstat import cpu_s
 from naestro.memory.baseline import Mode, RecordIndex
 from naestro.memory.embedder import MiniLM
 from naestro.memory.graph import GraphitiStore, SearchMethod
@@ -147,10 +148,7 @@ def ms(samples: list[float], cpu: list[float] | None = None) -> dict[str, float]
 
 def server_cpu_s(pid: int | None) -> float:
     """User + system CPU of a process so far (the FalkorDB server does part of Graphiti's work)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0 if pid is None else cpu_s(pid)
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+from bench.procstat import cpu_s, tree_rss
 from mcp_servers.sandbox import Limits, run_sandboxed, sandbox_argv
 from mcp_servers.workspace import BUILTIN_SERVERS, ServerOptions, build_server
 from naestro.mcppool import McpServerPool
@@ -112,12 +113,6 @@ def children_cpu_ms() -> float:
     return (usage.ru_utime + usage.ru_stime) * 1000
 
 
-def process_cpu_ms(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
-
-
 async def cpu_timed(fn: Callable[[], Awaitable[object]], n: int, cpu: Callable[[], float]) -> tuple[list[float], float]:
     """Wall times, and the median CPU per call that ``cpu`` (a counter) attributes to it: on a loaded machine
     the CPU a server spends to start says what a quiet machine's wall time would be."""
@@ -178,39 +173,15 @@ async def start_rows(ws: Path, name: str, n: int, anchor: tuple[list[float], flo
         print(start_row(f"{name}: pooled process until it listens", await cpu_timed(pooled_process, n,
                                                                                    children_cpu_ms), anchor))
         print(start_row(f"{name}: pooled, a run's initialize+tools/list",
-                        await cpu_timed(pooled_session, n, lambda: process_cpu_ms(warm_pid)), anchor))
+                        await cpu_timed(pooled_session, n, lambda: cpu_s(warm_pid) * 1000), anchor))
     finally:
         await warm_pool.aclose()
-
-
-def tree_rss_kb(pid: int) -> tuple[int, int]:
-    """(processes, resident kB) of ``pid`` and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    todo, procs, rss = [pid], 0, 0
-    while todo:
-        p = todo.pop()
-        todo += children.get(p, [])
-        try:
-            with open(f"/proc/{p}/status") as f:
-                rss += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-            procs += 1
-        except (OSError, StopIteration):
-            continue
-    return procs, rss
 
 
 async def concurrent_runs(ws: Path, runs: int) -> None:
     print(f"{runs} concurrent runs' tool buses, all {len(BUILTIN_SERVERS)} builtin servers each "
           f"(this process and its children; ratio to stdio):")
-    base_procs, base_rss = tree_rss_kb(os.getpid())
+    base_procs, base_rss = tree_rss(os.getpid())
     results: dict[str, tuple[int, int, float]] = {}
     for mode in ("stdio", "pool"):
         pool = McpServerPool()
@@ -226,15 +197,15 @@ async def concurrent_runs(ws: Path, runs: int) -> None:
             opened = time.perf_counter() - t
             for bus in buses:
                 assert (await bus.call("fs.list", {})).ok
-            procs, rss = tree_rss_kb(os.getpid())
+            procs, rss = tree_rss(os.getpid())
             results[mode] = (procs - base_procs, rss - base_rss, opened)
         await pool.aclose()
     _, stdio_rss, stdio_s = results["stdio"]
     for mode, (procs, rss, opened) in results.items():
-        print(f"  {mode:<6} {procs:4d} child processes  {rss / 1024:8.1f} MB over the bench process "
-              f"({rss / 1024 / runs:6.1f} MB per run, {rss / stdio_rss:5.2f}x)  opened in {opened:6.2f} s "
+        print(f"  {mode:<6} {procs:4d} child processes  {rss / 2**20:8.1f} MB over the bench process "
+              f"({rss / 2**20 / runs:6.1f} MB per run, {rss / stdio_rss:5.2f}x)  opened in {opened:6.2f} s "
               f"({opened / stdio_s:5.2f}x)")
-    print(f"  (bench process before the runs: {base_procs} process(es), {base_rss / 1024:.1f} MB)")
+    print(f"  (bench process before the runs: {base_procs} process(es), {base_rss / 2**20:.1f} MB)")
 
 
 SECTIONS = ("calls", "sandbox", "start", "runs")
