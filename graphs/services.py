@@ -93,7 +93,8 @@ class RunServices:
                         anchors=anchors_dir(self.runtime.settings.home))
 
     def event_log(self, record: RunRecord) -> EventLog:
-        log = EventLog(self.store.dir(record.run_id) / "events.jsonl", run_id=record.run_id)
+        log = EventLog(self.store.dir(record.run_id) / "events.jsonl", run_id=record.run_id,
+                       origin=record.created_at)
         if self.on_event:
             log.subscribe(self.on_event)
         return log

@@ -1,7 +1,11 @@
 """The run's event log (events.jsonl): one JSON object per line, appended as things happen.
 
-Timestamps are wall-clock (``ts``, ISO) plus a monotonic offset (``t``) so overlap of parallel tasks is
-visible. Subscribers (the live CLI view) get every event in-process.
+Timestamps are wall-clock (``ts``, ISO) plus an offset in seconds (``t``) so overlap of parallel tasks is
+visible. ``t`` counts from ``origin`` (the run's creation) when given: a run's events are written by more than one
+log object (planning's, the live run's, a resume in another process), and an offset from each object's own start
+made ``t`` restart mid-file, so the improve loop's wall time (the largest ``t``) missed the planning phase.
+Within one log object ``t`` advances on the monotonic clock (a wall-clock step does not reorder events).
+Subscribers (the live CLI view) get every event in-process.
 
 The file stays open for the log's life (one ``O_APPEND`` handle, unbuffered: each record is one ``write``, in
 the OS when ``emit`` returns, so it survives a SIGKILL); re-opening it and checking its folder per event cost
@@ -26,9 +30,10 @@ Event = dict[str, JsonValue]
 
 
 class EventLog:
-    def __init__(self, path: Path, *, run_id: str) -> None:
+    def __init__(self, path: Path, *, run_id: str, origin: datetime | None = None) -> None:
         self.path, self.run_id = path, run_id
-        self._t0 = time.monotonic()
+        since = 0.0 if origin is None else max(0.0, (datetime.now(UTC) - origin).total_seconds())
+        self._t0 = time.monotonic() - since
         self._lock = threading.Lock()
         self._file: AppendFile | None = None
         self._subscribers: list[Callable[[Event], None]] = []

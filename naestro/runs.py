@@ -47,6 +47,14 @@ class RunRecord(BaseModel):
     served: bool = False  # executed by a LangGraph server: its thread lives in the server's checkpointer
     remote: bool = False  # executed by `naestro worker`s (naestro/distributed/): status "queued" until one takes it
 
+    @property
+    def created_at(self) -> datetime | None:
+        """``created`` as a time (None for a record made without one, e.g. a bare runner's placeholder)."""
+        try:
+            return datetime.fromisoformat(self.created)
+        except ValueError:
+            return None
+
     def claim(self) -> None:
         """This process drives the run now (the record names it, so others can tell whether it still does)."""
         self.pid, self.host = os.getpid(), socket.gethostname()

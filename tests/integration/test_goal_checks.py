@@ -81,6 +81,10 @@ async def test_tests_the_goal_asks_for_that_pass_let_the_run_pass(settings: Sett
     assert result.passed
     report = result.report_path.read_text()
     assert report.startswith("# Naestro report: PASSED") and "✅ pytest passes on test_a.py" in report
+    # one clock for the whole file: planning's events and the run's were written by two log objects, and the
+    # run's ``t`` restarted at 0 after planning's (the improve loop's wall time is the largest ``t``)
+    offsets = [e["t"] for e in read_events(result.report_path.parent / "events.jsonl")]
+    assert offsets == sorted(offsets), offsets
 
 
 async def test_tests_that_pass_without_the_goals_code_do_not_let_the_run_pass(settings: Settings) -> None:
@@ -213,6 +217,10 @@ async def test_a_replan_that_falls_back_to_a_keyword_template_becomes_a_task_tow
     confined = next(e for e in events if e["event"] == "replan_confined")
     assert "prepare_data" in confined["dropped_tasks"]
     assert "finish_goal" in result.tasks and "prepare_data" not in result.tasks
+    # sales.csv is the goal's input, kept as it is by its own requirement: not a file the task must deliver
+    replan = json.loads((result.report_path.parent / "plan.replan1.json").read_text())
+    assert [c for c in replan["tasks"][0]["accept"] if c["kind"] == "file_exists"] == [
+        {"kind": "file_exists", "path": "totals.json"}], replan
     assert result.passed and json.loads((Path(result.record.workspace) / "totals.json").read_text()) == RIGHT
     assert not (Path(result.record.workspace) / "data.csv").exists()
 
