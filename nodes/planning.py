@@ -35,7 +35,7 @@ from naestro.telemetry import span
 from naestro.validate import parse_plan
 from nodes.goal_checks import goal_failures, in_workspace, planned_goal_checks
 from nodes.goal_helper import HelperOutcome, helper_requirements
-from nodes.goal_requirements import GoalRequirement, files_named
+from nodes.goal_requirements import GoalRequirement, files_named, kept_unchanged
 from nodes.goal_task_checks import task_checks, unmet_requirements
 from nodes.planner import PlanOutcome, make_plan
 from nodes.reference import ReferenceOutcome, reference_checks
@@ -248,11 +248,12 @@ def _unfinished(plan: Plan, tasks: dict[str, TaskRecord]) -> dict[str, str]:
 def _toward_the_goal(new: Plan, *, source: str, goal: str, original: Plan, existing: list[str],
                      unmet: list[GoalCheck], carried: list[AcceptanceCheck], events: EventLog, phase: int) -> Plan:
     """The re-plan without deliverables the goal did not ask for (``nodes.replan_guard``); when nothing of it is
-    left, one Coder task toward what the goal still lacks, accepted when the goal's files exist, the failed tasks'
-    ``carried`` checks pass and so do its unmet requirements' task checks (``nodes.goal_task_checks``). Its
-    attempts are told what fails, as the failed tasks' were (an agreed reference program is offered again); with
-    file_exists checks alone it passed at once, and in the issue-22 slice at fda50b7 it overwrote a correct
-    big_orders.csv with an empty one that only the final re-check caught. The goal's own checks on the final
+    left, one Coder task toward what the goal still lacks, accepted when the goal's files exist (not the ones it
+    keeps as they are: its inputs are not deliverables), the failed tasks' ``carried`` checks pass and so do its
+    unmet requirements' task checks (``nodes.goal_task_checks``). Its attempts are told what fails, as the failed
+    tasks' were (an agreed reference program is offered again); with file_exists checks alone it passed at once,
+    and in the issue-22 slice at fda50b7 it overwrote a correct big_orders.csv with an empty one that only the
+    final re-check caught. The goal's own checks on the final
     workspace still decide the run.
 
     A keyword template (the planner's last fallback) is never a re-plan: it solves another goal, and what the guard
@@ -267,7 +268,9 @@ def _toward_the_goal(new: Plan, *, source: str, goal: str, original: Plan, exist
                     dropped_checks=list(confined.dropped_checks))
     if confined.plan is not None:
         return confined.plan
-    checks: list[AcceptanceCheck] = [FileExistsCheck(kind="file_exists", path=f) for f in files_named(goal)]
+    kept = set(kept_unchanged(goal))  # inputs and files to leave alone: their own requirement checks them
+    checks: list[AcceptanceCheck] = [FileExistsCheck(kind="file_exists", path=f) for f in files_named(goal)
+                                     if f not in kept]
     checks += [c for c in carried if c not in checks]
     for req in unmet_requirements(unmet):
         checks += [c for c in task_checks(req) if c not in checks]
