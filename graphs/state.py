@@ -44,6 +44,7 @@ class TaskRecord(TypedDict):
     model: str
     error: NotRequired[str]
     refused: NotRequired[bool]  # a human refused consent during this attempt: no automatic Reviewer pass
+    applied: NotRequired[list[str]]  # files the agreed reference program wrote (``nodes.reference_apply``)
 
 
 class GoalCheck(TypedDict):

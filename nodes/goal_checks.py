@@ -155,6 +155,15 @@ def _states(req: GoalRequirement, text: str) -> Verdict:
     return True, f"{req.file} states {'what the goal asks' if req.items else 'a number'}"
 
 
+@_reading
+def _exact(req: GoalRequirement, text: str) -> Verdict:
+    content = text.strip()
+    if any(content == t.strip() for t in req.items):
+        return True, f"{req.file} is exactly what the goal spells out"
+    shown = content if len(content) <= 120 else content[:117] + "..."
+    return False, f"{req.file} is {shown!r}; the goal says its whole content is exactly {req.items[0]!r}"
+
+
 async def _tests(req: GoalRequirement, ctx: RunContext, ex: Execution) -> tuple[bool, str]:
     command = " ".join([PYTEST, *map(shlex.quote, req.items)])
     res = await ctx.call_tool(ex, "exec.run", {"command": command, "timeout_s": TEST_TIMEOUT_S},
@@ -215,7 +224,7 @@ async def check_goal(checks: list[GoalCheck], ctx: RunContext, *, run_commands: 
             ok, detail = await _tests(req, ctx, ex)
         else:
             checker = {"file": _file, "columns": _columns, "keys": _keys, "states": _states,
-                       "unchanged": _unchanged}[req.kind]
+                       "unchanged": _unchanged, "exact": _exact}[req.kind]
             ok, detail = await asyncio.to_thread(checker, req, ctx.workspace)
         out.append({**check, "passed": ok, "detail": detail})
     if out:

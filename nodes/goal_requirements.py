@@ -12,6 +12,10 @@ checked on the final workspace (``nodes.goal_checks``). This module derives them
 - "columns X, Y" / "header X,Y" next to a CSV deliverable, "keys a, b" next to a JSON deliverable;
 - a report (``.md``/``.txt``/``.html`` deliverable) that "states"/"contains" a quoted text, or a quantity
   (a total, a count ...): the text, or a number, must be in it;
+- "hello.txt whose only line is exactly: Hello!" / "x.txt containing exactly 'ok'": the file's whole content (less
+  surrounding whitespace) is that text (golden run at 1dce5ed, hello_file: two reference programs wrote the line
+  with csv.writer, which quotes a field holding a comma, they agreed on '"Hello, Naestro!"', the Coder matched
+  them and the run said PASSED twice);
 - "do not change test_x.py" / "without modifying a.py" / "leave b.csv unchanged": a file the run starts with must
   end with the same content (golden run 2026-12-07, tests_fix_median: the Coder rewrote the tests it was told not to
   change until they passed, and the run said PASSED).
@@ -31,7 +35,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 __all__ = ["GoalRequirement", "derive_requirements", "described_inputs", "files_named", "is_test_file",
-           "kept_unchanged", "validated"]
+           "kept_unchanged", "stated_contents", "validated"]
 
 _EXT = "py|txt|csv|tsv|json|jsonl|md|yaml|yml|toml|html|sh|sql|xml|ini|cfg|js|ts"
 _FILE = re.compile(rf"(?<![\w./-])(?:\./)?((?:[\w-]+/)*[\w-]+\.(?:{_EXT}))(?![\w/-])(?!\.\w)")
@@ -45,6 +49,16 @@ _KEYS = re.compile(r"(?i)\b(?:keys|fields|key)\b(?:\s+(?:named|called))?\s*:?\s*
 _STATES = re.compile(r"(?i)\b(?:stat(?:e|es|ing)|contain(?:s|ing)?|say(?:s|ing)?|mention(?:s|ing)?|"
                      r"includ(?:e|es|ing)|giv(?:e|es|ing))\b")
 _QUOTED = re.compile(r"\"([^\"\n]{1,80})\"|`([^`\n]{1,80})`|(?<!\w)'([^'\n]{1,80})'(?!\w)")
+# "whose only line is exactly: X", "its content must be exactly X", "containing exactly 'X'", "with exactly the
+# text X": the whole file. A first/last line "is exactly" says nothing of the rest, so it is not read.
+_EXACT = re.compile(
+    r"(?i)\b(?:(?:only|single|one|entire|whole)\s+line|contents?|text)\s+(?:is|are|reads|says|should\s+be|"
+    r"must\s+be)\s+exactly\b\s*:?\s*"
+    # "containing exactly 3 rows" counts, it does not spell the content: these words need a colon or a quote
+    r"|\b(?:containing|contains|that\s+(?:says|reads|contains)|reading|saying|with)\s+exactly\b"
+    r"(?:\s+(?:the\s+)?(?:text|content|line)\b\s*:?\s*|\s*:\s*|\s*(?=[\"'`\u201c]))")
+_COUNT = re.compile(r"(?i)\d+\s+(?:lines?|rows?|characters?|chars|words?|bytes?|items?|entries|columns?)\b")
+_QUOTES = {'"': '"', "'": "'", "`": "`", "\u201c": "\u201d"}
 _QUANTITY = re.compile(r"(?i)\b(?:total|sum|count|number of|average|mean|median|how many|percent(?:age)?|"
                        r"maximum|minimum|max|min)\b")
 _KEEP_VERB = (r"(?:change|modify|edit|touch|alter|rewrite|overwrite|update|delete|remove)")
@@ -76,7 +90,7 @@ _STOP = frozenset(("a", "an", "the", "and", "or", "of", "per", "for", "with", "t
 REPORTS = (".md", ".txt", ".html")
 _TABLES, _OBJECTS = (".csv", ".tsv"), (".json", ".jsonl")
 
-Kind = Literal["file", "tests", "columns", "keys", "states", "unchanged"]
+Kind = Literal["file", "tests", "columns", "keys", "states", "unchanged", "exact"]
 
 
 class GoalRequirement(BaseModel):
@@ -86,8 +100,9 @@ class GoalRequirement(BaseModel):
 
     kind: Kind
     file: str = ""  # the deliverable; "" for tests on the whole workspace
-    items: tuple[str, ...] = ()  # test files, columns, keys, the quoted texts a report must contain, or (unchanged)
-    # the sha256 of the file's content when the run started
+    items: tuple[str, ...] = ()  # test files, columns, keys, the quoted texts a report must contain, (unchanged)
+    # the sha256 of the file's content when the run started, or (exact) the content as the goal spells it and, for
+    # an unquoted text ending in ".", the same without that period (the sentence's or the text's: either passes)
     quantity: bool = False  # ``states``: the report must state a number
     exercises: tuple[str, ...] = ()  # ``tests``: the goal's code files the tests must fail without
     words: str = ""  # the goal's words this came from
@@ -108,6 +123,8 @@ class GoalRequirement(BaseModel):
                 return f"{self.file} states {' and '.join(what)}"
             case "unchanged":
                 return f"{self.file} is unchanged"
+            case "exact":
+                return f"{self.file} is exactly {self.items[0]!r}"
 
 
 def is_test_file(name: str) -> bool:
@@ -206,6 +223,32 @@ def described_inputs(goal: str) -> list[str]:
     return list(out)
 
 
+def _literal(rest: str) -> tuple[str, ...]:
+    """The text at the start of ``rest``: a quoted one as quoted; else the rest of the sentence, and without its
+    final "." too (sentence punctuation or part of the text: the goal does not say)."""
+    close = _QUOTES.get(rest[:1])
+    if close is not None and (end := rest.find(close, 1)) > 1:
+        return (rest[1:end],)
+    text = rest.strip()
+    if not text or _COUNT.match(text):
+        return ()
+    return (text, text[:-1].rstrip()) if text.endswith(".") and text[:-1].strip() else (text,)
+
+
+def stated_contents(goal: str) -> dict[str, tuple[str, ...]]:
+    """The files whose whole content the goal spells out ("hello.txt whose only line is exactly: Hello!"): the
+    nearest file named before the words in the same sentence, unless the goal keeps it as it is."""
+    kept = set(kept_unchanged(goal))
+    out: dict[str, tuple[str, ...]] = {}
+    for sentence in _SENTENCE.split(goal):
+        for m in _EXACT.finditer(sentence):
+            before = [f.group(1) for f in _FILE.finditer(sentence[:m.start()])]
+            texts = _literal(sentence[m.end():])
+            if before and texts and before[-1] not in kept:
+                out.setdefault(before[-1], texts)
+    return out
+
+
 def derive_requirements(goal: str, *, exists: Callable[[str], bool],
                         digest: Callable[[str], str | None] | None = None) -> list[GoalRequirement]:
     """What ``goal`` asks for; ``exists(name)`` tells which files the run starts with (inputs, not deliverables);
@@ -226,6 +269,8 @@ def derive_requirements(goal: str, *, exists: Callable[[str], bool],
                      and Path(n).name != "conftest.py")  # written or fixed: the tests must use it
         reqs.append(GoalRequirement(kind="tests", items=tuple(tests), exercises=code,
                                     words=asked.group(0) if asked else ", ".join(tests)))
+    reqs += [GoalRequirement(kind="exact", file=name, items=texts, words=texts[0])
+             for name, texts in stated_contents(goal).items()]
     for sentence in _SENTENCE.split(goal):
         mine = [(m.start(), m.group(1)) for m in _FILE.finditer(sentence) if m.group(1) in deliverables]
         if not mine:

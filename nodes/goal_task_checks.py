@@ -60,5 +60,8 @@ def task_checks(req: GoalRequirement) -> list[AcceptanceCheck]:
             quantity = [RegexCheck(kind="regex", file=req.file, pattern=r"\d")] if req.quantity else []
             return [*(RegexCheck(kind="regex", file=req.file, pattern=re.escape(item)) for item in req.items),
                     *quantity]
+        case "exact":
+            either = "|".join(re.escape(t.strip()) for t in req.items)
+            return [RegexCheck(kind="regex", file=req.file, pattern=rf"\A\s*(?:{either})\s*\Z")]
         case "unchanged":
             return []

@@ -39,7 +39,7 @@ from nodes.goal_requirements import GoalRequirement, files_named, kept_unchanged
 from nodes.goal_task_checks import task_checks, unmet_requirements
 from nodes.planner import PlanOutcome, make_plan
 from nodes.reference import ReferenceOutcome, reference_checks
-from nodes.reference_use import with_reference_checks
+from nodes.reference_use import with_file_checks
 from nodes.replan_guard import Confined, confined_replan
 from nodes.vacuity import CommandRunner, DeferredProbe, Probe, vacuous_checks
 from policies.decision import ApprovedScope, RunPolicy
@@ -211,12 +211,15 @@ async def plan_node(state: RunState, services: RunServices, *, thread: str, serv
         rejected = [[str(p) for p in a] for a in outcome.attempts]
         repaired, dropped = [*outcome.repairs], [*outcome.dropped]
         if ref is not None:
-            plan, tokens = with_reference_checks(plan, ref.checks), tokens + ref.tokens
+            plan, tokens = with_file_checks(plan, ref.checks), tokens + ref.tokens
             references = {**{f: "checked" for f in ref.checks}, **ref.notes}
         if helper is not None:
             helped, helper_refused, tokens = helper.kept, [*helper.refused], tokens + helper.tokens
     # What the goal itself asks for, read before any task ran: files already here are its inputs (issue 22).
     goal_checks = await asyncio.to_thread(planned_goal_checks, record.goal, Path(record.workspace), extra=helped)
+    # The content the goal spells out is checked on the task that writes the file too, so its attempts are told.
+    spelled = (GoalRequirement.model_validate(c["requirement"]) for c in goal_checks)
+    plan = with_file_checks(plan, {r.file: check for r in spelled if r.kind == "exact" for check in task_checks(r)})
     record.plans, record.status = ["plan.json"], "running"
     record.threads, record.served = [thread or run_id], served
     await asyncio.to_thread(_save_plan, services, record, plan, "plan.json")

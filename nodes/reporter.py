@@ -105,6 +105,9 @@ def render_report(plan: Plan, tasks: dict[str, TaskRecord], workspace: Path, *, 
         lines.append(f"- **{t.id}**: {t.description}")
         for c in (r["checks"] if r else []):
             lines.append(f"  - {'✅' if c['passed'] else '❌'} {c['kind']}: {c['detail']}")
+        if r and r.get("applied"):  # provenance: the agent's file differed, Naestro ran the agreed program
+            lines.append(f"  - ℹ️ {', '.join(r['applied'])} written by the agreed reference program (independent "
+                         "programs agreed on its content; the agent's own attempt differed)")
         if r and r.get("error"):
             lines.append(f"  - ⚠️ {r['error']}")
     if verdicts:

@@ -28,6 +28,7 @@ from naestro.telemetry import agent_span, span
 from nodes.acceptance import run_checks
 from nodes.agent import run_agent
 from nodes.proposal import DENIED
+from nodes.reference_apply import apply_agreed_programs
 from nodes.vacuity import VACUOUS, DeferredProbe
 
 __all__ = ["task_node"]
@@ -127,6 +128,8 @@ async def _execute(task: Task, inp: TaskInput, ctx: RunContext) -> tuple[TaskRec
         again = spent and meter.tokens > 0 and not any(r.startswith("run budget") for r in exc.reasons)
     if ex.refused:
         record["refused"] = True
+    if prev and prev.get("applied"):  # what wrote a file stays on the record (the report says it)
+        record["applied"] = prev["applied"]
     if guide and record["status"] == "ran":  # nothing ran, so nothing to check, retry or review (nodes/proposal.py)
         record["status"] = "failed"
         record["error"] = f"guide mode: {ex.proposed} action(s) proposed, nothing was run (the proposal is report.md)"
@@ -204,11 +207,20 @@ async def _deferred_vacuity(task: Task, checks: list[CheckResult], ctx: RunConte
 
 async def _check(task: Task, record: TaskRecord, ctx: RunContext, phase: int, *, spent: Spent = "") -> TaskRecord:
     """Acceptance checks of an attempt that ran (or ran out of budget: ``spent``); the verdict is the record's next
-    status. A spent attempt whose checks fail stays failed, unless only its own token budget ran out after some
-    work (``again``): then the next attempt, told so."""
+    status. A first attempt whose file differs from an agreed reference result gets the agreed program run
+    (``nodes.reference_apply``) and its checks run again. A spent attempt whose checks fail stays failed, unless
+    only its own token budget ran out after some work (``again``): then the next attempt, told so."""
     record = record.copy()
     checks = await run_checks(task, record["outputs"], record["summary"], ctx, attempt=record["attempts"])
     checks = await _deferred_vacuity(task, checks, ctx, phase)
+    if not all(c["passed"] for c in checks):
+        written = await apply_agreed_programs(task, [c["passed"] for c in checks], ctx, attempt=record["attempts"])
+        if written:  # checked again: the file must now equal the agreed result, and every other check still counts
+            checks = await run_checks(task, record["outputs"], record["summary"], ctx, attempt=record["attempts"])
+            checks = await _deferred_vacuity(task, checks, ctx, phase)
+            record["applied"] = written
+            record["summary"] = (f"{record['summary']} [{', '.join(written)} then written by the agreed reference "
+                                 "program]").strip()
     record["checks"] = checks
     if all(c["passed"] for c in checks):
         record["status"], record["feedback"] = "passed", ""

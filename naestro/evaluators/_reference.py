@@ -174,7 +174,8 @@ def differences(expect: str, actual: str, comparison: Comparison, *, ordered: bo
 
 class ReferenceEvaluator(Params):
     """Params: ``file`` (the deliverable), ``expect`` (the reference output), ``compare``, ``ordered``,
-    ``tolerance``, ``script`` (the program that computed ``expect``: provenance for the reader), and
+    ``tolerance``, ``script`` (the program that computed ``expect``: provenance for the reader), ``prints`` (it
+    prints the content instead of writing the file), and
     ``alternatives``: when no two reference programs agreed, the other results they computed.
 
     With alternatives, the deliverable is one more independent sample: it passes when it agrees with any of the
@@ -189,6 +190,7 @@ class ReferenceEvaluator(Params):
     ordered: bool = True
     tolerance: float = Field(default=0.01, ge=0)
     script: str = ""
+    prints: bool = False  # the script prints the file's content (it does not write the file)
     alternatives: tuple[str, ...] = ()
 
     async def evaluate(self, subject: Subject, env: EvalEnv) -> Verdict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from langchain_core.messages import AIMessage, BaseMessage
 
 from naestro.events import read_events
@@ -158,16 +159,27 @@ REFERENCE = ("import json\nprint('name,age')\nfor p in json.load(open('people.js
              "    if p['age'] >= 18:\n        print(f\"{p['name']},{p['age']}\")")
 
 
-async def test_a_hand_typed_data_file_is_checked_against_the_reference_result(settings: Settings,
-                                                                              tmp_path: Path) -> None:
-    """The planner's reference program computes adults.csv from people.json before any task runs; the Coder's first
-    file (typed by hand, with a 17-year-old in it) fails with the differing rows as evidence, the next passes."""
+# A third sample that differs from the two agreeing ones (Mia, 18, left out): the result is contested.
+STRICTLY_OLDER = ("import json\nprint('name,age')\nfor p in json.load(open('people.json')):\n"
+                  "    if p['age'] > 18:\n        print(f\"{p['name']},{p['age']}\")")
+
+
+@pytest.mark.parametrize("contested", [False, True])
+async def test_a_hand_typed_data_file_is_checked_against_the_reference_result(settings: Settings, tmp_path: Path,
+                                                                              contested: bool) -> None:
+    """The planner's reference programs compute adults.csv from people.json before any task runs (they print it);
+    the Coder's first file (typed by hand, with a 17-year-old in it) fails with the differing rows as evidence.
+    Agreed: Naestro runs the agreed program with its output into adults.csv and the checks pass (no second
+    attempt). Contested by a third sample: no program is run for the agent, the next attempt, told the evidence,
+    passes."""
     prompts: list[str] = []
+    samples: list[str] = []
 
     def script(messages: list[BaseMessage]) -> dict[str, Any]:
         text = all_text(messages)
         if "You write short, correct Python 3 programs" in text:
-            return {"script": REFERENCE}
+            samples.append(text)
+            return {"script": STRICTLY_OLDER if contested and len(samples) == 3 else REFERENCE}
         if "You are the Planner" in text:
             return {"tasks": [{"id": "adults", "role": "coder", "description": "Write adults.csv from people.json",
                                "deps": [], "accept": [{"kind": "file_exists", "path": "adults.csv"}]}]}
@@ -186,13 +198,19 @@ async def test_a_hand_typed_data_file_is_checked_against_the_reference_result(se
     result = await runner.start(ADULTS_GOAL, workspace=src, policy=POLICY)
     events = read_events(result.report_path.parent / "events.jsonl")
     planned = next(e for e in events if e["event"] == "planned")
-    assert planned["references"] == {"adults.csv": "checked"}
     check = result.plan.tasks[0].accept[-1]
     assert check.kind == "evaluator" and check.evaluator == "reference" and check.params["expect"] == ADULTS
+    assert check.params["prints"] is True  # the program printed its result: running it must fill the file
     verdicts = [(e["attempt"], e["passed"]) for e in events
                 if e["event"] == "verdict" and e["evaluator"] == "reference"]
-    assert verdicts == [(1, False), (2, True)]
     # the answer key is the evaluator's: the first prompt names the check, not the expected rows
     assert '"evaluator":"reference"' in prompts[0] and "Mia,18" not in prompts[0] and "json.load" not in prompts[0]
-    assert "unexpected row Adam,17" in prompts[1]
+    applied = [(e["file"], e["ok"]) for e in events if e["event"] == "reference_applied"]
+    if contested:
+        assert planned["references"]["adults.csv"].startswith("two samples agreed and the next one did not")
+        assert verdicts == [(1, False), (2, True)] and applied == []
+        assert "unexpected row Adam,17" in prompts[1]
+    else:
+        assert planned["references"] == {"adults.csv": "checked"}
+        assert verdicts == [(1, False), (1, True)] and applied == [("adults.csv", True)] and len(prompts) == 1
     assert result.passed and (Path(result.record.workspace) / "adults.csv").read_text() == ADULTS

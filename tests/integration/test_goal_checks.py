@@ -228,15 +228,14 @@ async def test_a_replan_that_falls_back_to_a_keyword_template_becomes_a_task_tow
 REFERENCE = ("import csv, json\nt = {}\nfor r in csv.DictReader(open('sales.csv')):\n"
              "    t[r['region']] = round(t.get(r['region'], 0) + float(r['amount']), 2)\n"
              "json.dump(t, open('totals.json', 'w'))\n")
-OFFER = re.compile(r"Run it with exec\.run, arguments: (\{.+?\})\n(?:totals\.json is still compared)", re.S)
 
 
 async def test_an_agreed_reference_program_fixes_a_hand_typed_value(settings: Settings, tmp_path: Path) -> None:
-    """Attempt 1 types east = 8.5 by hand; the failure's feedback offers the agreed program, attempt 2 runs it
-    through exec.run and the file it writes is checked against the agreed result."""
+    """Attempt 1 types east = 8.5 by hand; Naestro runs the agreed program itself (exec.run through the gate and
+    the sandbox, as the task's role) and the file it writes passes the checks: no second attempt. Seen on the 1.5B
+    (adults_csv in every golden measurement): offered the program after a failure, it typed the rows again."""
     settings = settings.model_copy(update={"review": False})
     prompts: list[str] = []
-    ran: list[str] = []
 
     def script(messages: list[BaseMessage]) -> dict[str, Any]:
         text = all_text(messages)
@@ -248,19 +247,10 @@ async def test_an_agreed_reference_program_fixes_a_hand_typed_value(settings: Se
         if "Write 2-4 sentences" in text:
             return {"summary": "totals.json written."}
         n = sum(isinstance(m, AIMessage) for m in messages)
-        offer = OFFER.search(text)
         if n == 0:
             prompts.append(str(messages[1].content))
-        if offer is not None:  # the program-aided attempt: run the offered program, then finish
-            if n == 0:
-                arguments = json.loads(offer.group(1))  # copied as offered: an argv list, no shell quoting
-                ran.append(arguments["command"][2])
-                return {"thought": "run it", "tool": "exec.run", "arguments": arguments}
-        elif n == 0:
             return {"thought": "type it", "tool": "fs.write",
                     "arguments": {"path": "totals.json", "content": json.dumps(WRONG)}}
-        elif n == 1:
-            return {"thought": "look", "tool": "exec.run", "arguments": {"command": "cat totals.json"}}
         return {"thought": "done", "tool": "finish", "arguments": {"summary": "totals.json", "outputs": {}}}
 
     result = await Runner(settings, ScriptedProvider(script)).start(DATA_GOAL, workspace=seed(tmp_path),
@@ -269,11 +259,17 @@ async def test_an_agreed_reference_program_fixes_a_hand_typed_value(settings: Se
     assert next(e for e in events if e["event"] == "planned")["references"] == {"totals.json": "checked"}
     verdicts = [(e["attempt"], e["passed"]) for e in events
                 if e["event"] == "verdict" and e["evaluator"] == "reference"]
-    assert verdicts == [(1, False), (2, True)]
-    # the program is not shown before a failure; after one, with the evidence of the wrong value
-    assert "Two independent reference programs agreed" not in prompts[0] and "json.dump" not in prompts[0]
-    assert "Two independent reference programs agreed on what totals.json must contain" in prompts[1]
-    assert "8.5" in prompts[1] and len(ran) == 1 and "json.dump" in ran[0] and "'\"'\"'" not in prompts[1]
+    assert verdicts == [(1, False), (1, True)]  # the hand-typed file, then the program's
+    applied = [e for e in events if e["event"] == "reference_applied"]
+    assert [(e["task"], e["file"], e["ok"]) for e in applied] == [("totals", "totals.json", True)]
+    # the program went through the gate as the Coder (the decision is in the signed audit log)
+    audit = [json.loads(line) for line in (result.report_path.parent / "audit.jsonl").read_text().splitlines()]
+    assert any(r["kind"] == "decision" and r["data"]["action"] == "exec.run" and r["data"]["role"] == "coder"
+               and "json.dump" in json.dumps(r["data"]["arguments"]) for r in audit)
+    assert len(prompts) == 1 and "Two independent reference programs agreed" not in prompts[0]
+    task = result.tasks["totals"]
+    assert task["attempts"] == 1 and task.get("applied") == ["totals.json"]
+    assert "totals.json written by the agreed reference program" in result.report_path.read_text()
     assert result.passed and json.loads((Path(result.record.workspace) / "totals.json").read_text()) == RIGHT
 
 

@@ -198,3 +198,47 @@ async def test_a_replan_for_an_unmet_goal_requirement_is_guarded_by_it(settings:
         ["pytest passes on test_calc.py and fails without calc.py"]]
     assert "done by an earlier phase" in result.tasks["look"]["checks"][0]["detail"]
     assert [c["passed"] for e in events if e["event"] == "goal_checked" for c in e["checks"]][-3:] == [True] * 3
+
+
+HELLO = "Create a file named hello.txt whose only line is exactly: Hello, Naestro!"
+# What two reference programs of the 1.5B wrote in the golden run at 1dce5ed: csv.writer quotes a field with a comma.
+CSV_QUOTED = "import csv\nwith open('hello.txt', 'w') as f:\n    csv.writer(f).writerow(['Hello, Naestro!'])\n"
+
+
+@pytest.mark.parametrize("learns", [False, True])
+async def test_the_content_a_goal_spells_out_decides_not_agreeing_programs(settings: Settings, learns: bool) -> None:
+    """Golden hello_file at 1dce5ed, twice in three attempts: two reference programs agreed on '"Hello, Naestro!"'
+    (quoted), the Coder matched them and the run said PASSED. The goal spells the content: no program is asked for
+    hello.txt, the task that writes it is checked against the goal's text, and a quoted line never passes."""
+    settings = settings.model_copy(update={"review": False, "max_replans": 0})
+    asked_for_program: list[str] = []
+
+    def script(messages: list[BaseMessage]) -> dict[str, Any]:
+        text = all_text(messages)
+        if "You write short, correct Python 3 programs" in text:
+            asked_for_program.append(text)
+            return {"script": CSV_QUOTED}
+        if "You are the Planner" in text:
+            return {"tasks": [{"id": "write_hello", "role": "coder", "description": "Write hello.txt",
+                               "accept": [{"kind": "file_exists", "path": "hello.txt"}]}]}
+        if "Write 2-4 sentences" in text:
+            return {"summary": "hello.txt was written."}
+        if not any(isinstance(m, AIMessage) for m in messages):
+            told = "the goal says its whole content is exactly" in text or "regex check failed" in text
+            line = "Hello, Naestro!" if learns and told else '"Hello, Naestro!"'
+            return {"thought": "write", "tool": "fs.write",
+                    "arguments": {"path": "hello.txt", "content": line + "\r\n"}}
+        return {"thought": "done", "tool": "finish", "arguments": {"summary": "wrote hello.txt", "outputs": {}}}
+
+    result = await Runner(settings, ScriptedProvider(script)).start(HELLO, policy=RunPolicy(mode="auto"))
+    events = read_events(result.report_path.parent / "events.jsonl")
+    planned = next(e for e in events if e["event"] == "planned")
+    assert "hello.txt" not in planned["references"] and asked_for_program == []
+    assert "hello.txt is exactly 'Hello, Naestro!'" in planned["goal_requirements"]
+    task = result.tasks["write_hello"]
+    assert result.passed is learns and task["attempts"] == 2
+    assert (Path(result.record.workspace) / "hello.txt").read_text().strip() == (
+        "Hello, Naestro!" if learns else '"Hello, Naestro!"')
+    if not learns:
+        report = result.report_path.read_text()
+        assert report.startswith("# Naestro report: FAILED") and "❌ hello.txt is exactly 'Hello, Naestro!'" in report

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nodes.goal_checks import _unchanged, planned_goal_checks
+from naestro.plan import RegexCheck
+from nodes.goal_checks import _exact, _unchanged, planned_goal_checks
 from nodes.goal_helper import helper_requirements
 from nodes.goal_requirements import (
     GoalRequirement,
@@ -16,8 +18,10 @@ from nodes.goal_requirements import (
     described_inputs,
     files_named,
     kept_unchanged,
+    stated_contents,
     validated,
 )
+from nodes.goal_task_checks import task_checks
 from tests.fakes import ScriptedProvider
 
 INPUTS = {"sales.csv", "people.json", "calc.py", "test_calc.py"}
@@ -197,3 +201,27 @@ def test_an_unchanged_requirement_holds_the_content_the_run_started_with(tmp_pat
     assert not _unchanged(kept, tmp_path)[0]
     # a model helper cannot add one: its digest is not in the goal's words
     assert validated(goal, [kept], exists=lambda n: True)[0] == []
+
+
+def test_content_the_goal_spells_out_is_the_whole_file(tmp_path: Path) -> None:
+    assert stated_contents("Create a file named hello.txt whose only line is exactly: Hello, Naestro!") == {
+        "hello.txt": ("Hello, Naestro!",)}
+    assert stated_contents('Write ok.txt containing exactly "done" and stop.') == {"ok.txt": ("done",)}
+    # an unquoted text ending in "." may or may not own its period
+    assert stated_contents("Write a.txt whose content must be exactly: Done. Then stop.") == {
+        "a.txt": ("Done.", "Done")}
+    # counts, a first line, and files the goal keeps as they are say nothing of the whole content
+    for goal in ("Write big.csv with exactly 3 rows", "Write x.csv containing exactly two names",
+                 "Write a.txt whose first line is exactly: x", "Write n.txt whose content is exactly 5 lines",
+                 "Do not change notes.txt whose only line is exactly: hi"):
+        assert stated_contents(goal) == {}, goal
+    (tmp_path / "hello.txt").write_text('"Hello, Naestro!"\r\n')
+    req = next(r for r in derive_requirements("Create hello.txt whose only line is exactly: Hello, Naestro!",
+                                              exists=lambda n: False) if r.kind == "exact")
+    ok, detail = _exact(req, tmp_path)
+    assert not ok and "the goal says its whole content is exactly 'Hello, Naestro!'" in detail
+    (tmp_path / "hello.txt").write_text("Hello, Naestro!\n")
+    assert _exact(req, tmp_path)[0]
+    [check] = task_checks(req)
+    assert isinstance(check, RegexCheck) and re.search(check.pattern, "\nHello, Naestro!\r\n")
+    assert not re.search(check.pattern, '"Hello, Naestro!"')

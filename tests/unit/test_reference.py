@@ -18,7 +18,8 @@ from naestro.evaluators import ReferenceEvaluator, SandboxEvalEnv, Subject, buil
 from naestro.plan import EvaluatorCheck, Plan
 from naestro.runs import RunStore
 from nodes.reference import deliverables, fenced_program, implausible, reference_checks
-from nodes.reference_use import program_offer, with_reference_checks
+from nodes.reference_apply import applicable_programs
+from nodes.reference_use import program_offer, with_file_checks
 from tests.fakes import ScriptedProvider, all_text
 from tests.sandboxed import people_workspace, sandboxed
 
@@ -241,7 +242,7 @@ def test_the_check_goes_to_the_task_that_produces_the_file() -> None:
             {"kind": "file_exists", "path": "notes.txt"}]}]})
     ev = build_evaluator("reference", {"file": "adults.csv", "expect": EXPECTED, "compare": "csv"})
     check = {"kind": "evaluator", "evaluator": "reference", "threshold": 1.0, "params": ev.model_dump(mode="json")}
-    out = with_reference_checks(plan, {"adults.csv": EvaluatorCheck.model_validate(check)})
+    out = with_file_checks(plan, {"adults.csv": EvaluatorCheck.model_validate(check)})
     assert [len(t.accept) for t in out.tasks] == [2, 1, 1]
     assert out.tasks[0].accept[1].kind == "evaluator"
 
@@ -316,3 +317,29 @@ async def test_a_report_is_checked_only_for_the_printed_quantities_the_goal_name
     verdict = await build_evaluator("reference", dict(check.params)).evaluate(
         Subject(task_id="t", description="d"), SandboxEvalEnv(workspace))
     assert verdict.passed, verdict.evidence
+
+
+def test_only_failed_agreed_programs_that_write_their_file_are_run_by_naestro() -> None:
+    def check(file: str, **extra: object) -> dict[str, object]:
+        return {"kind": "evaluator", "evaluator": "reference", "threshold": 1.0,
+                "params": {"file": file, "expect": "x", "script": "print(1)", **extra}}
+    plan = Plan.model_validate({"goal": GOAL, "tasks": [{"id": "t", "role": "coder", "description": "d", "accept": [
+        check("adults.csv"), check("b.json"), check("c.csv", alternatives=[]), check("count.md"),
+        {"kind": "file_exists", "path": "adults.csv"}]}]})
+    task = plan.tasks[0]
+    # adults.csv failed and was agreed; b.json passed; c.csv was contested; a report's program writes no report
+    assert applicable_programs(task, [False, True, False, False, False]) == [
+        ("adults.csv", ["python3", "-c", "print(1)"])]
+    assert applicable_programs(task, [True] * 5) == []
+
+
+async def test_a_refused_result_is_told_with_its_usual_cause(workspace: Path) -> None:
+    """csv.writer.writerows on dicts writes their keys: the retry says so (the bare reason did not help the 1.5B)."""
+    keys = ("import csv, json\nrows = [p for p in json.load(open('people.json')) if p['age'] >= 18]\n"
+            "w = csv.writer(open('adults.csv', 'w', newline=''), lineterminator='\\n')\n"
+            "w.writerow(['name', 'age'])\nw.writerows(sorted(rows, key=lambda p: p['name']))\n")
+    prompts: list[str] = []
+    out = await reference_checks(GOAL, programs(keys, RIGHT, RIGHT_TOO, prompts=prompts), workspace, sandboxed)
+    assert "The program failed: a data row repeats the header" in prompts[1]
+    assert "csv.DictWriter" in prompts[1] and "KEYS" in prompts[1]
+    assert out.checks["adults.csv"].params["expect"] == EXPECTED

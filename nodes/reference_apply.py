@@ -1,0 +1,57 @@
+"""The agreed reference program, run by Naestro when a task's first attempt leaves its file different from the
+agreed result (program-aided: the model writes the program, the runtime runs it).
+
+Seen in every golden measurement of adults_csv on the 1.5B (run 7 at 1f7797c, again at 1dce5ed): two independent
+programs agreed on adults.csv, the agent was told so with row-level evidence and offered the program
+(``program_offer``), and it still typed the rows by hand: two more attempts and a Reviewer pass, then a re-plan
+that did the same, and the run FAILED with the right program in hand. A program that samples agreed on (and a
+third did not contest) is the best answer the run has.
+
+Only after the agent's own first attempt (its work comes first), once per task, and only for files the program
+writes (CSV, JSON, text): a report's reference prints the quantities the prose must state, which no program
+writes. The call goes through the gate and the sandbox as the task's role (journaled like any tool call; copilot
+mode asks), the task's checks then run again, and the task's summary says what wrote the file. Guide mode runs
+nothing. The goal's own checks still judge the final workspace, and a wrong agreed result fails there as it
+would have failed the agent's file.
+"""
+
+from __future__ import annotations
+
+from pydantic import JsonValue
+
+from naestro.context import Execution, RunContext
+from naestro.evaluators import comparison_for
+from naestro.plan import EvaluatorCheck, Task
+from nodes.reference_use import agreed_program
+
+__all__ = ["applicable_programs", "apply_agreed_programs"]
+
+
+def applicable_programs(task: Task, passed: list[bool]) -> list[tuple[str, list[str]]]:
+    """(file, argv) of each failed agreed reference check whose program writes the file."""
+    out: list[tuple[str, list[str]]] = []
+    for spec, ok in zip(task.accept, passed, strict=True):
+        program = None if ok or not isinstance(spec, EvaluatorCheck) else agreed_program(spec)
+        if program is not None and comparison_for(program[0]) != "numbers":
+            out.append(program)
+    return out
+
+
+async def apply_agreed_programs(task: Task, passed: list[bool], ctx: RunContext, *, attempt: int) -> list[str]:
+    """Run the agreed program of each of ``task``'s failed reference checks (``passed``: each check's outcome, in
+    ``task.accept`` order) that writes its file, in the run workspace; the files whose program ran cleanly."""
+    if task.is_direct or attempt != 1 or ctx.gate.policy.mode == "guide":
+        return []
+    programs = applicable_programs(task, passed)
+    ex = Execution(node="reference", task_id=task.id, role=task.role, attempt=attempt)
+    written: list[str] = []
+    for file, argv in programs:
+        command: list[JsonValue] = [*argv]
+        result = await ctx.call_tool(ex, "exec.run", {"command": command})
+        data = result.structured if isinstance(result.structured, dict) else {}
+        ok = result.ok and data.get("exit_code") == 0
+        ctx.events.emit("reference_applied", task=task.id, attempt=attempt, file=file, ok=ok,
+                        detail="" if ok else result.text[-300:])
+        if ok:
+            written.append(file)
+    return written
