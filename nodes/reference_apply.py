@@ -17,11 +17,14 @@ would have failed the agent's file.
 
 from __future__ import annotations
 
+import asyncio
+
 from pydantic import JsonValue
 
 from naestro.context import Execution, RunContext
 from naestro.evaluators import comparison_for
 from naestro.plan import EvaluatorCheck, Task
+from nodes.file_checks import inside
 from nodes.reference_use import agreed_program
 
 __all__ = ["applicable_programs", "apply_agreed_programs"]
@@ -39,10 +42,19 @@ def applicable_programs(task: Task, passed: list[bool]) -> list[tuple[str, list[
 
 async def apply_agreed_programs(task: Task, passed: list[bool], ctx: RunContext, *, attempt: int) -> list[str]:
     """Run the agreed program of each of ``task``'s failed reference checks (``passed``: each check's outcome, in
-    ``task.accept`` order) that writes its file, in the run workspace; the files whose program ran cleanly."""
+    ``task.accept`` order) that writes its file, in the run workspace; the files whose program ran cleanly.
+
+    Only where the agent wrote the file and it differs: an agent that wrote nothing (its budget ran out, it never
+    got to it) is not done for it; its next attempt is told, as before. Otherwise a prompt or budget that stops
+    the agent from working would look as good as one that lets it work (the improve loop's replay of a starved
+    Coder passed with the program's file)."""
     if task.is_direct or attempt != 1 or ctx.gate.policy.mode == "guide":
         return []
     programs = applicable_programs(task, passed)
+    if not programs:
+        return []
+    programs = await asyncio.to_thread(lambda: [(f, argv) for f, argv in programs
+                                                if (path := inside(ctx.workspace, f)) is not None and path.is_file()])
     ex = Execution(node="reference", task_id=task.id, role=task.role, attempt=attempt)
     written: list[str] = []
     for file, argv in programs:

@@ -63,6 +63,7 @@ class Outcome(BaseModel):
     denials: int = 0
     run_id: str = ""
     error: str = ""
+    rescued: bool = False  # the agreed reference program wrote a file the agent got wrong: not passed here
 
 
 class Metrics(BaseModel):
@@ -195,10 +196,16 @@ def side_runtime(settings: Settings, provider: ModelProvider, tree: dict[str, st
 
 
 def outcome_of_events(events: list[Event], *, goal: str, passed: bool, run_id: str, sample: int = 1) -> Outcome:
-    """Tokens (planning included), cost, wall time and policy denials of one run, from its events."""
+    """Tokens (planning included), cost, wall time and policy denials of one run, from its events.
+
+    A run whose data file the agreed reference program wrote (``nodes.reference_apply``) counts as not passed: a
+    config is judged by its agents' work, and a prompt that makes the Coder write a wrong file would otherwise look
+    as good as one that makes it write the right one (the improve loop merged such a proposal)."""
+    rescued = any(e.get("event") == "reference_applied" and e.get("ok") is True for e in events)
+    passed = passed and not rescued
     tokens, cost = spend_of_events(events)
     offsets = [t for e in events for t in [e.get("t")] if isinstance(t, int | float)]
-    return Outcome(goal=goal, sample=sample, passed=passed, tokens=tokens, cost_usd=round(cost, 6),
+    return Outcome(goal=goal, sample=sample, passed=passed, rescued=rescued, tokens=tokens, cost_usd=round(cost, 6),
                    wall_s=round(max(offsets, default=0.0), 2), run_id=run_id,
                    denials=sum(e.get("event") == "tool_denied" for e in events))
 
