@@ -1,18 +1,20 @@
 """The agreed reference program, run by Naestro when a task's first attempt leaves its file different from the
 agreed result (program-aided: the model writes the program, the runtime runs it).
 
-Seen in every golden measurement of adults_csv on the 1.5B (run 7 at 1f7797c, again at 1dce5ed): two independent
-programs agreed on adults.csv, the agent was told so with row-level evidence and offered the program
-(``program_offer``), and it still typed the rows by hand: two more attempts and a Reviewer pass, then a re-plan
-that did the same, and the run FAILED with the right program in hand. A program that samples agreed on (and a
-third did not contest) is the best answer the run has.
+Seen on adults_csv with the 1.5B (golden run 7 at 1f7797c, and whenever its references agreed since): two
+independent programs agreed on adults.csv, the agent was told so with row-level evidence and offered the program
+(``program_offer``), and it still typed the rows by hand: more attempts and a Reviewer pass, then a re-plan that
+did the same, and the run FAILED with the right program in hand. A program that samples agreed on (and a third
+did not contest) is the best answer the run has. Measured at bd56d9c: adults_csv 3/3 and region_totals 2 of its
+3 passes came this way (BENCHMARKS.md).
 
-Only after the agent's own first attempt (its work comes first), once per task, and only for files the program
-writes (CSV, JSON, text): a report's reference prints the quantities the prose must state, which no program
+Only after the agent's own first attempt wrote the file (its work comes first), once per task, and only for data
+files (CSV, JSON, text): a report's reference prints the quantities the prose must state, which no program
 writes. The call goes through the gate and the sandbox as the task's role (journaled like any tool call; copilot
-mode asks), the task's checks then run again, and the task's summary says what wrote the file. Guide mode runs
-nothing. The goal's own checks still judge the final workspace, and a wrong agreed result fails there as it
-would have failed the agent's file.
+mode asks), the task's checks then run again, and report.md says which file the program wrote. Guide mode runs
+nothing. The risk: programs that agree on a wrong result now write it, and Naestro's own checks pass; only the
+goal's own requirements (``nodes.goal_requirements``) can catch that. The improve loop does not count such a run
+as passed (``naestro.improve.validate.outcome_of_events``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ __all__ = ["applicable_programs", "apply_agreed_programs"]
 
 
 def applicable_programs(task: Task, passed: list[bool]) -> list[tuple[str, list[str]]]:
-    """(file, argv) of each failed agreed reference check whose program writes the file."""
+    """(file, argv) of each failed agreed reference check on a data file (a report's numbers are prose's to state);
+    a program that printed its result comes wrapped so that its output goes into the file (``agreed_program``)."""
     out: list[tuple[str, list[str]]] = []
     for spec, ok in zip(task.accept, passed, strict=True):
         program = None if ok or not isinstance(spec, EvaluatorCheck) else agreed_program(spec)
