@@ -68,7 +68,10 @@ async def _one(check: AcceptanceCheck, task: Task, outputs: dict[str, JsonValue]
 
 
 async def run_checks(task: Task, outputs: dict[str, JsonValue], summary: str, ctx: RunContext, *,
-                     attempt: int) -> list[CheckResult]:
-    """Run every check; commands go through the gate as the Evaluator role (the plan came from a model)."""
-    ex = Execution(node="check", task_id=task.id, role=Role.evaluator, attempt=attempt)
+                     attempt: int, node: str = "check") -> list[CheckResult]:
+    """Run every check; commands go through the gate as the Evaluator role (the plan came from a model).
+
+    ``node`` keys the calls in the effect journal: a second pass over the same attempt (after the agreed reference
+    program ran) needs its own, or its commands would be replayed from the first pass instead of run."""
+    ex = Execution(node=node, task_id=task.id, role=Role.evaluator, attempt=attempt)
     return [await _one(check, task, outputs, summary, ctx, ex) for check in task.accept]

@@ -216,7 +216,8 @@ async def _check(task: Task, record: TaskRecord, ctx: RunContext, phase: int, *,
     if not all(c["passed"] for c in checks):
         written = await apply_agreed_programs(task, [c["passed"] for c in checks], ctx, attempt=record["attempts"])
         if written:  # checked again: the file must now equal the agreed result, and every other check still counts
-            checks = await run_checks(task, record["outputs"], record["summary"], ctx, attempt=record["attempts"])
+            checks = await run_checks(task, record["outputs"], record["summary"], ctx, attempt=record["attempts"],
+                                      node="recheck")
             checks = await _deferred_vacuity(task, checks, ctx, phase)
             record["applied"] = written
             record["summary"] = (f"{record['summary']} [{', '.join(written)} then written by the agreed reference "

@@ -225,6 +225,7 @@ async def test_a_replan_that_falls_back_to_a_keyword_template_becomes_a_task_tow
     assert not (Path(result.record.workspace) / "data.csv").exists()
 
 
+EAST_IS_7 = "python3 -c \"import json; assert json.load(open('totals.json'))['east'] == 7.0\""
 REFERENCE = ("import csv, json\nt = {}\nfor r in csv.DictReader(open('sales.csv')):\n"
              "    t[r['region']] = round(t.get(r['region'], 0) + float(r['amount']), 2)\n"
              "json.dump(t, open('totals.json', 'w'))\n")
@@ -242,8 +243,10 @@ async def test_an_agreed_reference_program_fixes_a_hand_typed_value(settings: Se
         if "You write short, correct Python 3 programs" in text:
             return {"script": REFERENCE}
         if "You are the Planner" in text:
+            # a command check that reads the file too: after the program ran it must run again, not be replayed
             return {"tasks": [{"id": "totals", "role": "coder", "description": "Write totals.json from sales.csv",
-                               "deps": [], "accept": [{"kind": "file_exists", "path": "totals.json"}]}]}
+                               "deps": [], "accept": [{"kind": "file_exists", "path": "totals.json"}, {
+                                   "kind": "command", "command": EAST_IS_7}]}]}
         if "Write 2-4 sentences" in text:
             return {"summary": "totals.json written."}
         n = sum(isinstance(m, AIMessage) for m in messages)
