@@ -301,11 +301,10 @@ class _Deriver:
                     scripts.setdefault(against, "")
                     contested = True
                     break
-                prints = {"prints": True} if scripts[expect] in self.printing else {}
                 self.outcome.checks[self.file] = EvaluatorCheck(
                     kind="evaluator", evaluator="reference", threshold=1.0,
                     params={"file": self.file, "expect": self._expected(expect), "compare": comparison_for(self.file),
-                            "ordered": ordered, "script": scripts[expect], **prints})
+                            "ordered": ordered, **self._program_params(scripts[expect])})
                 return
         distinct: list[str] = []
         outputs.sort(key=lambda out: -sum(not differences(out, o, comparison_for(self.file), ordered=ordered)
@@ -322,8 +321,7 @@ class _Deriver:
             self.outcome.checks[self.file] = EvaluatorCheck(
                 kind="evaluator", evaluator="reference", threshold=1.0,
                 params={"file": self.file, "expect": self._expected(distinct[0]), "compare": comparison_for(self.file),
-                        "ordered": ordered, "script": scripts[distinct[0]],
-                        **({"prints": True} if scripts[distinct[0]] in self.printing else {}),
+                        "ordered": ordered, **self._program_params(scripts[distinct[0]]),
                         "alternatives": [self._expected(d) for d in distinct[1:]]})
             # One distinct result when the others hold it (a report comparison asks for the expected numbers, so a
             # result with extra ones agrees with it): say so instead of "one of the 1 results".
@@ -331,6 +329,10 @@ class _Deriver:
                                               if len(distinct) > 1 else
                                               "; the other results hold this one, so the file must agree with it")
 
+
+    def _program_params(self, script: str) -> dict[str, JsonValue]:
+        """The check's record of the program: its text, and ``prints`` when its result was what it printed."""
+        return {"script": script, **({"prints": True} if script in self.printing else {})}
 
     def _expected(self, result: str) -> str:
         """A result as the check's expected content: for a report, only the quantities the goal names when it names
